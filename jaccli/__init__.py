@@ -1,0 +1,1 @@
+"""jaccli: exact derivatives of saved MLPs."""

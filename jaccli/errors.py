@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can fix (bad file, bad option).
+
+The CLI prints it as a single ``Error: ...`` line and exits with status 2;
+anything else that escapes is a bug and keeps its traceback.
+"""
+
+
+class JaccliError(Exception):
+    """A user-facing error: the message names the file and what is wrong."""
