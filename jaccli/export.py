@@ -405,8 +405,6 @@ def _torch_kind(module):
 def _torch_tensor(tensor, what: str) -> np.ndarray:
     import torch
 
-    if isinstance(tensor, torch.nn.parameter.UninitializedParameter):
-        raise JaccliError(f"{what} is not initialized (lazy module): run one forward pass first")
     if tensor.is_complex():
         raise JaccliError(f"{what} is complex; only real tensors can be exported")
     return _float64(tensor.detach().to(device="cpu", dtype=torch.float64).numpy(), what)
@@ -433,6 +431,7 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
         target scaler's inverse transform).
     """
     import torch.nn as nn
+    from torch.nn.modules.lazy import LazyModuleMixin
 
     owner = f"from_torch({type(module).__name__})"
     if not (isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward):
@@ -448,6 +447,8 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     for name, child in _torch_modules(module):
         kind, detail, alpha = _torch_kind(child)
         label = f"{owner}: module {name} ({type(child).__name__})"
+        if isinstance(child, LazyModuleMixin) and child.has_uninitialized_params():
+            raise JaccliError(f"{label} is not initialized (lazy module): run one forward pass first")
         if getattr(child, "_forward_hooks", None) or getattr(child, "_forward_pre_hooks", None):
             raise JaccliError(f"{label} has forward hooks, which the export cannot represent")
         if kind == "unsupported":
