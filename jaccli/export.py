@@ -452,7 +452,8 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
         if getattr(child, "_forward_hooks", None) or getattr(child, "_forward_pre_hooks", None):
             raise JaccliError(f"{label} has forward hooks, which the export cannot represent")
         if kind == "unsupported":
-            raise JaccliError(f"{label} is not supported" + (f": {detail}" if detail else ""))
+            hint = detail or "supported: Linear, the activations listed in from_torch's docstring, Dropout, Flatten, BatchNorm1d"
+            raise JaccliError(f"{label} is not supported ({hint})")
         if kind == "skip":
             continue
         if layers and layers[-1].activation == "softmax":

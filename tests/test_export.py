@@ -583,7 +583,7 @@ def test_torch_refusals(tmp_path):
     hooked[0].register_forward_hook(lambda module, inputs, output: output * 2)
     path = tmp_path / "model.npz"
     cases = [
-        (nn.Sequential(nn.Linear(3, 4), nn.Conv1d(1, 1, 1)), ["module 1 (Conv1d) is not supported"]),
+        (nn.Sequential(nn.Linear(3, 4), nn.Conv1d(1, 1, 1)), ["module 1 (Conv1d) is not supported (supported: Linear"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.Tanh(), Custom())), ["module 1.1 (Custom)"]),
         (nn.Sequential(nn.Tanh(), nn.Linear(3, 4)), ["module 0 (Tanh)", "directly follow a Linear"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.ReLU()), ["module 2 (ReLU)", "two activations"]),
