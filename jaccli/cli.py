@@ -211,11 +211,11 @@ for _name, _summary, _example in [
     ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
      "jaccli value sample_models/canonical.npz --at 1,1"),
     ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
-     "jaccli hessdiag sample_models/peaks.npz --points pts.csv -o hd.npy"),
+     "jaccli hessdiag sample_models/sincos.npz --points pts.csv -o hd.npy"),
     ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
-     "jaccli hessian sample_models/peaks.npz --at 0.5,-0.2"),
+     "jaccli hessian sample_models/sincos.npz --at 0.5,-0.2"),
     ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
-     "jaccli laplacian sample_models/peaks.npz --points pts.csv"),
+     "jaccli laplacian sample_models/sincos.npz --points pts.csv"),
 ]:
     cli.command(name=_name)(compute_options(_quantity_command(_name, _summary, _example)))
 
