@@ -372,11 +372,11 @@ def _torch_kind(module):
         return ("skip", None, None)  # identities at inference
     if plain(nn.Flatten):
         if (module.start_dim, module.end_dim) != (1, -1):
-            return ("unsupported", "Flatten with start_dim/end_dim other than 1/-1", None)
+            return ("unsupported", "only Flatten() with start_dim=1, end_dim=-1", None)
         return ("skip", None, None)  # identity on the (N, n) input a MLP takes
     if plain(nn.BatchNorm1d):
         if not module.track_running_stats or module.running_mean is None:
-            return ("unsupported", "BatchNorm1d without running statistics", None)
+            return ("unsupported", "BatchNorm1d needs running statistics, track_running_stats=True", None)
         return ("batchnorm", None, None)
     simple = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU: "relu", nn.SELU: "selu",
               nn.Softsign: "softsign", nn.SiLU: "silu"}
@@ -389,15 +389,15 @@ def _torch_kind(module):
         return ("activation", "elu", float(module.alpha))
     if plain(nn.GELU):
         gelu = {"none": "gelu", "tanh": "gelu_tanh"}.get(module.approximate)
-        return ("activation", gelu, None) if gelu else ("unsupported", f"GELU(approximate={module.approximate!r})", None)
+        return ("activation", gelu, None) if gelu else ("unsupported", f"approximate={module.approximate!r}", None)
     if plain(nn.Softplus):
         # torch returns x itself where beta*x > threshold; log(1+e^x) - x < e^-threshold there.
         if module.beta != 1 or module.threshold < 20:
-            return ("unsupported", "Softplus with beta != 1 or threshold < 20", None)
+            return ("unsupported", "only beta=1 and threshold >= 20", None)
         return ("activation", "softplus", None)
     if plain(nn.Softmax):
         if module.dim not in (-1, 1):
-            return ("unsupported", f"Softmax(dim={module.dim}) (only dim=-1 or 1)", None)
+            return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
         return ("activation", "softmax", None)
     return ("unsupported", None, None)
 
