@@ -59,6 +59,8 @@ class _Affine:
         """Apply self first, then other: one affine map, composed exactly."""
         if other is None:
             return self
+        if self.scale.shape != other.scale.shape and self.scale.ndim and other.scale.ndim:
+            raise JaccliError(f"two scalings of {self.scale.size} and {other.scale.size} columns cannot be chained")
         return _Affine(self.offset + other.offset * self.scale, self.scale * other.scale)
 
 
