@@ -55,17 +55,17 @@ class _Affine:
     offset: np.ndarray
     scale: np.ndarray
 
-    def then(self, other: Optional["_Affine"]) -> "_Affine":
+    def then(self, other: Optional["_Affine"], what: str) -> "_Affine":
         """Apply self first, then other: one affine map, composed exactly."""
         if other is None:
             return self
         if self.scale.shape != other.scale.shape and self.scale.ndim and other.scale.ndim:
-            raise JaccliError(f"two scalings of {self.scale.size} and {other.scale.size} columns cannot be chained")
+            raise JaccliError(f"{what}: two scalings of {self.scale.size} and {other.scale.size} columns cannot be chained")
         return _Affine(self.offset + other.offset * self.scale, self.scale * other.scale)
 
 
-def _compose(first: Optional[_Affine], second: Optional[_Affine]) -> Optional[_Affine]:
-    return second if first is None else first.then(second)
+def _compose(first: Optional[_Affine], second: Optional[_Affine], what: str) -> Optional[_Affine]:
+    return second if first is None else first.then(second, what)
 
 
 def _float64(array, what: str) -> np.ndarray:
@@ -258,16 +258,16 @@ def _unwrap_sklearn(estimator, what: str):
         for step_name, step in estimator.steps[:-1]:
             if step is None or step == "passthrough":
                 continue
-            input_affine = _compose(input_affine, _sklearn_affine(step, f"{what} step {step_name!r}"))
+            input_affine = _compose(input_affine, _sklearn_affine(step, f"{what} step {step_name!r}"), what)
         last_name, last = estimator.steps[-1]
         inner_in, mlp, output_affine = _unwrap_sklearn(last, f"{what} step {last_name!r}")
-        return _compose(input_affine, inner_in), mlp, output_affine
+        return _compose(input_affine, inner_in, what), mlp, output_affine
     if isinstance(estimator, TransformedTargetRegressor):
         if not hasattr(estimator, "regressor_"):
             raise JaccliError(f"{what}: TransformedTargetRegressor is not fitted")
         input_affine, mlp, inner_out = _unwrap_sklearn(estimator.regressor_, f"{what} regressor")
         # The inner regressor's output goes through this transformer's inverse last.
-        return input_affine, mlp, _compose(inner_out, _sklearn_target_affine(estimator, what))
+        return input_affine, mlp, _compose(inner_out, _sklearn_target_affine(estimator, what), what)
     if isinstance(estimator, (MLPRegressor, MLPClassifier)):
         if not hasattr(estimator, "coefs_"):
             raise JaccliError(f"{what}: {type(estimator).__name__} is not fitted")
@@ -298,7 +298,7 @@ def from_sklearn(estimator, path, scaler=None, input_names=None, output_names=No
     owner = f"from_sklearn({type(estimator).__name__})"
     input_affine, mlp, output_affine = _unwrap_sklearn(estimator, owner)
     if scaler is not None:
-        input_affine = _compose(_sklearn_affine(scaler, f"{owner} scaler"), input_affine)
+        input_affine = _compose(_sklearn_affine(scaler, f"{owner} scaler"), input_affine, owner)
 
     if mlp.activation not in _SKLEARN_HIDDEN or mlp.out_activation_ not in _SKLEARN_OUTPUT:
         raise JaccliError(f"{owner}: activation {mlp.activation!r} / {mlp.out_activation_!r} is not supported")

@@ -354,7 +354,7 @@ def test_sklearn_refusals(tmp_path, data):
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.pkl"), [".npz, .h5 or .hdf5"]),
         (
             lambda: from_sklearn(fit(make_pipeline(MinMaxScaler(), mlp_regressor()), X, y), path, scaler=MinMaxScaler().fit(X[:, :2])),
-            ["2 and 3 columns"],
+            ["from_sklearn(Pipeline): two scalings of 2 and 3 columns"],
         ),
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "missing" / "m.npz"), ["does not exist"]),
     ]
