@@ -107,31 +107,44 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
     has_header = not all(_is_number(cell) for cell in head)
     body_start = first + 1 if has_header else first
     columns = _select_columns(head if has_header else None, len(head), input_names, source)
-    body = "\n".join(lines[body_start:])
-    if not body.strip():
+    if columns is None:
+        columns = list(range(len(head)))
+    body_lines = lines[body_start:]
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in body_lines):
         raise JaccliError(f"{source}: zero points (a header and no rows)")
+    _check_row_lengths(body_lines, body_start, delimiter, len(head), source)
     try:
         with np.errstate(all="ignore"):
-            table = np.loadtxt(io.StringIO(body), delimiter=delimiter, ndmin=2,
-                               dtype=np.float64, comments="#", quotechar='"')
-    except ValueError as exc:
-        raise JaccliError(f"{source}: {_loadtxt_problem(exc, body_start)}") from None
-    if table.shape[1] != len(head):
-        raise JaccliError(f"{source}: the first row has {len(head)} columns, the data "
-                          f"{table.shape[1]}")
-    return table[:, columns] if columns is not None else table
+            table = np.loadtxt(io.StringIO("\n".join(body_lines)), delimiter=delimiter, ndmin=2,
+                               dtype=np.float64, comments="#", usecols=columns, quotechar='"')
+    except ValueError:
+        raise JaccliError(f"{source}: {_first_bad_cell(body_lines, body_start, delimiter, columns)}") from None
+    return table
 
 
-def _loadtxt_problem(exc, line_offset):
-    """loadtxt counts rows from the start of what it was given: count from the file's."""
-    import re
+def _data_lines(lines, first_line):
+    for number, line in enumerate(lines, first_line + 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, line
 
-    message = str(exc).splitlines()[0]
 
-    def shift(match):
-        return f"{match.group(1)} {int(match.group(2)) + line_offset}"
+def _check_row_lengths(lines, first_line, delimiter, n_columns, source):
+    """Every row as wide as the first: a ragged row is an error, not a guess."""
+    for number, line in _data_lines(lines, first_line):
+        width = line.count(delimiter) + 1 if delimiter else len(line.split())
+        if width != n_columns:
+            raise JaccliError(f"{source}: line {number} has {width} columns; "
+                              f"the first row has {n_columns}")
 
-    return re.sub(r"(row|line) (\d+)", shift, message).replace("row", "line")
+
+def _first_bad_cell(lines, first_line, delimiter, columns):
+    """The first cell that is not a number, counted from the file's first line."""
+    for number, line in _data_lines(lines, first_line):
+        cells = [cell.strip() for cell in (line.split(delimiter) if delimiter else line.split())]
+        for index in columns:
+            if not _is_number(cells[index].strip('"')) or cells[index].startswith(' "'):
+                return f"line {number}, column {index + 1}: {cells[index][:40]!r} is not a number"
+    return "cannot read the numbers"
 
 
 def _select_columns(header, n_columns, input_names, source):

@@ -72,7 +72,7 @@ def print_summary(console, model, command, columns, stats, n_points, seconds, gr
     """``groups``: list of (title, column indices) — one table per output."""
     from rich.table import Table
 
-    console.print(f"[bold]jaccli {command}[/bold]  {model.path}")
+    console.print(f"[bold]jaccli {command}[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
     rate = n_points / seconds if seconds > 0 else float("inf")
     console.print(f"{n_points} points in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
