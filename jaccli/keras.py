@@ -132,6 +132,8 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         raise JaccliError(f"{fname}: cannot read the file ({exc})") from None
     if is_h5:
         return _read_legacy_h5(path, fname)
+    if fname.lower().endswith(".keras"):
+        raise JaccliError(f"{fname}: damaged Keras archive (not a valid zip file)")
     raise JaccliError(
         f"{fname}: not a Keras model file (neither a .keras zip archive nor HDF5)"
     )
