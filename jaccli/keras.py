@@ -711,6 +711,7 @@ def _build(chain, n_inputs, weights, fname):
     dense_layers = []
     input_scaling = None  # (offset, scale)
     pending = None  # (s, c): an affine map not folded yet
+    pending_entry = None  # the BatchNormalization it came from
     width = n_inputs  # features flowing between layers, when known
 
     def fold_into_last(s, c):
@@ -732,7 +733,7 @@ def _build(chain, n_inputs, weights, fname):
             if pending is not None:
                 s, c = pending
                 pending = None
-                if not dense_layers and np.all(s != 0):
+                if not dense_layers and np.all(s > 0):
                     # Before the first Dense: part of the input scaling, so the
                     # Dense keeps its own weights.
                     offset, scale = input_scaling or (0.0, 1.0)
@@ -773,6 +774,7 @@ def _build(chain, n_inputs, weights, fname):
                 fold_into_last(s, c)
             elif pending is None:
                 pending = (s, c)
+                pending_entry = entry
             else:
                 s0, c0 = pending
                 pending = (s0 * s, c0 * s + c)
@@ -816,10 +818,14 @@ def _build(chain, n_inputs, weights, fname):
     output_scaling = None
     if pending is not None:
         s, c = pending
-        if np.any(s == 0):
-            raise JaccliError(
-                f"{fname}: the final BatchNormalization has a zero gamma: its "
-                "output is constant, jaccli cannot represent that"
+        if np.any(s <= 0):
+            # The output scaling must be positive; after a non-linear last
+            # Dense there is no kernel to fold a sign flip into.
+            _refuse(
+                fname,
+                pending_entry,
+                "a zero or negative gamma after the last non-linear Dense "
+                "cannot become jaccli's (positive) output scaling",
             )
         output_scaling = (c, s)
 
