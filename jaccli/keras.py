@@ -139,22 +139,6 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     )
 
 
-def is_keras_model_file(path: str) -> bool:
-    """True if ``path`` looks like a Keras model saved with its configuration:
-    a zip archive with a ``config.json``, or an HDF5 file whose root has a
-    ``model_config`` attribute. Never raises for an unreadable file."""
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                return "config.json" in zf.namelist()
-        if h5py.is_hdf5(path):
-            with h5py.File(path, "r") as f:
-                return "model_config" in f.attrs
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
-    return False
-
-
 # --------------------------------------------------------------------------
 # Reading the two file layouts
 # --------------------------------------------------------------------------

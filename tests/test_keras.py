@@ -367,3 +367,106 @@ def test_live_keras_model(tmp_path):
         path = tmp_path / f"live{suffix}"
         model.save(path)
         np.testing.assert_allclose(jaccli.load(path).value(x), expected, rtol=1e-5, atol=1e-6)
+
+
+# -- BatchNormalization folding on hand-made legacy HDF5 files --------------------
+
+
+def write_legacy_h5(path, layers, weights, split_weight_names=False):
+    """A minimal Keras-2-style model file: model_config + model_weights."""
+    import json
+
+    import h5py
+
+    entries = [{"class_name": "InputLayer",
+                "config": {"batch_input_shape": [None, 2], "name": "input_1"}}]
+    entries += [{"class_name": cls, "config": dict(config, name=name)}
+                for name, cls, config in layers]
+    config = {"class_name": "Sequential", "config": {"name": "sequential", "layers": entries}}
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(config).encode()
+        group = f.create_group("model_weights")
+        for name, cls, _ in layers:
+            layer = group.create_group(name)
+            names = [f"{name}/{role}:0".encode() for role in weights.get(name, {})]
+            if split_weight_names and len(names) > 1:  # as Keras does for huge lists
+                layer.attrs["weight_names0"] = names[:1]
+                layer.attrs["weight_names1"] = names[1:]
+            else:
+                layer.attrs["weight_names"] = names
+            for role, value in weights.get(name, {}).items():
+                layer.create_dataset(f"{name}/{role}:0", data=value)
+
+
+def keras_batchnorm(x, w, epsilon=1e-3):
+    return (x - w["moving_mean"]) / np.sqrt(w["moving_variance"] + epsilon) * w["gamma"] + w["beta"]
+
+
+def batchnorm_weights(rng, n, gamma):
+    return {"gamma": np.asarray(gamma, dtype=float), "beta": rng.normal(size=n),
+            "moving_mean": rng.normal(size=n), "moving_variance": rng.uniform(0.5, 2, size=n)}
+
+
+BN = {"epsilon": 1e-3, "axis": -1, "center": True, "scale": True}
+
+
+def test_batchnorm_with_negative_gamma_before_the_first_dense(tmp_path):
+    rng = np.random.default_rng(1)
+    w = {"bn": batchnorm_weights(rng, 2, [-1.5, 0.7]),
+         "d1": {"kernel": rng.normal(size=(2, 3)), "bias": rng.normal(size=3)},
+         "d2": {"kernel": rng.normal(size=(3, 1)), "bias": rng.normal(size=1)}}
+    path = tmp_path / "bn_first.h5"
+    write_legacy_h5(path, [("bn", "BatchNormalization", BN),
+                           ("d1", "Dense", {"units": 3, "activation": "tanh"}),
+                           ("d2", "Dense", {"units": 1, "activation": "linear"})], w,
+                    split_weight_names=True)
+    x = rng.normal(size=(5, 2))
+    h = np.tanh(keras_batchnorm(x, w["bn"]) @ w["d1"]["kernel"] + w["d1"]["bias"])
+    expected = h @ w["d2"]["kernel"] + w["d2"]["bias"]
+    spec, tensors = read_keras(str(path))
+    assert "input_scaling" not in spec  # a negative scale: folded into d1 instead
+    np.testing.assert_allclose(forward(spec, tensors, x), expected, rtol=1e-12)
+    np.testing.assert_allclose(jaccli.load(path).value(x), expected, rtol=1e-12)
+
+
+def test_batchnorm_between_nonlinear_denses_folds_into_the_next(tmp_path):
+    rng = np.random.default_rng(2)
+    w = {"d1": {"kernel": rng.normal(size=(2, 3)), "bias": rng.normal(size=3)},
+         "bn": batchnorm_weights(rng, 3, [-0.5, 1.2, 2.0]),
+         "d2": {"kernel": rng.normal(size=(3, 2))}}
+    path = tmp_path / "bn_middle.h5"
+    write_legacy_h5(path, [("d1", "Dense", {"units": 3, "activation": "sigmoid"}),
+                           ("bn", "BatchNormalization", BN),
+                           ("d2", "Dense", {"units": 2, "activation": "linear",
+                                            "use_bias": False})], w)
+    x = rng.normal(size=(5, 2))
+    h = 1 / (1 + np.exp(-(x @ w["d1"]["kernel"] + w["d1"]["bias"])))
+    expected = keras_batchnorm(h, w["bn"]) @ w["d2"]["kernel"]
+    spec, tensors = read_keras(str(path))
+    assert spec["layers"][1]["bias"] == "d2/bias"  # the folded shift needs a bias
+    np.testing.assert_allclose(forward(spec, tensors, x), expected, rtol=1e-12)
+
+
+def test_trailing_batchnorm_with_negative_gamma_after_nonlinear_dense_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    w = {"d1": {"kernel": rng.normal(size=(2, 3)), "bias": rng.normal(size=3)},
+         "bn": batchnorm_weights(rng, 3, [1.0, -1.0, 1.0])}
+    path = tmp_path / "bn_last.h5"
+    write_legacy_h5(path, [("d1", "Dense", {"units": 3, "activation": "tanh"}),
+                           ("bn", "BatchNormalization", BN)], w)
+    with pytest.raises(JaccliError, match=r"layer 'bn' \(BatchNormalization\)"):
+        read_keras(str(path))
+
+
+def test_keras_archive_with_a_user_spec_reads_its_datasets(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "inputs: 3\noutputs: 2\nlayers:\n"
+        "  - {units: 5, activation: tanh, weight: layers/dense/vars/0, bias: layers/dense/vars/1}\n"
+        "  - {units: 4, activation: sigmoid, weight: layers/dense_1/vars/0,"
+        " bias: layers/dense_1/vars/1}\n"
+        "  - {units: 2, activation: linear, weight: layers/dense_2/vars/0,"
+        " bias: layers/dense_2/vars/1}\n")
+    ref = reference(DATA / "seq_tanh_sigmoid.keras")
+    model = jaccli.load(DATA / "seq_tanh_sigmoid.keras", spec=spec)
+    np.testing.assert_allclose(model.value(ref["X"]), ref["Y"], rtol=1e-10, atol=1e-13)
