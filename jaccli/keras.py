@@ -1,0 +1,857 @@
+"""Read a Keras model file as a jaccli spec plus its tensors, without Keras.
+
+Two layouts are read (contract section 1, step 4):
+
+* the Keras 3 ``.keras`` archive: a zip holding ``config.json`` (the model's
+  architecture) and ``model.weights.h5``, whose variables live in
+  ``layers/<class name in snake case, made unique>/vars/<index>``, in the order
+  the layer created them (``keras/src/saving/saving_lib.py``: ``_save_state``,
+  ``_save_container_state``, ``Layer.save_own_variables``);
+* the legacy HDF5 model file of ``model.save("m.h5")`` (Keras 2, tf.keras and
+  Keras 3): a ``model_config`` JSON attribute and a ``model_weights`` group
+  with one subgroup per layer, listing its datasets in a ``weight_names``
+  attribute (``keras/src/legacy/saving/legacy_h5_format.py``). Weight names
+  are ``dense/kernel:0`` in Keras 2 and ``sequential/dense/kernel`` or
+  ``dense/kernel`` in Keras 3; only the last component is used.
+
+The configuration is parsed with ``json.loads`` and nothing else: no Keras
+import, no deserialization, no pickle, no eval. A ``Lambda`` layer is refused
+from its class name; its code is never looked at.
+
+Supported: Sequential models and single-chain functional models built from
+``InputLayer``, ``Dense``, ``Activation`` / ``ReLU`` / ``LeakyReLU`` / ``ELU`` /
+``Softmax`` (folded into the preceding linear ``Dense``), ``Dropout`` and the
+other layers that are the identity at inference, ``Flatten`` (of a vector),
+``Normalization`` (first layer only: it becomes the input scaling) and
+``BatchNormalization`` (its inference map ``x * s + c`` is folded exactly).
+
+Folding ``BatchNormalization``: where it follows a linear ``Dense`` it is
+folded into that layer's kernel and bias; where it comes before the first
+``Dense`` it becomes part of the input scaling; after the last ``Dense`` it
+becomes the output scaling; between a non-linear ``Dense`` and the next one it
+is folded into the next layer's kernel and bias. Folded tensors keep the Keras
+names (``dense/kernel``, ``dense/bias``) but hold the folded values, so
+parameter derivatives (``--wrt params``) of such a layer are with respect to
+the folded weights, not the raw Keras variables.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+
+import h5py
+import numpy as np
+
+from jaccli.errors import JaccliError
+
+# Keras activation names (as serialized in a layer config) -> ours.
+# `gelu`: keras.activations.gelu(x, approximate=False) in Keras 3
+# (keras/src/activations/activations.py) and tf-keras (tf_keras/activations.py),
+# so a Dense(activation="gelu") computes the exact erf form.
+# `leaky_relu` as a string: Keras 3 keras.activations.leaky_relu has
+# negative_slope=0.2; tf-keras resolves it to tf.nn.leaky_relu, alpha=0.2.
+_ACTIVATIONS = {
+    "linear": ("linear", None),
+    "sigmoid": ("sigmoid", None),
+    "tanh": ("tanh", None),
+    "relu": ("relu", None),
+    "elu": ("elu", 1.0),
+    "selu": ("selu", None),
+    "softplus": ("softplus", None),
+    "softsign": ("softsign", None),
+    "swish": ("silu", None),
+    "silu": ("silu", None),
+    "gelu": ("gelu", None),
+    "exponential": ("exp", None),
+    "softmax": ("softmax", None),
+    "softmax_v2": ("softmax", None),  # tf.nn.softmax's name in TF 2.x
+    "leaky_relu": ("leaky_relu", 0.2),
+}
+_ACTIVATIONS_WITH_ALPHA = ("leaky_relu", "elu")
+
+# Modules under which Keras serializes its own built-in activation functions.
+_BUILTIN_ACTIVATION_MODULES = (
+    "keras.activations",
+    "keras.src.activations",
+    "keras.src.activations.activations",
+    "tf_keras.activations",
+    "builtins",
+)
+
+# Layers that compute the identity at inference time (no weights used).
+_IDENTITY_LAYERS = (
+    "Dropout",
+    "AlphaDropout",
+    "GaussianDropout",
+    "GaussianNoise",
+    "ActivityRegularization",
+    "Identity",
+    "Flatten",  # of a (batch, n) input: the input rank is checked separately
+)
+
+_SUPPORTED_LAYERS = (
+    "Dense",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Softmax",
+    "Normalization",
+    "BatchNormalization",
+) + _IDENTITY_LAYERS
+
+# Keras 3 backend.epsilon() default; Normalization divides by
+# max(sqrt(variance), epsilon). The value is not stored in the model file.
+_KERAS_EPSILON = 1e-7
+
+# Refuse to inflate more than this from a zip member (archives of small MLPs
+# are far below it; this guards against decompression bombs).
+_MAX_MEMBER_BYTES = 1 << 30
+
+
+def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a Keras model file (.keras archive, or legacy HDF5 full-model file with a
+    `model_config` attribute) and return (spec, tensors).
+
+    ``spec`` follows the contract's YAML schema (inputs and outputs as counts,
+    layout ``in_out``); ``tensors`` maps every tensor name the spec uses
+    (``<layer name>/kernel``, ``<layer name>/bias``) to a float64 array.
+    Raises JaccliError, with one line naming the file, for anything that is
+    not a readable Keras model made of supported layers.
+    """
+    fname = os.path.basename(str(path))
+    if zipfile.is_zipfile(path):
+        return _read_archive(path, fname)
+    try:
+        is_h5 = h5py.is_hdf5(path)
+    except OSError as exc:
+        raise JaccliError(f"{fname}: cannot read the file ({exc})") from None
+    if is_h5:
+        return _read_legacy_h5(path, fname)
+    if fname.lower().endswith(".keras"):
+        raise JaccliError(f"{fname}: damaged Keras archive (not a valid zip file)")
+    raise JaccliError(
+        f"{fname}: not a Keras model file (neither a .keras zip archive nor HDF5)"
+    )
+
+
+# --------------------------------------------------------------------------
+# Reading the two file layouts
+# --------------------------------------------------------------------------
+
+
+def _read_archive(path, fname):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if "config.json" not in names:
+                raise JaccliError(f"{fname}: the Keras archive has no config.json")
+            config_text = _zip_read(zf, "config.json", fname)
+            if "model.weights.h5" not in names:
+                if "model.weights.npz" in names:
+                    raise JaccliError(
+                        f"{fname}: weights stored as model.weights.npz are not "
+                        "supported (save with the default .h5 weights)"
+                    )
+                raise JaccliError(
+                    f"{fname}: the Keras archive has no model.weights.h5"
+                )
+            weights_bytes = _zip_read(zf, "model.weights.h5", fname)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
+        raise JaccliError(f"{fname}: damaged Keras archive ({exc})") from None
+    config = _parse_json(config_text, fname, "config.json")
+    try:
+        h5 = h5py.File(io.BytesIO(weights_bytes), "r")
+    except OSError:
+        raise JaccliError(
+            f"{fname}: model.weights.h5 in the archive is not a readable HDF5 file"
+        ) from None
+    with h5:
+        chain, n_inputs = _model_chain(config, fname)
+        weights = _ArchiveWeights(h5, _all_layers(config), fname)
+        return _build(chain, n_inputs, weights, fname)
+
+
+def _read_legacy_h5(path, fname):
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise JaccliError(f"{fname}: cannot open the HDF5 file ({exc})") from None
+    with h5:
+        if "model_config" not in h5.attrs:
+            raise JaccliError(
+                f"{fname}: no 'model_config' attribute: not a Keras model file "
+                "(a weights-only file needs a spec, see --spec)"
+            )
+        raw = h5.attrs["model_config"]
+        if isinstance(raw, np.ndarray) and raw.shape == ():
+            raw = raw[()]
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", errors="replace")
+        if not isinstance(raw, str):
+            raise JaccliError(f"{fname}: the 'model_config' attribute is not text")
+        config = _parse_json(raw, fname, "model_config")
+        group = h5["model_weights"] if "model_weights" in h5 else h5
+        chain, n_inputs = _model_chain(config, fname)
+        weights = _LegacyWeights(group, fname)
+        return _build(chain, n_inputs, weights, fname)
+
+
+def _zip_read(zf, member, fname):
+    info = zf.getinfo(member)
+    if info.file_size > _MAX_MEMBER_BYTES:
+        raise JaccliError(
+            f"{fname}: {member} in the archive is too large "
+            f"({info.file_size} bytes uncompressed)"
+        )
+    return zf.read(member)
+
+
+def _parse_json(text, fname, what):
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise JaccliError(f"{fname}: {what} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise JaccliError(f"{fname}: {what} does not describe a Keras model")
+    return config
+
+
+# --------------------------------------------------------------------------
+# The model configuration: from Sequential / Functional to a chain of layers
+# --------------------------------------------------------------------------
+
+
+def _layer_name(entry):
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    return str(entry.get("name") or config.get("name") or "?")
+
+
+def _layer_class(entry):
+    return str(entry.get("class_name", "?"))
+
+
+def _all_layers(model_config):
+    """All layer entries of the model's config, in the model's layer order."""
+    config = model_config.get("config")
+    layers = config.get("layers") if isinstance(config, dict) else config
+    if not isinstance(layers, list):
+        return []
+    return [e for e in layers if isinstance(e, dict)]
+
+
+def _model_chain(model_config, fname):
+    """(layers from input to output without the InputLayer, input width or None)."""
+    cls = _layer_class(model_config)
+    layers = _all_layers(model_config)
+    if cls == "Sequential":
+        chain = layers
+    elif cls in ("Functional", "Model"):
+        chain = _functional_chain(model_config.get("config") or {}, layers, fname)
+    else:
+        raise JaccliError(
+            f"{fname}: model class '{cls}' is not supported: jaccli reads "
+            "Sequential and functional Keras models only"
+        )
+    if not chain:
+        raise JaccliError(f"{fname}: the model configuration lists no layers")
+
+    input_shape = None
+    body = []
+    for i, entry in enumerate(chain):
+        config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+        if _layer_class(entry) == "InputLayer":
+            if i != 0:
+                _refuse(fname, entry, "an InputLayer inside the model")
+            input_shape = config.get("batch_shape") or config.get("batch_input_shape")
+            continue
+        if input_shape is None and i == 0:
+            # Keras 2 Sequential without an InputLayer keeps the shape on layer 0.
+            build = entry.get("build_config") or {}
+            input_shape = config.get("batch_input_shape") or build.get("input_shape")
+        body.append(entry)
+    # Refuse unknown layers before anything else, so the message names them.
+    for entry in body:
+        if _layer_class(entry) not in _SUPPORTED_LAYERS:
+            why = "jaccli reads Dense stacks only"
+            if _layer_class(entry) == "Lambda":
+                why += " (Lambda code is never run)"
+            _refuse(fname, entry, why)
+    n_inputs = None
+    if isinstance(input_shape, list):
+        if len(input_shape) != 2:
+            shape = tuple(input_shape)
+            raise JaccliError(
+                f"{fname}: the model's input has shape {shape}: jaccli reads "
+                "models of a vector input (batch, n) only"
+            )
+        if isinstance(input_shape[1], int):
+            n_inputs = input_shape[1]
+    return body, n_inputs
+
+
+def _tensor_sources(obj, out):
+    """Append the names of the layers whose output tensors `obj` refers to.
+
+    Keras 3 nodes hold ``{"class_name": "__keras_tensor__", "config":
+    {"keras_history": [layer, node, tensor]}}``; Keras 2 nodes hold
+    ``[layer, node, tensor, kwargs]`` lists.
+    """
+    if isinstance(obj, dict):
+        if obj.get("class_name") == "__keras_tensor__":
+            history = (obj.get("config") or {}).get("keras_history") or ["?"]
+            out.append(str(history[0]))
+            return
+        for value in obj.values():
+            _tensor_sources(value, out)
+    elif isinstance(obj, list):
+        if (
+            len(obj) >= 3
+            and isinstance(obj[0], str)
+            and isinstance(obj[1], int)
+            and isinstance(obj[2], int)
+        ):
+            out.append(obj[0])
+            for extra in obj[3:]:
+                _tensor_sources(extra, out)
+            return
+        for value in obj:
+            _tensor_sources(value, out)
+
+
+def _endpoints(spec):
+    """Layer names of a functional model's input_layers / output_layers."""
+    if isinstance(spec, dict):
+        spec = list(spec.values())
+    if (
+        isinstance(spec, list)
+        and len(spec) >= 3
+        and isinstance(spec[0], str)
+        and isinstance(spec[1], int)
+    ):
+        return [spec[0]]  # a single [name, node, tensor] (Keras 3)
+    names = []
+    _tensor_sources(spec, names)
+    return names
+
+
+def _functional_chain(config, layers, fname):
+    inputs = _endpoints(config.get("input_layers"))
+    outputs = _endpoints(config.get("output_layers"))
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise JaccliError(
+            f"{fname}: the model has {len(inputs)} inputs and {len(outputs)} "
+            "outputs: jaccli reads single-input, single-output chains only"
+        )
+    by_name = {_layer_name(e): e for e in layers}
+    chain = []
+    name = outputs[0]
+    while True:
+        entry = by_name.get(name)
+        if entry is None:
+            raise JaccliError(
+                f"{fname}: the model configuration refers to an unknown layer '{name}'"
+            )
+        if any(entry is seen for seen in chain):
+            _refuse(fname, entry, "a cycle in the layer graph")
+        chain.append(entry)
+        nodes = entry.get("inbound_nodes") or []
+        if _layer_class(entry) == "InputLayer" or (name == inputs[0] and not nodes):
+            break
+        if len(nodes) != 1:
+            _refuse(
+                fname,
+                entry,
+                f"a layer used {len(nodes)} times (shared layers are not supported)",
+            )
+        sources = []
+        _tensor_sources(nodes[0], sources)
+        if len(sources) != 1:
+            raise JaccliError(
+                f"{fname}: layer '{name}' ({_layer_class(entry)}) is not supported: "
+                f"it takes {len(sources)} inputs, jaccli reads single-chain models only"
+            )
+        name = sources[0]
+    chain.reverse()
+    on_chain = {id(e) for e in chain}
+    for entry in layers:
+        if id(entry) not in on_chain:
+            raise JaccliError(
+                f"{fname}: layer '{_layer_name(entry)}' ({_layer_class(entry)}) is "
+                "not supported: it is off the single input-to-output chain "
+                "(branches are not supported)"
+            )
+    return chain
+
+
+def _refuse(fname, entry, why):
+    raise JaccliError(
+        f"{fname}: layer '{_layer_name(entry)}' ({_layer_class(entry)}) is not "
+        f"supported: {why}"
+    )
+
+
+# --------------------------------------------------------------------------
+# Weights: by layer and role ("kernel", "bias", "gamma", ...)
+# --------------------------------------------------------------------------
+
+
+def _weight_roles(entry):
+    """The variables a layer saves, in the order it creates them (Keras 3
+    ``.keras`` files address them by that index)."""
+    cls = _layer_class(entry)
+    config = entry.get("config") or {}
+    if cls == "Dense":
+        return ["kernel", "bias"] if config.get("use_bias", True) else ["kernel"]
+    if cls == "BatchNormalization":
+        roles = []
+        if config.get("scale", True):
+            roles.append("gamma")
+        if config.get("center", True):
+            roles.append("beta")
+        return roles + ["moving_mean", "moving_variance"]
+    if cls == "Normalization":
+        return ["mean", "variance", "count"]
+    return []
+
+
+def _as_float_array(value, fname, where):
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise JaccliError(
+            f"{fname}: weight {where} has data type {array.dtype}, not a number"
+        )
+    return array.astype(np.float64)
+
+
+class _ArchiveWeights:
+    """Variables of a ``.keras`` archive's model.weights.h5."""
+
+    def __init__(self, h5, all_layers, fname):
+        self.h5 = h5
+        self.fname = fname
+        # Keras addresses each layer by its class name in snake case, made
+        # unique in layer order (dense, dense_1, ...), not by the layer name.
+        self.paths = {}
+        used = {}
+        for entry in all_layers:
+            base = _snake_case(_layer_class(entry))
+            if base in used:
+                used[base] += 1
+                unique = f"{base}_{used[base]}"
+            else:
+                used[base] = 0
+                unique = base
+            self.paths[_layer_name(entry)] = unique
+
+    def get(self, entry):
+        name = _layer_name(entry)
+        where = f"layers/{self.paths.get(name, '?')}/vars"
+        group = self.h5.get(where)
+        if group is None:
+            # tf.keras 2.13-2.15 archives (see H5IOStore.get).
+            legacy = where.replace("layers/", "_layer_checkpoint_dependencies/", 1)
+            group = self.h5.get(legacy)
+            if group is not None:
+                where = legacy
+        if not isinstance(group, h5py.Group):
+            raise JaccliError(
+                f"{self.fname}: model.weights.h5 has no '{where}' group for "
+                f"layer '{name}'"
+            )
+        stored_name = group.attrs.get("name")
+        if isinstance(stored_name, bytes):
+            stored_name = stored_name.decode("utf-8", errors="replace")
+        if stored_name is not None and stored_name != name:
+            raise JaccliError(
+                f"{self.fname}: model.weights.h5 '{where}' belongs to layer "
+                f"'{stored_name}', not '{name}': weights and config do not match"
+            )
+        arrays = {}
+        for index, role in enumerate(_weight_roles(entry)):
+            dataset = group.get(str(index))
+            if not isinstance(dataset, h5py.Dataset):
+                raise JaccliError(
+                    f"{self.fname}: model.weights.h5 has no '{where}/{index}' "
+                    f"({role} of layer '{name}')"
+                )
+            arrays[role] = _as_float_array(dataset[()], self.fname, f"{where}/{index}")
+        return arrays
+
+
+class _LegacyWeights:
+    """Datasets of a legacy HDF5 model file's ``model_weights`` group."""
+
+    def __init__(self, group, fname):
+        self.group = group
+        self.fname = fname
+
+    def get(self, entry):
+        name = _layer_name(entry)
+        layer_group = self.group.get(name)
+        if not isinstance(layer_group, h5py.Group):
+            if not _weight_roles(entry):
+                return {}
+            raise JaccliError(
+                f"{self.fname}: 'model_weights' has no group for layer '{name}'"
+            )
+        arrays = {}
+        for weight_name in _attribute_list(layer_group, "weight_names"):
+            dataset = layer_group.get(weight_name)
+            if not isinstance(dataset, h5py.Dataset):
+                raise JaccliError(
+                    f"{self.fname}: missing weight dataset "
+                    f"'model_weights/{name}/{weight_name}'"
+                )
+            # 'dense/kernel:0' (Keras 2), 'sequential/dense/kernel' (Keras 3).
+            role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+            arrays[role] = _as_float_array(
+                dataset[()], self.fname, f"model_weights/{name}/{weight_name}"
+            )
+        for role in _weight_roles(entry):
+            if role not in arrays and role != "count":
+                raise JaccliError(
+                    f"{self.fname}: layer '{name}' has no '{role}' weight in "
+                    "'model_weights'"
+                )
+        return arrays
+
+
+def _attribute_list(group, name):
+    """A list-of-strings attribute; Keras splits big ones into name0, name1, ...
+    (legacy_h5_format.save_attributes_to_hdf5_group)."""
+    if name in group.attrs:
+        values = list(np.atleast_1d(group.attrs[name]))
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values.extend(np.atleast_1d(group.attrs[f"{name}{chunk}"]))
+            chunk += 1
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _snake_case(name):
+    # keras/src/utils/naming.py: to_snake_case
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# --------------------------------------------------------------------------
+# From layers to the spec: folding activations and affine maps
+# --------------------------------------------------------------------------
+
+
+class _Dense:
+    def __init__(self, name, kernel, bias, activation, alpha):
+        self.name = name
+        self.kernel = kernel
+        self.bias = bias
+        self.activation = activation
+        self.alpha = alpha
+
+
+def _activation(identifier, fname, entry):
+    """Our (name, alpha) for a serialized Keras activation."""
+    if identifier is None:
+        return "linear", None
+    if isinstance(identifier, dict):
+        module = str(identifier.get("module") or "")
+        inner = identifier.get("config")
+        if (
+            identifier.get("class_name") == "function"
+            and isinstance(inner, str)
+            and module in _BUILTIN_ACTIVATION_MODULES
+        ):
+            identifier = inner
+        else:
+            _refuse(fname, entry, f"a custom activation ({_short(identifier)})")
+    if not isinstance(identifier, str) or identifier not in _ACTIVATIONS:
+        _refuse(
+            fname,
+            entry,
+            f"activation '{identifier}' has no exact jaccli equivalent",
+        )
+    return _ACTIVATIONS[identifier]
+
+
+def _short(obj):
+    text = json.dumps(obj)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_last_axis(axis):
+    if isinstance(axis, list) and len(axis) == 1:
+        axis = axis[0]
+    return axis in (-1, 1)
+
+
+def _layer_activation(entry, fname):
+    """(name, alpha) of an activation-only layer."""
+    cls = _layer_class(entry)
+    config = entry.get("config") or {}
+    if cls == "Activation":
+        return _activation(config.get("activation"), fname, entry)
+    if cls == "ReLU":
+        slope = config.get("negative_slope", 0.0) or 0.0
+        if config.get("max_value") is not None or (config.get("threshold") or 0.0) != 0:
+            _refuse(fname, entry, "ReLU with max_value or threshold")
+        return ("relu", None) if slope == 0 else ("leaky_relu", float(slope))
+    if cls == "LeakyReLU":
+        # Keras 3 saves negative_slope, Keras 2 alpha (both default 0.3).
+        slope = config.get("negative_slope", config.get("alpha"))
+        if slope is None:
+            _refuse(fname, entry, "LeakyReLU without a saved slope")
+        return "leaky_relu", float(slope)
+    if cls == "ELU":
+        # Keras 3's ELU layer does not save alpha; Keras reloads it with the
+        # class default 1.0, and so do we.
+        return "elu", float(config.get("alpha", 1.0))
+    if cls == "Softmax":
+        if not _is_last_axis(config.get("axis", -1)):
+            _refuse(fname, entry, f"softmax over axis {config.get('axis')}")
+        return "softmax", None
+    return None
+
+
+def _batchnorm_affine(entry, arrays, fname):
+    """BatchNormalization at inference as (s, c): y = x * s + c."""
+    config = entry.get("config") or {}
+    if not _is_last_axis(config.get("axis", -1)):
+        _refuse(fname, entry, f"normalization over axis {config.get('axis')}")
+    if config.get("renorm"):
+        _refuse(fname, entry, "batch renormalization (renorm=True)")
+    epsilon = float(config.get("epsilon", 1e-3))
+    mean, variance = arrays["moving_mean"], arrays["moving_variance"]
+    # keras/src/backend/*/nn.py batch_normalization: x * inv + (beta - mean * inv)
+    # with inv = gamma / sqrt(variance + epsilon).
+    s = 1.0 / np.sqrt(variance + epsilon)
+    if "gamma" in arrays:
+        s = s * arrays["gamma"]
+    c = -mean * s
+    if "beta" in arrays:
+        c = c + arrays["beta"]
+    return s, c
+
+
+def _normalization_scaling(entry, arrays, fname):
+    """Normalization as (offset, scale): y = (x - offset) / scale."""
+    config = entry.get("config") or {}
+    if config.get("invert"):
+        _refuse(fname, entry, "Normalization with invert=True")
+    axis = config.get("axis", [-1])
+    if axis not in (None, []) and not _is_last_axis(axis):
+        _refuse(fname, entry, f"normalization over axis {axis}")
+    if config.get("mean") is not None:
+        mean = _as_float_array(config["mean"], fname, "mean of " + _layer_name(entry))
+        variance = _as_float_array(
+            config.get("variance"), fname, "variance of " + _layer_name(entry)
+        )
+    else:
+        mean, variance = arrays["mean"], arrays["variance"]
+    # keras/src/layers/preprocessing/normalization.py (and tf-keras):
+    # (x - mean) / maximum(sqrt(variance), backend.epsilon())
+    return mean, np.maximum(np.sqrt(variance), _KERAS_EPSILON)
+
+
+def _check_dense(entry, arrays, n_in, fname):
+    config = entry.get("config") or {}
+    name = _layer_name(entry)
+    policy = config.get("dtype")
+    policy_name = ""
+    if isinstance(policy, dict):
+        policy_name = str((policy.get("config") or {}).get("name", ""))
+        if "Quantized" in str(policy.get("class_name", "")):
+            policy_name = policy_name or "quantized"
+    if any(q in policy_name for q in ("int8", "int4", "float8", "quantized", "gptq")):
+        _refuse(fname, entry, f"quantized weights (dtype policy '{policy_name}')")
+    kernel = arrays["kernel"]
+    units = config.get("units")
+    if kernel.ndim != 2 or (units is not None and kernel.shape[1] != units):
+        raise JaccliError(
+            f"{fname}: kernel of layer '{name}' has shape {kernel.shape}, the "
+            f"config says {units} units"
+        )
+    if n_in is not None and kernel.shape[0] != n_in:
+        raise JaccliError(
+            f"{fname}: kernel of layer '{name}' has shape {kernel.shape} but its "
+            f"input has {n_in} features"
+        )
+    bias = arrays.get("bias")
+    if bias is not None and bias.shape != (kernel.shape[1],):
+        raise JaccliError(
+            f"{fname}: bias of layer '{name}' has shape {bias.shape}, expected "
+            f"({kernel.shape[1]},)"
+        )
+
+
+def _build(chain, n_inputs, weights, fname):
+    dense_layers = []
+    input_scaling = None  # (offset, scale)
+    pending = None  # (s, c): an affine map not folded yet
+    pending_entry = None  # the BatchNormalization it came from
+    width = n_inputs  # features flowing between layers, when known
+
+    def fold_into_last(s, c):
+        last = dense_layers[-1]
+        last.kernel = last.kernel * s
+        last.bias = (last.bias if last.bias is not None else 0.0) * s + c
+
+    for entry in chain:
+        cls = _layer_class(entry)
+        name = _layer_name(entry)
+        if cls in _IDENTITY_LAYERS:
+            continue
+        if cls == "Dense":
+            arrays = weights.get(entry)
+            _check_dense(entry, arrays, width, fname)
+            config = entry.get("config") or {}
+            act, alpha = _activation(config.get("activation"), fname, entry)
+            layer = _Dense(name, arrays["kernel"], arrays.get("bias"), act, alpha)
+            if pending is not None:
+                s, c = pending
+                pending = None
+                if not dense_layers and np.all(s > 0):
+                    # Before the first Dense: part of the input scaling, so the
+                    # Dense keeps its own weights.
+                    offset, scale = input_scaling or (0.0, 1.0)
+                    input_scaling = (offset - c * scale / s, scale / s)
+                else:
+                    layer.bias = c @ layer.kernel + (
+                        layer.bias if layer.bias is not None else 0.0
+                    )
+                    layer.kernel = s[:, None] * layer.kernel
+            if dense_layers and dense_layers[-1].activation == "softmax":
+                _refuse(fname, entry, "a layer after a softmax (softmax must be last)")
+            dense_layers.append(layer)
+            width = layer.kernel.shape[1]
+            continue
+        if cls == "Normalization":
+            if dense_layers or pending is not None or input_scaling is not None:
+                _refuse(fname, entry, "Normalization is supported as the first layer only")
+            from_config = (entry.get("config") or {}).get("mean") is not None
+            arrays = {} if from_config else weights.get(entry)
+            offset, scale = _normalization_scaling(entry, arrays, fname)
+            if width is None:
+                width = offset.size if offset.ndim == 1 else None
+            if width is None:
+                _refuse(fname, entry, "the number of inputs is unknown")
+            offset = np.broadcast_to(offset, (width,)).astype(np.float64)
+            scale = np.broadcast_to(scale, (width,)).astype(np.float64)
+            input_scaling = (offset, scale)
+            continue
+        if cls == "BatchNormalization":
+            s, c = _batchnorm_affine(entry, weights.get(entry), fname)
+            if width is not None and s.shape != (width,):
+                raise JaccliError(
+                    f"{fname}: layer '{name}' normalizes {s.size} features, its "
+                    f"input has {width}"
+                )
+            width = s.size
+            if dense_layers and dense_layers[-1].activation == "linear" and pending is None:
+                fold_into_last(s, c)
+            elif pending is None:
+                pending = (s, c)
+                pending_entry = entry
+            else:
+                s0, c0 = pending
+                pending = (s0 * s, c0 * s + c)
+            continue
+        activation = _layer_activation(entry, fname)
+        if activation is None:
+            why = "jaccli reads Dense stacks only"
+            if cls == "Lambda":
+                why += " (Lambda code is never run)"
+            _refuse(fname, entry, why)
+        act, alpha = activation
+        if act == "linear":
+            continue
+        if not dense_layers or pending is not None:
+            _refuse(
+                fname,
+                entry,
+                f"{act} applied to an affine map of the inputs or of a "
+                "non-linear layer cannot be folded into a Dense layer",
+            )
+        last = dense_layers[-1]
+        if last.activation != "linear":
+            _refuse(
+                fname,
+                entry,
+                f"{act} after layer '{last.name}', which already applies "
+                f"{last.activation}: two activations cannot be folded into one "
+                "Dense layer",
+            )
+        last.activation, last.alpha = act, alpha
+
+    if not dense_layers:
+        raise JaccliError(f"{fname}: the model has no Dense layer")
+    for layer in dense_layers[:-1]:
+        if layer.activation == "softmax":
+            raise JaccliError(
+                f"{fname}: layer '{layer.name}' applies softmax but is not the "
+                "last layer (jaccli supports softmax on the last layer only)"
+            )
+
+    output_scaling = None
+    if pending is not None:
+        s, c = pending
+        if np.any(s <= 0):
+            # The output scaling must be positive; after a non-linear last
+            # Dense there is no kernel to fold a sign flip into.
+            _refuse(
+                fname,
+                pending_entry,
+                "a zero or negative gamma after the last non-linear Dense "
+                "cannot become jaccli's (positive) output scaling",
+            )
+        output_scaling = (c, s)
+
+    return _spec_and_tensors(dense_layers, input_scaling, output_scaling)
+
+
+def _spec_and_tensors(dense_layers, input_scaling, output_scaling):
+    spec = {
+        "inputs": int(dense_layers[0].kernel.shape[0]),
+        "outputs": int(dense_layers[-1].kernel.shape[1]),
+        "layout": "in_out",
+    }
+    if input_scaling is not None:
+        offset, scale = input_scaling
+        n = spec["inputs"]
+        spec["input_scaling"] = {
+            "offset": np.broadcast_to(offset, (n,)).astype(float).tolist(),
+            "scale": np.broadcast_to(scale, (n,)).astype(float).tolist(),
+        }
+    if output_scaling is not None:
+        offset, scale = output_scaling
+        spec["output_scaling"] = {
+            "offset": np.asarray(offset, dtype=float).tolist(),
+            "scale": np.asarray(scale, dtype=float).tolist(),
+        }
+    tensors = {}
+    layers = []
+    for layer in dense_layers:
+        weight = f"{layer.name}/kernel"
+        tensors[weight] = np.ascontiguousarray(layer.kernel, dtype=np.float64)
+        entry = {
+            "units": int(layer.kernel.shape[1]),
+            "activation": layer.activation,
+            "weight": weight,
+            "bias": None,
+        }
+        if layer.bias is not None:
+            entry["bias"] = f"{layer.name}/bias"
+            bias = np.broadcast_to(layer.bias, (layer.kernel.shape[1],))
+            tensors[entry["bias"]] = np.ascontiguousarray(bias, dtype=np.float64)
+        if layer.activation in _ACTIVATIONS_WITH_ALPHA:
+            entry["alpha"] = float(layer.alpha)
+        layers.append(entry)
+    spec["layers"] = layers
+    return spec, tensors
