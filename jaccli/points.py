@@ -117,8 +117,9 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
         with np.errstate(all="ignore"):
             table = np.loadtxt(io.StringIO("\n".join(body_lines)), delimiter=delimiter, ndmin=2,
                                dtype=np.float64, comments="#", usecols=columns, quotechar='"')
-    except ValueError:
-        raise JaccliError(f"{source}: {_first_bad_cell(body_lines, body_start, delimiter, columns)}") from None
+    except ValueError as exc:
+        problem = _first_bad_cell(body_lines, body_start, delimiter, columns)
+        raise JaccliError(f"{source}: {problem or str(exc).splitlines()[0]}") from None
     return table
 
 
@@ -144,7 +145,7 @@ def _first_bad_cell(lines, first_line, delimiter, columns):
         for index in columns:
             if not _is_number(cells[index].strip('"')) or cells[index].startswith(' "'):
                 return f"line {number}, column {index + 1}: {cells[index][:40]!r} is not a number"
-    return "cannot read the numbers"
+    return None
 
 
 def _select_columns(header, n_columns, input_names, source):
