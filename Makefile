@@ -1,0 +1,35 @@
+# Two commands for a new user: `make demo` and `make test`. Both build the
+# virtual environment from scratch when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export NO_COLOR ?=
+
+.PHONY: demo test bench install clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+demo: install
+	@echo '$$ jaccli jacobian sample_models/canonical.npz --at 1,1'
+	@$(BIN)/jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet
+	@echo
+	@echo '$$ jaccli hessdiag sample_models/peaks.npz --points sample_models/peaks_points.csv'
+	@$(BIN)/jaccli hessdiag sample_models/peaks.npz --points sample_models/peaks_points.csv
+	@echo
+	@echo 'The same points with the true derivatives of the function the net was trained on:'
+	@$(BIN)/python sample_models/compare_peaks.py
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,148 @@
+"""Every activation's value, first and second derivative, side by side.
+
+One table, ``ACTIVATIONS``: adding an activation is one function and one
+entry. Each rule takes the pre-activation ``z`` (any shape) and its
+parameters and returns ``(s(z), s'(z), s''(z))``; the three share their
+intermediate results, which is why they live in one function.
+
+Softmax is a vector function and is not in this table: its derivatives
+couple the units, so the engine treats it on its own (``jaccli.engine``).
+At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
+and the second derivative of a piecewise-linear function is 0.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict
+
+import numpy as np
+
+SQRT_2_OVER_PI = 0.7978845608028654
+INV_SQRT_2 = 0.7071067811865476
+INV_SQRT_2PI = 0.3989422804014327
+GELU_TANH_CUBIC = 0.044715
+# Klambauer et al. (2017), as in Keras, PyTorch and JAX.
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    rule: Callable  # rule(z, **params) -> (value, first, second)
+    params: Dict[str, float] = field(default_factory=dict)  # name -> default
+
+
+def _linear(z):
+    return z, np.ones_like(z), np.zeros_like(z)
+
+
+def _sigmoid(z):
+    # 0.5 * (1 + tanh(z/2)) never overflows, unlike 1 / (1 + exp(-z)).
+    s = 0.5 * (1.0 + np.tanh(0.5 * z))
+    d1 = s * (1.0 - s)
+    return s, d1, d1 * (1.0 - 2.0 * s)
+
+
+def _tanh(z):
+    t = np.tanh(z)
+    d1 = 1.0 - t * t
+    return t, d1, -2.0 * t * d1
+
+
+def _relu(z):
+    positive = z > 0
+    return np.where(positive, z, 0.0), positive.astype(z.dtype), np.zeros_like(z)
+
+
+def _leaky_relu(z, alpha):
+    positive = z > 0
+    slope = np.where(positive, 1.0, alpha).astype(z.dtype)
+    return slope * z, slope, np.zeros_like(z)
+
+
+def _elu(z, alpha):
+    positive = z > 0
+    e = alpha * np.exp(np.minimum(z, 0.0))  # the min keeps exp from overflowing
+    return (np.where(positive, z, e - alpha), np.where(positive, 1.0, e).astype(z.dtype),
+            np.where(positive, 0.0, e).astype(z.dtype))
+
+
+def _selu(z):
+    value, first, second = _elu(z, SELU_ALPHA)
+    return SELU_SCALE * value, SELU_SCALE * first, SELU_SCALE * second
+
+
+def _softplus(z):
+    s = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return np.logaddexp(0.0, z), s, s * (1.0 - s)
+
+
+def _softsign(z):
+    d = 1.0 + np.abs(z)
+    d1 = 1.0 / (d * d)
+    return z / d, d1, -2.0 * np.sign(z) * d1 / d
+
+
+def _silu(z):
+    s = 0.5 * (1.0 + np.tanh(0.5 * z))
+    ds = s * (1.0 - s)
+    return z * s, s + z * ds, ds * (2.0 + z * (1.0 - 2.0 * s))
+
+
+def _gelu(z):
+    from scipy.special import erf  # numpy has no erf; scipy.special loads in ~50 ms
+
+    cdf = 0.5 * (1.0 + erf(z * INV_SQRT_2))
+    pdf = INV_SQRT_2PI * np.exp(-0.5 * z * z)
+    return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+
+
+def _gelu_tanh(z):
+    # 0.5 z (1 + tanh(u)), u = c (z + k z^3): Hendrycks & Gimpel's approximation.
+    u = SQRT_2_OVER_PI * (z + GELU_TANH_CUBIC * z ** 3)
+    du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * z * z)
+    d2u = SQRT_2_OVER_PI * 6.0 * GELU_TANH_CUBIC * z
+    t = np.tanh(u)
+    sech2 = 1.0 - t * t
+    value = 0.5 * z * (1.0 + t)
+    first = 0.5 * (1.0 + t) + 0.5 * z * sech2 * du
+    second = sech2 * du + 0.5 * z * sech2 * (d2u - 2.0 * t * du * du)
+    return value, first, second
+
+
+def _sin(z):
+    s = np.sin(z)
+    return s, np.cos(z), -s
+
+
+def _exp(z):
+    e = np.exp(z)
+    return e, e, e
+
+
+ACTIVATIONS: Dict[str, Activation] = {
+    a.name: a
+    for a in [
+        Activation("linear", _linear),
+        Activation("sigmoid", _sigmoid),
+        Activation("tanh", _tanh),
+        Activation("relu", _relu),
+        Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}),
+        Activation("elu", _elu, {"alpha": 1.0}),
+        Activation("selu", _selu),
+        Activation("softplus", _softplus),
+        Activation("softsign", _softsign),
+        Activation("silu", _silu),
+        Activation("gelu", _gelu),
+        Activation("gelu_tanh", _gelu_tanh),
+        Activation("sin", _sin),
+        Activation("exp", _exp),
+    ]
+}
+ALIASES = {"identity": "linear", "swish": "silu"}
+SOFTMAX = "softmax"  # vector-valued: handled by the engine, last layer only
+KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES) + [SOFTMAX])
+
+
+def canonical_name(name: str) -> str:
+    return ALIASES.get(name, name)

@@ -1,0 +1,240 @@
+"""The command line: parse, call the library, write. Nothing else lives here.
+
+NumPy, h5py and rich are imported inside the commands, so ``--help`` is fast.
+"""
+
+import functools
+import os
+import sys
+import time
+
+import click
+
+from .errors import JaccliError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USER_ERROR
+
+
+class JaccliGroup(click.Group):
+    """Turns a JaccliError into one 'Error: ...' line and exit 2, Ctrl-C into 130."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except JaccliError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise UserError(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader of our standard output went away (| head): not an error of ours.
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+@click.group(cls=JaccliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jaccli")
+@click.option("--debug", is_flag=True, help="Show a traceback for errors too.")
+def cli(debug):
+    """Exact derivatives of a saved MLP at your points: values, input and
+    parameter Jacobians, Hessians, Laplacians.
+
+    \b
+    Example:
+      jaccli jacobian sample_models/canonical.npz --at 1,1
+    """
+
+
+def main():
+    cli(prog_name="jaccli")
+
+
+# ---------------------------------------------------------------- shared options
+
+
+def model_options(func):
+    @click.argument("model", type=click.Path(dir_okay=True))
+    @click.option("--spec", type=click.Path(), default=None,
+                  help="Architecture YAML (default: MODEL with .yaml/.yml, or the spec inside MODEL).")
+    @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+                  show_default=True, help="Floating-point type of the computation.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def compute_options(func):
+    @model_options
+    @click.option("--points", "-p", "points_path", type=str, default=None,
+                  help="Points file: .csv, .tsv/.txt, .npy, or - for CSV on standard input.")
+    @click.option("--at", "at", type=str, default=None,
+                  help="One point inline, e.g. --at 1,2.5.")
+    @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+                  help="Points per batch (default: chosen from the layer widths).")
+    @click.option("-o", "--output", type=str, default=None,
+                  help="Output file: .csv, .tsv, .npy or .npz (default: CSV on standard output).")
+    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz"]),
+                  default=None, help="Output format, overriding the extension of -o.")
+    @click.option("--quiet", "-q", is_flag=True, help="No summary on standard error.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def load_model(model, spec, dtype):
+    from .model import load
+
+    return load(model, spec=spec, dtype=dtype)
+
+
+def load_points(model, points_path, at):
+    """The points as an (N, n) array (NPY stays memory-mapped)."""
+    from .points import parse_inline_point, read_points
+
+    if (points_path is None) == (at is None):
+        raise JaccliError("give the points with --points FILE or one point with --at 1,2,...")
+    if at is not None:
+        return parse_inline_point(at, model.n_inputs), "--at"
+    stdin = click.get_binary_stream("stdin") if points_path == "-" else None
+    return read_points(points_path, model.input_names, stdin), points_path
+
+
+def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
+                 output, fmt, quiet):
+    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
+    import numpy as np
+
+    from .columns import column_names
+    from .model import check_finite_points
+    from .summary import ColumnStats, LazyProgress, print_summary, stderr_console
+    from .writers import check_output_path, open_writer, output_format
+
+    model_path, model = model, load_model(model, spec, dtype)
+    fmt = output_format(output, fmt)
+    check_output_path(output, [model_path, spec, points_path])
+    points, source = load_points(model, points_path, at)
+    if not isinstance(points, np.memmap):
+        check_finite_points(points, source)  # a file read whole is checked whole, up front
+    n_points = len(points)
+    shape = model.output_shape(quantity, n_points)
+    columns = column_names(quantity, model)
+    extras = {"x": np.asarray(points, dtype=np.float64),
+              "input_names": np.array(model.input_names),
+              "output_names": np.array(model.output_names)}
+    chunk = chunk_size or model.chunk_size_for(quantity)
+    console = stderr_console()
+    stats = None if quiet else ColumnStats(len(columns))
+    progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
+    writer = open_writer(output, fmt, quantity, shape, model.dtype, columns, extras,
+                         stdout=click.get_text_stream("stdout"))
+    started = time.perf_counter()
+    try:
+        for start in range(0, n_points, chunk):
+            block = np.asarray(points[start:start + chunk], dtype=np.float64)
+            check_finite_points(block, source, first_row=start)
+            result = model.compute_chunk(quantity, block.astype(model.network.in_offset.dtype))
+            rows = result.reshape(len(block), -1)
+            writer.write(start, rows)
+            if stats is not None:
+                stats.update(rows)
+            progress.advance(start + len(block))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    if not quiet:
+        m, per_output = model.n_outputs, len(columns) // model.n_outputs
+        if quantity in ("value", "laplacian"):
+            groups = [("outputs", list(range(len(columns))))]
+        else:
+            groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
+                      for k, y in enumerate(model.output_names)]
+        print_summary(console, model, command, columns, stats, n_points, seconds, groups)
+
+
+# ---------------------------------------------------------------- commands
+
+
+@cli.command()
+@model_options
+def info(model, spec, dtype):
+    """Architecture and parameter table (name, shape, offset) of MODEL.
+
+    \b
+    Example:
+      jaccli info sample_models/canonical.npz
+    """
+    loaded = load_model(model, spec, dtype)
+    out = click.get_text_stream("stdout")
+    from .summary import describe_model
+
+    out.write(f"model: {loaded.path}\n")
+    out.write(f"inputs: {', '.join(loaded.input_names)}\n")
+    out.write(f"outputs: {', '.join(loaded.output_names)}\n")
+    out.write(f"architecture: {describe_model(loaded)}\n")
+    net = loaded.network
+    if net.in_offset.any() or (net.in_inv_scale != 1).any():
+        out.write("input scaling: (x - offset) / scale\n")
+    if net.out_offset.any() or (net.out_scale != 1).any():
+        out.write("output scaling: y_net * scale + offset\n")
+    out.write("\nname\tshape\toffset\tsize\n")
+    for param in loaded.parameter_table:
+        shape = "(" + ", ".join(map(str, param.shape)) + ("," if len(param.shape) == 1 else "") + ")"
+        out.write(f"{param.name}\t{shape}\t{param.offset}\t{param.size}\n")
+    out.write(f"total\t\t\t{loaded.n_parameters}\n")
+
+
+def _quantity_command(quantity, summary, example):
+    def command(**kwargs):
+        run_quantity(quantity, command_name, **kwargs)
+
+    command_name = quantity
+    command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
+    return command
+
+
+for _name, _summary, _example in [
+    ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
+     "jaccli value sample_models/canonical.npz --at 1,1"),
+    ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
+     "jaccli hessdiag sample_models/peaks.npz --points pts.csv -o hd.npy"),
+    ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
+     "jaccli hessian sample_models/peaks.npz --at 0.5,-0.2"),
+    ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
+     "jaccli laplacian sample_models/peaks.npz --points pts.csv"),
+]:
+    cli.command(name=_name)(compute_options(_quantity_command(_name, _summary, _example)))
+
+
+@cli.command()
+@compute_options
+@click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
+              show_default=True, help="Differentiate with respect to the inputs or the parameters.")
+def jacobian(wrt, **kwargs):
+    """dy/dx at each point: shape (N, m, n); with --wrt params, dy/dtheta (N, m, P).
+
+    \b
+    Examples:
+      jaccli jacobian sample_models/canonical.npz --at 1,1
+      jaccli jacobian sample_models/canonical.npz --at 1,1 --wrt params
+    """
+    quantity = "jacobian" if wrt == "inputs" else "param_jacobian"
+    run_quantity(quantity, "jacobian" if wrt == "inputs" else "jacobian --wrt params", **kwargs)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

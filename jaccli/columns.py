@@ -1,0 +1,26 @@
+"""CSV column names (contract section 4): output-major, one per array entry."""
+
+import numpy as np
+
+
+def _index(shape, flat):
+    return ",".join(str(i) for i in np.unravel_index(flat, shape))
+
+
+def column_names(quantity, model):
+    inputs, outputs = model.input_names, model.output_names
+    if quantity == "value":
+        return list(outputs)
+    if quantity == "laplacian":
+        return [f"lap({y})" for y in outputs]
+    if quantity == "jacobian":
+        return [f"d{y}/d{x}" for y in outputs for x in inputs]
+    if quantity == "hessdiag":
+        return [f"d2{y}/d{x}2" for y in outputs for x in inputs]
+    if quantity == "hessian":
+        return [f"d2{y}/d{a}d{b}" for y in outputs for a in inputs for b in inputs]
+    if quantity == "param_jacobian":
+        params = [f"{name}[{_index(shape, i)}]" for name, shape in model.parameters
+                  for i in range(int(np.prod(shape)))]
+        return [f"d{y}/d{p}" for y in outputs for p in params]
+    raise ValueError(quantity)

@@ -1,0 +1,285 @@
+"""A loaded model: the checked network, its names, its parameter table.
+
+``Model`` is the Python API of contract section 7. It turns a spec and a
+tensor store into an ``engine.Network`` (kernels always in (in, out)
+orientation) and runs the engine over the points in chunks.
+"""
+
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import numpy as np
+
+from . import engine
+from .activations import ACTIVATIONS, SOFTMAX
+from .errors import JaccliError
+from .weights import load_spec_and_tensors
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class Quantity:
+    """One thing jaccli computes: its engine function and its output shape."""
+
+    name: str
+    compute: object  # compute(network, x) -> array, or (network, x, out) for params
+    shape: object  # shape(model, n_points) -> tuple
+    floats_per_point: object  # working-set estimate, for the default chunk size
+
+
+def _widest(model):
+    return max(model.network.widths)
+
+
+QUANTITIES = {
+    q.name: q
+    for q in [
+        Quantity("value", engine.value, lambda mo, N: (N, mo.n_outputs),
+                 lambda mo: 3 * sum(mo.network.widths)),
+        Quantity("jacobian", engine.jacobian, lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
+                 lambda mo: 4 * min(mo.n_inputs, mo.n_outputs + 1) * _widest(mo)),
+        Quantity("param_jacobian", None, lambda mo, N: (N, mo.n_outputs, mo.n_parameters),
+                 lambda mo: mo.n_outputs * (mo.n_parameters + 3 * _widest(mo))),
+        Quantity("hessdiag", engine.hessdiag, lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
+                 lambda mo: 6 * mo.n_inputs * _widest(mo)),
+        Quantity("hessian", engine.hessian,
+                 lambda mo, N: (N, mo.n_outputs, mo.n_inputs, mo.n_inputs),
+                 lambda mo: mo.n_outputs * mo.n_inputs ** 2 + 6 * mo.n_inputs * _widest(mo)),
+        Quantity("laplacian", engine.laplacian, lambda mo, N: (N, mo.n_outputs),
+                 lambda mo: 4 * mo.n_inputs * _widest(mo)),
+    ]
+}
+
+
+@dataclass
+class ParameterInfo:
+    name: str
+    shape: Tuple[int, ...]  # as stored in the file
+    offset: int
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+class Model:
+    def __init__(self, network, input_names, output_names, parameters, layouts,
+                 activations, path="", dtype="float64"):
+        self.network = network
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        self.parameter_table: List[ParameterInfo] = parameters
+        self.layouts = layouts  # per layer: "in_out" or "out_in", as stored
+        self.activations = activations  # per layer: (name, params)
+        self.path = path
+        self.dtype = dtype
+
+    # -- the contract's API
+    @property
+    def parameters(self):
+        return [(p.name, p.shape) for p in self.parameter_table]
+
+    @property
+    def n_inputs(self):
+        return self.network.n_inputs
+
+    @property
+    def n_outputs(self):
+        return self.network.n_outputs
+
+    @property
+    def n_parameters(self):
+        return sum(p.size for p in self.parameter_table)
+
+    def value(self, X, chunk_size=None):
+        return self.compute("value", X, chunk_size)
+
+    def jacobian(self, X, chunk_size=None):
+        return self.compute("jacobian", X, chunk_size)
+
+    def param_jacobian(self, X, chunk_size=None):
+        return self.compute("param_jacobian", X, chunk_size)
+
+    def hessdiag(self, X, chunk_size=None):
+        return self.compute("hessdiag", X, chunk_size)
+
+    def hessian(self, X, chunk_size=None):
+        return self.compute("hessian", X, chunk_size)
+
+    def laplacian(self, X, chunk_size=None):
+        return self.compute("laplacian", X, chunk_size)
+
+    # -- machinery
+    def as_points(self, X, source="points"):
+        """X as a checked (N, n) array in the model's dtype."""
+        try:
+            points = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise JaccliError(f"{source}: not an array of numbers ({exc})") from None
+        if points.ndim == 1:
+            points = points[None, :]
+        if points.ndim != 2 or points.shape[1] != self.n_inputs:
+            raise JaccliError(f"{source}: expected shape (N, {self.n_inputs}) or "
+                              f"({self.n_inputs},), got {np.shape(X)}")
+        if points.shape[0] == 0:
+            raise JaccliError(f"{source}: zero points")
+        check_finite_points(points, source)
+        return points.astype(DTYPES[self.dtype], copy=False)
+
+    def chunk_size_for(self, quantity):
+        floats = QUANTITIES[quantity].floats_per_point(self)
+        return int(np.clip(2 ** 21 // max(floats, 1), 64, 4096))
+
+    def output_shape(self, quantity, n_points):
+        return QUANTITIES[quantity].shape(self, n_points)
+
+    def compute_chunk(self, quantity, x, out=None):
+        if quantity == "param_jacobian":
+            return engine.param_jacobian(self.network, x, self.layouts, out=out)
+        result = QUANTITIES[quantity].compute(self.network, x)
+        if out is not None:
+            out[...] = result
+        return result
+
+    def compute(self, quantity, X, chunk_size=None):
+        points = self.as_points(X)
+        chunk = chunk_size or self.chunk_size_for(quantity)
+        out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
+        for start in range(0, len(points), chunk):
+            stop = min(start + chunk, len(points))
+            self.compute_chunk(quantity, points[start:stop], out[start:stop])
+        return out
+
+    # -- parameters as one flat vector (finite-difference checks, fitting)
+    def parameter_vector(self):
+        parts = []
+        for layer, layout in zip(self.network.layers, self.layouts):
+            kernel = layer.kernel.T if layout == "out_in" else layer.kernel
+            parts.append(np.asarray(kernel, dtype=np.float64).ravel())
+            if layer.bias is not None:
+                parts.append(np.asarray(layer.bias, dtype=np.float64).ravel())
+        return np.concatenate(parts)
+
+    def with_parameters(self, theta):
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_parameters,):
+            raise ValueError(f"expected {self.n_parameters} parameters, got shape {theta.shape}")
+        dtype = DTYPES[self.dtype]
+        layers, offset = [], 0
+        for layer, layout in zip(self.network.layers, self.layouts):
+            d_in, d_out = layer.kernel.shape
+            kernel = theta[offset:offset + d_in * d_out]
+            kernel = kernel.reshape(d_out, d_in).T if layout == "out_in" else kernel.reshape(d_in, d_out)
+            offset += d_in * d_out
+            bias = None
+            if layer.bias is not None:
+                bias = theta[offset:offset + d_out]
+                offset += d_out
+            layers.append(engine.DenseLayer(np.ascontiguousarray(kernel, dtype=dtype),
+                                            None if bias is None else bias.astype(dtype),
+                                            layer.activation, layer.params))
+        network = engine.Network(layers, self.network.in_offset, self.network.in_inv_scale,
+                                 self.network.out_offset, self.network.out_scale)
+        return Model(network, self.input_names, self.output_names, self.parameter_table,
+                     self.layouts, self.activations, self.path, self.dtype)
+
+
+def check_finite_points(points, source, first_row=0):
+    finite = np.isfinite(points)
+    if not finite.all():
+        row, column = np.argwhere(~finite)[0]
+        raise JaccliError(f"{source}: point {first_row + row + 1}, column {column + 1} is "
+                          f"{points[row, column]}; points must be finite numbers")
+
+
+def _scaling_vector(values, length, field, source, default):
+    if values is None:
+        return np.full(length, default)
+    array = np.atleast_1d(np.asarray(values, dtype=object))
+    try:
+        array = array.astype(np.float64)
+    except (TypeError, ValueError):
+        raise JaccliError(f"{source}: '{field}' must be numbers, not {values!r}") from None
+    if array.ndim != 1 or array.size not in (1, length):
+        raise JaccliError(f"{source}: '{field}' has {array.size} values; expected {length}")
+    if not np.all(np.isfinite(array)):
+        raise JaccliError(f"{source}: '{field}' holds a non-finite value")
+    return np.broadcast_to(array, (length,)).copy()
+
+
+def _scalings(scaling, length, field, source):
+    scaling = scaling or {}
+    offset = _scaling_vector(scaling.get("offset"), length, f"{field}.offset", source, 0.0)
+    scale = _scaling_vector(scaling.get("scale"), length, f"{field}.scale", source, 1.0)
+    if np.any(scale <= 0):
+        raise JaccliError(f"{source}: '{field}.scale' must be positive, got {scale.tolist()}")
+    return offset, scale
+
+
+def build_model(spec, store, dtype="float64"):
+    """Check the spec against the tensors and assemble the Model."""
+    if dtype not in DTYPES:
+        raise JaccliError(f"unknown dtype '{dtype}' (float64 or float32)")
+    source = spec.source
+    n_in = len(spec.inputs) if spec.inputs else None
+    layers, parameters, activations, offset = [], [], [], 0
+    for index, layer_spec in enumerate(spec.layers):
+        where = f"layers[{index}]"
+        kernel = store.take(layer_spec.weight)
+        if kernel.ndim != 2:
+            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
+                              f"has shape {kernel.shape}; a dense kernel is 2-D")
+        file_shape = kernel.shape
+        oriented = kernel.T if spec.layout == "out_in" else kernel
+        d_in, d_out = oriented.shape
+        expected_in = n_in if index == 0 else layers[-1].kernel.shape[1]
+        units = layer_spec.units
+        if (expected_in is not None and d_in != expected_in) or (units is not None and d_out != units):
+            want_in = expected_in if expected_in is not None else d_in
+            want_out = units if units is not None else d_out
+            want = (want_out, want_in) if spec.layout == "out_in" else (want_in, want_out)
+            hint = ""
+            if tuple(reversed(file_shape)) == want:
+                other = "in_out" if spec.layout == "out_in" else "out_in"
+                hint = f" (the transpose fits: is the layout {other}?)"
+            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) has "
+                              f"shape {file_shape}; {source} (layout {spec.layout}) "
+                              f"expects {want}{hint}")
+        parameters.append(ParameterInfo(layer_spec.weight, tuple(file_shape), offset))
+        offset += kernel.size
+        bias = None
+        if layer_spec.bias is not None:
+            bias = store.take(layer_spec.bias)
+            if bias.shape != (d_out,):
+                raise JaccliError(f"{store.path}: tensor '{layer_spec.bias}' ({where} bias) has "
+                                  f"shape {bias.shape}; expected ({d_out},)")
+            parameters.append(ParameterInfo(layer_spec.bias, (d_out,), offset))
+            offset += d_out
+        activation = SOFTMAX if layer_spec.activation == SOFTMAX else ACTIVATIONS[layer_spec.activation]
+        layers.append(engine.DenseLayer(oriented, bias, activation, dict(layer_spec.params)))
+        activations.append((layer_spec.activation, dict(layer_spec.params)))
+    n_inputs, n_outputs = layers[0].kernel.shape[0], layers[-1].kernel.shape[1]
+    input_names = spec.inputs or [f"x{i + 1}" for i in range(n_inputs)]
+    output_names = spec.outputs or [f"y{i + 1}" for i in range(n_outputs)]
+    if len(output_names) != n_outputs:
+        raise JaccliError(f"{source}: 'outputs' names {len(output_names)} outputs but the last "
+                          f"layer has {n_outputs} units")
+    in_offset, in_scale = _scalings(spec.input_scaling, n_inputs, "input_scaling", source)
+    out_offset, out_scale = _scalings(spec.output_scaling, n_outputs, "output_scaling", source)
+    np_dtype = DTYPES[dtype]
+    for layer in layers:
+        layer.kernel = np.ascontiguousarray(layer.kernel, dtype=np_dtype)
+        if layer.bias is not None:
+            layer.bias = layer.bias.astype(np_dtype)
+    network = engine.Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
+                             out_offset.astype(np_dtype), out_scale.astype(np_dtype))
+    layouts = [spec.layout] * len(layers)
+    return Model(network, input_names, output_names, parameters, layouts, activations,
+                 path=store.path, dtype=dtype)
+
+
+def load(path, spec=None, dtype="float64"):
+    """Load a model file (contract section 7); ``spec`` is a YAML path or None."""
+    parsed, store = load_spec_and_tensors(str(path), None if spec is None else str(spec))
+    return build_model(parsed, store, dtype)
