@@ -257,3 +257,150 @@ def loo_score(loo):
     """Rivals & Personnaz's approximate leave-one-out score sqrt(mean(loo^2))."""
     loo = np.asarray(loo, dtype=np.float64)
     return float(np.sqrt(np.mean(loo * loo)))
+
+
+# --- a model and its training set -----------------------------------------------
+
+#: Z blocks up to this many bytes are kept from the first pass (the fit) for
+#: the second (the leverages); beyond it they are computed again.
+KEEP_Z_BYTES = 256 * 1024**2
+
+
+@dataclass
+class ModelFit:
+    """One FitStatistics per output, and the training-set diagnostics."""
+
+    stats: list  # [FitStatistics] per output
+    residuals: np.ndarray  # (N_train, m): target - f
+    leverages: np.ndarray  # (N_train, m)
+    loo_residuals: np.ndarray  # (N_train, m)
+
+    @property
+    def loo_scores(self):
+        return [loo_score(self.loo_residuals[:, k]) for k in range(self.loo_residuals.shape[1])]
+
+
+def fit_model(model, X_train, Y_train, chunk_size=None):
+    """Fit statistics of every output of ``model`` on a training set.
+
+    X_train (N, n), Y_train (N, m). Z is computed one chunk of training points
+    at a time and folded into the per-output triangular factors; the
+    leverages need a second pass over Z, which reuses the first pass's blocks
+    when they fit in ``KEEP_Z_BYTES`` and recomputes them otherwise.
+    """
+    X_train = np.asarray(X_train)
+    Y_train = np.asarray(Y_train, dtype=np.float64)
+    N, m = Y_train.shape
+    P = int(model.parameter_vector().size)
+    check_factor_memory(P, m)
+    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    accs = [FitAccumulator(P) for _ in range(m)]
+    residuals = np.empty((N, m))
+    kept, kept_bytes = [], 0
+    for start in range(0, N, chunk):
+        x = X_train[start:start + chunk]
+        Z = np.asarray(model.param_jacobian(x), dtype=np.float64)  # (c, m, P)
+        r = Y_train[start:start + chunk] - np.asarray(model.value(x), dtype=np.float64)
+        residuals[start:start + chunk] = r
+        for k in range(m):
+            accs[k].add(Z[:, k, :], r[:, k])
+        if kept is not None:
+            kept_bytes += Z.nbytes
+            kept = kept + [Z] if kept_bytes <= KEEP_Z_BYTES else None
+    stats = [acc.finish() for acc in accs]
+    lev = np.empty((N, m))
+    for i, start in enumerate(range(0, N, chunk)):
+        Z = kept[i] if kept is not None else np.asarray(
+            model.param_jacobian(X_train[start:start + chunk]), dtype=np.float64)
+        for k in range(m):
+            lev[start:start + chunk, k] = stats[k].gain(Z[:, k, :])
+    loo = np.column_stack([loo_residuals(residuals[:, k], lev[:, k]) for k in range(m)])
+    return ModelFit(stats, residuals, lev, loo)
+
+
+INTERVAL_FIELDS = ("value", "se", "lower", "upper", "pred_lower", "pred_upper")
+#: The CSV column suffix of each field (contract section 5): y, y_se, ...
+COLUMN_SUFFIX = {"value": "", "se": "_se", "lower": "_lower", "upper": "_upper",
+                 "pred_lower": "_pred_lower", "pred_upper": "_pred_upper"}
+
+
+def model_intervals(model, fit, X, level=0.95):
+    """Intervals of every output at the query points X (one chunk).
+
+    Returns an (N, m, 6) array; the last axis in ``INTERVAL_FIELDS`` order.
+    """
+    level = check_level(level)
+    values = np.asarray(model.value(X), dtype=np.float64)
+    Z = np.asarray(model.param_jacobian(X), dtype=np.float64)
+    out = np.empty(values.shape + (len(INTERVAL_FIELDS),))
+    for k, st in enumerate(fit.stats):
+        ci = intervals(values[:, k], Z[:, k, :], st, level)
+        for f, name in enumerate(INTERVAL_FIELDS):
+            out[:, k, f] = ci[name]
+    return out
+
+
+# --- the training file ---------------------------------------------------------------
+
+
+def sniff_header(path):
+    """The header cells of a CSV/TSV/TXT file, or None (no header, not text, stdin)."""
+    import os
+
+    if path in (None, "-") or not os.path.isfile(path):
+        return None
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".csv", ".tsv", ".txt"):
+        return None
+    try:
+        with open(path, "r", encoding="utf-8-sig", errors="replace") as handle:
+            for line in handle:
+                if line.strip():
+                    break
+            else:
+                return None
+    except OSError:
+        return None
+    delimiter = "," if suffix == ".csv" else ("\t" if "\t" in line else None)
+    cells = [c.strip().strip('"').strip("'").strip() for c in
+             (line.split(delimiter) if delimiter else line.split())]
+
+    def number(cell):
+        try:
+            float(cell)
+            return True
+        except ValueError:
+            return False
+
+    return None if all(number(c) for c in cells) else cells
+
+
+def read_training_set(path, input_names, target_names, stdin=None):
+    """(X (N, n), Y (N, m)) from a training file.
+
+    The file holds the inputs and the targets: a header naming them all (other
+    columns ignored), or exactly n + m columns, the inputs then the targets.
+    """
+    from .model import check_finite_points
+    from .points import read_points
+
+    input_names, target_names = list(input_names), list(target_names)
+    header = sniff_header(path)
+    if header is not None and all(name in header for name in input_names):
+        missing = [name for name in target_names if name not in header]
+        if missing:
+            raise JaccliError(
+                f"{path}: no target column {', '.join(repr(n) for n in missing)} (the header "
+                f"has {', '.join(header)}); name the targets as the spec's outputs or "
+                f"choose the columns with --target")
+    try:
+        table = read_points(path, input_names + target_names, stdin)
+    except JaccliError as exc:
+        raise JaccliError(
+            f"{exc} (a training file holds the inputs and the targets: "
+            f"{', '.join(input_names)} then {', '.join(target_names)})") from None
+    table = np.asarray(table, dtype=np.float64)
+    n = len(input_names)
+    source = "<stdin>" if path == "-" else path
+    check_finite_points(table, source)
+    return table[:, :n], table[:, n:]

@@ -33,9 +33,10 @@ EPS = np.finfo(np.float64).eps
 
 CENTRAL_FIRST = EPS ** (1 / 3)
 CENTRAL_SECOND = EPS ** (1 / 4)
-RICHARDSON_FIRST = EPS ** (1 / 7)
-RICHARDSON_SECOND = EPS ** (1 / 8)
-RICHARDSON_LEVELS = 3
+RICHARDSON_FIRST = 4 * EPS ** (1 / 7)  # ~0.023
+RICHARDSON_SECOND = 4 * EPS ** (1 / 8)  # ~0.044
+RICHARDSON_STEPS = 8  # h0, h0/2, ..., h0/128
+RICHARDSON_LEVELS = 3  # steps per extrapolation: O(h^2) -> O(h^4) -> O(h^6)
 
 
 def _scale(x):
@@ -48,20 +49,16 @@ def _scale(x):
 # scalar for parameters) and returns the stacked values (len(columns), N, m).
 
 
-def _first(shifted, j, x, h):
-    """Central first difference at step h: (value, the rounding-error bound)."""
-    xp, xm = x + h, x - h
-    fp, fm = shifted(j, [xp, xm])
+def _first(xp, xm, fp, fm):
+    """Central first difference from f(xp), f(xm): (value, a rounding-error bound)."""
     denom = np.asarray(xp - xm)[..., None]
     d = (fp - fm) / denom
     rounding = EPS * (np.abs(fp) + np.abs(fm)) / denom
     return d, rounding
 
 
-def _second(shifted, j, x, h, f0):
-    """Central second difference at step h (non-uniform three-point formula)."""
-    xp, xm = x + h, x - h
-    fp, fm = shifted(j, [xp, xm])
+def _second(x, xp, xm, fp, fm, f0):
+    """Central second difference (the non-uniform three-point formula)."""
     hp = np.asarray(xp - x)[..., None]
     hm = np.asarray(x - xm)[..., None]
     d = 2.0 * ((fp - f0) / hp - (f0 - fm) / hm) / (hp + hm)
@@ -69,16 +66,18 @@ def _second(shifted, j, x, h, f0):
     return d, rounding
 
 
-def _richardson(estimates):
-    """Richardson table of central differences at steps h, h/2, h/4, ...
+def _richardson(estimates, power):
+    """Richardson table of differences at steps h, h/2, h/4, ...
 
-    Returns (the most extrapolated value, |its difference to the previous one|).
+    ``power``: 2 for central differences (error series in h^2, h^4, ...),
+    1 for one-sided ones (h, h^2, ...). Returns (the most extrapolated value,
+    |its difference to the previous one|).
     """
     row = list(estimates)
     prev_best = row[-1]
     order = 1
     while len(row) > 1:
-        factor = 4.0 ** order
+        factor = 2.0 ** (power * order)
         prev_best = row[-1]
         row = [(factor * fine - coarse) / (factor - 1.0) for coarse, fine in zip(row[:-1], row[1:])]
         order += 1
@@ -86,23 +85,79 @@ def _richardson(estimates):
     return best, np.abs(best - prev_best)
 
 
-def _derivative(shifted, j, x, second, method, f0=None, levels=RICHARDSON_LEVELS):
-    """The derivative along coordinate j: (estimate, error estimate or None)."""
+def _best_window(estimates, rounding, power):
+    """Extrapolate every window of RICHARDSON_LEVELS consecutive steps; keep, element
+    by element, the window with the smallest error estimate (numdifftools does
+    the same over its step ladder). The extrapolation weights amplify the
+    rounding of the finest step by a small factor (< 2 for central, < 8 for
+    one-sided); 10 is a margin.
+    """
+    best = err = None
+    for w in range(len(estimates) - RICHARDSON_LEVELS + 1):
+        value, truncation = _richardson(estimates[w:w + RICHARDSON_LEVELS], power)
+        estimate = truncation + 10.0 * rounding[w + RICHARDSON_LEVELS - 1]
+        if best is None:
+            best, err = value, estimate
+        else:
+            better = estimate < err
+            best = np.where(better, value, best)
+            err = np.where(better, estimate, err)
+    return best, err
+
+
+def _derivative(shifted, j, x, second, method, f0):
+    """The derivative along coordinate j.
+
+    ``central``: (estimate, None). ``richardson``: a list of (estimate, error
+    estimate) pairs: the central ladder, then the forward and the backward
+    one-sided ladders, which use the same evaluations (plus f0). Where the
+    function is smooth all three agree; within a step of a kink (relu) the
+    central one straddles it and can be fooled, while a one-sided one does not
+    cross it and gives the derivative on its side.
+    """
     if method == "central":
-        h = (CENTRAL_SECOND if second else CENTRAL_FIRST) * _scale(x)
-        d, _ = _second(shifted, j, x, h, f0) if second else _first(shifted, j, x, h)
-        return d, None
-    base = (RICHARDSON_SECOND if second else RICHARDSON_FIRST) * _scale(x)
-    estimates, rounding = [], None
-    for level in range(levels):
-        h = base / 2.0 ** level
-        d, rnd = _second(shifted, j, x, h, f0) if second else _first(shifted, j, x, h)
-        estimates.append(d)
-        rounding = rnd  # the finest step has the largest rounding error
-    best, truncation = _richardson(estimates)
-    # The extrapolation weights amplify the rounding of the finest level by
-    # at most ~2 (sum |weights| of the order-6 combination is < 2); 10 is a margin.
-    return best, truncation + 10.0 * rounding
+        steps = [(CENTRAL_SECOND if second else CENTRAL_FIRST) * _scale(x)]
+    else:
+        base = (RICHARDSON_SECOND if second else RICHARDSON_FIRST) * _scale(x)
+        steps = [base / 2.0 ** i for i in range(RICHARDSON_STEPS)]
+    # Every step, both signs, in one evaluation of the function.
+    columns = [c for h in steps for c in (x + h, x - h)]
+    values = shifted(j, columns)
+    xp, xm = columns[0::2], columns[1::2]
+    fp, fm = values[0::2], values[1::2]
+    central = [(_second(x, xp[i], xm[i], fp[i], fm[i], f0) if second else _first(xp[i], xm[i], fp[i], fm[i]))
+               for i in range(len(steps))]
+    if method == "central":
+        return central[0][0], None
+    ladders = [_best_window([c[0] for c in central], [c[1] for c in central], 2)]
+    for xs, fs in ((xp, fp), (xm, fm)):
+        if second:
+            # f(x + 2h), f(x + h), f(x): step i uses the points of steps i - 1 and i.
+            one = [_one_sided_second(x, xs[i - 1], xs[i], fs[i - 1], fs[i], f0) for i in range(1, len(steps))]
+        else:
+            one = [_first(xs[i], x, fs[i], f0) for i in range(len(steps))]
+        ladders.append(_best_window([o[0] for o in one], [o[1] for o in one], 1))
+    return ladders
+
+
+def _one_sided_second(x, x2, x1, f2, f1, f0):
+    """Second difference from f(x), f(x1), f(x2) on one side (x2 - x = 2 (x1 - x))."""
+    a = np.asarray(x1 - x)[..., None]
+    b = np.asarray(x2 - x)[..., None]
+    # The second derivative of the parabola through (0, f0), (a, f1), (b, f2).
+    d = 2.0 * ((f2 - f0) / b - (f1 - f0) / a) / (b - a)
+    rounding = 4.0 * EPS * (np.abs(f2) + np.abs(f1) + np.abs(f0)) / np.abs(a * (b - a))
+    return d, rounding
+
+
+def _pick(ladders):
+    """The ladder with the smallest error estimate, element by element."""
+    best, err = ladders[0]
+    for value, estimate in ladders[1:]:
+        better = estimate < err
+        best = np.where(better, value, best)
+        err = np.where(better, estimate, err)
+    return best, err
 
 
 # --- the three quantities -----------------------------------------------------
@@ -121,38 +176,36 @@ def _input_shifter(f, X):
     return shifted
 
 
-def input_jacobian(f, X, method="richardson"):
+def _differentiate(shifted, x, second, method, f0, ladders):
+    """Loop over the coordinates of x (their last axis); stack along a new last axis."""
+    results = [_derivative(shifted, j, x[..., j], second, method, f0) for j in range(x.shape[-1])]
+    if method == "central":
+        return np.stack([r[0] for r in results], axis=-1), None
+    stacked = [(np.stack([r[k][0] for r in results], axis=-1), np.stack([r[k][1] for r in results], axis=-1))
+               for k in range(3)]
+    return stacked if ladders else _pick(stacked)
+
+
+def input_jacobian(f, X, method="richardson", ladders=False):
     """dy/dx of a batched function f: (N, n) -> (N, m).
 
     Returns (J, err): J (N, m, n); err (N, m, n) the error estimate, or None
-    for ``central``.
+    for ``central``. With ``ladders`` (richardson only): the list of the
+    three (J, err) pairs, central, forward, backward.
     """
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
-    shifted = _input_shifter(f, X)
-    cols, errs = [], []
-    for j in range(X.shape[1]):
-        d, e = _derivative(shifted, j, X[:, j], False, method)
-        cols.append(d)
-        errs.append(e)
-    J = np.stack(cols, axis=-1)
-    return J, (None if method == "central" else np.stack(errs, axis=-1))
+    f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1) if method != "central" else None
+    return _differentiate(_input_shifter(f, X), X, False, method, f0, ladders)
 
 
-def input_hessdiag(f, X, method="richardson"):
+def input_hessdiag(f, X, method="richardson", ladders=False):
     """d2y/dx_j2 of a batched f: (N, n) -> (N, m). Returns (H (N, m, n), err or None)."""
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1)
-    shifted = _input_shifter(f, X)
-    cols, errs = [], []
-    for j in range(X.shape[1]):
-        d, e = _derivative(shifted, j, X[:, j], True, method, f0=f0)
-        cols.append(d)
-        errs.append(e)
-    H = np.stack(cols, axis=-1)
-    return H, (None if method == "central" else np.stack(errs, axis=-1))
+    return _differentiate(_input_shifter(f, X), X, True, method, f0, ladders)
 
 
-def param_jacobian(g, theta, method="richardson"):
+def param_jacobian(g, theta, method="richardson", ladders=False):
     """dy/dtheta of g: theta (P,) -> values (N, m) (the model at every point).
 
     Returns (J (N, m, P), err or None).
@@ -167,13 +220,8 @@ def param_jacobian(g, theta, method="richardson"):
             out.append(np.asarray(g(t), dtype=np.float64))
         return np.stack(out)
 
-    cols, errs = [], []
-    for p in range(theta.size):
-        d, e = _derivative(shifted, p, theta[p], False, method)
-        cols.append(d)
-        errs.append(e)
-    J = np.stack(cols, axis=-1)
-    return J, (None if method == "central" else np.stack(errs, axis=-1))
+    f0 = np.asarray(g(theta), dtype=np.float64) if method != "central" else None
+    return _differentiate(shifted, theta, False, method, f0, ladders)
 
 
 # --- the comparison -------------------------------------------------------------
@@ -189,41 +237,136 @@ SAFETY = 3.0
 def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
     """Compare an analytic derivative with a numerical one, elementwise.
 
-    Both are (N, m, d). The scale of output k is the largest |analytic| of
-    that output over all points and coordinates, so elements that are tiny
-    next to the others (where a relative error means nothing) are judged
-    against the scale of their output. An element passes when
+    Both are (N, m, d). ``numeric`` may also be a list of (numeric, err_est)
+    candidates (the central, forward and backward Richardson ladders): each
+    element is then judged against the candidate it agrees with best.
+
+    The scale of output k is the largest |analytic| of that output over all
+    points and coordinates, so elements that are tiny next to the others
+    (where a relative error means nothing) are judged against the scale of
+    their output. An element passes when
 
         |analytic - numeric| <= tol * scale_k + SAFETY * err_est
 
-    i.e. the disagreement is beyond both the tolerance (relative to the
-    derivative's own magnitude) and what the numerical method can resolve
-    at that element (its error estimate, large near a kink or where the
-    function varies on a scale below the step). NaN anywhere fails.
+    i.e. it fails only when the disagreement is beyond both the tolerance
+    (relative to the derivative's own magnitude) and what the numerical
+    method can resolve at that element (its error estimate, large where the
+    function varies on a scale below the steps). NaN anywhere fails.
 
     Returns a dict: max_abs, max_rel (max |a - n| / scale_k), max_err_est,
-    n_bad (elements beyond the allowance), passed, worst (the index of the
-    largest |a - n| / allowance).
+    n_bad (elements beyond the allowance), passed, and the worst element
+    (largest |a - n| / allowance): its index, both values, the allowance.
     """
     a = np.asarray(analytic, dtype=np.float64)
-    d = np.asarray(numeric, dtype=np.float64)
-    diff = np.abs(a - d)
+    candidates = numeric if isinstance(numeric, list) else [(numeric, err_est)]
     reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
     scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True) if a.size else np.ones(1)
-    allowed = tol * scale
-    if err_est is not None:
-        allowed = allowed + SAFETY * np.asarray(err_est, dtype=np.float64)
-    finite = np.isfinite(a) & np.isfinite(d)
-    bad = ~finite | (diff > allowed)
+    chosen = None
+    for cand, est in candidates:
+        d = np.broadcast_to(np.asarray(cand, dtype=np.float64), a.shape)
+        e = np.zeros(a.shape) if est is None else np.broadcast_to(np.asarray(est, dtype=np.float64), a.shape)
+        diff = np.abs(a - d)
+        allowed = tol * scale + SAFETY * e
+        finite = np.isfinite(a) & np.isfinite(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0),
+                             np.where(diff > 0, np.inf, 0.0))
+        ratio = np.where(finite, ratio, np.inf)
+        if chosen is None:
+            chosen = [d.copy(), e.copy(), diff, np.broadcast_to(allowed, a.shape).copy(), ratio]
+        else:
+            better = ratio < chosen[4]
+            for slot, new_value in enumerate([d, e, diff, np.broadcast_to(allowed, a.shape), ratio]):
+                chosen[slot] = np.where(better, new_value, chosen[slot])
+    d, e, diff, allowed, ratio = chosen
+    bad = ~(ratio <= 1.0)
+    if not a.size:
+        return dict(max_abs=0.0, max_rel=0.0, max_err_est=0.0, n_bad=0, passed=True, worst=None,
+                    worst_analytic=None, worst_numeric=None, worst_allowed=None)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff > 0, np.inf, 0.0))
-        ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0), np.where(diff > 0, np.inf, 0.0))
-    ratio = np.where(finite, ratio, np.inf)
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape))
+    no_estimate = all(est is None for _, est in candidates)
     return {
-        "max_abs": float(np.nanmax(diff)) if a.size else 0.0,
-        "max_rel": float(np.nanmax(rel)) if a.size else 0.0,
-        "max_err_est": None if err_est is None else float(np.max(err_est)) if a.size else 0.0,
+        "max_abs": float(np.nanmax(diff)),
+        "max_rel": float(np.nanmax(rel)),
+        "max_err_est": None if no_estimate else float(np.max(e)),
         "n_bad": int(np.count_nonzero(bad)),
         "passed": not bool(np.any(bad)),
-        "worst": tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape)) if a.size else None,
+        "worst": worst,
+        "worst_analytic": float(a[worst]),
+        "worst_numeric": float(d[worst]),
+        "worst_allowed": float(allowed[worst]),
     }
+
+
+# --- checking a model -------------------------------------------------------------
+
+QUANTITIES = ("jacobian", "hessdiag", "params")
+
+
+def _timed(fn, *args):
+    import time
+
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def check_quantity(model, X, quantity, tol=DEFAULT_TOL, numeric_model=None):
+    """Analytic vs central vs Richardson for one quantity, at the points X (N, n).
+
+    The analytic derivative comes from ``model``, the numerical ones from
+    ``numeric_model`` (default: the same model; a float64 copy of a float32
+    model, so that the differences are not swamped by float32 rounding).
+
+    Returns a list of row dicts (method: analytic, central, richardson) and
+    the verdict. Richardson decides (``compare`` with its error estimate);
+    the central differences are reported, with |central - richardson| as
+    their error estimate, to show what a plain finite difference gives.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    num = numeric_model or model
+    if quantity == "jacobian":
+        analytic, t_a = _timed(model.jacobian, X)
+        (central, _), t_c = _timed(input_jacobian, num.value, X, "central")
+        ladders, t_r = _timed(input_jacobian, num.value, X, "richardson", True)
+    elif quantity == "hessdiag":
+        analytic, t_a = _timed(model.hessdiag, X)
+        (central, _), t_c = _timed(input_hessdiag, num.value, X, "central")
+        ladders, t_r = _timed(input_hessdiag, num.value, X, "richardson", True)
+    elif quantity == "params":
+        analytic, t_a = _timed(model.param_jacobian, X)
+        theta = num.parameter_vector()
+
+        def g(t):
+            return num.with_parameters(t).value(X)
+
+        (central, _), t_c = _timed(param_jacobian, g, theta, "central")
+        ladders, t_r = _timed(param_jacobian, g, theta, "richardson", True)
+    else:
+        raise ValueError(f"unknown quantity {quantity!r}")
+    analytic = np.asarray(analytic, dtype=np.float64)
+    rich, _ = _pick(ladders)
+    c_est = np.abs(central - rich)
+    res_c = compare(analytic, central, None, tol)
+    res_r = compare(analytic, ladders, None, tol)
+    rows = [
+        dict(quantity=quantity, method="analytic", seconds=t_a),
+        dict(quantity=quantity, method="central", max_abs_error=res_c["max_abs"],
+             max_rel_error=res_c["max_rel"], error_estimate=float(c_est.max()), seconds=t_c),
+        dict(quantity=quantity, method="richardson", max_abs_error=res_r["max_abs"],
+             max_rel_error=res_r["max_rel"], error_estimate=res_r["max_err_est"], seconds=t_r,
+             tolerance=tol, n_bad=res_r["n_bad"], status="PASS" if res_r["passed"] else "FAIL"),
+    ]
+    return rows, res_r
+
+
+def check_value(model, X, reference, tol):
+    """jaccli's forward pass against reference outputs (N, m) computed elsewhere."""
+    (values, t_a) = _timed(model.value, X)
+    values = np.asarray(values, dtype=np.float64)[:, :, None]
+    res = compare(values, np.asarray(reference, dtype=np.float64)[:, :, None], None, tol)
+    return [dict(quantity="value", method="reference", max_abs_error=res["max_abs"],
+                 max_rel_error=res["max_rel"], seconds=t_a, tolerance=tol,
+                 n_bad=res["n_bad"], status="PASS" if res["passed"] else "FAIL")], res

@@ -62,7 +62,7 @@ def test_model_evaluated_once_per_coordinate_and_level():
     assert calls == [80] * 3  # batched: all points, both shifts, one call per coordinate
     calls.clear()
     numdiff.input_jacobian(counted, X, "richardson")
-    assert calls == [80] * 9
+    assert calls == [40] + [16 * 40] * 3  # f(x), then every step of the ladder
 
 
 def test_param_jacobian_against_hand_written():
@@ -99,9 +99,32 @@ def test_compare_relative_to_scale_of_each_output():
     assert numdiff.compare(a, a + 1e-15, None, tol=1e-6)["passed"]
 
 
-def test_kink_error_estimate_is_large():
-    f = lambda X: np.maximum(X, 0.0)  # noqa: E731
-    X = np.array([[1e-3], [0.5]])
+def test_step_ladder_near_a_kink():
+    f = lambda X: np.maximum(X, 0.0) + 0.1 * X ** 2  # noqa: E731
+    X = np.array([[1e-3], [1e-5], [-1e-6], [0.5]])
+    exact = ((X > 0) + 0.2 * X)[:, None, :]
     J, err = numdiff.input_jacobian(f, X)
-    assert err[0, 0, 0] > 1e-3  # the step straddles the kink: the estimate says so
-    assert err[1, 0, 0] < 1e-10
+    # 1e-3 from the kink: the finer steps of the ladder stay on one side.
+    assert J[0, 0, 0] == pytest.approx(exact[0, 0, 0], abs=1e-10)
+    # Closer, every central step straddles the kink: the central ladder sees
+    # a smooth function of slope ~0.5, but the one-sided ladders do not cross it.
+    ladders = numdiff.input_jacobian(f, X, ladders=True)
+    central, forward, backward = ladders
+    assert central[0][1, 0, 0] == pytest.approx(0.5, abs=0.1)
+    assert forward[0][1, 0, 0] == pytest.approx(exact[1, 0, 0], abs=1e-9)
+    assert backward[0][2, 0, 0] == pytest.approx(exact[2, 0, 0], abs=1e-9)
+    assert numdiff.compare(exact, ladders)["passed"]
+    wrong = exact.copy()
+    wrong[1] = 0.9
+    assert not numdiff.compare(wrong, ladders)["passed"]
+
+
+def test_ladder_picks_small_steps_for_a_sharp_function():
+    f = lambda X: np.tanh(50.0 * X)  # noqa: E731  varies on a scale of 0.02 < the base step
+    X = np.linspace(-0.1, 0.1, 9)[:, None]
+    J, err = numdiff.input_jacobian(f, X)
+    H, errh = numdiff.input_hessdiag(f, X)
+    t = np.tanh(50 * X)
+    np.testing.assert_allclose(J[:, 0, 0], (50 * (1 - t * t))[:, 0], rtol=1e-7, atol=1e-7)
+    np.testing.assert_allclose(H[:, 0, 0], (-2 * 2500 * t * (1 - t * t))[:, 0], rtol=1e-5, atol=1e-4)
+    assert np.all(np.abs(J[:, 0, 0] - 50 * (1 - t * t)[:, 0]) <= 3 * err[:, 0, 0] + 1e-9)
