@@ -274,10 +274,38 @@ class ModelFit:
     residuals: np.ndarray  # (N_train, m): target - f
     leverages: np.ndarray  # (N_train, m)
     loo_residuals: np.ndarray  # (N_train, m)
+    masks: np.ndarray  # (m, P): the parameters that can move each output
 
     @property
     def loo_scores(self):
         return [loo_score(self.loo_residuals[:, k]) for k in range(self.loo_residuals.shape[1])]
+
+
+def output_parameter_masks(model):
+    """For each output, which parameters can move it: (m, P) booleans.
+
+    In a multi-output network the last layer's weights and bias of output j
+    do not touch output k != j (unless the last layer is a softmax, which
+    couples them): those columns of output k's Z are zero by construction and
+    are not counted in its q. (Columns that are zero for other reasons, e.g.
+    a dead relu unit, stay in q and make Z rank-deficient, as they should.)
+    """
+    P = int(model.parameter_vector().size)
+    m = len(model.output_names)
+    masks = np.ones((m, P), dtype=bool)
+    last = model.network.layers[-1]
+    if m == 1 or last.is_softmax:
+        return masks
+    table = model.parameter_table
+    kernel_info = table[-2] if last.bias is not None else table[-1]
+    out_axis = 0 if model.layouts[-1] == "out_in" else 1
+    owner = np.indices(kernel_info.shape)[out_axis].ravel()  # the output of each kernel entry
+    for k in range(m):
+        masks[k, kernel_info.offset:kernel_info.offset + kernel_info.size] = owner == k
+        if last.bias is not None:
+            bias_info = table[-1]
+            masks[k, bias_info.offset:bias_info.offset + bias_info.size] = np.arange(m) == k
+    return masks
 
 
 def fit_model(model, X_train, Y_train, chunk_size=None):
@@ -291,10 +319,10 @@ def fit_model(model, X_train, Y_train, chunk_size=None):
     X_train = np.asarray(X_train)
     Y_train = np.asarray(Y_train, dtype=np.float64)
     N, m = Y_train.shape
-    P = int(model.parameter_vector().size)
-    check_factor_memory(P, m)
+    masks = output_parameter_masks(model)
+    check_factor_memory(int(masks.sum(axis=1).max()), m)
     chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
-    accs = [FitAccumulator(P) for _ in range(m)]
+    accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
     for start in range(0, N, chunk):
@@ -303,7 +331,7 @@ def fit_model(model, X_train, Y_train, chunk_size=None):
         r = Y_train[start:start + chunk] - np.asarray(model.value(x), dtype=np.float64)
         residuals[start:start + chunk] = r
         for k in range(m):
-            accs[k].add(Z[:, k, :], r[:, k])
+            accs[k].add(Z[:, k, masks[k]], r[:, k])
         if kept is not None:
             kept_bytes += Z.nbytes
             kept = kept + [Z] if kept_bytes <= KEEP_Z_BYTES else None
@@ -313,9 +341,9 @@ def fit_model(model, X_train, Y_train, chunk_size=None):
         Z = kept[i] if kept is not None else np.asarray(
             model.param_jacobian(X_train[start:start + chunk]), dtype=np.float64)
         for k in range(m):
-            lev[start:start + chunk, k] = stats[k].gain(Z[:, k, :])
+            lev[start:start + chunk, k] = stats[k].gain(Z[:, k, masks[k]])
     loo = np.column_stack([loo_residuals(residuals[:, k], lev[:, k]) for k in range(m)])
-    return ModelFit(stats, residuals, lev, loo)
+    return ModelFit(stats, residuals, lev, loo, masks)
 
 
 INTERVAL_FIELDS = ("value", "se", "lower", "upper", "pred_lower", "pred_upper")
@@ -334,7 +362,7 @@ def model_intervals(model, fit, X, level=0.95):
     Z = np.asarray(model.param_jacobian(X), dtype=np.float64)
     out = np.empty(values.shape + (len(INTERVAL_FIELDS),))
     for k, st in enumerate(fit.stats):
-        ci = intervals(values[:, k], Z[:, k, :], st, level)
+        ci = intervals(values[:, k], Z[:, k, fit.masks[k]], st, level)
         for f, name in enumerate(INTERVAL_FIELDS):
             out[:, k, f] = ci[name]
     return out

@@ -3,7 +3,7 @@
     python sample_models/make_noisy_model.py
 
 writes, beside this script:
-  noisy.npz, noisy.yaml   a 2-8-1 tanh network (33 parameters)
+  noisy.npz, noisy.yaml   a 2-5-1 tanh network (21 parameters)
   noisy_train.csv         its 200 training points: x1, x2 and the noisy target y
   noisy_points.csv        5 query points
 
@@ -25,7 +25,7 @@ SPEC = """\
 inputs: [x1, x2]
 outputs: [y]
 layers:
-  - {units: 8, activation: tanh}
+  - {units: 5, activation: tanh}
   - {units: 1, activation: linear}
 """
 
@@ -43,7 +43,7 @@ def save(model, theta, path):
     np.savez(path, **arrays)
 
 
-def levenberg_marquardt(model, X, y, iterations=5000):
+def levenberg_marquardt(model, X, y, iterations=2000):
     theta = model.parameter_vector()
     lam = 1e-2
     r = y - model.value(X)[:, 0]
@@ -82,8 +82,8 @@ def main():
     with open(spec_path, "w") as handle:
         handle.write(SPEC)
     weights = os.path.join(HERE, "noisy.npz")
-    init = {"W0": rng.normal(size=(2, 8)) * 0.5, "b0": np.zeros(8),
-            "W1": rng.normal(size=(8, 1)) * 0.5, "b1": np.zeros(1)}
+    init = {"W0": rng.normal(size=(2, 5)) * 0.5, "b0": np.zeros(5),
+            "W1": rng.normal(size=(5, 1)) * 0.5, "b1": np.zeros(1)}
     np.savez(weights, **init)
 
     model, iterations = levenberg_marquardt(jaccli.load(weights), X, y)

@@ -73,3 +73,42 @@ def levenberg_marquardt(theta, X, y, h, iterations=200, tol=1e-12):
         if done:
             break
     return theta
+
+
+def write_model(directory, name, arrays, spec):
+    """An NPZ weight file with its YAML spec beside it; returns the NPZ path."""
+    import yaml
+
+    path = directory / f"{name}.npz"
+    np.savez(path, **arrays)
+    (directory / f"{name}.yaml").write_text(yaml.safe_dump(spec))
+    return path
+
+
+def write_tanh_net(directory, name, theta, n, h, m=1, activation="tanh", **spec_extra):
+    W0, b0, W1, b1 = unpack(np.asarray(theta, dtype=np.float64), n, h, m)
+    spec = {"inputs": [f"x{i + 1}" for i in range(n)],
+            "outputs": ["y"] if m == 1 else [f"y{k + 1}" for k in range(m)],
+            "layers": [{"units": h, "activation": activation}, {"units": m, "activation": "linear"}]}
+    spec.update(spec_extra)
+    return write_model(directory, name, {"W0": W0, "b0": b0, "W1": W1, "b1": b1}, spec)
+
+
+def write_csv(path, header, table):
+    np.savetxt(path, np.asarray(table, dtype=np.float64), delimiter=",", header=",".join(header),
+               comments="", fmt="%.17g")
+    return path
+
+
+def read_csv(text_or_path):
+    import io
+    import os
+
+    if isinstance(text_or_path, (str, bytes)) and not os.path.exists(str(text_or_path)):
+        handle = io.StringIO(text_or_path)
+    else:
+        handle = open(text_or_path)
+    with handle:
+        header = handle.readline().strip().split(",")
+        rows = np.loadtxt(handle, delimiter=",", ndmin=2)
+    return header, rows
