@@ -13,15 +13,20 @@ coordinates being differentiated):
     about 2/3 (1/2) of the float64 digits.
 
 ``richardson``
-    The same central differences at ``levels`` steps h0, h0/2, h0/4, ... with
-    a larger base step (h0 = eps^(1/7) max(|x_j|, 1) ~ 0.006 for first,
-    eps^(1/8) max(|x_j|, 1) ~ 0.011 for second derivatives), combined by Richardson
-    extrapolation (the error of a central difference is a series in h^2, so
-    each level removes one term: O(h^2) -> O(h^4) -> O(h^6)), as numdifftools
-    does. Its error estimate is the difference between the last two
-    extrapolated values plus a bound of the rounding error
-    (about 10 eps |f| / h_min for first derivatives, 10 eps |f| / h_min^2 for
-    second derivatives). Near a kink (relu) the estimate is large, as it must be.
+    Central differences on a ladder of 8 steps h0, h0/2, ..., h0/128
+    (h0 = 4 eps^(1/7) max(|x_j|, 1) ~ 0.023 for first derivatives,
+    4 eps^(1/8) max(|x_j|, 1) ~ 0.044 for second ones). Every window of 3
+    consecutive steps is combined by Richardson extrapolation (the error of a
+    central difference is a series in h^2: O(h^2) -> O(h^4) -> O(h^6)); its
+    error estimate is the difference between its last two extrapolated
+    values plus a rounding bound (10 eps |f| / h for first, / h^2 for second
+    derivatives). Element by element the window with the smallest estimate
+    wins, as in numdifftools: a function that varies on a scale below h0
+    gets the finer steps. The same evaluations also give forward and
+    backward one-sided ladders (error series in h), which do not straddle a
+    kink (relu) that the central steps straddle; ``compare`` accepts an
+    element that agrees with any of the three within its own estimate. The
+    estimate is an estimate, not a bound.
 
 Every step is made exactly representable: the denominators use the
 differences of the shifted coordinates as stored, not the nominal steps.
