@@ -19,11 +19,11 @@ demo: install
 	@echo '$$ jaccli jacobian sample_models/canonical.npz --at 1,1'
 	@$(BIN)/jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet
 	@echo
-	@echo '$$ jaccli hessdiag sample_models/peaks.npz --points sample_models/peaks_points.csv'
-	@$(BIN)/jaccli hessdiag sample_models/peaks.npz --points sample_models/peaks_points.csv
+	@echo '$$ jaccli hessdiag sample_models/sincos.npz --points sample_models/sincos_points.csv'
+	@$(BIN)/jaccli hessdiag sample_models/sincos.npz --points sample_models/sincos_points.csv
 	@echo
 	@echo 'The same points with the true derivatives of the function the net was trained on:'
-	@$(BIN)/python sample_models/compare_peaks.py
+	@$(BIN)/python sample_models/compare_sincos.py
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -106,7 +106,7 @@ def load_points(model, points_path, at):
         raise JaccliError("give the points with --points FILE or one point with --at 1,2,...")
     if at is not None:
         return parse_inline_point(at, model.n_inputs), "--at"
-    stdin = click.get_binary_stream("stdin") if points_path == "-" else None
+    stdin = sys.stdin.buffer if points_path == "-" else None
     return read_points(points_path, model.input_names, stdin), points_path
 
 
@@ -137,7 +137,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     stats = None if quiet else ColumnStats(len(columns))
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     writer = open_writer(output, fmt, quantity, shape, model.dtype, columns, extras,
-                         stdout=click.get_text_stream("stdout"))
+                         stdout=sys.stdout)
     started = time.perf_counter()
     try:
         for start in range(0, n_points, chunk):
@@ -179,7 +179,7 @@ def info(model, spec, dtype):
       jaccli info sample_models/canonical.npz
     """
     loaded = load_model(model, spec, dtype)
-    out = click.get_text_stream("stdout")
+    out = sys.stdout
     from .summary import describe_model
 
     out.write(f"model: {loaded.path}\n")
@@ -211,11 +211,11 @@ for _name, _summary, _example in [
     ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
      "jaccli value sample_models/canonical.npz --at 1,1"),
     ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
-     "jaccli hessdiag sample_models/peaks.npz --points pts.csv -o hd.npy"),
+     "jaccli hessdiag sample_models/sincos.npz --points pts.csv -o hd.npy"),
     ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
-     "jaccli hessian sample_models/peaks.npz --at 0.5,-0.2"),
+     "jaccli hessian sample_models/sincos.npz --at 0.5,-0.2"),
     ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
-     "jaccli laplacian sample_models/peaks.npz --points pts.csv"),
+     "jaccli laplacian sample_models/sincos.npz --points pts.csv"),
 ]:
     cli.command(name=_name)(compute_options(_quantity_command(_name, _summary, _example)))
 

@@ -305,6 +305,9 @@ def hessian(net, x):
         for k in range(m):
             out[:, k] += (tz * curvature[:, k, None, :]) @ tz_t
         ta = s1[:, None, :] * tz
+    # Both triangles come from sums taken in different orders: make H exactly symmetric.
+    out += out.transpose(0, 1, 3, 2)
+    out *= 0.5
     return out
 
 

@@ -53,6 +53,16 @@ def format_rows(rows, delimiter):
     return "".join(delimiter.join(map(repr, row)) + "\n" for row in rows.tolist())
 
 
+def header_line(columns, delimiter):
+    """The header row; a name holding the delimiter (dy/dW0[0,1]) is quoted, as CSV does."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter=delimiter, lineterminator="\n").writerow(columns)
+    return buffer.getvalue()
+
+
 class AtomicFile:
     """A temporary file beside ``path``, renamed onto it by ``commit``."""
 
@@ -87,7 +97,7 @@ class TableWriter:
         else:
             self.atomic = AtomicFile(path)
             self.handle = open(self.atomic.temp_path, "w", newline="")
-        self.handle.write(self.delimiter.join(columns) + "\n")
+        self.handle.write(header_line(columns, self.delimiter))
 
     def write(self, start, rows):
         self.handle.write(format_rows(rows, self.delimiter))
