@@ -1,0 +1,377 @@
+"""Numerical derivatives, to check the analytic ones (``jaccli check``).
+
+Two methods, both batched over points (each model evaluation takes every
+shifted copy of every point at once; the only Python loop runs over the
+coordinates being differentiated):
+
+``central``
+    The textbook central differences with a per-coordinate step:
+    first derivatives (f(x+h) - f(x-h)) / 2h with h_j = eps^(1/3) max(|x_j|, 1),
+    second derivatives (f(x+h) - 2 f(x) + f(x-h)) / h^2 with
+    h_j = eps^(1/4) max(|x_j|, 1). Those steps balance the O(h^2) truncation
+    error against the O(eps/h) (O(eps/h^2)) rounding error, so the result has
+    about 2/3 (1/2) of the float64 digits.
+
+``richardson``
+    Central differences on a ladder of 8 steps h0, h0/2, ..., h0/128
+    (h0 = 4 eps^(1/7) max(|x_j|, 1) ~ 0.023 for first derivatives,
+    4 eps^(1/8) max(|x_j|, 1) ~ 0.044 for second ones). Every window of 3
+    consecutive steps is combined by Richardson extrapolation (the error of a
+    central difference is a series in h^2: O(h^2) -> O(h^4) -> O(h^6)); its
+    error estimate is the difference between its last two extrapolated
+    values plus a rounding bound (10 eps |f| / h for first, / h^2 for second
+    derivatives). Element by element the window with the smallest estimate
+    wins, as in numdifftools: a function that varies on a scale below h0
+    gets the finer steps. The same evaluations also give forward and
+    backward one-sided ladders (error series in h), which do not straddle a
+    kink (relu) that the central steps straddle; ``compare`` accepts an
+    element that agrees with any of the three within its own estimate. The
+    estimate is an estimate, not a bound.
+
+Every step is made exactly representable: the denominators use the
+differences of the shifted coordinates as stored, not the nominal steps.
+"""
+
+import numpy as np
+
+EPS = np.finfo(np.float64).eps
+
+CENTRAL_FIRST = EPS ** (1 / 3)
+CENTRAL_SECOND = EPS ** (1 / 4)
+RICHARDSON_FIRST = 4 * EPS ** (1 / 7)  # ~0.023
+RICHARDSON_SECOND = 4 * EPS ** (1 / 8)  # ~0.044
+RICHARDSON_STEPS = 8  # h0, h0/2, ..., h0/128
+RICHARDSON_LEVELS = 3  # steps per extrapolation: O(h^2) -> O(h^4) -> O(h^6)
+
+
+def _scale(x):
+    return np.maximum(np.abs(x), 1.0)
+
+
+# --- the generic differences --------------------------------------------------
+# ``shifted(j, columns)`` evaluates the function with coordinate j replaced by
+# each array in ``columns`` (each shaped like coordinate j: (N,) for inputs, a
+# scalar for parameters) and returns the stacked values (len(columns), N, m).
+
+
+def _first(xp, xm, fp, fm):
+    """Central first difference from f(xp), f(xm): (value, a rounding-error bound)."""
+    denom = np.asarray(xp - xm)[..., None]
+    d = (fp - fm) / denom
+    rounding = EPS * (np.abs(fp) + np.abs(fm)) / denom
+    return d, rounding
+
+
+def _second(x, xp, xm, fp, fm, f0):
+    """Central second difference (the non-uniform three-point formula)."""
+    hp = np.asarray(xp - x)[..., None]
+    hm = np.asarray(x - xm)[..., None]
+    d = 2.0 * ((fp - f0) / hp - (f0 - fm) / hm) / (hp + hm)
+    rounding = 4.0 * EPS * (np.abs(fp) + 2 * np.abs(f0) + np.abs(fm)) / (hp * hm)
+    return d, rounding
+
+
+def _richardson(estimates, power):
+    """Richardson table of differences at steps h, h/2, h/4, ...
+
+    ``power``: 2 for central differences (error series in h^2, h^4, ...),
+    1 for one-sided ones (h, h^2, ...). Returns (the most extrapolated value,
+    |its difference to the previous one|).
+    """
+    row = list(estimates)
+    prev_best = row[-1]
+    order = 1
+    while len(row) > 1:
+        factor = 2.0 ** (power * order)
+        prev_best = row[-1]
+        row = [(factor * fine - coarse) / (factor - 1.0) for coarse, fine in zip(row[:-1], row[1:])]
+        order += 1
+    best = row[0]
+    return best, np.abs(best - prev_best)
+
+
+def _best_window(estimates, rounding, power):
+    """Extrapolate every window of RICHARDSON_LEVELS consecutive steps; keep, element
+    by element, the window with the smallest error estimate (numdifftools does
+    the same over its step ladder). The extrapolation weights amplify the
+    rounding of the finest step by a small factor (< 2 for central, < 8 for
+    one-sided); 10 is a margin.
+    """
+    best = err = None
+    for w in range(len(estimates) - RICHARDSON_LEVELS + 1):
+        value, truncation = _richardson(estimates[w:w + RICHARDSON_LEVELS], power)
+        estimate = truncation + 10.0 * rounding[w + RICHARDSON_LEVELS - 1]
+        if best is None:
+            best, err = value, estimate
+        else:
+            better = estimate < err
+            best = np.where(better, value, best)
+            err = np.where(better, estimate, err)
+    return best, err
+
+
+def _derivative(shifted, j, x, second, method, f0):
+    """The derivative along coordinate j.
+
+    ``central``: (estimate, None). ``richardson``: a list of (estimate, error
+    estimate) pairs: the central ladder, then the forward and the backward
+    one-sided ladders, which use the same evaluations (plus f0). Where the
+    function is smooth all three agree; within a step of a kink (relu) the
+    central one straddles it and can be fooled, while a one-sided one does not
+    cross it and gives the derivative on its side.
+    """
+    if method == "central":
+        steps = [(CENTRAL_SECOND if second else CENTRAL_FIRST) * _scale(x)]
+    else:
+        base = (RICHARDSON_SECOND if second else RICHARDSON_FIRST) * _scale(x)
+        steps = [base / 2.0 ** i for i in range(RICHARDSON_STEPS)]
+    # Every step, both signs, in one evaluation of the function.
+    columns = [c for h in steps for c in (x + h, x - h)]
+    values = shifted(j, columns)
+    xp, xm = columns[0::2], columns[1::2]
+    fp, fm = values[0::2], values[1::2]
+    central = [(_second(x, xp[i], xm[i], fp[i], fm[i], f0) if second else _first(xp[i], xm[i], fp[i], fm[i]))
+               for i in range(len(steps))]
+    if method == "central":
+        return central[0][0], None
+    ladders = [_best_window([c[0] for c in central], [c[1] for c in central], 2)]
+    for xs, fs in ((xp, fp), (xm, fm)):
+        if second:
+            # f(x + 2h), f(x + h), f(x): step i uses the points of steps i - 1 and i.
+            one = [_one_sided_second(x, xs[i - 1], xs[i], fs[i - 1], fs[i], f0) for i in range(1, len(steps))]
+        else:
+            one = [_first(xs[i], x, fs[i], f0) for i in range(len(steps))]
+        ladders.append(_best_window([o[0] for o in one], [o[1] for o in one], 1))
+    return ladders
+
+
+def _one_sided_second(x, x2, x1, f2, f1, f0):
+    """Second difference from f(x), f(x1), f(x2) on one side (x2 - x = 2 (x1 - x))."""
+    a = np.asarray(x1 - x)[..., None]
+    b = np.asarray(x2 - x)[..., None]
+    # The second derivative of the parabola through (0, f0), (a, f1), (b, f2).
+    d = 2.0 * ((f2 - f0) / b - (f1 - f0) / a) / (b - a)
+    rounding = 4.0 * EPS * (np.abs(f2) + np.abs(f1) + np.abs(f0)) / np.abs(a * (b - a))
+    return d, rounding
+
+
+def _pick(ladders):
+    """The ladder with the smallest error estimate, element by element."""
+    best, err = ladders[0]
+    for value, estimate in ladders[1:]:
+        better = estimate < err
+        best = np.where(better, value, best)
+        err = np.where(better, estimate, err)
+    return best, err
+
+
+# --- the three quantities -----------------------------------------------------
+
+
+def _input_shifter(f, X):
+    N = X.shape[0]
+
+    def shifted(j, columns):
+        stack = np.repeat(X[None], len(columns), axis=0)  # (k, N, n)
+        for i, col in enumerate(columns):
+            stack[i, :, j] = col
+        values = np.asarray(f(stack.reshape(-1, X.shape[1])), dtype=np.float64)
+        return values.reshape(len(columns), N, -1)
+
+    return shifted
+
+
+def _differentiate(shifted, x, second, method, f0, ladders):
+    """Loop over the coordinates of x (their last axis); stack along a new last axis."""
+    results = [_derivative(shifted, j, x[..., j], second, method, f0) for j in range(x.shape[-1])]
+    if method == "central":
+        return np.stack([r[0] for r in results], axis=-1), None
+    stacked = [(np.stack([r[k][0] for r in results], axis=-1), np.stack([r[k][1] for r in results], axis=-1))
+               for k in range(3)]
+    return stacked if ladders else _pick(stacked)
+
+
+def input_jacobian(f, X, method="richardson", ladders=False):
+    """dy/dx of a batched function f: (N, n) -> (N, m).
+
+    Returns (J, err): J (N, m, n); err (N, m, n) the error estimate, or None
+    for ``central``. With ``ladders`` (richardson only): the list of the
+    three (J, err) pairs, central, forward, backward.
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1) if method != "central" else None
+    return _differentiate(_input_shifter(f, X), X, False, method, f0, ladders)
+
+
+def input_hessdiag(f, X, method="richardson", ladders=False):
+    """d2y/dx_j2 of a batched f: (N, n) -> (N, m). Returns (H (N, m, n), err or None)."""
+    X = np.atleast_2d(np.asarray(X, dtype=np.float64))
+    f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1)
+    return _differentiate(_input_shifter(f, X), X, True, method, f0, ladders)
+
+
+def param_jacobian(g, theta, method="richardson", ladders=False):
+    """dy/dtheta of g: theta (P,) -> values (N, m) (the model at every point).
+
+    Returns (J (N, m, P), err or None).
+    """
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+
+    def shifted(p, columns):
+        out = []
+        for c in columns:
+            t = theta.copy()
+            t[p] = c
+            out.append(np.asarray(g(t), dtype=np.float64))
+        return np.stack(out)
+
+    f0 = np.asarray(g(theta), dtype=np.float64) if method != "central" else None
+    return _differentiate(shifted, theta, False, method, f0, ladders)
+
+
+# --- the comparison -------------------------------------------------------------
+
+#: The default tolerance of ``jaccli check``, relative to the scale of the
+#: derivative (see ``compare``).
+DEFAULT_TOL = 1e-6
+
+#: How many of the numerical method's own error estimates an element may be off.
+SAFETY = 3.0
+
+
+def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
+    """Compare an analytic derivative with a numerical one, elementwise.
+
+    Both are (N, m, d). ``numeric`` may also be a list of (numeric, err_est)
+    candidates (the central, forward and backward Richardson ladders): each
+    element is then judged against the candidate it agrees with best.
+
+    The scale of output k is the largest |analytic| of that output over all
+    points and coordinates, so elements that are tiny next to the others
+    (where a relative error means nothing) are judged against the scale of
+    their output. An element passes when
+
+        |analytic - numeric| <= tol * scale_k + SAFETY * err_est
+
+    i.e. it fails only when the disagreement is beyond both the tolerance
+    (relative to the derivative's own magnitude) and what the numerical
+    method can resolve at that element (its error estimate, large where the
+    function varies on a scale below the steps). NaN anywhere fails.
+
+    Returns a dict: max_abs, max_rel (max |a - n| / scale_k), max_err_est,
+    n_bad (elements beyond the allowance), passed, and the worst element
+    (largest |a - n| / allowance): its index, both values, the allowance.
+    """
+    a = np.asarray(analytic, dtype=np.float64)
+    candidates = numeric if isinstance(numeric, list) else [(numeric, err_est)]
+    reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
+    scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True) if a.size else np.ones(1)
+    chosen = None
+    for cand, est in candidates:
+        d = np.broadcast_to(np.asarray(cand, dtype=np.float64), a.shape)
+        e = np.zeros(a.shape) if est is None else np.broadcast_to(np.asarray(est, dtype=np.float64), a.shape)
+        diff = np.abs(a - d)
+        allowed = tol * scale + SAFETY * e
+        finite = np.isfinite(a) & np.isfinite(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0),
+                             np.where(diff > 0, np.inf, 0.0))
+        ratio = np.where(finite, ratio, np.inf)
+        if chosen is None:
+            chosen = [d.copy(), e.copy(), diff, np.broadcast_to(allowed, a.shape).copy(), ratio]
+        else:
+            better = ratio < chosen[4]
+            for slot, new_value in enumerate([d, e, diff, np.broadcast_to(allowed, a.shape), ratio]):
+                chosen[slot] = np.where(better, new_value, chosen[slot])
+    d, e, diff, allowed, ratio = chosen
+    bad = ~(ratio <= 1.0)
+    if not a.size:
+        return dict(max_abs=0.0, max_rel=0.0, max_err_est=0.0, n_bad=0, passed=True, worst=None,
+                    worst_analytic=None, worst_numeric=None, worst_allowed=None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff > 0, np.inf, 0.0))
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape))
+    no_estimate = all(est is None for _, est in candidates)
+    return {
+        "max_abs": float(np.nanmax(diff)),
+        "max_rel": float(np.nanmax(rel)),
+        "max_err_est": None if no_estimate else float(np.max(e)),
+        "n_bad": int(np.count_nonzero(bad)),
+        "passed": not bool(np.any(bad)),
+        "worst": worst,
+        "worst_analytic": float(a[worst]),
+        "worst_numeric": float(d[worst]),
+        "worst_allowed": float(allowed[worst]),
+    }
+
+
+# --- checking a model -------------------------------------------------------------
+
+QUANTITIES = ("jacobian", "hessdiag", "params")
+
+
+def _timed(fn, *args):
+    import time
+
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start
+
+
+def check_quantity(model, X, quantity, tol=DEFAULT_TOL, numeric_model=None):
+    """Analytic vs central vs Richardson for one quantity, at the points X (N, n).
+
+    The analytic derivative comes from ``model``, the numerical ones from
+    ``numeric_model`` (default: the same model; a float64 copy of a float32
+    model, so that the differences are not swamped by float32 rounding).
+
+    Returns a list of row dicts (method: analytic, central, richardson) and
+    the verdict. Richardson decides (``compare`` with its error estimate);
+    the central differences are reported, with |central - richardson| as
+    their error estimate, to show what a plain finite difference gives.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    num = numeric_model or model
+    if quantity == "jacobian":
+        analytic, t_a = _timed(model.jacobian, X)
+        (central, _), t_c = _timed(input_jacobian, num.value, X, "central")
+        ladders, t_r = _timed(input_jacobian, num.value, X, "richardson", True)
+    elif quantity == "hessdiag":
+        analytic, t_a = _timed(model.hessdiag, X)
+        (central, _), t_c = _timed(input_hessdiag, num.value, X, "central")
+        ladders, t_r = _timed(input_hessdiag, num.value, X, "richardson", True)
+    elif quantity == "params":
+        analytic, t_a = _timed(model.param_jacobian, X)
+        theta = num.parameter_vector()
+
+        def g(t):
+            return num.with_parameters(t).value(X)
+
+        (central, _), t_c = _timed(param_jacobian, g, theta, "central")
+        ladders, t_r = _timed(param_jacobian, g, theta, "richardson", True)
+    else:
+        raise ValueError(f"unknown quantity {quantity!r}")
+    analytic = np.asarray(analytic, dtype=np.float64)
+    rich, _ = _pick(ladders)
+    c_est = np.abs(central - rich)
+    res_c = compare(analytic, central, None, tol)
+    res_r = compare(analytic, ladders, None, tol)
+    rows = [
+        dict(quantity=quantity, method="analytic", seconds=t_a),
+        dict(quantity=quantity, method="central", max_abs_error=res_c["max_abs"],
+             max_rel_error=res_c["max_rel"], error_estimate=float(c_est.max()), seconds=t_c),
+        dict(quantity=quantity, method="richardson", max_abs_error=res_r["max_abs"],
+             max_rel_error=res_r["max_rel"], error_estimate=res_r["max_err_est"], seconds=t_r,
+             tolerance=tol, n_bad=res_r["n_bad"], status="PASS" if res_r["passed"] else "FAIL"),
+    ]
+    return rows, res_r
+
+
+def check_value(model, X, reference, tol):
+    """jaccli's forward pass against reference outputs (N, m) computed elsewhere."""
+    (values, t_a) = _timed(model.value, X)
+    values = np.asarray(values, dtype=np.float64)[:, :, None]
+    res = compare(values, np.asarray(reference, dtype=np.float64)[:, :, None], None, tol)
+    return [dict(quantity="value", method="reference", max_abs_error=res["max_abs"],
+                 max_rel_error=res["max_rel"], seconds=t_a, tolerance=tol,
+                 n_bad=res["n_bad"], status="PASS" if res["passed"] else "FAIL")], res

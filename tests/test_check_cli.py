@@ -1,0 +1,141 @@
+"""`jaccli check` through the command line (click.testing.CliRunner)."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jaccli import activations
+from jaccli.cli import cli
+
+from . import nets
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+@pytest.fixture
+def tanh_model(tmp_path):
+    rng = np.random.default_rng(21)
+    theta = rng.normal(size=2 * 4 + 4 + 4 * 2 + 2)
+    model = nets.write_tanh_net(tmp_path, "net", theta, 2, 4, m=2)
+    X = rng.uniform(-2, 2, size=(12, 2))
+    points = nets.write_csv(tmp_path / "p.csv", ["x1", "x2"], X)
+    return dict(model=model, points=points, theta=theta, X=X, dir=tmp_path)
+
+
+def table(res):
+    header, rows = res.stdout.splitlines()[0].split(","), [r.split(",") for r in res.stdout.splitlines()[1:]]
+    return [dict(zip(header, r)) for r in rows]
+
+
+def test_passes_on_a_correct_model(tanh_model):
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"])
+    assert res.exit_code == 0, res.output
+    rows = table(res)
+    assert [(r["quantity"], r["method"]) for r in rows] == [
+        (q, m) for q in ("jacobian", "hessdiag", "params") for m in ("analytic", "central", "richardson")]
+    for r in rows:
+        if r["method"] == "richardson":
+            assert r["status"] == "PASS" and float(r["max_rel_error"]) < 1e-8
+    for text in ("max abs err", "richardson", "PASS", "tolerance"):
+        assert text in res.stderr
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu"])
+def test_passes_on_other_activations_including_kinks(tmp_path, activation):
+    rng = np.random.default_rng(22)
+    model = nets.write_tanh_net(tmp_path, "net", rng.normal(size=3 * 16 + 16 + 16 + 1), 3, 16,
+                                activation=activation)
+    points = nets.write_csv(tmp_path / "p.csv", ["x1", "x2", "x3"], rng.normal(size=(40, 3)))
+    res = run("check", model, "--points", points, "-q")
+    assert res.exit_code == 0, res.stdout
+
+
+def test_a_wrong_derivative_in_the_engine_fails(tanh_model, monkeypatch):
+    def wrong_tanh(z):
+        t = np.tanh(z)
+        return t, (1.0 - t * t) * 1.001, -2.0 * t * (1.0 - t * t)
+
+    monkeypatch.setitem(activations.ACTIVATIONS, "tanh", activations.Activation("tanh", wrong_tanh))
+    out = tanh_model["dir"] / "report.csv"
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"], "-o", out)
+    assert res.exit_code == 1
+    status = {r["quantity"]: r["status"] for r in table(type("R", (), {"stdout": out.read_text()}))
+              if r["method"] == "richardson"}
+    assert status == {"jacobian": "FAIL", "hessdiag": "PASS", "params": "FAIL"}
+    assert "FAIL jacobian" in res.stderr and "worst at point" in res.stderr
+    # A tolerance wider than the bug lets it through.
+    assert run("check", tanh_model["model"], "--points", tanh_model["points"], "--tol", "0.01").exit_code == 0
+
+
+def reference_file(tanh_model, values):
+    return nets.write_csv(tanh_model["dir"] / "ref.csv", ["x1", "x2", "y1", "y2"],
+                          np.column_stack([tanh_model["X"], values]))
+
+
+def test_wrong_spec_transposed_square_kernel_fails(tmp_path):
+    """The spec says in_out but the square hidden kernel was stored (out, in)."""
+    rng = np.random.default_rng(23)
+    W0, b0 = rng.normal(size=(3, 3)), rng.normal(size=3)
+    W1, b1 = rng.normal(size=(3, 1)), rng.normal(size=1)
+    X = rng.normal(size=(10, 3))
+    truth = np.tanh(X @ W0 + b0) @ W1 + b1  # what the training framework computes
+    spec = {"inputs": ["x1", "x2", "x3"], "outputs": ["y"],
+            "layers": [{"units": 3, "activation": "tanh"}, {"units": 1, "activation": "linear"}]}
+    model = nets.write_model(tmp_path, "bad", {"W0": W0.T, "b0": b0, "W1": W1, "b1": b1}, spec)
+    points = nets.write_csv(tmp_path / "ref.csv", ["x1", "x2", "x3", "y"], np.column_stack([X, truth]))
+    res = run("check", model, "--points", points)
+    assert res.exit_code == 1
+    rows = {(r["quantity"], r["method"]): r for r in table(res)}
+    assert rows[("value", "reference")]["status"] == "FAIL"
+    assert rows[("jacobian", "richardson")]["status"] == "PASS"  # consistent, but of the wrong function
+    assert "FAIL value" in res.stderr and "reference" in res.stderr
+    good = nets.write_model(tmp_path, "good", {"W0": W0, "b0": b0, "W1": W1, "b1": b1}, spec)
+    assert run("check", good, "--points", points, "-q").exit_code == 0
+
+
+def test_wrong_spec_activation_fails(tanh_model):
+    truth = nets.value(tanh_model["theta"], tanh_model["X"], 4, 2)
+    points = reference_file(tanh_model, truth)
+    assert run("check", tanh_model["model"], "--points", points, "-q").exit_code == 0
+    wrong = nets.write_tanh_net(tanh_model["dir"], "sig", tanh_model["theta"], 2, 4, m=2,
+                                activation="sigmoid")
+    res = run("check", wrong, "--points", points, "--what", "value")
+    assert res.exit_code == 1 and "FAIL value" in res.stderr
+
+
+def test_value_tol(tanh_model):
+    truth = nets.value(tanh_model["theta"], tanh_model["X"], 4, 2)
+    points = reference_file(tanh_model, truth * (1 + 1e-7))  # e.g. a float32 framework
+    assert run("check", tanh_model["model"], "--points", points, "--what", "value").exit_code == 0
+    res = run("check", tanh_model["model"], "--points", points, "--what", "value", "--value-tol", "1e-9")
+    assert res.exit_code == 1
+
+
+def test_what_option(tanh_model):
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"], "--what", "hessdiag,params")
+    assert res.exit_code == 0
+    assert {r["quantity"] for r in table(res)} == {"hessdiag", "params"}
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"], "--what", "jacobain")
+    assert res.exit_code == 2 and "unknown quantity jacobain" in res.stderr
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"], "--what", "value")
+    assert res.exit_code == 2 and "--what value needs reference outputs" in res.stderr
+
+
+def test_output_format_quiet_at_chunk_dtype_spec(tanh_model, tmp_path):
+    base = ["check", tanh_model["model"]]
+    res = run(*base, "--at", "0.3,-0.2", "--quiet")
+    assert res.exit_code == 0 and res.stderr == ""
+    out = tmp_path / "r.txt"
+    assert run(*base, "--at", "0.3,-0.2", "-o", out, "--format", "tsv", "-q").exit_code == 0
+    assert out.read_text().startswith("quantity\tmethod\t")
+    res = run(*base, "--at", "0.3,-0.2", "-o", tmp_path / "r.npy")
+    assert res.exit_code == 2 and "use .csv or .tsv" in res.stderr
+    assert run(*base, "--points", tanh_model["points"], "--chunk-size", "3", "-q").exit_code == 0
+    res = run(*base, "--points", tanh_model["points"], "--dtype", "float32")
+    assert res.exit_code == 0, res.output
+    assert "analytic in float32, finite differences in float64" in res.stderr
+    spec = tmp_path / "s.yaml"
+    spec.write_text((tanh_model["dir"] / "net.yaml").read_text())
+    assert run(*base, "--spec", spec, "--at", "0,0", "-q").exit_code == 0
