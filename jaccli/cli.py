@@ -291,7 +291,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
         raise JaccliError(f"--target given {len(target_names)} time(s); the model has "
                           f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
                           f"give one target column per output, in that order")
-    stdin = click.get_binary_stream("stdin")
+    stdin = sys.stdin.buffer
     X_train, Y_train = ci.read_training_set(train_path, model.input_names, target_names,
                                             stdin if train_path == "-" else None)
     points, source = load_points(model, points_path, at)
@@ -308,7 +308,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
               "output_names": np.array(model.output_names), "level": np.array(level)}
     console = stderr_console()
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
-    stdout = click.get_text_stream("stdout")
+    stdout = sys.stdout
     writers = []
     try:
         writer = open_writer(output, fmt, "confint", (n_points, model.n_outputs, len(ci.INTERVAL_FIELDS)),
@@ -473,7 +473,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
     text = delimiter.join(fields) + "\n" + "".join(
         delimiter.join(cell(row.get(f)) for f in fields) + "\n" for row in rows)
     if output in (None, "-"):
-        click.get_text_stream("stdout").write(text)
+        sys.stdout.write(text)
     else:
         atomic = AtomicFile(output)
         try:
