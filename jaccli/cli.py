@@ -164,6 +164,8 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
             groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
                       for k, y in enumerate(model.output_names)]
         print_summary(console, model, command, columns, stats, n_points, seconds, groups)
+        if output not in (None, "-"):
+            console.print(f"wrote {output} ({fmt}, shape {shape})")
 
 
 # ---------------------------------------------------------------- commands

@@ -75,7 +75,8 @@ def print_summary(console, model, command, columns, stats, n_points, seconds, gr
     console.print(f"[bold]jaccli {command}[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
     rate = n_points / seconds if seconds > 0 else float("inf")
-    console.print(f"{n_points} points in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
+    noun = "point" if n_points == 1 else "points"
+    console.print(f"{n_points} {noun} in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
     if stats is None:
         return
     ranked = len(groups) > 1 or len(groups[0][1]) > 1
