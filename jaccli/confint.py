@@ -40,7 +40,7 @@ decay, or with a non-squared loss.
 """
 
 from dataclasses import dataclass, field
-from typing import Optional
+
 
 import numpy as np
 from scipy import stats as _stats

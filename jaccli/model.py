@@ -74,6 +74,7 @@ class Model:
         self.activations = activations  # per layer: (name, params)
         self.path = path
         self.dtype = dtype
+        self.chunk_size = None  # points per batch; None: chosen from the layer widths
 
     # -- the contract's API
     @property
@@ -144,7 +145,7 @@ class Model:
 
     def compute(self, quantity, X, chunk_size=None):
         points = self.as_points(X)
-        chunk = chunk_size or self.chunk_size_for(quantity)
+        chunk = chunk_size or self.chunk_size or self.chunk_size_for(quantity)
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
         for start in range(0, len(points), chunk):
             stop = min(start + chunk, len(points))

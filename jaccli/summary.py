@@ -119,3 +119,87 @@ class LazyProgress:
     def close(self):
         if self.bar is not None:
             self.bar.stop()
+
+
+def print_fit_summary(console, model, fit, train_path, n_points, level, seconds):
+    """The least-squares fit behind ``confint``: rank, conditioning, s, leverages."""
+    import numpy as np
+    from rich.table import Table
+
+    from . import confint as ci
+
+    console.print(f"[bold]jaccli confint[/bold] {model.path}")
+    console.print(f"model: {describe_model(model)}")
+    console.print(f"training set: {train_path} ({fit.residuals.shape[0]} points); "
+                  f"{n_points} query points; level {level:g}; {seconds:.3f} s")
+    table = Table(title="least-squares fit (SVD of Z = dy/dtheta at the training inputs)",
+                  title_justify="left")
+    table.add_column("")
+    for y in model.output_names:
+        table.add_column(y, justify="right")
+    t_values = [ci.t_quantile(st, level) for st in fit.stats]
+    rows = [
+        ("N_train", [str(st.n_train) for st in fit.stats]),
+        ("q (parameters)", [str(st.q) for st in fit.stats]),
+        ("rank of Z", [str(st.rank) for st in fit.stats]),
+        ("condition number", [f"{st.condition_number:.4g}" for st in fit.stats]),
+        ("dof = N_train - rank", [str(st.dof) for st in fit.stats]),
+        ("s (residual std)", [f"{st.s:.6g}" for st in fit.stats]),
+        (f"t quantile ({level:g})", [f"{t:.6g}" for t in t_values]),
+        ("sum of leverages", [f"{fit.leverages[:, k].sum():.6g}" for k in range(len(fit.stats))]),
+        ("max leverage", [f"{fit.leverages[:, k].max():.4g}" for k in range(len(fit.stats))]),
+        ("LOO score", [f"{v:.6g}" for v in fit.loo_scores]),
+    ]
+    for name, cells in rows:
+        table.add_row(name, *cells)
+    console.print(table)
+    for y, st in zip(model.output_names, fit.stats):
+        for warning in st.warnings():
+            console.print(f"[yellow]warning[/yellow] ({y}): {warning}")
+    if not np.all(np.isfinite(fit.loo_residuals)):
+        console.print("[yellow]warning[/yellow]: some training points have leverage 1 "
+                      "(they alone fix a parameter direction): their leave-one-out "
+                      "residual, and the LOO score, are infinite")
+
+
+def print_check_report(console, model, rows, failures, n_points, dtype, tol, value_tol):
+    """``check``'s table: each method's errors and time, PASS/FAIL per quantity."""
+    from rich.table import Table
+
+    console.print(f"[bold]jaccli check[/bold] {model.path}")
+    console.print(f"model: {describe_model(model)}; {n_points} points; analytic in {dtype}, "
+                  f"finite differences in float64")
+    table = Table(title_justify="left")
+    for header_name in ("quantity", "method", "max abs err", "max rel err", "error est.",
+                        "time (s)", "result"):
+        table.add_column(header_name, justify="left" if header_name in ("quantity", "method", "result") else "right")
+
+    def num(value, spec_=".2e"):
+        return "" if value is None else format(value, spec_)
+
+    for row in rows:
+        status = row.get("status", "")
+        styled = {"PASS": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]"}.get(status, status)
+        table.add_row(row["quantity"], row["method"], num(row.get("max_abs_error")),
+                      num(row.get("max_rel_error")), num(row.get("error_estimate")),
+                      num(row.get("seconds"), ".4f"), styled)
+    console.print(table)
+    console.print(f"tolerance: |analytic - richardson| <= {tol:g} x (largest |derivative| of the "
+                  f"output) + 3 x error estimate; value: {value_tol:g} x largest |reference|")
+    for quantity, res in failures:
+        console.print(describe_failure(model, quantity, res))
+
+
+def describe_failure(model, quantity, res):
+    from .columns import parameter_labels
+
+    i, k, j = res["worst"]
+    where = f"point {i + 1}, output {model.output_names[k]}"
+    if quantity in ("jacobian", "hessdiag"):
+        where += f", input {model.input_names[j]}"
+    elif quantity == "params":
+        where += f", parameter {parameter_labels(model)[j]}"
+    against = "reference" if quantity == "value" else "numerical"
+    return (f"[red]FAIL[/red] {quantity}: {res['n_bad']} value(s) beyond the tolerance; worst at "
+            f"{where}: jaccli {res['worst_analytic']:.10g}, {against} {res['worst_numeric']:.10g} "
+            f"(allowed difference {res['worst_allowed']:.3g})")
