@@ -46,6 +46,18 @@ def param_jacobian(theta, X, h, m=1):
     return np.stack(J, axis=1)
 
 
+def finite_difference_param_jacobian(theta, points, h):
+    """dy/dtheta by central differences: the independent reference for the delta method."""
+    cols = []
+    for p in range(theta.size):
+        step = 1e-6 * max(abs(theta[p]), 1)
+        tp, tm = theta.copy(), theta.copy()
+        tp[p] += step
+        tm[p] -= step
+        cols.append((value(tp, points, h) - value(tm, points, h))[:, 0] / (tp[p] - tm[p]))
+    return np.column_stack(cols)
+
+
 def levenberg_marquardt(theta, X, y, h, iterations=200, tol=1e-12):
     """Least squares for a single-output net, from theta; returns the fitted theta."""
     theta = np.array(theta, dtype=np.float64)

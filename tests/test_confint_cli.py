@@ -214,14 +214,7 @@ def test_nonlinear_against_independent_delta_method(tmp_path):
     header, rows = nets.read_csv(res.stdout)
 
     def fd(points):
-        cols = []
-        for p in range(theta.size):
-            step = 1e-6 * max(abs(theta[p]), 1)
-            tp, tm = theta.copy(), theta.copy()
-            tp[p] += step
-            tm[p] -= step
-            cols.append((nets.value(tp, points, h) - nets.value(tm, points, h))[:, 0] / (tp[p] - tm[p]))
-        return np.column_stack(cols)
+        return nets.finite_difference_param_jacobian(theta, points, h)
 
     resid = y - nets.value(theta, X, h)[:, 0]
     Z, z = fd(X), fd(Xq)
