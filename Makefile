@@ -24,6 +24,9 @@ demo: install
 	@echo
 	@echo 'The same points with the true derivatives of the function the net was trained on:'
 	@$(BIN)/python sample_models/compare_sincos.py
+	@echo
+	@echo '$$ jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet'
+	@$(BIN)/jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet
 
 test: install
 	$(BIN)/python -m pytest -q
