@@ -16,7 +16,7 @@ $(BIN)/activate: pyproject.toml
 install: $(BIN)/activate
 
 demo: install
-	@echo '$$ jaccli jacobian sample_models/canonical.npz --at 1,1'
+	@echo '$$ jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet'
 	@$(BIN)/jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet
 	@echo
 	@echo '$$ jaccli hessdiag sample_models/sincos.npz --points sample_models/sincos_points.csv'
