@@ -332,14 +332,28 @@ def check_quantity(model, X, quantity, tol=DEFAULT_TOL, numeric_model=None):
     """
     X = np.asarray(X, dtype=np.float64)
     num = numeric_model or model
-    if quantity == "jacobian":
-        analytic, t_a = _timed(model.jacobian, X)
-        (central, _), t_c = _timed(input_jacobian, num.value, X, "central")
-        ladders, t_r = _timed(input_jacobian, num.value, X, "richardson", True)
-    elif quantity == "hessdiag":
-        analytic, t_a = _timed(model.hessdiag, X)
-        (central, _), t_c = _timed(input_hessdiag, num.value, X, "central")
-        ladders, t_r = _timed(input_hessdiag, num.value, X, "richardson", True)
+    if quantity in ("jacobian", "hessdiag"):
+        # Step in the network's own units u = (x - offset) / scale: an input
+        # scale of 0.01 makes the function vary a hundred times faster in x,
+        # and steps sized for x would swamp the estimate (and its error bound).
+        scale = 1.0 / np.asarray(num.network.in_inv_scale, dtype=np.float64)
+        offset = np.asarray(num.network.in_offset, dtype=np.float64)
+        U = (X - offset) / scale
+        power = 1 if quantity == "jacobian" else 2
+        differentiate = input_jacobian if quantity == "jacobian" else input_hessdiag
+
+        def in_u(U):
+            return num.value(U * scale + offset)
+
+        def to_x(pair):
+            value, err = pair
+            return value / scale ** power, None if err is None else err / scale ** power
+
+        analytic, t_a = _timed(getattr(model, quantity), X)
+        (central, _), t_c = _timed(differentiate, in_u, U, "central")
+        central = to_x((central, None))[0]
+        ladders, t_r = _timed(differentiate, in_u, U, "richardson", True)
+        ladders = [to_x(pair) for pair in ladders]
     elif quantity == "params":
         analytic, t_a = _timed(model.param_jacobian, X)
         theta = num.parameter_vector()
