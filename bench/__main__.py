@@ -87,34 +87,37 @@ def fmt_ratio(value):
 # ---------------------------------------------------------------- in-process workloads
 
 
-def measure_contestants(workload, runners, points, shape, reference):
-    """Best time over every variant of one contestant, and its largest deviation from jaccli."""
-    if not runners:
+def contestant(framework, workload, n_points=None):
+    """Run one contestant in a process of its own (bench/contestant.py); None if missing."""
+    root = os.path.dirname(HERE)
+    cmd = [sys.executable, "-m", "bench.contestant", framework, workload.key]
+    if n_points:
+        cmd.append(str(n_points))
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        print(f"    {framework}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
-    best = None
-    for variant, run in runners.items():
-        out = tuple(np.empty(s) for s in shape) if isinstance(shape, list) else np.empty(shape)
-        try:
-            seconds = best_of(lambda: run(points, out))
-        except Exception as exc:  # a framework failing one variant should not sink the bench
-            print(f"  {variant}: failed ({type(exc).__name__}: {exc})", file=sys.stderr)
-            continue
-        if isinstance(out, tuple):
-            deviation = max(float(np.abs(o - r).max()) for o, r in zip(out, reference))
-        else:
-            deviation = float(np.abs(out - reference).max())
-        print(f"    {variant}: {fmt_seconds(seconds)}  max |diff| {deviation:.1e}", file=sys.stderr)
-        if best is None or seconds < best["seconds"]:
-            best = {"seconds": seconds, "variant": variant, "max_abs_diff": deviation}
-    return best
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report.get("missing"):
+        print(f"    {framework}: not installed, skipped", file=sys.stderr)
+        return None
+    for variant, seconds in report["variants"].items():
+        print(f"    {framework} {variant}: {fmt_seconds(seconds)}", file=sys.stderr)
+    for variant, why in report.get("failed", {}).items():
+        print(f"    {framework} {variant}: failed ({why})", file=sys.stderr)
+    if "seconds" not in report:
+        return None
+    print(f"    {framework} best: {report['best']}, max |diff| vs jaccli "
+          f"{report['max_abs_diff']:.1e}", file=sys.stderr)
+    return {"seconds": report["seconds"], "variant": report["best"],
+            "max_abs_diff": report["max_abs_diff"], "variants": report["variants"]}
 
 
 def bench_engine_workload(workload, directory, rate, args):
     import jaccli
     from jaccli import engine
     from jaccli.parallel import run_chunks
-
-    from .references import jax_runners, numpy_fd_runner, torch_runners
 
     path = write_model(workload, directory)
     model = jaccli.load(path)
@@ -143,16 +146,12 @@ def bench_engine_workload(workload, directory, rate, args):
     print(f"    jaccli 1 thread {fmt_seconds(row['jaccli_1_thread'])}, BLAS threads only "
           f"{fmt_seconds(row['jaccli_blas_threads_only'])}, float32 "
           f"{fmt_seconds(row['jaccli_float32'])}", file=sys.stderr)
-    del run_chunks
-    shape = result.shape
+    del run_chunks, kernels, biases
     if not args.no_jax:
-        row["jax"] = measure_contestants(workload, jax_runners(workload, kernels, biases),
-                                         points, shape, result)
+        row["jax"] = contestant("jax", workload)
     if not args.no_torch:
-        row["torch"] = measure_contestants(workload, torch_runners(workload, kernels, biases),
-                                           points, shape, result)
-    row["numpy_fd"] = measure_contestants(workload, numpy_fd_runner(workload, kernels, biases),
-                                          points, shape, result)
+        row["torch"] = contestant("torch", workload)
+    row["numpy_fd"] = contestant("numpy_fd", workload)
     row["gemm_flops"] = workload.gemm_flops()
     row["limit"] = workload.gemm_flops() / rate
     if quantity == "param_jacobian":
@@ -165,8 +164,6 @@ def bench_engine_workload(workload, directory, rate, args):
 
 def bench_w6(workload, directory, rate, args):
     import jaccli
-
-    from .references import jax_runners
 
     n_points = args.w6_points or workload.n_points
     print(f"{workload.key}: {workload.title}, {n_points:,} points", file=sys.stderr)
@@ -205,13 +202,10 @@ def bench_w6(workload, directory, rate, args):
     small_rss = max(run_timed(command("jacobian", path, "--points", small, "-o", jac_out,
                                       "--quiet"))[1] for _ in range(2))
     row["peak_rss_tenth"] = small_rss
-    kernels, biases = make_weights(workload)
-    shape = [reference[0].shape, reference[1].shape]
     if not args.no_jax:
-        row["jax"] = measure_contestants(workload, jax_runners(workload, kernels, biases),
-                                         points, shape, reference)
-    if not args.no_torch:
-        row["torch"] = None  # 2,000,000 points through torch.func take minutes: not run
+        row["jax"] = contestant("jax", workload, n_points)
+    row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
+    # torch.func on 2,000,000 points takes minutes: not run for W6
     row["gemm_flops"] = workload.sweeps() * workload.gemm_flops_per_pass() * n_points
     row["limit"] = row["gemm_flops"] / rate
     return row

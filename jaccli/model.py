@@ -168,6 +168,26 @@ class Model:
         run_chunks(work, len(points), chunk, threads, engine.Workspace)
         return out
 
+    def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
+        """Stream: yield (start, result) chunk by chunk, in order, for the CLI.
+
+        ``points`` may be a memory map: each chunk is read, checked (a NaN in
+        row 1,000,000 fails with its row number) and computed on a worker
+        thread while the caller writes the previous one; at most two chunks per
+        worker are in flight, so memory stays bounded whatever N is.
+        """
+        from .parallel import iter_chunks
+
+        dtype = DTYPES[self.dtype]
+        chunk = int(chunk_size or self.chunk_size_for(quantity))
+
+        def work(start, stop, workspace):
+            block = np.asarray(points[start:stop], dtype=np.float64)
+            check_finite_points(block, source, first_row=start)
+            return self.compute_chunk(quantity, block.astype(dtype, copy=False), work=workspace)
+
+        return iter_chunks(work, len(points), chunk, threads, engine.Workspace)
+
     # -- parameters as one flat vector (finite-difference checks, fitting)
     def parameter_vector(self):
         parts = []

@@ -93,3 +93,48 @@ def run_chunks(work, n_points, chunk, threads=None, make_state=None):
             raise
     if failure:
         raise failure[0]
+
+
+def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
+    """Yield ``(start, work(start, stop, state))`` in order, computed on worker threads.
+
+    At most two chunks per worker are in flight. Closing the generator early
+    (an error while writing, Ctrl-C) cancels the chunks not yet started.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    make_state = make_state or (lambda: None)
+    starts = range(0, n_points, chunk)
+    threads = max(1, min(threads or default_threads(), len(starts)))
+    if threads == 1:
+        state = make_state()
+        for start in starts:
+            yield start, work(start, min(start + chunk, n_points), state)
+        return
+    local = threading.local()
+
+    def task(start):
+        if not hasattr(local, "state"):
+            local.state = make_state()
+        return work(start, min(start + chunk, n_points), local.state)
+
+    pending = []
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="jaccli")
+    try:
+        with single_threaded_blas():
+            upcoming = iter(starts)
+            for start in upcoming:
+                pending.append((start, pool.submit(task, start)))
+                if len(pending) >= 2 * threads:
+                    break
+            while pending:
+                start, future = pending.pop(0)
+                result = future.result()
+                following = next(upcoming, None)
+                if following is not None:
+                    pending.append((following, pool.submit(task, following)))
+                yield start, result
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
