@@ -20,7 +20,7 @@ from .workloads import WORKLOADS, make_points, make_weights, write_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPEATS = 5
-SLOW = 3.0  # seconds: a contestant slower than this per run is timed once after the warm-up
+SLOW = 3.0  # seconds: a run slower than this is timed once (its warm-up run)
 
 
 def best_of(run, repeats=REPEATS):
@@ -29,7 +29,7 @@ def best_of(run, repeats=REPEATS):
     run()
     warm = time.perf_counter() - started
     if warm > SLOW:
-        repeats = 1
+        return warm  # a contestant this slow is timed once: its ratio is not in doubt
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -56,17 +56,23 @@ def command(*args):
 
 
 def run_timed(cmd, **kwargs):
-    """Wall time and peak RSS (bytes) of a subprocess."""
+    """Wall time and peak RSS (bytes; VmHWM printed by bench.peak, else 0) of a subprocess."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
+    err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err}")
-    return seconds, usage.ru_maxrss * 1024
+    peak = 0
+    for line in err.splitlines():
+        if line.startswith("VMHWM "):
+            peak = int(line.split()[1])
+    return seconds, peak
+
+
+def peak_command(*args):
+    """jaccli ARGS run through bench.peak, which reports the process's own peak RSS."""
+    return [sys.executable, "-m", "bench.peak", *args]
 
 
 def best_subprocess(cmd, repeats=REPEATS):
@@ -184,7 +190,8 @@ def bench_w6(workload, directory, rate, args):
     row = {"workload": workload.key, "title": workload.title, "n_points": n_points,
            "quantity": workload.quantity}
     row["jaccli"] = min(sum(t for t, _ in run) for run in runs)
-    row["peak_rss"] = max(rss for run in runs for _, rss in run)
+    root = os.path.dirname(HERE)
+    row["peak_rss"] = max(run_timed(peak_command(*cmd[1:]), cwd=root)[1] for cmd in cmds)
     model = jaccli.load(path)
 
     def in_memory():
@@ -199,8 +206,9 @@ def bench_w6(workload, directory, rate, args):
     # the same at a tenth of the points: the peak RSS must not grow with N
     small = os.path.join(directory, "W6_small.npy")
     np.save(small, points[: n_points // 10])
-    small_rss = max(run_timed(command("jacobian", path, "--points", small, "-o", jac_out,
-                                      "--quiet"))[1] for _ in range(2))
+    small_rss = max(run_timed(peak_command(name, path, "--points", small, "-o", target, "--quiet"),
+                              cwd=root)[1]
+                    for name, target in (("value", value_out), ("jacobian", jac_out)))
     row["peak_rss_tenth"] = small_rss
     if not args.no_jax:
         row["jax"] = contestant("jax", workload, n_points)
@@ -217,7 +225,9 @@ def peak_rss_in_process(workload, directory):
     code = ("import sys, jaccli; from bench.workloads import WORKLOADS, make_points;"
             f"w = [w for w in WORKLOADS if w.key == {workload.key!r}][0];"
             "model = jaccli.load(sys.argv[1]);"
-            "r = model.compute(w.quantity, make_points(w))")
+            "r = model.compute(w.quantity, make_points(w));"
+            "from bench.peak import vm_hwm_bytes;"
+            "sys.stderr.write('VMHWM %d\\n' % vm_hwm_bytes())")
     root = os.path.dirname(HERE)
     _, rss = run_timed([sys.executable, "-c", code, path], cwd=root)
     return rss

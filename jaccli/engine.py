@@ -347,10 +347,16 @@ def _tangents(net, records, ws, dtype, upto, visit=None):
     n_points, n = len(records[0][0]), net.n_inputs
     tz = net.in_inv_scale[:, None] * net.layers[0].kernel
     tz = tz.astype(dtype, copy=False)
+    fused = upto >= 1 and records[0][2] is not None and _fused_tangents(net, dtype) is not None
     ta = None
     for index in range(upto + 1):
         layer = net.layers[index]
-        if index > 0:
+        if index == 1 and fused:
+            # T_1[b, j] = s'_0[b] (T_0[j] * W_1): one (N, d_0) @ (d_0, n d_1) product
+            nxt = ws.get(("T", index), (n_points, n, layer.kernel.shape[1]), dtype)
+            np.matmul(records[0][2], _fused_tangents(net, dtype), out=nxt.reshape(n_points, -1))
+            tz = nxt
+        elif index > 0:
             nxt = ws.get(("T", index), (n_points, n, layer.kernel.shape[1]), dtype)
             np.matmul(ta.reshape(n_points * n, -1), layer.kernel,
                       out=nxt.reshape(n_points * n, -1))
@@ -359,6 +365,8 @@ def _tangents(net, records, ws, dtype, upto, visit=None):
             visit(index, tz)
         s1 = records[index][2]
         if index == 0:
+            if fused:
+                continue  # layer 1's tangents come straight from s'_0
             ta = ws.get(("T", 0), (n_points, n, tz.shape[1]), dtype)
             if s1 is None:
                 ta[...] = tz
@@ -369,6 +377,30 @@ def _tangents(net, records, ws, dtype, upto, visit=None):
             if s1 is not None:
                 ta *= s1[:, None, :]
     return ta
+
+
+FUSED_LIMIT = 1 << 20  # floats: n * d_0 * d_1 of the matrix below, 8 MB in float64
+
+
+def _fused_tangents(net, dtype):
+    """(d_0, n * d_1): row u, block j holds T_0[j, u] * W_1[u, :], or None if too big.
+
+    The first layer's tangents T_0 = diag(1/scale) W_0 are the same at every
+    point, so layer 1's tangents are s'_0 @ this matrix: one wide product
+    instead of a broadcast (N, n, d_0) product and n narrow ones.
+    """
+    if len(net.layers) < 2:
+        return None
+    k0, k1 = net.layers[0].kernel, net.layers[1].kernel
+    if net.n_inputs * k1.size > FUSED_LIMIT:
+        return None
+    cached = net.__dict__.get("_fused")
+    if cached is not None and cached[0] is k0 and cached[1] is k1 and cached[2] is net.in_inv_scale:
+        return cached[3]
+    t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
+    fused = np.ascontiguousarray((t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1))
+    net.__dict__["_fused"] = (k0, k1, net.in_inv_scale, fused)
+    return fused
 
 
 def jacobian_forward(net, x, out=None, work=None):

@@ -156,10 +156,14 @@ class Model:
 
     def compute(self, quantity, X, chunk_size=None, threads=None):
         """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from .parallel import run_chunks
+        from .parallel import default_threads, run_chunks
 
         points = self.as_points(X)
-        chunk = int(chunk_size or self.chunk_size_for(quantity))
+        chunk = chunk_size
+        if not chunk:  # the default, and at least 4 chunks per worker for load balance
+            workers = threads or default_threads()
+            chunk = min(self.chunk_size_for(quantity), max(MIN_CHUNK, -(-len(points) // (4 * workers))))
+        chunk = int(chunk)
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
 
         def work(start, stop, workspace):
