@@ -31,7 +31,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-bench: install
+# The bench extra (JAX, torch CPU) installs on first use; without it the
+# JAX and torch.func columns are skipped. Timings: bench/results.json.
+$(VENV)/.bench-extra: $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[test,bench]' || echo 'bench extra not installed: JAX/torch columns skipped'
+	touch $@
+
+bench: $(VENV)/.bench-extra
 	$(BIN)/python -m bench
 
 clean:

@@ -5,6 +5,12 @@ entry. Each rule takes the pre-activation ``z`` (any shape) and its
 parameters and returns ``(s(z), s'(z), s''(z))``; the three share their
 intermediate results, which is why they live in one function.
 
+A few common activations also have an ``in_place`` variant, the same
+formulas written into reusable buffers (``scratch(key)`` gives one shaped
+like z) so that the engine's hot loops make no fresh temporaries; it
+overwrites z and returns None for a derivative that is constant (s' = 1,
+s'' = 0) or for an order it does not cover (then the plain rule is used).
+
 Softmax is a vector function and is not in this table: its derivatives
 couple the units, so the engine treats it on its own (``jaccli.engine``).
 At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
@@ -12,7 +18,7 @@ and the second derivative of a piecewise-linear function is 0.
 """
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
@@ -30,10 +36,15 @@ class Activation:
     name: str
     rule: Callable  # rule(z, **params) -> (value, first, second)
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
+    in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
 
 
 def _linear(z):
     return z, np.ones_like(z), np.zeros_like(z)
+
+
+def _linear_in_place(z, order, scratch):
+    return z, None, None
 
 
 def _sigmoid(z):
@@ -43,10 +54,44 @@ def _sigmoid(z):
     return s, d1, d1 * (1.0 - 2.0 * s)
 
 
+def _sigmoid_in_place(z, order, scratch):
+    z *= 0.5
+    s = np.tanh(z, out=z)
+    s += 1.0
+    s *= 0.5
+    if order == 0:
+        return s, None, None
+    d1 = scratch("s1")
+    np.subtract(1.0, s, out=d1)
+    d1 *= s
+    if order == 1:
+        return s, d1, None
+    d2 = scratch("s2")
+    np.multiply(s, -2.0, out=d2)
+    d2 += 1.0
+    d2 *= d1
+    return s, d1, d2
+
+
 def _tanh(z):
     t = np.tanh(z)
     d1 = 1.0 - t * t
     return t, d1, -2.0 * t * d1
+
+
+def _tanh_in_place(z, order, scratch):
+    t = np.tanh(z, out=z)
+    if order == 0:
+        return t, None, None
+    d1 = scratch("s1")
+    np.multiply(t, t, out=d1)
+    np.subtract(1.0, d1, out=d1)
+    if order == 1:
+        return t, d1, None
+    d2 = scratch("s2")
+    np.multiply(t, d1, out=d2)
+    d2 *= -2.0
+    return t, d1, d2
 
 
 def _relu(z):
@@ -97,6 +142,29 @@ def _gelu(z):
     return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
 
 
+def _gelu_in_place(z, order, scratch):
+    if order == 2:
+        return None  # the plain rule
+    from scipy.special import erf
+
+    cdf = scratch("cdf")
+    np.multiply(z, INV_SQRT_2, out=cdf)
+    erf(cdf, out=cdf)
+    cdf += 1.0
+    cdf *= 0.5
+    d1 = None
+    if order == 1:
+        d1 = scratch("s1")
+        np.multiply(z, z, out=d1)
+        d1 *= -0.5
+        np.exp(d1, out=d1)
+        d1 *= z
+        d1 *= INV_SQRT_2PI
+        d1 += cdf  # cdf + z pdf
+    np.multiply(z, cdf, out=z)
+    return z, d1, None
+
+
 def _gelu_tanh(z):
     # 0.5 z (1 + tanh(u)), u = c (z + k z^3): Hendrycks & Gimpel's approximation.
     u = SQRT_2_OVER_PI * (z + GELU_TANH_CUBIC * z ** 3)
@@ -123,9 +191,9 @@ def _exp(z):
 ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
     for a in [
-        Activation("linear", _linear),
-        Activation("sigmoid", _sigmoid),
-        Activation("tanh", _tanh),
+        Activation("linear", _linear, in_place=_linear_in_place),
+        Activation("sigmoid", _sigmoid, in_place=_sigmoid_in_place),
+        Activation("tanh", _tanh, in_place=_tanh_in_place),
         Activation("relu", _relu),
         Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}),
         Activation("elu", _elu, {"alpha": 1.0}),
@@ -133,7 +201,7 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("softplus", _softplus),
         Activation("softsign", _softsign),
         Activation("silu", _silu),
-        Activation("gelu", _gelu),
+        Activation("gelu", _gelu, in_place=_gelu_in_place),
         Activation("gelu_tanh", _gelu_tanh),
         Activation("sin", _sin),
         Activation("exp", _exp),

@@ -139,15 +139,13 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
                          stdout=sys.stdout)
     started = time.perf_counter()
     try:
-        for start in range(0, n_points, chunk):
-            block = np.asarray(points[start:start + chunk], dtype=np.float64)
-            check_finite_points(block, source, first_row=start)
-            result = model.compute_chunk(quantity, block.astype(model.network.in_offset.dtype))
-            rows = result.reshape(len(block), -1)
+        # chunks are read, checked and computed on worker threads, written here in order
+        for start, result in model.iter_chunks(quantity, points, chunk, source):
+            rows = result.reshape(len(result), -1)
             writer.write(start, rows)
             if stats is not None:
                 stats.update(rows)
-            progress.advance(start + len(block))
+            progress.advance(start + len(rows))
         writer.commit()
     except BaseException:
         writer.abort()

@@ -71,7 +71,466 @@ def _scaled_inputs(net, x):
     return (x - net.in_offset) * net.in_inv_scale
 
 
-def value(net, x):
+# ---------------------------------------------------------------- workspaces
+
+
+class Workspace:
+    """Scratch buffers reused from one chunk to the next (one per worker thread).
+
+    Fresh large temporaries cost page faults and cache misses; a chunk's
+    buffers are allocated once, at the largest chunk seen, and sliced.
+    """
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, key, shape, dtype):
+        size = 1
+        for extent in shape:
+            size *= extent
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.size < size or buffer.dtype != dtype:
+            buffer = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[key] = buffer
+        return buffer[:size].reshape(shape)
+
+
+def _kernel_t(layer):
+    """The layer's kernel transposed, C-contiguous (BLAS runs faster on it), cached."""
+    cached = layer.__dict__.get("_kernel_t")
+    if cached is None or cached[0] is not layer.kernel:
+        cached = (layer.kernel, np.ascontiguousarray(layer.kernel.T))
+        layer.__dict__["_kernel_t"] = cached
+    return cached[1]
+
+
+def _has_softmax(net):
+    return any(layer.is_softmax for layer in net.layers)
+
+
+def _dtype(net, x):
+    return np.result_type(x.dtype, net.layers[0].kernel.dtype)
+
+
+def _output(out, shape, dtype):
+    """Where a result goes: ``out`` when given (any strides), else a new array."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape:
+        out = out.reshape(shape)
+    return out
+
+
+def _scaled(net, x, ws, dtype):
+    if not (net.in_offset.any() or (net.in_inv_scale != 1).any()):
+        return x if x.dtype == dtype else x.astype(dtype)
+    u = ws.get("u", x.shape, dtype)
+    np.subtract(x, net.in_offset, out=u)
+    u *= net.in_inv_scale
+    return u
+
+
+# ---------------------------------------------------------------- activations
+
+
+def _activate(layer, z, order, ws, tag):
+    """(s(z), s'(z), s''(z)) for ``order`` 0, 1, 2; None stands for 1 (s') or 0 (s'').
+
+    z may be overwritten. An activation with an in-place rule in the table
+    works in this thread's workspace; the others use their plain rule.
+    """
+    if layer.is_softmax:
+        return softmax(z), None, None
+    act = layer.activation
+    if act.in_place is not None:
+        def scratch(key):
+            return ws.get((key, tag), z.shape, z.dtype)
+
+        result = act.in_place(z, order, scratch, **layer.params)
+        if result is not None:
+            return result
+    s, s1, s2 = act.rule(z, **layer.params)
+    return s, (s1 if order >= 1 else None), (s2 if order >= 2 else None)
+
+
+# ---------------------------------------------------------------- the sweeps
+
+
+def _forward(net, x, order, ws, dtype):
+    """Per layer (input a_{l-1}, output a_l, s', s'') for one chunk, in workspace buffers."""
+    a = _scaled(net, x, ws, dtype)
+    records = []
+    for index, layer in enumerate(net.layers):
+        z = ws.get(("z", index), (len(x), layer.kernel.shape[1]), dtype)
+        np.matmul(a, layer.kernel, out=z)
+        if layer.bias is not None:
+            z += layer.bias
+        out, s1, s2 = _activate(layer, z, order, ws, index)
+        records.append((a, out, s1, s2))
+        a = out
+    return records
+
+
+def _adjoints(net, records, ws, dtype, stop=0):
+    """Reverse sweep: per layer l >= stop (0-based), (A_l, delta_l, diag_l).
+
+    A_l = dy/da_l and delta_l = dy/dz_l, both (N, m, d_l). The output scaling
+    enters as A_L = diag(out_scale); an elementwise last layer then has a
+    diagonal delta_L, given as diag_L (N, m) with delta_L = None, and the
+    product delta_L W_L^T is a broadcast, not a matrix product.
+    """
+    n_points, m = len(records[0][0]), net.n_outputs
+    last = len(net.layers) - 1
+    result = [None] * (last + 1)
+    a_last, s1_last = records[last][1], records[last][2]
+    diag = delta = None
+    if net.layers[last].is_softmax:
+        jac = -a_last[:, :, None] * a_last[:, None, :]
+        jac[:, np.arange(m), np.arange(m)] += a_last
+        delta = net.out_scale[None, :, None] * jac
+    elif s1_last is None:
+        diag = np.broadcast_to(net.out_scale, (n_points, m))
+    else:
+        diag = ws.get("diag", (n_points, m), dtype)
+        np.multiply(s1_last, net.out_scale, out=diag)
+    result[last] = (None, delta, diag)
+    for index in range(last - 1, stop - 1, -1):
+        kernel_t = _kernel_t(net.layers[index + 1])
+        shape = (n_points, m, kernel_t.shape[1])
+        if delta is not None:
+            adjoint = ws.get(("A", index), shape, dtype)
+            np.matmul(delta.reshape(n_points * m, -1), kernel_t,
+                      out=adjoint.reshape(n_points * m, -1))
+        elif s1_last is None:
+            # a linear last layer: A_{L-1} = diag(out_scale) W_L^T, the same at every point
+            adjoint = np.broadcast_to(net.out_scale[:, None] * kernel_t, shape)
+        else:
+            adjoint = ws.get(("A", index), shape, dtype)
+            np.multiply(diag[:, :, None], kernel_t[None, :, :], out=adjoint)
+        s1 = records[index][2]
+        if s1 is None:
+            delta = adjoint
+        else:
+            delta = ws.get(("delta", index), shape, dtype)
+            np.multiply(adjoint, s1[:, None, :], out=delta)
+        result[index] = (adjoint, delta, None)
+    return result
+
+
+def _dense_delta(result, index, ws, dtype):
+    """delta_l as an (N, m, d_l) array, also for a diagonal last layer."""
+    adjoint, delta, diag = result[index]
+    if delta is not None:
+        return delta
+    n_points, m = diag.shape
+    dense = ws.get("dense_delta", (n_points, m, m), dtype)
+    dense[...] = 0
+    dense.reshape(n_points, m * m)[:, ::m + 1] = diag
+    return dense
+
+
+def _finish(out, result):
+    if out is not None and result is not out:
+        out[...] = result.reshape(out.shape)
+        return out
+    return result
+
+
+def value(net, x, out=None, work=None):
+    """y = f(x), (N, m)."""
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    a = _forward(net, x, 0, ws, dtype)[-1][1]
+    y = _output(out, (len(x), net.n_outputs), dtype)
+    np.multiply(a, net.out_scale, out=y)
+    y += net.out_offset
+    return y
+
+
+def jacobian_reverse(net, x, out=None, work=None):
+    """dy/dx (N, m, n) by m adjoint sweeps."""
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    n_points, m, n = len(x), net.n_outputs, net.n_inputs
+    records = _forward(net, x, 1, ws, dtype)
+    _, delta, diag = _adjoints(net, records, ws, dtype, stop=0)[0]
+    jac = _output(out, (n_points, m, n), dtype)
+    first = net.layers[0].kernel
+    target = jac if jac.flags.c_contiguous else ws.get("jac", jac.shape, dtype)
+    if delta is None:
+        np.multiply(diag[:, :, None], first.T[None, :, :], out=target)
+    else:
+        np.matmul(delta.reshape(n_points * m, -1), _kernel_t(net.layers[0]),
+                  out=target.reshape(n_points * m, n))
+    if (net.in_inv_scale != 1).any():
+        target *= net.in_inv_scale
+    return _finish(jac if target is not jac else None, target)
+
+
+def _tangents(net, records, ws, dtype, upto, visit=None):
+    """Forward sweep of the tangents T_l = dz_l/dx, layers 0..upto.
+
+    ``visit(l, T_l)`` sees each layer's pre-activation tangents: (n, d_0) for
+    layer 0 (the same at every point), (N, n, d_l) after. Returns the last
+    post-activation tangents da_upto/dx (N, n, d_upto).
+    """
+    n_points, n = len(records[0][0]), net.n_inputs
+    tz = net.in_inv_scale[:, None] * net.layers[0].kernel
+    tz = tz.astype(dtype, copy=False)
+    fused = upto >= 1 and records[0][2] is not None and _fused_tangents(net, dtype) is not None
+    ta = None
+    for index in range(upto + 1):
+        layer = net.layers[index]
+        if index == 1 and fused:
+            # T_1[b, j] = s'_0[b] (T_0[j] * W_1): one (N, d_0) @ (d_0, n d_1) product
+            nxt = ws.get(("T", index), (n_points, n, layer.kernel.shape[1]), dtype)
+            np.matmul(records[0][2], _fused_tangents(net, dtype), out=nxt.reshape(n_points, -1))
+            tz = nxt
+        elif index > 0:
+            nxt = ws.get(("T", index), (n_points, n, layer.kernel.shape[1]), dtype)
+            np.matmul(ta.reshape(n_points * n, -1), layer.kernel,
+                      out=nxt.reshape(n_points * n, -1))
+            tz = nxt
+        if visit is not None:
+            visit(index, tz)
+        s1 = records[index][2]
+        if index == 0:
+            if fused:
+                continue  # layer 1's tangents come straight from s'_0
+            ta = ws.get(("T", 0), (n_points, n, tz.shape[1]), dtype)
+            if s1 is None:
+                ta[...] = tz
+            else:
+                np.multiply(s1[:, None, :], tz[None, :, :], out=ta)
+        else:
+            ta = tz
+            if s1 is not None:
+                ta *= s1[:, None, :]
+    return ta
+
+
+FUSED_LIMIT = 1 << 20  # floats: n * d_0 * d_1 of the matrix below, 8 MB in float64
+
+
+def _fused_tangents(net, dtype):
+    """(d_0, n * d_1): row u, block j holds T_0[j, u] * W_1[u, :], or None if too big.
+
+    The first layer's tangents T_0 = diag(1/scale) W_0 are the same at every
+    point, so layer 1's tangents are s'_0 @ this matrix: one wide product
+    instead of a broadcast (N, n, d_0) product and n narrow ones.
+    """
+    if len(net.layers) < 2:
+        return None
+    k0, k1 = net.layers[0].kernel, net.layers[1].kernel
+    if net.n_inputs * k1.size > FUSED_LIMIT:
+        return None
+    cached = net.__dict__.get("_fused")
+    if cached is not None and cached[0] is k0 and cached[1] is k1 and cached[2] is net.in_inv_scale:
+        return cached[3]
+    t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
+    fused = np.ascontiguousarray((t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1))
+    net.__dict__["_fused"] = (k0, k1, net.in_inv_scale, fused)
+    return fused
+
+
+def jacobian_forward(net, x, out=None, work=None):
+    """dy/dx (N, m, n) by n tangent sweeps."""
+    if _has_softmax(net):
+        return _finish(out, ref_jacobian_forward(net, x))
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    records = _forward(net, x, 1, ws, dtype)
+    ta = _tangents(net, records, ws, dtype, len(net.layers) - 1)
+    jac = _output(out, (len(x), net.n_outputs, net.n_inputs), dtype)
+    np.multiply(ta.transpose(0, 2, 1), net.out_scale[:, None], out=jac)
+    return jac
+
+
+def jacobian(net, x, out=None, work=None):
+    """dy/dx (N, m, n): forward sweeps cost n, reverse sweeps m; take the fewer."""
+    if net.n_outputs < net.n_inputs:
+        return jacobian_reverse(net, x, out, work)
+    return jacobian_forward(net, x, out, work)
+
+
+def param_jacobian(net, x, layouts, out=None, work=None):
+    """dy/dtheta (N, m, P), each byte of ``out`` written once.
+
+    ``layouts`` says, per layer, whether its kernel is stored transposed
+    ("out_in") in the file, which fixes the flattening order of its block.
+    dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
+    """
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    records = _forward(net, x, 1, ws, dtype)
+    adjoints = _adjoints(net, records, ws, dtype, stop=0)
+    n_points, m = len(x), net.n_outputs
+    total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
+                for layer in net.layers)
+    out = _output(out, (n_points, m, total), dtype)
+    offset = 0
+    for index, (layer, layout) in enumerate(zip(net.layers, layouts)):
+        a_in = records[index][0]
+        delta = _dense_delta(adjoints, index, ws, dtype)
+        d_in, d_out = layer.kernel.shape
+        block = out[:, :, offset:offset + d_in * d_out]
+        if layout == "out_in":
+            block = block.reshape(n_points, m, d_out, d_in)
+            np.multiply(delta[:, :, :, None], a_in[:, None, None, :], out=block)
+        else:
+            block = block.reshape(n_points, m, d_in, d_out)
+            np.multiply(a_in[:, None, :, None], delta[:, :, None, :], out=block)
+        offset += d_in * d_out
+        if layer.bias is not None:
+            out[:, :, offset:offset + d_out] = delta
+            offset += d_out
+    return out
+
+
+# ---------------------------------------------------------------- second order
+
+
+def _curvature_terms(net, x, ws, dtype):
+    """Forward (with s''), one adjoint sweep, and the curvature weights.
+
+    Returns (records, weights, last) where weights[l] = A_l * s''(z_l), (N, m, d_l),
+    for the layers with curvature, and ``last`` the highest such layer (-1 if none).
+    For the last layer A_L = diag(out_scale), so its weight is (N, m) and diagonal.
+    """
+    records = _forward(net, x, 2, ws, dtype)
+    curved = [i for i, r in enumerate(records) if r[3] is not None]
+    weights = {}
+    if not curved:
+        return records, weights, -1
+    adjoints = _adjoints(net, records, ws, dtype, stop=curved[0])
+    final = len(net.layers) - 1
+    for index in curved:
+        s2 = records[index][3]
+        if index == final:
+            weights[index] = s2 * net.out_scale
+        else:
+            weight = ws.get(("g", index), adjoints[index][0].shape, dtype)
+            np.multiply(adjoints[index][0], s2[:, None, :], out=weight)
+            weights[index] = weight
+    return records, weights, curved[-1]
+
+
+def hessdiag_tangent_adjoint(net, x, out=None, work=None):
+    """d2y_k/dx_j2 (N, m, n) by forward tangents plus one adjoint sweep.
+
+    With T_l = dz_l/dx and g_l = dy/da_l * s''(z_l):
+        H_k,jj = sum_l sum_units g_l,k * T_l,j^2
+    (exact for elementwise activations: the linear maps add no curvature).
+    Costs n tangent sweeps and m adjoint sweeps; Taylor mode costs 2 n.
+    """
+    if net.layers[-1].is_softmax:
+        return hessdiag_taylor(net, x, out)
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    n_points, m, n = len(x), net.n_outputs, net.n_inputs
+    records, weights, upto = _curvature_terms(net, x, ws, dtype)
+    hd = _output(out, (n_points, m, n), dtype)
+    acc = hd if hd.flags.c_contiguous else ws.get("hd", hd.shape, dtype)
+    acc[...] = 0
+    final = len(net.layers) - 1
+
+    def visit(index, tz):
+        weight = weights.get(index)
+        if weight is None:
+            return
+        if index == 0:
+            sq = tz * tz  # (n, d_0): one matrix product for every point
+            if index == final:
+                acc.reshape(n_points, m * n)[...] += (weight[:, :, None] * sq.T[None]).reshape(n_points, -1)
+            else:
+                acc.reshape(n_points * m, n)[...] += weight.reshape(n_points * m, -1) @ sq.T
+            return
+        sq = ws.get("sq", tz.shape, dtype)
+        np.multiply(tz, tz, out=sq)
+        if index == final:
+            np.add(acc, (sq * weight[:, None, :]).transpose(0, 2, 1), out=acc)
+        else:
+            part = ws.get("part", (n_points, n, m), dtype)
+            np.matmul(sq, weight.transpose(0, 2, 1), out=part)
+            np.add(acc, part.transpose(0, 2, 1), out=acc)
+
+    if upto >= 0:
+        _tangents(net, records, ws, dtype, upto, visit)
+    return _finish(hd if acc is not hd else None, acc)
+
+
+def hessdiag_taylor(net, x, out=None, work=None):
+    """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation (about 2 n sweeps)."""
+    return _finish(out, ref_hessdiag(net, x))
+
+
+def hessdiag(net, x, out=None, work=None):
+    """d2y_k/dx_j2 (N, m, n): tangents + one adjoint sweep when m <= n, else Taylor mode."""
+    if net.n_outputs <= net.n_inputs and not net.layers[-1].is_softmax:
+        return hessdiag_tangent_adjoint(net, x, out, work)
+    return hessdiag_taylor(net, x, out, work)
+
+
+def laplacian(net, x, out=None, work=None):
+    """sum_j d2y_k/dx_j2 (N, m): the Hessian diagonal's sum, or the forward Laplacian."""
+    if net.n_outputs <= net.n_inputs and not net.layers[-1].is_softmax:
+        ws = work or Workspace()
+        dtype = _dtype(net, x)
+        hd = hessdiag_tangent_adjoint(net, x, ws.get("lap_hd", (len(x), net.n_outputs, net.n_inputs), dtype), ws)
+        result = _output(out, (len(x), net.n_outputs), dtype)
+        np.sum(hd, axis=-1, out=result)
+        return result
+    return _finish(out, ref_laplacian(net, x))
+
+
+def hessian(net, x, out=None, work=None):
+    """d2y_k/dx_i dx_j (N, m, n, n): forward tangents plus one adjoint sweep.
+
+    H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l; the first layer's T is the
+    same at every point, so its term is one matrix product for the chunk.
+    A final softmax adds the curvature of p itself (reference path).
+    """
+    if net.layers[-1].is_softmax:
+        return _finish(out, ref_hessian(net, x))
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    n_points, m, n = len(x), net.n_outputs, net.n_inputs
+    records, weights, upto = _curvature_terms(net, x, ws, dtype)
+    hess = _output(out, (n_points, m, n, n), dtype)
+    acc = hess if hess.flags.c_contiguous else ws.get("hess", hess.shape, dtype)
+    final = len(net.layers) - 1
+    if 0 not in weights:
+        acc[...] = 0
+
+    def visit(index, tz):
+        weight = weights.get(index)
+        if weight is None:
+            return
+        if index == 0:
+            outer = (tz[:, None, :] * tz[None, :, :]).reshape(n * n, -1)  # (n*n, d_0)
+            if index == final:
+                np.multiply(weight[:, :, None], outer.T.reshape(m, n * n)[None], out=acc.reshape(n_points, m, n * n))
+            else:
+                np.matmul(weight.reshape(n_points * m, -1), outer.T, out=acc.reshape(n_points * m, n * n))
+            return
+        if index == final:
+            for k in range(m):
+                v = tz[:, :, k]
+                acc[:, k] += weight[:, k, None, None] * v[:, :, None] * v[:, None, :]
+            return
+        scaled = ws.get("scaled", tz.shape, dtype)
+        part = ws.get("part", (n_points, n, n), dtype)
+        tz_t = tz.transpose(0, 2, 1)
+        for k in range(m):
+            np.multiply(tz, weight[:, k, None, :], out=scaled)
+            np.matmul(scaled, tz_t, out=part)
+            acc[:, k] += part
+
+    if upto >= 0:
+        _tangents(net, records, ws, dtype, upto, visit)
+    return _finish(hess if acc is not hess else None, acc)
+
+
+# ---------------------------------------------------------------- reference implementations
+#
+# The straightforward versions (every intermediate a fresh array): the paths
+# for a softmax output, and the baseline the tests hold the fast paths to.
+
+def ref_value(net, x):
     a = _scaled_inputs(net, x)
     for layer in net.layers:
         a = layer.derivatives(layer.pre_activation(a))[0]
@@ -104,7 +563,7 @@ def _softmax_tangents(p, tz):
     return p[:, None, :] * centred, centred
 
 
-def forward_tangents(net, x):
+def ref_forward_tangents(net, x):
     """Values of the last layer and dy/dx as (N, n, m) tangents, by forward mode."""
     a = _scaled_inputs(net, x)
     tz = None
@@ -119,14 +578,14 @@ def forward_tangents(net, x):
     return ta * net.out_scale
 
 
-def jacobian_forward(net, x):
-    return np.ascontiguousarray(forward_tangents(net, x).transpose(0, 2, 1))
+def ref_jacobian_forward(net, x):
+    return np.ascontiguousarray(ref_forward_tangents(net, x).transpose(0, 2, 1))
 
 
 # ---------------------------------------------------------------- reverse mode
 
 
-def forward_cache(net, x):
+def ref_forward_cache(net, x):
     """The forward pass keeping each layer's input a_{l-1}, z_l, a_l, s'(z_l), s''(z_l)."""
     cache = []
     a = _scaled_inputs(net, x)
@@ -138,7 +597,7 @@ def forward_cache(net, x):
     return cache
 
 
-def backward_adjoints(net, cache):
+def ref_backward_adjoints(net, cache):
     """For each layer, (A_l, delta_l) = (dy/da_l, dy/dz_l), both (N, m, d_l).
 
     The output scaling enters here: A_L = diag(out_scale) at every point.
@@ -163,31 +622,31 @@ def backward_adjoints(net, cache):
     return result
 
 
-def jacobian_reverse(net, x):
-    cache = forward_cache(net, x)
-    delta_first = backward_adjoints(net, cache)[0][1]
+def ref_jacobian_reverse(net, x):
+    cache = ref_forward_cache(net, x)
+    delta_first = ref_backward_adjoints(net, cache)[0][1]
     return (delta_first @ net.layers[0].kernel.T) * net.in_inv_scale
 
 
-def jacobian(net, x):
+def ref_jacobian(net, x):
     """dy/dx (N, m, n): forward sweeps cost n, reverse sweeps m; take the fewer."""
     if net.n_outputs < net.n_inputs:
-        return jacobian_reverse(net, x)
-    return jacobian_forward(net, x)
+        return ref_jacobian_reverse(net, x)
+    return ref_jacobian_forward(net, x)
 
 
 # ---------------------------------------------------------------- parameters
 
 
-def param_jacobian(net, x, layouts, out=None):
+def ref_param_jacobian(net, x, layouts, out=None):
     """dy/dtheta (N, m, P), written block by block into ``out``.
 
     ``layouts`` says, per layer, whether its kernel is stored transposed
     ("out_in") in the file, which fixes the flattening order of its block.
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
     """
-    cache = forward_cache(net, x)
-    adjoints = backward_adjoints(net, cache)
+    cache = ref_forward_cache(net, x)
+    adjoints = ref_backward_adjoints(net, cache)
     n_points, m = len(x), net.n_outputs
     total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
                 for layer in net.layers)
@@ -213,7 +672,7 @@ def param_jacobian(net, x, layouts, out=None):
 # ---------------------------------------------------------------- second order
 
 
-def hessdiag(net, x):
+def ref_hessdiag(net, x):
     """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation.
 
     Alongside the tangents T = da/dx_j it carries S = d2a/dx_j2:
@@ -251,7 +710,7 @@ def _softmax_second_tangents(p, tz, sz):
     return ta, sa
 
 
-def laplacian(net, x):
+def ref_laplacian(net, x):
     """sum_j d2y_k/dx_j2 (N, m): the forward Laplacian.
 
     Like ``hessdiag`` but the second-order term is summed over the inputs at
@@ -280,15 +739,15 @@ def laplacian(net, x):
     return la * net.out_scale
 
 
-def hessian(net, x):
+def ref_hessian(net, x):
     """d2y_k/dx_i dx_j (N, m, n, n): forward tangents plus one adjoint sweep.
 
     Linear maps add no curvature, so H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l,
     with T_l = dz_l/dx the forward tangents and A_l = dy/da_l the adjoints;
     a final softmax adds the curvature of p itself.
     """
-    cache = forward_cache(net, x)
-    adjoints = backward_adjoints(net, cache)
+    cache = ref_forward_cache(net, x)
+    adjoints = ref_backward_adjoints(net, cache)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     out = np.zeros((n_points, m, n, n), dtype=x.dtype)
     for index, (layer, (_, _, a, s1, s2), (adjoint, _)) in enumerate(

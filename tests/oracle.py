@@ -142,7 +142,7 @@ def param_jacobian(spec, tensors, x):
 PIECEWISE = {"relu", "leaky_relu", "elu", "selu", "softsign"}
 
 
-def away_from_kinks(spec, tensors, x, margin=1e-3):
+def away_from_kinks(spec, tensors, x, margin=0.05):
     """Rows of x whose pre-activations all stay ``margin`` away from a kink at 0.
 
     Central differences across a kink measure the jump, not the derivative.

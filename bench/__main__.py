@@ -1,0 +1,392 @@
+"""``python -m bench``: run every workload, print one table, write bench/results.json.
+
+Timings are best-of-5 after one warm-up run (compile time excluded for JAX),
+all measured in this one process run, so the ratios compare like with like
+on a machine whose load may drift. See docs/performance.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from .workloads import WORKLOADS, make_points, make_weights, write_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPEATS = 5
+SLOW = 3.0  # seconds: a run slower than this is timed once (its warm-up run)
+
+
+def best_of(run, repeats=REPEATS):
+    """Best wall time of ``repeats`` runs after one warm-up (fewer if a run is very slow)."""
+    started = time.perf_counter()
+    run()
+    warm = time.perf_counter() - started
+    if warm > SLOW:
+        return warm  # a contestant this slow is timed once: its ratio is not in doubt
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def gemm_rate(size=2000):
+    """float64 FLOP/s of NumPy's matrix product (default BLAS threads), best of 5."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(size, size)), rng.normal(size=(size, size))
+    out = np.empty((size, size))
+    seconds = best_of(lambda: np.matmul(a, b, out=out))
+    return 2.0 * size ** 3 / seconds
+
+
+def command(*args):
+    """The jaccli entry point of this interpreter's environment."""
+    exe = os.path.join(os.path.dirname(sys.executable), "jaccli")
+    if os.path.exists(exe):
+        return [exe, *args]
+    return [sys.executable, "-m", "jaccli.cli", *args]
+
+
+def run_timed(cmd, **kwargs):
+    """Wall time and peak RSS (bytes; VmHWM printed by bench.peak, else 0) of a subprocess."""
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kwargs)
+    seconds = time.perf_counter() - started
+    err = proc.stderr.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err}")
+    peak = 0
+    for line in err.splitlines():
+        if line.startswith("VMHWM "):
+            peak = int(line.split()[1])
+    return seconds, peak
+
+
+def peak_command(*args):
+    """jaccli ARGS run through bench.peak, which reports the process's own peak RSS."""
+    return [sys.executable, "-m", "bench.peak", *args]
+
+
+def best_subprocess(cmd, repeats=REPEATS):
+    run_timed(cmd)
+    return min(run_timed(cmd)[0] for _ in range(repeats))
+
+
+def fmt_seconds(value):
+    if value is None:
+        return "-"
+    return f"{value * 1e3:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def fmt_ratio(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+# ---------------------------------------------------------------- in-process workloads
+
+
+def contestant(framework, workload, n_points=None):
+    """Run one contestant in a process of its own (bench/contestant.py); None if missing."""
+    root = os.path.dirname(HERE)
+    cmd = [sys.executable, "-m", "bench.contestant", framework, workload.key]
+    if n_points:
+        cmd.append(str(n_points))
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        print(f"    {framework}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+        return None
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report.get("missing"):
+        print(f"    {framework}: not installed, skipped", file=sys.stderr)
+        return None
+    for variant, seconds in report["variants"].items():
+        print(f"    {framework} {variant}: {fmt_seconds(seconds)}", file=sys.stderr)
+    for variant, why in report.get("failed", {}).items():
+        print(f"    {framework} {variant}: failed ({why})", file=sys.stderr)
+    if "seconds" not in report:
+        return None
+    print(f"    {framework} best: {report['best']}, max |diff| vs jaccli "
+          f"{report['max_abs_diff']:.1e}", file=sys.stderr)
+    return {"seconds": report["seconds"], "variant": report["best"],
+            "max_abs_diff": report["max_abs_diff"], "variants": report["variants"]}
+
+
+def bench_engine_workload(workload, directory, rate, args):
+    import jaccli
+    from jaccli import engine
+    from jaccli.parallel import run_chunks
+
+    path = write_model(workload, directory)
+    model = jaccli.load(path)
+    points = make_points(workload)
+    kernels, biases = make_weights(workload)
+    quantity = workload.quantity
+    print(f"{workload.key}: {workload.title}, {workload.n_points:,} points", file=sys.stderr)
+    result = model.compute(quantity, points)
+    row = {"workload": workload.key, "title": workload.title, "n_points": workload.n_points,
+           "quantity": quantity, "chunk_size": model.chunk_size_for(quantity)}
+    row["jaccli"] = best_of(lambda: model.compute(quantity, points))
+    print(f"    jaccli: {fmt_seconds(row['jaccli'])} (chunks of {row['chunk_size']})", file=sys.stderr)
+    row["jaccli_1_thread"] = best_of(lambda: model.compute(quantity, points, threads=1))
+    chunk = row["chunk_size"]
+    out = np.empty_like(result)
+
+    def blas_threads_only():  # chunked, one thread of Python, BLAS on its default threads
+        ws = engine.Workspace()
+        for start in range(0, len(points), chunk):
+            model.compute_chunk(quantity, points[start:start + chunk], out[start:start + chunk], ws)
+
+    row["jaccli_blas_threads_only"] = best_of(blas_threads_only)
+    model32 = jaccli.load(path, dtype="float32")
+    points32 = points.astype(np.float32)
+    row["jaccli_float32"] = best_of(lambda: model32.compute(quantity, points32))
+    print(f"    jaccli 1 thread {fmt_seconds(row['jaccli_1_thread'])}, BLAS threads only "
+          f"{fmt_seconds(row['jaccli_blas_threads_only'])}, float32 "
+          f"{fmt_seconds(row['jaccli_float32'])}", file=sys.stderr)
+    del run_chunks, kernels, biases
+    if not args.no_jax:
+        row["jax"] = contestant("jax", workload)
+    if not args.no_torch:
+        row["torch"] = contestant("torch", workload)
+    row["numpy_fd"] = contestant("numpy_fd", workload)
+    row["gemm_flops"] = workload.gemm_flops()
+    row["limit"] = workload.gemm_flops() / rate
+    if quantity == "param_jacobian":
+        row["output_bytes"] = result.nbytes
+    return row
+
+
+# ---------------------------------------------------------------- W6 and the CLI
+
+
+def bench_w6(workload, directory, rate, args):
+    import jaccli
+
+    n_points = args.w6_points or workload.n_points
+    print(f"{workload.key}: {workload.title}, {n_points:,} points", file=sys.stderr)
+    path = write_model(workload, directory)
+    points = make_points(workload, n_points)
+    points_path = os.path.join(directory, "W6_points.npy")
+    np.save(points_path, points)
+    value_out = os.path.join(directory, "W6_value.npy")
+    jac_out = os.path.join(directory, "W6_jacobian.npy")
+    cmds = [command("value", path, "--points", points_path, "-o", value_out, "--quiet"),
+            command("jacobian", path, "--points", points_path, "-o", jac_out, "--quiet")]
+
+    def cli_both():
+        return [run_timed(cmd) for cmd in cmds]
+
+    cli_both()
+    runs = [cli_both() for _ in range(REPEATS)]
+    row = {"workload": workload.key, "title": workload.title, "n_points": n_points,
+           "quantity": workload.quantity}
+    row["jaccli"] = min(sum(t for t, _ in run) for run in runs)
+    root = os.path.dirname(HERE)
+    row["peak_rss"] = max(run_timed(peak_command(*cmd[1:]), cwd=root)[1] for cmd in cmds)
+    model = jaccli.load(path)
+
+    def in_memory():
+        return model.value(points), model.jacobian(points)
+
+    reference = in_memory()
+    check = (np.load(value_out), np.load(jac_out))
+    row["cli_max_abs_diff"] = max(float(np.abs(a - b).max()) for a, b in zip(check, reference))
+    row["jaccli_in_memory"] = best_of(in_memory)
+    print(f"    CLI {fmt_seconds(row['jaccli'])}, in memory {fmt_seconds(row['jaccli_in_memory'])}, "
+          f"peak RSS {row['peak_rss'] / 2**20:.0f} MB", file=sys.stderr)
+    # the same at a tenth of the points: the peak RSS must not grow with N
+    small = os.path.join(directory, "W6_small.npy")
+    np.save(small, points[: n_points // 10])
+    small_rss = max(run_timed(peak_command(name, path, "--points", small, "-o", target, "--quiet"),
+                              cwd=root)[1]
+                    for name, target in (("value", value_out), ("jacobian", jac_out)))
+    row["peak_rss_tenth"] = small_rss
+    if not args.no_jax:
+        row["jax"] = contestant("jax", workload, n_points)
+    row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
+    # torch.func on 2,000,000 points takes minutes: not run for W6
+    row["gemm_flops"] = workload.sweeps() * workload.gemm_flops_per_pass() * n_points
+    row["limit"] = row["gemm_flops"] / rate
+    return row
+
+
+def peak_rss_in_process(workload, directory):
+    """Peak RSS of a fresh interpreter computing one workload (W5) in memory."""
+    path = write_model(workload, directory)
+    code = ("import sys, jaccli; from bench.workloads import WORKLOADS, make_points;"
+            f"w = [w for w in WORKLOADS if w.key == {workload.key!r}][0];"
+            "model = jaccli.load(sys.argv[1]);"
+            "r = model.compute(w.quantity, make_points(w));"
+            "from bench.peak import vm_hwm_bytes;"
+            "sys.stderr.write('VMHWM %d\\n' % vm_hwm_bytes())")
+    root = os.path.dirname(HERE)
+    _, rss = run_timed([sys.executable, "-c", code, path], cwd=root)
+    return rss
+
+
+def bench_cli_w1(directory):
+    """W1 end to end through the CLI, CSV and NPY; jaccli's CSV reading and writing
+    against numpy.loadtxt + numpy.savetxt(fmt="%.17g") on the same arrays."""
+    import jaccli
+    from jaccli.columns import column_names
+    from jaccli.points import read_points
+    from jaccli.writers import TableWriter
+
+    workload = WORKLOADS[0]
+    path = write_model(workload, directory)
+    points = make_points(workload)
+    model = jaccli.load(path)
+    names = [f"x{i + 1}" for i in range(workload.n_inputs)]
+    csv_in = os.path.join(directory, "W1_points.csv")
+    with open(csv_in, "w") as handle:
+        handle.write(",".join(names) + "\n")
+        handle.write("".join(",".join(map(repr, row)) + "\n" for row in points.tolist()))
+    npy_in = os.path.join(directory, "W1_points.npy")
+    np.save(npy_in, points)
+    row = {"workload": "CLI W1", "n_points": len(points)}
+    print("CLI: W1 end to end", file=sys.stderr)
+    row["csv"] = best_subprocess(command("jacobian", path, "--points", csv_in, "-o",
+                                         os.path.join(directory, "W1_out.csv"), "--quiet"))
+    row["npy"] = best_subprocess(command("jacobian", path, "--points", npy_in, "-o",
+                                         os.path.join(directory, "W1_out.npy"), "--quiet"))
+    jac = model.jacobian(points).reshape(len(points), -1)
+    columns = column_names("jacobian", model)
+    out_csv = os.path.join(directory, "W1_io.csv")
+
+    def jaccli_io():
+        read_points(csv_in, names)
+        with open(out_csv, "w") as handle:
+            writer = TableWriter("-", "csv", columns, stdout=handle)
+            writer.write(0, jac)
+            writer.commit()
+
+    def numpy_io():
+        np.loadtxt(csv_in, delimiter=",", skiprows=1)
+        np.savetxt(out_csv, jac, fmt="%.17g", delimiter=",", header=",".join(columns), comments="")
+
+    row["jaccli_csv_io"] = best_of(jaccli_io)
+    row["numpy_csv_io"] = best_of(numpy_io)
+    print(f"    CSV {fmt_seconds(row['csv'])}, NPY {fmt_seconds(row['npy'])}; CSV read+write "
+          f"jaccli {fmt_seconds(row['jaccli_csv_io'])} vs loadtxt+savetxt "
+          f"{fmt_seconds(row['numpy_csv_io'])}", file=sys.stderr)
+    row["help"] = best_subprocess(command("--help"))
+    row["info"] = best_subprocess(command("info", path))
+    print(f"    --help {fmt_seconds(row['help'])}, info {fmt_seconds(row['info'])}", file=sys.stderr)
+    return row
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("jax", "torch", "scipy"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
+    blas = [{k: v for k, v in info.items() if k in ("internal_api", "version", "architecture",
+                                                     "num_threads")}
+            for info in threadpool_info() if info.get("user_api") == "blas"]
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": os.getloadavg(),
+            "versions": versions, "blas": blas,
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+
+
+def print_table(rows, cli, rate, info):
+    head = ["workload", "jaccli", "f32", "JAX best", "torch.func", "NumPy FD", "limit",
+            "jaccli/JAX", "jaccli/limit"]
+    lines = []
+    for row in rows:
+        jax = (row.get("jax") or {}).get("seconds")
+        torch = (row.get("torch") or {}).get("seconds")
+        fd = (row.get("numpy_fd") or {}).get("seconds")
+        lines.append([f"{row['workload']} {row['quantity']} N={row['n_points']:,}",
+                      fmt_seconds(row["jaccli"]), fmt_seconds(row.get("jaccli_float32")),
+                      fmt_seconds(jax), fmt_seconds(torch), fmt_seconds(fd),
+                      fmt_seconds(row["limit"]),
+                      fmt_ratio(row["jaccli"] / jax if jax else None),
+                      fmt_ratio(row["jaccli"] / row["limit"])])
+    widths = [max(len(str(x)) for x in column) for column in zip(head, *lines)]
+    print(f"machine: {info['cpu']}, {info['cores']} cores; NumPy float64 GEMM "
+          f"{rate / 1e9:.1f} GFLOP/s; best of {REPEATS} after a warm-up")
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    for line in lines:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
+    for row in rows:
+        if "peak_rss" in row:
+            extra = ""
+            if "peak_rss_tenth" in row:
+                extra = (f" (at N/10: {row['peak_rss_tenth'] / 2**20:.0f} MB); CLI vs in-memory "
+                         f"engine {row['jaccli'] / row['jaccli_in_memory']:.2f}x")
+            print(f"{row['workload']} peak RSS: {row['peak_rss'] / 2**20:.0f} MB{extra}")
+        if "jaccli_1_thread" in row:
+            print(f"{row['workload']} threads: 2 workers {fmt_seconds(row['jaccli'])}, 1 worker "
+                  f"{fmt_seconds(row['jaccli_1_thread'])}, BLAS threads only "
+                  f"{fmt_seconds(row['jaccli_blas_threads_only'])}")
+    if cli:
+        print(f"CLI W1 end to end: CSV in/out {fmt_seconds(cli['csv'])}, NPY in/out "
+              f"{fmt_seconds(cli['npy'])}; CSV read+write: jaccli {fmt_seconds(cli['jaccli_csv_io'])}"
+              f" vs numpy loadtxt+savetxt {fmt_seconds(cli['numpy_csv_io'])} "
+              f"({cli['jaccli_csv_io'] / cli['numpy_csv_io']:.2f}x)")
+        print(f"start-up: jaccli --help {fmt_seconds(cli['help'])}, jaccli info "
+              f"{fmt_seconds(cli['info'])}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", default="", help="comma-separated workloads (W1..W6, CLI)")
+    parser.add_argument("--no-jax", action="store_true")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
+    parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    args = parser.parse_args(argv)
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    started = time.perf_counter()
+    info = machine()
+    rate = gemm_rate()
+    print(f"GEMM: {rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    rows, cli = [], None
+    with tempfile.TemporaryDirectory(prefix="jaccli-bench-") as directory:
+        for workload in WORKLOADS:
+            if only and workload.key not in only:
+                continue
+            if workload.key == "W6":
+                rows.append(bench_w6(workload, directory, rate, args))
+            else:
+                row = bench_engine_workload(workload, directory, rate, args)
+                if workload.key == "W5":
+                    row["peak_rss"] = peak_rss_in_process(workload, directory)
+                rows.append(row)
+        if not only or "CLI" in only:
+            cli = bench_cli_w1(directory)
+    info["seconds"] = time.perf_counter() - started
+    print_table(rows, cli, rate, info)
+    print(f"(bench took {info['seconds']:.0f} s)")
+    with open(args.json, "w") as handle:
+        json.dump({"machine": info, "gemm_flops_per_second": rate, "repeats": REPEATS,
+                   "workloads": rows, "cli": cli}, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Chunking, threads and the fast engine paths: same results, bounded memory.
+
+No timings here: those live in ``make bench`` only.
+"""
+
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import jaccli
+from conftest import random_model, save_model
+from jaccli import engine
+from jaccli.cli import cli
+
+QUANTITIES = ["value", "jacobian", "param_jacobian", "hessdiag", "hessian", "laplacian"]
+# (widths, activations, scaling): m < n, m > n, a softmax output, a linear and a curved last layer
+ARCHITECTURES = [
+    ([5, 7, 6, 1], ["tanh", "tanh", "linear"], True),
+    ([2, 6, 5, 3], ["sigmoid", "gelu", "tanh"], True),
+    ([3, 6, 4], ["silu", "softmax"], False),
+    ([4, 8, 2], ["gelu", "linear"], False),
+    ([3, 5, 3], ["elu", "sin"], True),
+]
+
+
+def close(actual, expected, rtol=1e-12):
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
+
+
+@pytest.fixture(params=range(len(ARCHITECTURES)), ids=lambda i: "-".join(ARCHITECTURES[i][1]))
+def model_and_points(request, tmp_path):
+    widths, activations, scaling = ARCHITECTURES[request.param]
+    rng = np.random.default_rng(zlib.crc32(repr(ARCHITECTURES[request.param]).encode()))
+    spec, tensors = random_model(rng, widths, activations, scaling=scaling)
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    return model, rng.normal(size=(53, widths[0]))
+
+
+@pytest.mark.parametrize("quantity", QUANTITIES)
+def test_same_chunk_boundaries_give_the_same_bits(model_and_points, quantity):
+    model, x = model_and_points
+    chunk = 8
+    pieces = [model.compute_chunk(quantity, x[start:start + chunk])
+              for start in range(0, len(x), chunk)]
+    expected = np.concatenate(pieces)
+    np.testing.assert_array_equal(model.compute(quantity, x, chunk_size=chunk, threads=1), expected)
+    np.testing.assert_array_equal(model.compute(quantity, x, chunk_size=chunk, threads=2), expected)
+    np.testing.assert_array_equal(model.compute(quantity, x, chunk_size=chunk, threads=3), expected)
+
+
+@pytest.mark.parametrize("quantity", QUANTITIES)
+def test_chunk_sizes_and_threads_agree(model_and_points, quantity):
+    model, x = model_and_points
+    whole = model.compute(quantity, x, chunk_size=len(x), threads=1)
+    for chunk in (1, 2, 7, 16, len(x) - 1, len(x) + 100):
+        for threads in (1, 2):
+            close(model.compute(quantity, x, chunk_size=chunk, threads=threads), whole)
+    close(getattr(model, quantity)(x), whole)  # the default chunk size and threads
+
+
+@pytest.mark.parametrize("quantity", QUANTITIES)
+def test_a_reused_workspace_gives_the_same_bits(model_and_points, quantity):
+    """Buffers reused from a bigger chunk, and results handed out, are not aliased."""
+    model, x = model_and_points
+    work = engine.Workspace()
+    big = model.compute_chunk(quantity, x, work=work).copy()
+    small = model.compute_chunk(quantity, x[:5], work=work)
+    again = model.compute_chunk(quantity, x, work=work)
+    np.testing.assert_array_equal(again, big)
+    np.testing.assert_array_equal(small, model.compute_chunk(quantity, x[:5]))
+    out = np.full(big.shape, np.nan)
+    model.compute_chunk(quantity, x, out=out, work=work)
+    np.testing.assert_array_equal(out, big)
+
+
+def test_fast_paths_agree_with_the_reference_paths(model_and_points):
+    model, x = model_and_points
+    net = model.network
+    close(engine.value(net, x), engine.ref_value(net, x))
+    close(engine.jacobian_forward(net, x), engine.ref_jacobian_forward(net, x))
+    close(engine.jacobian_reverse(net, x), engine.ref_jacobian_reverse(net, x))
+    close(engine.param_jacobian(net, x, model.layouts),
+          engine.ref_param_jacobian(net, x, model.layouts))
+    close(engine.hessian(net, x), engine.ref_hessian(net, x))
+    close(engine.laplacian(net, x), engine.ref_laplacian(net, x))
+
+
+def test_hessian_diagonal_two_ways(model_and_points):
+    """Tangents + one adjoint sweep against Taylor-mode propagation: separate code paths."""
+    model, x = model_and_points
+    net = model.network
+    taylor = engine.hessdiag_taylor(net, x)
+    close(engine.hessdiag_tangent_adjoint(net, x), taylor)
+    close(engine.hessdiag(net, x), taylor)
+    close(np.diagonal(engine.hessian(net, x), axis1=2, axis2=3), taylor)
+
+
+def test_float32_chunks(tmp_path):
+    rng = np.random.default_rng(11)
+    spec, tensors = random_model(rng, [4, 9, 9, 2], ["tanh", "sigmoid", "linear"])
+    path = save_model(tmp_path, spec, tensors)
+    x = rng.normal(size=(40, 4))
+    m32, m64 = jaccli.load(path, dtype="float32"), jaccli.load(path)
+    for quantity in QUANTITIES:
+        single = m32.compute(quantity, x, chunk_size=6, threads=2)
+        assert single.dtype == np.float32
+        np.testing.assert_array_equal(single, m32.compute(quantity, x, chunk_size=6, threads=1))
+        close(single, m64.compute(quantity, x), 1e-5)
+
+
+def test_an_error_in_a_worker_reaches_the_caller():
+    from jaccli.parallel import run_chunks
+
+    seen = []
+
+    def work(start, stop, state):
+        seen.append(start)
+        if start == 30:
+            raise ValueError("bad chunk")
+
+    with pytest.raises(ValueError, match="bad chunk"):
+        run_chunks(work, 100, 10, threads=2)
+    assert 30 in seen
+
+
+def test_default_chunk_size_is_bounded(model_and_points):
+    model, _ = model_and_points
+    from jaccli.model import MAX_CHUNK, MIN_CHUNK
+
+    for quantity in QUANTITIES:
+        assert MIN_CHUNK <= model.chunk_size_for(quantity) <= MAX_CHUNK
+
+
+# ---------------------------------------------------------------- memory
+
+
+def _peak_traced(args):
+    runner = CliRunner()
+    tracemalloc.start()
+    try:
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    return peak
+
+
+@pytest.mark.parametrize("quantity", ["jacobian", "hessdiag"])
+def test_streaming_memory_does_not_grow_with_the_number_of_points(tmp_path, quantity):
+    rng = np.random.default_rng(5)
+    spec, tensors = random_model(rng, [4, 16, 16, 1], ["tanh", "tanh", "linear"])
+    model_path = save_model(tmp_path, spec, tensors)
+    peaks = {}
+    for n_points in (1_000, 40_000, 400_000):  # the first run imports what the CLI needs
+        points = tmp_path / f"points{n_points}.npy"
+        np.save(points, rng.normal(size=(n_points, 4)))
+        out = tmp_path / f"out{n_points}.npy"
+        peaks[n_points] = _peak_traced([quantity, model_path, "--points", str(points), "-o",
+                                        str(out), "--chunk-size", "500", "--quiet"])
+        assert np.load(out).shape == (n_points, 1, 4)
+    # 400,000 points in and out are 12.8 MB each; the traced peak stays at a few chunks
+    assert peaks[400_000] < 4_000_000, peaks
+    assert peaks[400_000] < 1.2 * peaks[40_000] + 100_000, peaks
+
+
+def test_a_bad_row_found_late_fails_the_threaded_stream(tmp_path):
+    rng = np.random.default_rng(6)
+    spec, tensors = random_model(rng, [3, 8, 1], ["tanh", "linear"])
+    model_path = save_model(tmp_path, spec, tensors)
+    points = rng.normal(size=(5000, 3))
+    points[4321, 2] = np.nan
+    np.save(tmp_path / "bad.npy", points)
+    out = tmp_path / "out.npy"
+    result = CliRunner().invoke(cli, ["jacobian", model_path, "--points", str(tmp_path / "bad.npy"),
+                                      "-o", str(out), "--chunk-size", "100", "--quiet"])
+    assert result.exit_code == 2
+    assert "point 4322, column 3" in result.output
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
