@@ -49,6 +49,7 @@ MAX_SPEC_BYTES = 1 << 20
 # hundred bytes expands to 10**9 nodes. Expansion beyond this is refused.
 MAX_SPEC_NODES = 1_000_000
 MAX_NAMES = 1_000_000  # inputs or outputs given as a count
+MAX_UNITS = 2**31 - 1
 
 
 def clip(value, most=60):
@@ -117,6 +118,12 @@ def load_yaml(text, source):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag" in problem:
+            tag = problem.split("for the tag", 1)[1].strip().strip("'")
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise JaccliError(f"{source}{_where(mark)}: the YAML tag '{clip(tag, 100)}' is refused "
+                              f"(specs are read with the safe loader: no tag constructs "
+                              f"Python objects)") from None
         raise JaccliError(f"{source}: not valid YAML{_where(mark)}: {clip(problem, 200)}") from None
     except RecursionError:
         raise JaccliError(f"{source}: the YAML is nested too deeply") from None
@@ -198,7 +205,8 @@ def _layer(index, item, source):
         raise JaccliError(f"{where}: unknown field '{clip(sorted(unknown, key=str)[0])}' "
                           f"(known: {', '.join(sorted(LAYER_FIELDS))})")
     units = item.get("units")
-    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1
+                              or units > MAX_UNITS):
         raise JaccliError(f"{where}: 'units' must be a positive integer, not {clip(units)}")
     raw_name = item.get("activation", "linear")
     if not isinstance(raw_name, str):

@@ -63,8 +63,10 @@ def _same_file(a, b):
 # take 18-24 characters; a lower figure keeps the check from refusing a run
 # that would fit.
 CSV_BYTES_PER_NUMBER = 16
-ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write a streamed "
-          ".npy or .csv output (-o) instead of .npz")
+MEMORY_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write -o out.npy "
+                 "(streamed to disk) instead of .npz")
+DISK_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write to a disk "
+               "with more room")
 
 
 def check_output_room(path, fmt, shape, dtype):
@@ -75,11 +77,11 @@ def check_output_room(path, fmt, shape, dtype):
     nbytes = count * np.dtype(dtype).itemsize
     what = f"the result {tuple(shape)}"
     if fmt == "npz":
-        check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", ADVICE)
+        check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
     if path in (None, "-"):
         return  # standard output is streamed; its consumer decides
     estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
-    check_disk(path, estimate, what, ADVICE)
+    check_disk(path, estimate, what, DISK_ADVICE)
 
 
 def _writing(method):
