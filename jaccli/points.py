@@ -51,7 +51,7 @@ def read_points(path, input_names, stdin=None):
 
 def _check_npy_header(path):
     """Refuse, from the header alone, object arrays and files shorter than the header promises."""
-    from .weights import read_npy_header
+    from .weights import NPY_HEADER_ERRORS, read_npy_header
 
     try:
         with open(path, "rb") as handle:
@@ -59,8 +59,9 @@ def _check_npy_header(path):
                 raise JaccliError(f"{path}: not an NPY file (no NPY header)")
             handle.seek(0)
             shape, _, dtype, header = read_npy_header(handle)
-    except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise JaccliError(f"{path}: not a readable NPY file ({clip(str(exc), 200)})") from None
+    except NPY_HEADER_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable NPY file (damaged header: "
+                          f"{clip(str(exc) or type(exc).__name__, 200)})") from None
     if dtype.hasobject:
         raise JaccliError(f"{path}: holds Python objects (a pickle); refused, never unpickled")
     nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize

@@ -108,8 +108,9 @@ def load_yaml(text, source):
     if len(text) > MAX_SPEC_BYTES:
         raise JaccliError(f"{source}: {len(text):,} characters; a spec is limited to "
                           f"{MAX_SPEC_BYTES // (1 << 20)} MB")
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
         node = loader.get_single_node()
         if node is None:
             return None
@@ -117,7 +118,8 @@ def load_yaml(text, source):
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) \
+            or str(exc).splitlines()[0]
         if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag" in problem:
             tag = problem.split("for the tag", 1)[1].strip().strip("'")
             tag = tag.replace("tag:yaml.org,2002:", "!!")
@@ -128,7 +130,8 @@ def load_yaml(text, source):
     except RecursionError:
         raise JaccliError(f"{source}: the YAML is nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def parse_spec_text(text, source):

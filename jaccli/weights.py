@@ -8,6 +8,7 @@ dtype and finiteness when a layer asks for them.
 
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -161,7 +162,10 @@ def hdf5_store(handle, path, prefix=""):
 
 # Errors zipfile / zlib / numpy raise for a damaged archive member.
 _ZIP_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
-               NotImplementedError, KeyError, struct.error)
+               NotImplementedError, KeyError, struct.error, SyntaxError, tokenize.TokenError)
+# What numpy's NPY header parser (tokenize + ast.literal_eval) raises for a damaged header.
+NPY_HEADER_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError,
+                     RecursionError, struct.error, TypeError)
 
 
 def read_npy_header(handle):
@@ -172,8 +176,23 @@ def read_npy_header(handle):
     elif version == (2, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
     else:
-        shape, fortran, dtype = np.lib.format._read_array_header(handle, version)
+        reader = _private_header_reader()
+        if version != (3, 0) or reader is None:
+            raise ValueError(f"unsupported NPY format version {version[0]}.{version[1]}")
+        shape, fortran, dtype = reader(handle, version)
     return shape, fortran, dtype, handle.tell()
+
+
+def _private_header_reader():
+    """numpy's reader of any NPY version (3.0: UTF-8 headers), wherever this numpy keeps it."""
+    for module in ("numpy.lib._format_impl", "numpy.lib.format"):
+        try:
+            reader = getattr(__import__(module, fromlist=["_"]), "_read_array_header", None)
+        except ImportError:
+            continue
+        if reader is not None:
+            return reader
+    return None
 
 
 def _open_npz(path):
