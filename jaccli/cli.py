@@ -22,9 +22,19 @@ class UserError(click.ClickException):
 class JaccliGroup(click.Group):
     """Turns a JaccliError into one 'Error: ...' line and exit 2, Ctrl-C into 130."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'jaccli': the help, as click shows it
+                raise
+            raise one_line_usage(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
         except JaccliError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -47,6 +57,12 @@ def one_line(message):
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE - 3] + "..."
     return message
+
+
+def one_line_usage(exc):
+    """click's usage error (usage, hint, blank line, error) as the contract's one line."""
+    where = exc.ctx.command_path if exc.ctx is not None else "jaccli"
+    return UserError(one_line(f"{exc.format_message()} (see '{where} --help')"))
 
 
 def input_paths(model, spec, *others):

@@ -627,6 +627,24 @@ def _(d):
     return ["value", shutil.copy(KERAS_DATA / "lambda_canary.h5", d), "--at", "1,2"]
 
 
+# ---------------------------------------------------------------- usage errors: one line too
+
+case("usage-unknown-option", ["--foo", "value --help"])(
+    lambda d: ["value", os.path.join(d, "model.npz"), "--foo", "--at", "1,2"])
+case("usage-missing-argument", ["MODEL"])(lambda d: ["value"])
+case("usage-unknown-command", ["valu", "--help"])(lambda d: ["valu", "x"])
+case("usage-chunk-size-zero", ["--chunk-size"])(
+    lambda d: ["value", os.path.join(d, "model.npz"), "--at", "1,2", "--chunk-size", "0"])
+case("usage-dtype", ["--dtype"])(
+    lambda d: ["value", os.path.join(d, "model.npz"), "--at", "1,2", "--dtype", "float16"])
+case("usage-level", ["--level"])(
+    lambda d: _confint(d, os.path.join(d, "train.csv")) + ["--level", "1.5"])
+case("usage-train-missing", ["--train"])(
+    lambda d: ["confint", os.path.join(d, "model.npz"), "--at", "1,2"])
+case("usage-points-and-at", ["--points"])(
+    lambda d: _VALUE(d) + ["--at", "1,2"])
+
+
 # ---------------------------------------------------------------- the test
 
 @pytest.mark.parametrize("name", sorted(CASES))
