@@ -7,6 +7,7 @@ chunk by chunk (a pipeline consumer checks the exit status).
 """
 
 import os
+import stat
 import sys
 import tempfile
 
@@ -48,6 +49,8 @@ def check_output_path(path, inputs):
     for item in inputs:
         if not item or item == "-" or not os.path.exists(item):
             continue
+        if is_special_file(path):
+            break  # a pipe or device is no input's file
         if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
             raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
 
@@ -78,8 +81,8 @@ def check_output_room(path, fmt, shape, dtype):
     what = f"the result {tuple(shape)}"
     if fmt == "npz":
         check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
-    if path in (None, "-"):
-        return  # standard output is streamed; its consumer decides
+    if path in (None, "-") or is_special_file(path):
+        return  # standard output and pipes are streamed; their consumer decides
     estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
     check_disk(path, estimate, what, DISK_ADVICE)
 
@@ -116,14 +119,30 @@ def header_line(columns, delimiter):
     return buffer.getvalue()
 
 
+def is_special_file(path):
+    """An existing target that is not a regular file: a pipe, a device (/dev/null, /dev/stdout)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class AtomicFile:
-    """A temporary file beside ``path``, renamed onto it by ``commit``."""
+    """A temporary file beside ``path``, renamed onto it by ``commit``.
+
+    A pipe or a device (``-o /dev/null``, a named pipe) is written directly:
+    renaming a file over it would replace it, and there is nothing to roll back.
+    """
 
     @_writing
     def __init__(self, path):
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         self.target = path
+        self.direct = is_special_file(path)
+        if self.direct:
+            self.temp_path = path
+            return
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
@@ -133,9 +152,12 @@ class AtomicFile:
 
     @_writing
     def commit(self):
-        os.replace(self.temp_path, self.path)
+        if not self.direct:
+            os.replace(self.temp_path, self.path)
 
     def abort(self):
+        if self.direct:
+            return  # never unlink a device or a pipe
         try:
             os.unlink(self.temp_path)
         except FileNotFoundError:

@@ -886,3 +886,32 @@ def test_memory_limit_in_the_python_api(tmp_path, monkeypatch):
     assert model.hessian(np.zeros((1000, 2))).shape == (1000, 1, 2, 2)
     with pytest.raises(ResourceError):
         jaccli.load(_wide_model(d, n_inputs=40_000))  # a 1.2 MiB kernel
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+@pytest.mark.parametrize("fmt", ["csv", "npz"])
+def test_output_to_a_named_pipe_is_written_through(tmp_path, fmt):
+    """-o onto a pipe (or a device such as /dev/null) writes into it: renaming a temporary
+    file over it would replace it. On failure the pipe is left in place."""
+    import threading
+
+    d = make_model_dir(tmp_path)
+    fifo = os.path.join(d, "pipe")
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(Path(fifo).read_bytes()))
+    reader.start()
+    result = invoke(["value", Path(d, "model.npz"), "-p", Path(d, "pts.csv"), "-o", fifo,
+                     "--format", fmt, "-q"])
+    reader.join(timeout=10)
+    assert result.exit_code == 0, result.stderr
+    assert received and received[0]
+    if fmt == "npz":
+        assert np.load(io.BytesIO(received[0]))["value"].shape == (3, 1)
+    else:
+        assert received[0].decode().splitlines()[0] == "y"
+    assert Path(fifo).is_fifo() and leftovers(d) == []
+    failed = invoke(["value", Path(d, "model.npz"), "-p", write(d, "bad.csv", "a,b\n1,x\n"),
+                     "-o", fifo, "--format", fmt])
+    assert_one_line_error(failed, d, ["bad.csv"])
+    assert Path(fifo).is_fifo()
