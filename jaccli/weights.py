@@ -102,6 +102,10 @@ def _spec_text(value, path, what):
     if value is None:
         return None
     if isinstance(value, np.ndarray) and value.dtype.kind in "USO" and value.size == 1:
+        if value.dtype.kind == "U":  # UCS-4 code units: a damaged file may hold impossible ones
+            codes = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("="))).view(np.uint32)
+            if codes.size and int(codes.max()) > 0x10FFFF:
+                raise JaccliError(f"{path}: {what} is not valid text (a code point beyond U+10FFFF)")
         value = value.reshape(()).item()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")

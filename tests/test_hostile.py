@@ -357,6 +357,18 @@ def _(d):
             "--at", "1,2"]
 
 
+@case("model-npz-spec-impossible-code-point", ["ns.npz", "jaccli_spec", "not valid text"])
+def _(d):
+    """Found by the fuzzer: a UCS-4 code unit beyond U+10FFFF made CPython raise SystemError."""
+    raw = bytearray(npy_bytes(np.array("layers: []")))
+    raw[-2:] = b"\xff\xff"
+    with zipfile.ZipFile(os.path.join(d, "ns.npz"), "w") as archive:
+        for name, value in good_tensors().items():
+            archive.writestr(f"{name}.npy", npy_bytes(value))
+        archive.writestr("jaccli_spec.npy", bytes(raw))
+    return ["value", os.path.join(d, "ns.npz"), "--at", "1,2"]
+
+
 @case("model-h5-spec-attr-not-string", ["ha.h5", "jaccli_spec"])
 def _(d):
     path = write_h5(os.path.join(d, "ha.h5"), good_tensors())
