@@ -22,13 +22,23 @@ class UserError(click.ClickException):
 class JaccliGroup(click.Group):
     """Turns a JaccliError into one 'Error: ...' line and exit 2, Ctrl-C into 130."""
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'jaccli': the help, as click shows it
+                raise
+            raise one_line_usage(exc) from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
         except JaccliError as exc:
             if ctx.params.get("debug"):
                 raise
-            raise UserError(str(exc)) from None
+            raise UserError(one_line(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -36,6 +46,30 @@ class JaccliGroup(click.Group):
             # The reader of our standard output went away (| head): not an error of ours.
             sys.stderr.close()
             ctx.exit(0)
+
+
+MAX_MESSAGE = 500
+
+
+def one_line(message):
+    """An error message as one line of bounded length, whatever a bad file put in it."""
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
+    return message
+
+
+def one_line_usage(exc):
+    """click's usage error (usage, hint, blank line, error) as the contract's one line."""
+    where = exc.ctx.command_path if exc.ctx is not None else "jaccli"
+    return UserError(one_line(f"{exc.format_message()} (see '{where} --help')"))
+
+
+def input_paths(model, spec, *others):
+    """Every file a run reads, for check_output_path: the spec found beside the model too."""
+    from .weights import sibling_spec_paths
+
+    return [model, spec, *others] + sibling_spec_paths(model)
 
 
 @click.group(cls=JaccliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -109,6 +143,13 @@ def load_points(model, points_path, at):
     return read_points(points_path, model.input_names, stdin), points_path
 
 
+def result_shape(model, quantity, n_points):
+    """The shape of a whole result, streamed to a file (not held in memory)."""
+    from .model import QUANTITIES
+
+    return QUANTITIES[quantity].shape(model, n_points)
+
+
 def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
                  output, fmt, quiet):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
@@ -120,17 +161,20 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     from .writers import check_output_path, open_writer, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
+    check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    check_output_path(output, [model_path, spec, points_path])
     points, source = load_points(model, points_path, at)
     if not isinstance(points, np.memmap):
         check_finite_points(points, source)  # a file read whole is checked whole, up front
     n_points = len(points)
-    shape = model.output_shape(quantity, n_points)
+    shape = result_shape(model, quantity, n_points)
     columns = column_names(quantity, model)
-    extras = {"x": np.asarray(points, dtype=np.float64),
-              "input_names": np.array(model.input_names),
-              "output_names": np.array(model.output_names)}
+
+    def extras():  # for NPZ only, read when it is written (NPY points stay on disk until then)
+        return {"x": np.asarray(points, dtype=np.float64),
+                "input_names": np.array(model.input_names),
+                "output_names": np.array(model.output_names)}
+
     chunk = chunk_size or model.chunk_size_for(quantity)
     console = stderr_console()
     stats = None if quiet else ColumnStats(len(columns))

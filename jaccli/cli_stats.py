@@ -9,7 +9,7 @@ import time
 
 import click
 
-from .cli import cli, compute_options, load_model, load_points
+from .cli import cli, compute_options, input_paths, load_model, load_points
 from .errors import JaccliError
 
 
@@ -49,15 +49,16 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     from . import confint as ci
     from .model import check_finite_points
     from .summary import LazyProgress, print_fit_summary, stderr_console
-    from .writers import check_output_path, open_writer, output_format
+    from .writers import check_output_path, check_output_room, open_writer, output_format
 
     level = ci.check_level(level)
     model_path, model = model, load_model(model, spec, dtype)
+    check_output_path(output, input_paths(model_path, spec, points_path, train_path))
     fmt = output_format(output, fmt)
-    check_output_path(output, [model_path, spec, points_path, train_path])
     if leverage_path is not None:
+        check_output_path(leverage_path,
+                          input_paths(model_path, spec, points_path, train_path, output))
         lev_fmt = output_format(leverage_path)
-        check_output_path(leverage_path, [model_path, spec, points_path, train_path, output])
         if leverage_path == "-" and output in (None, "-"):
             raise JaccliError("--leverage - needs the intervals in a file (-o): "
                               "both cannot go to standard output")
@@ -75,9 +76,10 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     if not isinstance(points, np.memmap):
         check_finite_points(points, source)
 
+    n_points = len(points)
+    check_output_room(output, fmt, (n_points, model.n_outputs, len(ci.INTERVAL_FIELDS)), np.float64)
     started = time.perf_counter()
     fit = ci.fit_model(model, X_train, Y_train, chunk_size)
-    n_points = len(points)
     chunk = chunk_size or model.chunk_size_for("param_jacobian")
     columns = [f"{y}{ci.COLUMN_SUFFIX[f]}" for y in model.output_names for f in ci.INTERVAL_FIELDS]
     extras = {"x": np.asarray(points, dtype=np.float64), "fields": np.array(ci.INTERVAL_FIELDS),
@@ -165,10 +167,10 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
 
     model_path, model = model, load_model(model, spec, dtype)
     numeric = model if dtype == "float64" else load_model(model_path, spec, "float64")
+    check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
     if fmt not in ("csv", "tsv"):
         raise JaccliError(f"check writes a table of errors: use .csv or .tsv, not {fmt}")
-    check_output_path(output, [model_path, spec, points_path])
     header = sniff_header(points_path)
     has_reference = header is not None and all(y in header for y in model.output_names)
     if what is None:
@@ -221,6 +223,9 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
             with open(atomic.temp_path, "w", newline="") as handle:
                 handle.write(text)
             atomic.commit()
+        except OSError as exc:
+            atomic.abort()
+            raise JaccliError(f"{output}: cannot write the output: {exc.strerror or exc}") from None
         except BaseException:
             atomic.abort()
             raise

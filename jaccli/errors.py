@@ -7,3 +7,11 @@ anything else that escapes is a bug and keeps its traceback.
 
 class JaccliError(Exception):
     """A user-facing error: the message names the file and what is wrong."""
+
+
+class ResourceError(JaccliError, MemoryError):
+    """The work would not fit in memory (or the output on disk): refused before it starts.
+
+    Also a ``MemoryError``, so Python code that already guards against
+    running out of memory catches it.
+    """

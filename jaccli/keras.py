@@ -108,6 +108,9 @@ _SUPPORTED_LAYERS = (
 # max(sqrt(variance), epsilon). The value is not stored in the model file.
 _KERAS_EPSILON = 1e-7
 
+_DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            EOFError, zipfile.BadZipFile, NotImplementedError)
+
 # Refuse to inflate more than this from a zip member (archives of small MLPs
 # are far below it; this guards against decompression bombs).
 _MAX_MEMBER_BYTES = 1 << 30
@@ -124,14 +127,20 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     not a readable Keras model made of supported layers.
     """
     fname = os.path.basename(str(path))
-    if zipfile.is_zipfile(path):
-        return _read_archive(path, fname)
     try:
-        is_h5 = h5py.is_hdf5(path)
-    except OSError as exc:
-        raise JaccliError(f"{fname}: cannot read the file ({exc})") from None
-    if is_h5:
-        return _read_legacy_h5(path, fname)
+        if zipfile.is_zipfile(path):
+            return _read_archive(path, fname)
+        try:
+            is_h5 = h5py.is_hdf5(path)
+        except OSError as exc:
+            raise JaccliError(f"{fname}: cannot read the file ({exc})") from None
+        if is_h5:
+            return _read_legacy_h5(path, fname)
+    except _DAMAGED as exc:
+        # h5py, zipfile and json raise these for a damaged file or a config of
+        # unexpected types; the user can only replace the file.
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise JaccliError(f"{fname}: damaged or unexpected Keras model file ({detail})") from None
     if fname.lower().endswith(".keras"):
         raise JaccliError(f"{fname}: damaged Keras archive (not a valid zip file)")
     raise JaccliError(
@@ -218,6 +227,8 @@ def _parse_json(text, fname, what):
         config = json.loads(text)
     except ValueError as exc:
         raise JaccliError(f"{fname}: {what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise JaccliError(f"{fname}: {what} is nested too deeply to be a Keras model") from None
     if not isinstance(config, dict) or "class_name" not in config:
         raise JaccliError(f"{fname}: {what} does not describe a Keras model")
     return config
@@ -430,6 +441,18 @@ def _as_float_array(value, fname, where):
     return array.astype(np.float64)
 
 
+def _read_dataset(dataset, fname, where, home):
+    """A dataset's values, after refusing data kept in other files or too large to hold."""
+    from jaccli.limits import check_memory
+
+    if dataset.file != home.file or dataset.external or dataset.is_virtual:
+        raise JaccliError(f"{fname}: '{where}' keeps its data in external files; refused")
+    nbytes = int(np.prod(dataset.shape or (), dtype=object)) * max(dataset.dtype.itemsize, 1)
+    check_memory(nbytes, f"{fname}: '{where}' {dataset.shape}",
+                 "a dense MLP's weights are far smaller: is this the right file?")
+    return dataset[()]
+
+
 class _ArchiveWeights:
     """Variables of a ``.keras`` archive's model.weights.h5."""
 
@@ -481,7 +504,8 @@ class _ArchiveWeights:
                     f"{self.fname}: model.weights.h5 has no '{where}/{index}' "
                     f"({role} of layer '{name}')"
                 )
-            arrays[role] = _as_float_array(dataset[()], self.fname, f"{where}/{index}")
+            arrays[role] = _as_float_array(_read_dataset(dataset, self.fname, f"{where}/{index}", self.h5),
+                                           self.fname, f"{where}/{index}")
         return arrays
 
 
@@ -511,8 +535,9 @@ class _LegacyWeights:
                 )
             # 'dense/kernel:0' (Keras 2), 'sequential/dense/kernel' (Keras 3).
             role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+            where = f"model_weights/{name}/{weight_name}"
             arrays[role] = _as_float_array(
-                dataset[()], self.fname, f"model_weights/{name}/{weight_name}"
+                _read_dataset(dataset, self.fname, where, self.group), self.fname, where
             )
         for role in _weight_roles(entry):
             if role not in arrays and role != "count":

@@ -13,6 +13,7 @@ import numpy as np
 from . import engine
 from .activations import ACTIVATIONS, SOFTMAX
 from .errors import JaccliError
+from .spec import clip
 from .weights import load_spec_and_tensors
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -146,7 +147,16 @@ class Model:
         return int(np.clip(chunk // 64 * 64, MIN_CHUNK, MAX_CHUNK))
 
     def output_shape(self, quantity, n_points):
-        return QUANTITIES[quantity].shape(self, n_points)
+        """The shape of a result held in memory (the Python API), refused with a
+        ResourceError (a JaccliError and a MemoryError) if it would not fit."""
+        from .limits import check_memory
+
+        shape = QUANTITIES[quantity].shape(self, n_points)
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(DTYPES[self.dtype]).itemsize
+        check_memory(nbytes, f"{quantity} of {n_points:,} points, shape {shape},",
+                     "pass the points in slices, compute hessdiag instead of hessian, or use "
+                     "the command line with -o out.npy (streamed to disk)")
+        return shape
 
     def compute_chunk(self, quantity, x, out=None, work=None):
         """One chunk: ``out`` (a view of the caller's output) is filled when given;
@@ -241,8 +251,8 @@ def _scaling_vector(values, length, field, source, default):
     array = np.atleast_1d(np.asarray(values, dtype=object))
     try:
         array = array.astype(np.float64)
-    except (TypeError, ValueError):
-        raise JaccliError(f"{source}: '{field}' must be numbers, not {values!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise JaccliError(f"{source}: '{field}' must be finite numbers, not {clip(values)}") from None
     if array.ndim != 1 or array.size not in (1, length):
         raise JaccliError(f"{source}: '{field}' has {array.size} values; expected {length}")
     if not np.all(np.isfinite(array)):
@@ -273,6 +283,9 @@ def build_model(spec, store, dtype="float64"):
             raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
                               f"has shape {kernel.shape}; a dense kernel is 2-D")
         file_shape = kernel.shape
+        if kernel.size == 0:
+            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
+                              f"has shape {file_shape}; a layer needs at least one unit and input")
         oriented = kernel.T if spec.layout == "out_in" else kernel
         d_in, d_out = oriented.shape
         expected_in = n_in if index == 0 else layers[-1].kernel.shape[1]

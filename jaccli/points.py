@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .errors import JaccliError
+from .spec import clip
 
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 
@@ -20,9 +21,10 @@ def parse_inline_point(text, n_inputs):
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
-        raise JaccliError(f"--at {text!r}: expected {n_inputs} comma-separated numbers") from None
+        raise JaccliError(f"--at {clip(text)!r}: expected {n_inputs} comma-separated numbers") from None
     if len(values) != n_inputs:
-        raise JaccliError(f"--at {text!r}: the model has {n_inputs} inputs, got {len(values)} numbers")
+        raise JaccliError(f"--at {clip(text)!r}: the model has {n_inputs} inputs, "
+                          f"got {len(values)} numbers")
     return np.array([values])
 
 
@@ -47,7 +49,30 @@ def read_points(path, input_names, stdin=None):
     return parse_text_points(data, TEXT_SUFFIXES[suffix], path, input_names, suffix == ".txt")
 
 
+def _check_npy_header(path):
+    """Refuse, from the header alone, object arrays and files shorter than the header promises."""
+    from .weights import NPY_HEADER_ERRORS, read_npy_header
+
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise JaccliError(f"{path}: not an NPY file (no NPY header)")
+            handle.seek(0)
+            shape, _, dtype, header = read_npy_header(handle)
+    except NPY_HEADER_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable NPY file (damaged header: "
+                          f"{clip(str(exc) or type(exc).__name__, 200)})") from None
+    if dtype.hasobject:
+        raise JaccliError(f"{path}: holds Python objects (a pickle); refused, never unpickled")
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = os.path.getsize(path) - header
+    if nbytes > have:
+        raise JaccliError(f"{path}: truncated: the header promises {nbytes:,} bytes of data, "
+                          f"the file holds {have:,}")
+
+
 def read_npy_points(path, n_inputs):
+    _check_npy_header(path)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as exc:
@@ -56,6 +81,7 @@ def read_npy_points(path, n_inputs):
     except (OSError, EOFError) as exc:
         raise JaccliError(f"{path}: not a readable NPY file ({exc})") from None
     if not isinstance(array, np.ndarray):
+        getattr(array, "close", lambda: None)()
         raise JaccliError(f"{path}: expected a single NPY array")
     if array.dtype.kind not in "fiu":
         raise JaccliError(f"{path}: the array has dtype {array.dtype}, not real numbers")
@@ -75,11 +101,23 @@ def _decode(data, source):
     else:
         encoding = "utf-8-sig"  # a UTF-8 byte order mark is dropped
     if b"\x00" in data and encoding != "utf-16":
+        head = data[:4096]
+        if _looks_like_utf16(head[0::2], head[1::2]) or _looks_like_utf16(head[1::2], head[0::2]):
+            raise JaccliError(f"{source}: looks like UTF-16 text without a byte order mark; "
+                              f"save it as UTF-8 (or UTF-16 with a BOM)")
         raise JaccliError(f"{source}: binary data, not a text table")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise JaccliError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _looks_like_utf16(text_bytes, zero_bytes):
+    """ASCII text in UTF-16 without a BOM: every other byte is 0, the others printable."""
+    if len(zero_bytes) < 2 or zero_bytes.count(0) < 0.9 * len(zero_bytes):
+        return False
+    printable = sum(1 for b in text_bytes if 9 <= b <= 13 or 32 <= b < 127)
+    return printable >= 0.9 * len(text_bytes)
 
 
 def _is_number(cell):
@@ -98,7 +136,8 @@ def _split(line, delimiter):
 def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False):
     text = _decode(data, source)
     lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    first = next((i for i, line in enumerate(lines)
+                  if line.strip() and not line.lstrip().startswith("#")), None)
     if first is None:
         raise JaccliError(f"{source}: zero points (the file is empty)")
     if whitespace_ok and delimiter == "\t" and "\t" not in lines[first]:

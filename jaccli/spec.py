@@ -4,6 +4,8 @@ Every field of the contract is read here and nothing else is accepted: an
 unknown field (a typo such as ``activaton``) is an error, never ignored.
 """
 
+import math
+import os
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -39,29 +41,126 @@ class Spec:
     source: str  # where the spec came from, for error messages
 
 
-def parse_spec_text(text, source):
+# A spec is a few hundred bytes; anything near this is not a spec (and a bound
+# keeps a hostile file from costing time or memory).
+MAX_SPEC_BYTES = 1 << 20
+# Aliases (*name) are followed by the loader without copying, but whatever walks
+# the result sees the expanded tree: a "billion laughs" document of a few
+# hundred bytes expands to 10**9 nodes. Expansion beyond this is refused.
+MAX_SPEC_NODES = 1_000_000
+MAX_NAMES = 1_000_000  # inputs or outputs given as a count
+MAX_UNITS = 2**31 - 1
+
+
+def clip(value, most=60):
+    """A value's repr for an error message, cut to ``most`` characters."""
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= most else text[:most] + "..."
+
+
+def _where(mark):
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
+def _check_nodes(root, source):
+    """Refuse duplicate keys, recursive aliases and an alias expansion beyond MAX_SPEC_NODES."""
+    sizes, active = {}, set()
+
+    def size(node):
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise JaccliError(f"{source}: an alias refers to itself{_where(node.start_mark)}; "
+                              f"a spec is a finite tree")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    ident = (key_node.tag, key_node.value)
+                    if ident in seen:
+                        raise JaccliError(f"{source}: duplicate key {clip(key_node.value)!r}"
+                                          f"{_where(key_node.start_mark)} (first at line "
+                                          f"{seen[ident].line + 1}); a key may appear once")
+                    seen[ident] = key_node.start_mark
+                total += size(key_node) + size(value_node)
+                if total > MAX_SPEC_NODES:
+                    break
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+                if total > MAX_SPEC_NODES:
+                    break
+        if total > MAX_SPEC_NODES:
+            raise JaccliError(f"{source}: YAML aliases (*name) expand to more than "
+                              f"{MAX_SPEC_NODES:,} nodes; refused")
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def load_yaml(text, source):
+    """YAML with the safe loader (no tag constructs an object), checked as _check_nodes says."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise JaccliError(f"{source}: {len(text):,} characters; a spec is limited to "
+                          f"{MAX_SPEC_BYTES // (1 << 20)} MB")
+    loader = None
     try:
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters at once
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, source)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise JaccliError(f"{source}: not valid YAML{where}: {problem}") from None
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) \
+            or str(exc).splitlines()[0]
+        if isinstance(exc, yaml.constructor.ConstructorError) and "for the tag" in problem:
+            tag = problem.split("for the tag", 1)[1].strip().strip("'")
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise JaccliError(f"{source}{_where(mark)}: the YAML tag '{clip(tag, 100)}' is refused "
+                              f"(specs are read with the safe loader: no tag constructs "
+                              f"Python objects)") from None
+        raise JaccliError(f"{source}: not valid YAML{_where(mark)}: {clip(problem, 200)}") from None
+    except RecursionError:
+        raise JaccliError(f"{source}: the YAML is nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def parse_spec_text(text, source):
+    if not isinstance(text, str):
+        raise JaccliError(f"{source}: the spec is not text")
+    data = load_yaml(text, source)
+    if data is None:
+        raise JaccliError(f"{source}: the spec is empty; it needs at least a 'layers' list")
     return parse_spec(data, source)
 
 
 def read_spec_file(path):
     try:
+        size = os.path.getsize(path)
+        if os.path.isdir(path):
+            raise IsADirectoryError
+        if size > MAX_SPEC_BYTES:
+            raise JaccliError(f"{path}: {size:,} bytes; a spec is limited to "
+                              f"{MAX_SPEC_BYTES // (1 << 20)} MB")
         with open(path, "rb") as handle:
-            raw = handle.read()
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except IsADirectoryError:
         raise JaccliError(f"{path}: is a directory, not a spec file") from None
     except OSError as exc:
         raise JaccliError(f"{path}: cannot read the spec: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise JaccliError(f"{path}: the spec is not UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        raise JaccliError(f"{path}: the spec is not UTF-8 text (byte {exc.start})") from None
     return parse_spec_text(text, str(path))
 
 
@@ -71,15 +170,17 @@ def _names(value, field, source, prefix):
     if isinstance(value, bool) or not isinstance(value, (int, list)):
         raise JaccliError(f"{source}: '{field}' must be a list of names or a count")
     if isinstance(value, int):
+        if value > MAX_NAMES:
+            raise JaccliError(f"{source}: '{field}' counts {clip(value)}; at most {MAX_NAMES:,}")
         if value < 1:
-            raise JaccliError(f"{source}: '{field}' must be a positive count, not {value}")
+            raise JaccliError(f"{source}: '{field}' must be a positive count, not {clip(value)}")
         return [f"{prefix}{i + 1}" for i in range(value)]
     if not value:
         raise JaccliError(f"{source}: '{field}' is an empty list")
     names = []
     for item in value:
         if isinstance(item, (dict, list)) or item is None:
-            raise JaccliError(f"{source}: '{field}' must hold names, not {item!r}")
+            raise JaccliError(f"{source}: '{field}' must hold names, not {clip(item)}")
         names.append(str(item))
     if len(set(names)) != len(names):
         raise JaccliError(f"{source}: '{field}' names a column twice: {names}")
@@ -93,7 +194,7 @@ def _scaling(value, field, source):
         raise JaccliError(f"{source}: '{field}' must be a mapping with offset and scale")
     unknown = set(value) - SCALING_FIELDS
     if unknown:
-        raise JaccliError(f"{source}: unknown field '{field}.{sorted(unknown)[0]}' "
+        raise JaccliError(f"{source}: unknown field '{field}.{clip(sorted(unknown, key=str)[0])}' "
                           f"(known: offset, scale)")
     return {"offset": value.get("offset"), "scale": value.get("scale")}
 
@@ -104,17 +205,18 @@ def _layer(index, item, source):
         raise JaccliError(f"{where} must be a mapping such as {{units: 16, activation: tanh}}")
     unknown = set(item) - LAYER_FIELDS
     if unknown:
-        raise JaccliError(f"{where}: unknown field '{sorted(unknown)[0]}' "
+        raise JaccliError(f"{where}: unknown field '{clip(sorted(unknown, key=str)[0])}' "
                           f"(known: {', '.join(sorted(LAYER_FIELDS))})")
     units = item.get("units")
-    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
-        raise JaccliError(f"{where}: 'units' must be a positive integer, not {units!r}")
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1
+                              or units > MAX_UNITS):
+        raise JaccliError(f"{where}: 'units' must be a positive integer, not {clip(units)}")
     raw_name = item.get("activation", "linear")
     if not isinstance(raw_name, str):
-        raise JaccliError(f"{where}: 'activation' must be a name, not {raw_name!r}")
+        raise JaccliError(f"{where}: 'activation' must be a name, not {clip(raw_name)}")
     name = canonical_name(raw_name.strip().lower())
     if name not in ACTIVATIONS and name != SOFTMAX:
-        raise JaccliError(f"{where}: unknown activation '{raw_name}' "
+        raise JaccliError(f"{where}: unknown activation '{clip(raw_name)}' "
                           f"(known: {', '.join(KNOWN_NAMES)})")
     defaults = ACTIVATIONS[name].params if name in ACTIVATIONS else {}
     params = dict(defaults)
@@ -123,13 +225,19 @@ def _layer(index, item, source):
             raise JaccliError(f"{where}: activation '{raw_name}' takes no 'alpha'")
         alpha = item["alpha"]
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise JaccliError(f"{where}: 'alpha' must be a number, not {alpha!r}")
-        params["alpha"] = float(alpha)
+            raise JaccliError(f"{where}: 'alpha' must be a number, not {clip(alpha)}")
+        try:
+            alpha = float(alpha)
+        except OverflowError:
+            alpha = float("inf")
+        if not math.isfinite(alpha):
+            raise JaccliError(f"{where}: 'alpha' must be a finite number, not {clip(item['alpha'])}")
+        params["alpha"] = alpha
     weight = item.get("weight", f"W{index}")
     bias = item.get("bias", f"b{index}")
     for field, tensor in (("weight", weight), ("bias", bias)):
         if tensor is not None and not isinstance(tensor, str):
-            raise JaccliError(f"{where}: '{field}' must be a tensor name, not {tensor!r}")
+            raise JaccliError(f"{where}: '{field}' must be a tensor name, not {clip(tensor)}")
     if weight is None:
         raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel")
     return LayerSpec(units, name, params, weight, bias)
@@ -140,14 +248,14 @@ def parse_spec(data, source):
         raise JaccliError(f"{source}: the spec must be a YAML mapping with a 'layers' list")
     unknown = set(data) - TOP_FIELDS
     if unknown:
-        raise JaccliError(f"{source}: unknown field '{sorted(unknown, key=str)[0]}' "
+        raise JaccliError(f"{source}: unknown field '{clip(sorted(unknown, key=str)[0])}' "
                           f"(known: {', '.join(sorted(TOP_FIELDS))})")
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
     layout = data.get("layout", "in_out")
     if layout not in LAYOUTS:
-        raise JaccliError(f"{source}: 'layout' must be in_out or out_in, not {layout!r}")
+        raise JaccliError(f"{source}: 'layout' must be in_out or out_in, not {clip(layout)}")
     parsed = [_layer(i, item, source) for i, item in enumerate(layers)]
     for i, layer in enumerate(parsed[:-1]):
         if layer.activation == SOFTMAX:

@@ -7,13 +7,16 @@ dtype and finiteness when a layer asks for them.
 """
 
 import os
+import struct
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import JaccliError
-from .spec import parse_spec, parse_spec_text, read_spec_file
+from .spec import clip, parse_spec, parse_spec_text, read_spec_file
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SUFFIXES = (".h5", ".hdf5", ".keras")
@@ -63,65 +66,180 @@ def _is_hdf5(path):
     return head == HDF5_SIGNATURE
 
 
+def _tensor_bytes(shape, dtype):
+    return int(np.prod(shape, dtype=object)) * max(np.dtype(dtype).itemsize, 1)
+
+
+def _check_tensor_size(nbytes, where):
+    from .limits import check_memory
+
+    check_memory(nbytes, where, "a dense MLP's weights are far smaller: is this the right file?")
+
+
+# Errors h5py raises for a damaged or unusual file (it has no single base class).
+_H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError)
+
+
 def _open_hdf5(path):
     import h5py
 
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise JaccliError(f"{path}: not a readable HDF5 file ({exc})") from None
+    except _H5_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable HDF5 file ({clip(str(exc), 200)})") from None
+    store = hdf5_store(handle, path)
+    try:
+        spec_text = handle.attrs.get(EMBEDDED_SPEC)
+        keras = "model_config" in handle.attrs
+    except _H5_ERRORS as exc:
+        raise JaccliError(f"{path}: damaged HDF5 file: cannot read its attributes "
+                          f"({clip(str(exc), 200)})") from None
+    return store, _spec_text(spec_text, path, f"the HDF5 attribute '{EMBEDDED_SPEC}'"), keras
+
+
+def _spec_text(value, path, what):
+    """An embedded spec as text: a str, bytes, or a one-element string array."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "USO" and value.size == 1:
+        if value.dtype.kind == "U":  # UCS-4 code units: a damaged file may hold impossible ones
+            codes = np.ascontiguousarray(value.astype(value.dtype.newbyteorder("="))).view(np.uint32)
+            if codes.size and int(codes.max()) > 0x10FFFF:
+                raise JaccliError(f"{path}: {what} is not valid text (a code point beyond U+10FFFF)")
+        value = value.reshape(()).item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value
+    raise JaccliError(f"{path}: {what} must be a string holding the YAML spec, "
+                      f"not {type(value).__name__} {clip(value)}")
+
+
+def hdf5_store(handle, path, prefix=""):
+    """A TensorStore over the datasets of an open HDF5 file (links to other files refused)."""
+    import h5py
+
     names = []
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):
             names.append(name)
 
-    handle.visititems(visit)
+    try:
+        handle.visititems(visit)
+    except _H5_ERRORS as exc:
+        raise JaccliError(f"{path}: damaged HDF5 file ({clip(str(exc), 200)})") from None
 
     def get(name):
-        obj = handle.get(name)
-        if not isinstance(obj, h5py.Dataset):
-            return None
+        where = f"{path}: {prefix}tensor '{name}'"
         try:
+            parts = [part for part in name.split("/") if part]
+            for depth in range(1, len(parts) + 1):
+                link = handle.get("/".join(parts[:depth]), getlink=True)
+                if link is None:
+                    return None
+                if isinstance(link, h5py.ExternalLink):
+                    raise JaccliError(f"{where} is a link to another file ({link.filename}); "
+                                      f"refused: a model file is read on its own")
+            obj = handle.get(name)
+            if obj is None:
+                return None
+            if isinstance(obj, h5py.Group):
+                raise JaccliError(f"{where} is an HDF5 group, not a dataset "
+                                  f"(it holds: {_short_list(list(obj.keys()), 6)})")
+            if not isinstance(obj, h5py.Dataset):
+                return None
+            if obj.external or obj.is_virtual:
+                raise JaccliError(f"{where} keeps its data in external files; refused: "
+                                  f"a model file is read on its own")
+            if obj.dtype.kind not in "fiuc":
+                raise JaccliError(f"{where} has dtype {obj.dtype}, not numbers")
+            _check_tensor_size(_tensor_bytes(obj.shape or (), obj.dtype), f"{where} {obj.shape}")
             return obj[()]
-        except (OSError, TypeError, ValueError) as exc:
-            raise JaccliError(f"{path}: cannot read tensor '{name}': {exc}") from None
+        except JaccliError:
+            raise
+        except _H5_ERRORS as exc:
+            raise JaccliError(f"{where} cannot be read: {clip(str(exc), 200)}") from None
 
-    spec_text = handle.attrs.get(EMBEDDED_SPEC)
-    if isinstance(spec_text, bytes):
-        spec_text = spec_text.decode("utf-8", errors="replace")
-    keras = "model_config" in handle.attrs
-    return TensorStore(path, get, names), spec_text, keras
+    return TensorStore(path, get, names)
+
+
+# Errors zipfile / zlib / numpy raise for a damaged archive member.
+_ZIP_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+               NotImplementedError, KeyError, struct.error, SyntaxError, tokenize.TokenError)
+# What numpy's NPY header parser (tokenize + ast.literal_eval) raises for a damaged header.
+NPY_HEADER_ERRORS = (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError,
+                     RecursionError, struct.error, TypeError)
+
+
+def read_npy_header(handle):
+    """(shape, fortran_order, dtype, header bytes) of an NPY stream; never unpickles."""
+    version = np.lib.format.read_magic(handle)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+    else:
+        reader = _private_header_reader()
+        if version != (3, 0) or reader is None:
+            raise ValueError(f"unsupported NPY format version {version[0]}.{version[1]}")
+        shape, fortran, dtype = reader(handle, version)
+    return shape, fortran, dtype, handle.tell()
+
+
+def _private_header_reader():
+    """numpy's reader of any NPY version (3.0: UTF-8 headers), wherever this numpy keeps it."""
+    for module in ("numpy.lib._format_impl", "numpy.lib.format"):
+        try:
+            reader = getattr(__import__(module, fromlist=["_"]), "_read_array_header", None)
+        except ImportError:
+            continue
+        if reader is not None:
+            return reader
+    return None
 
 
 def _open_npz(path):
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise JaccliError(f"{path}: not a readable NPZ file ({exc})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise JaccliError(f"{path}: holds a single array, not named tensors (expected NPZ)")
-    names = [name for name in archive.files if name != EMBEDDED_SPEC]
+        archive = zipfile.ZipFile(path)
+        members = {}
+        for info in archive.infolist():
+            if not info.is_dir():
+                members[info.filename[:-4] if info.filename.endswith(".npy") else info.filename] = info
+    except _ZIP_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable NPZ file ({clip(str(exc), 200)})") from None
+    names = [name for name in members if name != EMBEDDED_SPEC]
 
     def get(name):
-        if name not in archive.files:
+        info = members.get(name)
+        if info is None:
             return None
+        where = f"{path}: tensor '{name}'"
         try:
-            return archive[name]
-        except ValueError:
-            raise JaccliError(f"{path}: tensor '{name}' is a pickled object array; "
-                              f"refused (jaccli never unpickles)") from None
-        except (OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise JaccliError(f"{path}: tensor '{name}' is damaged ({exc})") from None
+            with archive.open(info) as handle:
+                shape, fortran, dtype, header = read_npy_header(handle)
+                if dtype.hasobject:
+                    raise JaccliError(f"{where} is a pickled object array; refused "
+                                      f"(jaccli never unpickles)")
+                nbytes = _tensor_bytes(shape, dtype)
+                if nbytes > info.file_size - header:
+                    raise JaccliError(f"{where} is truncated: its header promises {nbytes:,} bytes "
+                                      f"of data, the archive holds {info.file_size - header:,}")
+                _check_tensor_size(nbytes, f"{where} {shape}")
+            with archive.open(info) as handle:
+                return np.lib.format.read_array(handle, allow_pickle=False)
+        except JaccliError:
+            raise
+        except _ZIP_ERRORS as exc:
+            raise JaccliError(f"{where} is damaged ({clip(str(exc), 200)})") from None
 
     spec_text = None
-    if EMBEDDED_SPEC in archive.files:
+    if EMBEDDED_SPEC in members:
         raw = get(EMBEDDED_SPEC)
         if raw.dtype.kind not in "US" or raw.size != 1:
-            raise JaccliError(f"{path}: '{EMBEDDED_SPEC}' must be a 0-d string array")
-        spec_text = raw.item()
-        if isinstance(spec_text, bytes):
-            spec_text = spec_text.decode("utf-8", errors="replace")
+            raise JaccliError(f"{path}: '{EMBEDDED_SPEC}' must be a 0-d string array holding the "
+                              f"YAML spec, not {raw.dtype} {raw.shape}")
+        spec_text = _spec_text(raw, path, f"'{EMBEDDED_SPEC}'")
     return TensorStore(path, get, names), spec_text, False
 
 
@@ -140,6 +258,10 @@ def open_weight_file(path):
         return _open_hdf5(path)
     if zipfile.is_zipfile(path):
         return _open_npz(path)
+    with open(path, "rb") as handle:
+        if handle.read(6) == b"\x93NUMPY":
+            raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
+                              f"weights with numpy.savez (NPZ) or as HDF5")
     raise JaccliError(f"{path}: not an HDF5 or NPZ weight file")
 
 
@@ -185,17 +307,19 @@ def _keras_weights_store(path):
 
     import h5py
 
+    from .keras import _zip_read
+
+    name = os.path.basename(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            data = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, KeyError, OSError) as exc:
-        raise JaccliError(f"{path}: not a readable .keras archive ({exc})") from None
-    handle = h5py.File(io.BytesIO(data), "r")
-    names = []
-    handle.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-
-    def get(name):
-        obj = handle.get(name)
-        return obj[()] if isinstance(obj, h5py.Dataset) else None
-
-    return TensorStore(path, get, names)
+            if "model.weights.h5" not in archive.namelist():
+                raise JaccliError(f"{path}: the Keras archive has no model.weights.h5")
+            data = _zip_read(archive, "model.weights.h5", name)
+    except _ZIP_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable .keras archive ({clip(str(exc), 200)})") from None
+    try:
+        handle = h5py.File(io.BytesIO(data), "r")
+    except _H5_ERRORS:
+        raise JaccliError(f"{path}: model.weights.h5 in the archive is not a readable "
+                          f"HDF5 file") from None
+    return hdf5_store(handle, path, "model.weights.h5 ")

@@ -7,6 +7,7 @@ chunk by chunk (a pipeline consumer checks the exit status).
 """
 
 import os
+import stat
 import sys
 import tempfile
 
@@ -24,6 +25,8 @@ def output_format(path, fmt=None):
         return fmt
     if path in (None, "-"):
         return "csv"
+    if os.path.isdir(path):
+        raise JaccliError(f"{path}: is a directory; -o needs a file name")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
@@ -44,8 +47,61 @@ def check_output_path(path, inputs):
         raise JaccliError(f"{path}: the directory {directory} is not writable")
     target = os.path.realpath(path)
     for item in inputs:
-        if item and item != "-" and os.path.exists(item) and os.path.realpath(item) == target:
-            raise JaccliError(f"{path}: is one of the inputs; refusing to overwrite it")
+        if not item or item == "-" or not os.path.exists(item):
+            continue
+        if is_special_file(path):
+            break  # a pipe or device is no input's file
+        if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
+            raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)  # also a hard link to the same file
+    except OSError:
+        return False
+
+
+# Bytes per number of a CSV/TSV output, for the free-space check: float64 reprs
+# take 18-24 characters; a lower figure keeps the check from refusing a run
+# that would fit.
+CSV_BYTES_PER_NUMBER = 16
+MEMORY_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write -o out.npy "
+                 "(streamed to disk) instead of .npz")
+DISK_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write to a disk "
+               "with more room")
+
+
+def check_output_room(path, fmt, shape, dtype):
+    """Refuse, before any work, an output that cannot fit: NPZ in memory, any file on disk."""
+    from .limits import check_disk, check_memory
+
+    count = int(np.prod(shape, dtype=object))
+    nbytes = count * np.dtype(dtype).itemsize
+    what = f"the result {tuple(shape)}"
+    if fmt == "npz":
+        check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
+    if path in (None, "-") or is_special_file(path):
+        return  # standard output and pipes are streamed; their consumer decides
+    estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
+    check_disk(path, estimate, what, DISK_ADVICE)
+
+
+def _writing(method):
+    """Report an OSError while writing (disk full, quota, I/O error) as one line naming the file."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise JaccliError(f"{self.target}: cannot write the output: {reason}") from None
+
+    return wrapper
 
 
 def format_rows(rows, delimiter):
@@ -63,12 +119,30 @@ def header_line(columns, delimiter):
     return buffer.getvalue()
 
 
-class AtomicFile:
-    """A temporary file beside ``path``, renamed onto it by ``commit``."""
+def is_special_file(path):
+    """An existing target that is not a regular file: a pipe, a device (/dev/null, /dev/stdout)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
 
+
+class AtomicFile:
+    """A temporary file beside ``path``, renamed onto it by ``commit``.
+
+    A pipe or a device (``-o /dev/null``, a named pipe) is written directly:
+    renaming a file over it would replace it, and there is nothing to roll back.
+    """
+
+    @_writing
     def __init__(self, path):
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
+        self.target = path
+        self.direct = is_special_file(path)
+        if self.direct:
+            self.temp_path = path
+            return
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
@@ -76,10 +150,14 @@ class AtomicFile:
         os.umask(umask)
         os.chmod(self.temp_path, 0o666 & ~umask)  # as an ordinary new file would be
 
+    @_writing
     def commit(self):
-        os.replace(self.temp_path, self.path)
+        if not self.direct:
+            os.replace(self.temp_path, self.path)
 
     def abort(self):
+        if self.direct:
+            return  # never unlink a device or a pipe
         try:
             os.unlink(self.temp_path)
         except FileNotFoundError:
@@ -89,19 +167,31 @@ class AtomicFile:
 class TableWriter:
     """CSV/TSV to a file or to standard output, chunk by chunk."""
 
+    @_writing
     def __init__(self, path, fmt, columns, stdout=None):
         self.delimiter = DELIMITERS[fmt]
+        self.target = "<stdout>" if path in (None, "-") else path
         self.atomic = None
         if path in (None, "-"):
             self.handle = stdout or sys.stdout
         else:
             self.atomic = AtomicFile(path)
-            self.handle = open(self.atomic.temp_path, "w", newline="")
-        self.handle.write(header_line(columns, self.delimiter))
+            try:
+                self.handle = open(self.atomic.temp_path, "w", newline="")
+            except BaseException:
+                self.atomic.abort()
+                raise
+        try:
+            self.handle.write(header_line(columns, self.delimiter))
+        except BaseException:
+            self.abort()
+            raise
 
+    @_writing
     def write(self, start, rows):
         self.handle.write(format_rows(rows, self.delimiter))
 
+    @_writing
     def commit(self):
         self.handle.flush()
         if self.atomic:
@@ -110,21 +200,31 @@ class TableWriter:
 
     def abort(self):
         if self.atomic:
-            self.handle.close()
+            try:
+                self.handle.close()
+            except OSError:
+                pass  # a full disk fails the flush too; the file goes anyway
             self.atomic.abort()
 
 
 class NpyWriter:
     """A preallocated NPY file filled in place, so memory stays bounded."""
 
+    @_writing
     def __init__(self, path, shape, dtype):
+        self.target = path
         self.atomic = AtomicFile(path)
-        self.array = np.lib.format.open_memmap(self.atomic.temp_path, mode="w+",
-                                               dtype=dtype, shape=shape)
+        try:
+            self.array = np.lib.format.open_memmap(self.atomic.temp_path, mode="w+",
+                                                   dtype=dtype, shape=shape)
+        except BaseException:
+            self.atomic.abort()
+            raise
 
     def write(self, start, block):
         self.array[start:start + len(block)] = block.reshape((len(block),) + self.array.shape[1:])
 
+    @_writing
     def commit(self):
         self.array.flush()
         del self.array
@@ -138,7 +238,9 @@ class NpyWriter:
 class NpzWriter:
     """NPZ is a zip archive: the result is gathered in memory, then saved."""
 
+    @_writing
     def __init__(self, path, name, shape, dtype, extras):
+        self.target = path
         self.atomic = AtomicFile(path)
         self.name = name
         self.array = np.empty(shape, dtype=dtype)
@@ -147,9 +249,11 @@ class NpzWriter:
     def write(self, start, block):
         self.array[start:start + len(block)] = block.reshape((len(block),) + self.array.shape[1:])
 
+    @_writing
     def commit(self):
+        extras = self.extras() if callable(self.extras) else self.extras
         with open(self.atomic.temp_path, "wb") as handle:
-            np.savez(handle, **{self.name: self.array}, **self.extras)
+            np.savez(handle, **{self.name: self.array}, **extras)
         self.atomic.commit()
 
     def abort(self):
@@ -157,7 +261,12 @@ class NpzWriter:
 
 
 def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None):
-    """A writer with ``write(start, block)``, ``commit()`` and ``abort()``."""
+    """A writer with ``write(start, block)``, ``commit()`` and ``abort()``.
+
+    ``extras`` (NPZ only): a dict of arrays saved beside the result, or a
+    function returning it, called only when the NPZ is written.
+    """
+    check_output_room(path, fmt, shape, dtype)
     if fmt in DELIMITERS:
         return TableWriter(path, fmt, columns, stdout)
     if path in (None, "-"):

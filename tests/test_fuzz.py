@@ -1,0 +1,327 @@
+"""Fuzzing (issue 8): mutated points, specs and weight files through the CLI.
+
+Each example mutates a valid file (byte flips, truncations, deletions, random
+insertions; for specs also whole fields deleted or replaced) and runs the CLI
+on it. The outcome must be one of two:
+
+* exit 0 and a well-formed result (a CSV with the right header and one row of
+  numbers per point) replacing the old output, or
+* exit 2 with exactly one ``Error:`` line, the old output untouched;
+
+never a traceback, a crash, a hang, another exit code, or a temporary file
+left behind. Every run happens in a forked child, so a crash in a C library
+(HDF5, zlib) or a hang is reported as a failure instead of taking pytest
+down. Derandomized: the same examples run every time.
+"""
+
+import io
+import os
+import pickle
+import signal
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hostile_helpers import (GOOD_SPEC, GOOD_SPEC_TEXT, MAX_ERROR_LENGTH, PRECIOUS, crashed,
+                             good_tensors, invoke, leftovers, make_model_dir, write_h5)
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork to isolate crashes")
+
+TIMEOUT = 20  # seconds per run; a small model on a few points takes milliseconds
+FUZZ = settings(max_examples=int(os.environ.get("JACCLI_FUZZ_EXAMPLES", 120)), deadline=None,
+                derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+COUNTS = {}
+
+
+def run_isolated(args, stdin=None, child=None, timeout=TIMEOUT):
+    """Run the CLI in a forked child: (exit code, stdout, stderr, traceback or None).
+
+    A child killed by a signal (a crash, or the alarm after ``timeout`` seconds: a
+    hang) raises AssertionError. ``child`` replaces the CLI run (to test the harness).
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read_fd)
+            signal.alarm(timeout)
+            if child is not None:
+                child()
+            result = invoke(args, input=stdin)
+            payload = (result.exit_code, result.stdout[-4000:], result.stderr[-4000:], crashed(result))
+            data = pickle.dumps(payload)
+            with os.fdopen(write_fd, "wb") as handle:
+                handle.write(data)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as handle:
+        data = handle.read()
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = f"a hang (alarm after {timeout} s)" if sig == signal.SIGALRM else f"signal {sig}"
+        raise AssertionError(f"jaccli {' '.join(map(str, args or []))} died: {name}")
+    return pickle.loads(data)
+
+
+def check_outcome(args, d, out, n_points=None, stdin=None, kind=""):
+    code, stdout, stderr, tb = run_isolated(args, stdin)
+    assert tb is None, tb
+    assert code in (0, 2), (code, stderr)
+    assert leftovers(d) == [], leftovers(d)
+    COUNTS[kind, code] = COUNTS.get((kind, code), 0) + 1
+    if code == 2:
+        lines = stderr.strip("\n").splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+        assert len(lines[0]) <= MAX_ERROR_LENGTH
+        with open(out) as handle:
+            assert handle.read() == PRECIOUS
+        return "error"
+    with open(out) as handle:
+        text = handle.read()
+    with open(out, "w") as handle:  # the next example starts from the precious file again
+        handle.write(PRECIOUS)
+    rows = [row.split(",") for row in text.splitlines()]
+    assert rows and all(rows[0]), rows[:2]  # a header naming every output column
+    values = np.array([[float(cell) for cell in row] for row in rows[1:]])  # all numbers
+    assert values.ndim == 2 and values.shape[1] == len(rows[0]) and len(values) > 0
+    if n_points is not None:
+        assert len(values) == n_points
+    return "ok"
+
+
+def mutate(data, ops):
+    """Apply byte-level mutations: flip, set, delete, insert, truncate, duplicate a slice."""
+    data = bytearray(data)
+    for op, position, length, payload in ops:
+        if not data:
+            data = bytearray(payload)
+            continue
+        i = position % len(data)
+        if op == "flip":
+            data[i] ^= 1 << (length % 8)
+        elif op == "set":
+            data[i:i + len(payload)] = payload
+        elif op == "delete":
+            del data[i:i + 1 + length % 64]
+        elif op == "insert":
+            data[i:i] = payload
+        elif op == "truncate":
+            del data[i:]
+        elif op == "duplicate":
+            data[i:i] = data[i:i + 1 + length % 64]
+    return bytes(data)
+
+
+INTERESTING = [b"\x00", b"\xff", b"\n", b",", b"\"", b"nan", b"inf", b"1e999", b"-", b"#", b"\r\n",
+               b"\xef\xbb\xbf", b"\xff\xfe", b"\t", b":", b"- ", b"&a", b"*a", b"!!python/", b"[",
+               b"{", b"]", b"}", b"'", b"0" * 50, b"\x93NUMPY", b"PK\x03\x04", b"\x89HDF"]
+operation = st.tuples(
+    st.sampled_from(["flip", "set", "delete", "insert", "truncate", "duplicate"]),
+    st.integers(0, 1 << 20), st.integers(0, 255),
+    st.one_of(st.sampled_from(INTERESTING), st.binary(min_size=1, max_size=16)))
+operations = st.lists(operation, min_size=1, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return make_model_dir(tmp_path_factory.mktemp("fuzz"))
+
+
+def _fresh(d, name, data):
+    for leftover in leftovers(d):
+        os.remove(leftover)
+    path = os.path.join(d, name)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return path
+
+
+POINTS_CSV = b"a,b\n0.1,0.2\n-0.3,0.4\n1.5,-2.0\n2.5e-3,7\n"
+
+
+@FUZZ
+@given(ops=operations, suffix=st.sampled_from([".csv", ".tsv", ".txt", "-"]))
+def test_fuzz_points_text(model_dir, ops, suffix):
+    d = model_dir
+    data = mutate(POINTS_CSV if suffix != ".tsv" else POINTS_CSV.replace(b",", b"\t"), ops)
+    out = os.path.join(d, "out.csv")
+    if suffix == "-":
+        args = ["value", os.path.join(d, "model.npz"), "-p", "-", "-o", out]
+        check_outcome(args, d, out, stdin=data, kind="points")
+    else:
+        path = _fresh(d, "fz" + suffix, data)
+        check_outcome(["value", os.path.join(d, "model.npz"), "-p", path, "-o", out], d, out,
+                      kind="points")
+
+
+def _npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+POINTS_NPY = _npy(np.array([[0.1, 0.2], [-0.3, 0.4], [1.5, -2.0]]))
+
+
+@FUZZ
+@given(ops=operations)
+def test_fuzz_points_npy(model_dir, ops):
+    d = model_dir
+    out = os.path.join(d, "out.csv")
+    path = _fresh(d, "fz.npy", mutate(POINTS_NPY, ops))
+    check_outcome(["value", os.path.join(d, "model.npz"), "-p", path, "-o", out, "--chunk-size", "2"],
+                  d, out, kind="points-npy")
+
+
+# ---------------------------------------------------------------- specs
+
+def _delete_field(spec, path):
+    """Delete the field at ``path`` (a list of keys / indices) from a deep copy of spec."""
+    spec = yaml.safe_load(yaml.safe_dump(spec))
+    node = spec
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return spec
+
+
+FULL_SPEC = dict(GOOD_SPEC, layout="in_out",
+                 input_scaling={"offset": [0.5, -0.5], "scale": [2.0, 1.0]},
+                 output_scaling={"offset": [1.0], "scale": [3.0]},
+                 layers=[{"units": 3, "activation": "elu", "alpha": 0.5, "weight": "W0", "bias": "b0"},
+                         {"units": 1, "activation": "linear", "weight": "W1", "bias": "b1"}])
+FIELD_PATHS = ([["inputs"], ["outputs"], ["layout"], ["input_scaling"], ["output_scaling"], ["layers"],
+                ["input_scaling", "scale"], ["output_scaling", "offset"]]
+               + [["layers", i, key] for i in (0, 1) for key in FULL_SPEC["layers"][i]]
+               + [["layers", 0], ["layers", 1]])
+yaml_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 10 ** 30),
+                        st.floats(allow_nan=True, allow_infinity=True),
+                        st.text(max_size=8), st.lists(st.integers(-2, 5), max_size=4),
+                        st.sampled_from(["tanh", "relu", "softmax", "out_in", "W0", "b1", "x1", 0]))
+
+
+@FUZZ
+@given(data=st.data(), how=st.sampled_from(["bytes", "delete", "replace", "both"]))
+def test_fuzz_spec(model_dir, data, how):
+    d = model_dir
+    spec = FULL_SPEC
+    if how in ("delete", "both"):
+        spec = _delete_field(spec, data.draw(st.sampled_from(FIELD_PATHS), label="delete"))
+    if how == "replace":
+        path = data.draw(st.sampled_from(FIELD_PATHS), label="replace")
+        spec = _delete_field(spec, path)  # a copy without it, then put a random value there
+        node = spec
+        for key in path[:-1]:
+            node = node[key]
+        if isinstance(node, dict):
+            node[path[-1]] = data.draw(yaml_values, label="value")
+    text = yaml.safe_dump(spec).encode()
+    if how in ("bytes", "both"):
+        text = mutate(text, data.draw(operations, label="ops"))
+    spec_path = _fresh(d, "fuzzed_spec.yaml", text)
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", os.path.join(d, "model.npz"), "--spec", spec_path, "-p",
+                   os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3, kind="spec")
+
+
+# ---------------------------------------------------------------- weight files
+
+def _npz_bytes(tensors, spec=None):
+    buffer = io.BytesIO()
+    extra = {} if spec is None else {"jaccli_spec": np.array(spec)}
+    np.savez(buffer, **tensors, **extra)
+    return buffer.getvalue()
+
+
+NPZ = _npz_bytes(good_tensors(), GOOD_SPEC_TEXT)
+
+
+@FUZZ
+@given(ops=operations, level=st.sampled_from(["file", "member"]), data=st.data())
+def test_fuzz_npz(model_dir, ops, level, data):
+    """Mutate the whole archive (mostly caught by the zip CRC) or one member's NPY bytes
+    inside a valid archive (reaches the NPY header and data checks)."""
+    d = model_dir
+    if level == "file":
+        blob = mutate(NPZ, ops)
+    else:
+        name = data.draw(st.sampled_from(sorted(good_tensors()) + ["jaccli_spec"]), label="member")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(NPZ)) as source, zipfile.ZipFile(buffer, "w") as target:
+            for info in source.infolist():
+                member = source.read(info)
+                if info.filename == f"{name}.npy":
+                    member = mutate(member, ops)
+                target.writestr(info.filename, member)
+        blob = buffer.getvalue()
+    path = _fresh(d, "fuzzed_npz.npz", blob)
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3,
+                  kind="npz")
+
+
+def _h5_bytes():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_h5(os.path.join(tmp, "m.h5"), good_tensors())
+        import h5py
+
+        with h5py.File(path, "a") as handle:
+            handle.attrs["jaccli_spec"] = GOOD_SPEC_TEXT
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+H5 = _h5_bytes()
+
+
+@FUZZ
+@given(ops=operations, region=st.sampled_from(["anywhere", "metadata", "data"]))
+def test_fuzz_hdf5(model_dir, ops, region):
+    """Byte mutations of an HDF5 weight file (with its spec in an attribute). ``region``
+    aims the positions at the superblock and object headers or at the tensors' data."""
+    d = model_dir
+    if region != "anywhere":
+        lo, hi = (0, 1024) if region == "metadata" else (1024, len(H5))
+        ops = [(op, lo + position % (hi - lo), length, payload) for op, position, length, payload in ops]
+    path = _fresh(d, "fuzzed_h5.h5", mutate(H5, ops))
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3,
+                  kind="hdf5")
+
+
+def test_zz_report_outcomes(capsys):
+    """Not a check: how many fuzz runs ended in a result (0) or an error (2), per target."""
+    with capsys.disabled():
+        print("\nfuzz outcomes (target, exit code): runs", dict(sorted(COUNTS.items())))
+
+
+def test_fuzz_harness_sees_both_outcomes(model_dir):
+    """The harness itself: a good run gives 'ok', a bad one 'error', a crash and a hang are caught."""
+    import time
+
+    d = model_dir
+    out = os.path.join(d, "out.csv")
+    assert check_outcome(["value", os.path.join(d, "model.npz"), "-p", os.path.join(d, "pts.csv"),
+                          "-o", out], d, out, n_points=3) == "ok"
+    bad = _fresh(d, "fz.csv", b"a,b\n1,x\n")
+    assert check_outcome(["value", os.path.join(d, "model.npz"), "-p", bad, "-o", out], d, out) == "error"
+    def segfault():
+        import faulthandler
+
+        faulthandler.disable()  # no dump from the child: the crash is the point
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    with pytest.raises(AssertionError, match="signal 11"):
+        run_isolated(None, child=segfault)
+    with pytest.raises(AssertionError, match="a hang"):
+        run_isolated(None, child=lambda: time.sleep(30), timeout=1)
