@@ -6,6 +6,7 @@ NumPy, h5py and rich are imported inside the commands, so ``--help`` is fast.
 import functools
 import sys
 import time
+import warnings
 
 import click
 
@@ -37,7 +38,9 @@ class JaccliGroup(click.Group):
             raise one_line_usage(exc) from None
         except JaccliError as exc:
             if ctx.params.get("debug"):
-                raise
+                import traceback
+
+                traceback.print_exc()  # and still exit 2: --debug adds detail, not a new outcome
             raise UserError(one_line(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
@@ -135,7 +138,9 @@ def load_points(model, points_path, at):
     """The points as an (N, n) array (NPY stays memory-mapped)."""
     from .points import parse_inline_point, read_points
 
-    if (points_path is None) == (at is None):
+    if points_path is not None and at is not None:
+        raise JaccliError("give either --points FILE or --at 1,2,..., not both")
+    if points_path is None and at is None:
         raise JaccliError("give the points with --points FILE or one point with --at 1,2,...")
     if at is not None:
         return parse_inline_point(at, model.n_inputs), "--at"
@@ -182,20 +187,28 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     writer = open_writer(output, fmt, quantity, shape, model.dtype, columns, extras,
                          stdout=sys.stdout)
     started = time.perf_counter()
+    non_finite = 0
     try:
-        # chunks are read, checked and computed on worker threads, written here in order
-        for start, result in model.iter_chunks(quantity, points, chunk, source):
-            rows = result.reshape(len(result), -1)
-            writer.write(start, rows)
-            if stats is not None:
-                stats.update(rows)
-            progress.advance(start + len(rows))
+        # chunks are read, checked and computed on worker threads, written here in order;
+        # an overflow inside the network is counted and reported once, not warned per chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for start, result in model.iter_chunks(quantity, points, chunk, source):
+                rows = result.reshape(len(result), -1)
+                writer.write(start, rows)
+                if stats is not None:
+                    stats.update(rows)
+                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+                progress.advance(start + len(rows))
         writer.commit()
     except BaseException:
         writer.abort()
         raise
     finally:
         progress.close()
+    if non_finite:
+        console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
+                      f"at some points (an exp layer, extreme inputs, or float32?)")
     seconds = time.perf_counter() - started
     if not quiet:
         per_output = len(columns) // model.n_outputs
@@ -214,7 +227,9 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
 
 @cli.command()
 @model_options
-def info(model, spec, dtype):
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="Accepted for symmetry with the other commands; info computes nothing.")
+def info(model, spec, dtype, chunk_size):
     """Architecture and parameter table (name, shape, offset) of MODEL.
 
     \b

@@ -137,7 +137,7 @@ class Model:
         if points.shape[0] == 0:
             raise JaccliError(f"{source}: zero points")
         check_finite_points(points, source)
-        return points.astype(DTYPES[self.dtype], copy=False)
+        return self._in_dtype(points, source)
 
     def chunk_size_for(self, quantity):
         """Points per chunk: a chunk's scratch about ``CHUNK_BYTES``, from the layer widths."""
@@ -199,9 +199,22 @@ class Model:
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)
             check_finite_points(block, source, first_row=start)
-            return self.compute_chunk(quantity, block.astype(dtype, copy=False), work=workspace)
+            return self.compute_chunk(quantity, self._in_dtype(block, source, start), work=workspace)
 
         return iter_chunks(work, len(points), chunk, threads, engine.Workspace)
+
+    def _in_dtype(self, block, source, first_row=0):
+        """The points in the model's dtype; a number float32 cannot hold is an error."""
+        dtype = DTYPES[self.dtype]
+        if dtype == np.float64:
+            return block
+        with np.errstate(over="ignore"):
+            cast = block.astype(dtype)
+        if not np.isfinite(cast).all():
+            row, column = np.argwhere(~np.isfinite(cast))[0]
+            raise JaccliError(f"{source}: point {first_row + row + 1}, column {column + 1} "
+                              f"({block[row, column]:g}) overflows {self.dtype}")
+        return cast
 
     # -- parameters as one flat vector (finite-difference checks, fitting)
     def parameter_vector(self):
@@ -323,10 +336,14 @@ def build_model(spec, store, dtype="float64"):
     in_offset, in_scale = _scalings(spec.input_scaling, n_inputs, "input_scaling", source)
     out_offset, out_scale = _scalings(spec.output_scaling, n_outputs, "output_scaling", source)
     np_dtype = DTYPES[dtype]
-    for layer in layers:
-        layer.kernel = np.ascontiguousarray(layer.kernel, dtype=np_dtype)
-        if layer.bias is not None:
-            layer.bias = layer.bias.astype(np_dtype)
+    for index, (layer, layer_spec) in enumerate(zip(layers, spec.layers)):
+        with np.errstate(over="ignore"):
+            layer.kernel = np.ascontiguousarray(layer.kernel, dtype=np_dtype)
+            if layer.bias is not None:
+                layer.bias = layer.bias.astype(np_dtype)
+        for name, tensor in ((layer_spec.weight, layer.kernel), (layer_spec.bias, layer.bias)):
+            if tensor is not None and not np.isfinite(tensor).all():
+                raise JaccliError(f"{store.path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
     network = engine.Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
                              out_offset.astype(np_dtype), out_scale.astype(np_dtype))
     layouts = [spec.layout] * len(layers)

@@ -143,7 +143,9 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
     if whitespace_ok and delimiter == "\t" and "\t" not in lines[first]:
         delimiter = None  # a .txt written by numpy.savetxt: space-separated
     head = _split(lines[first], delimiter)
-    has_header = not all(_is_number(cell) for cell in head)
+    # A header is a row of names: most of its cells are not numbers ("1,2,a" is
+    # a data row with a label in it, not a header).
+    has_header = 2 * sum(not _is_number(cell) for cell in head) >= len(head)
     body_start = first + 1 if has_header else first
     columns = _select_columns(head if has_header else None, len(head), input_names, source)
     if columns is None:
@@ -191,13 +193,20 @@ def _select_columns(header, n_columns, input_names, source):
     """Column indices to take, or None for all columns in order."""
     n_inputs = len(input_names)
     if header is not None and all(name in header for name in input_names):
+        twice = [name for name in input_names if header.count(name) > 1]
+        if twice:
+            raise JaccliError(f"{source}: the header names the input {twice[0]!r} twice")
         return [header.index(name) for name in input_names]
     if n_columns == n_inputs:
         return None
+    hint = ""
+    if n_columns == 1 and header is not None and any(sep in header[0] for sep in ";| "):
+        hint = " (is it separated by ';' or spaces? .csv is read with ',', .tsv/.txt with tabs)"
     if header is not None:
         missing = [name for name in input_names if name not in header]
         raise JaccliError(f"{source}: the header does not name the inputs {missing} and has "
-                          f"{n_columns} columns; expected the inputs by name or exactly "
-                          f"{n_inputs} columns")
+                          f"{n_columns} column(s); expected the inputs by name or exactly "
+                          f"{n_inputs} columns{hint}")
     raise JaccliError(f"{source}: {n_columns} columns; the model has {n_inputs} inputs "
-                      f"({', '.join(input_names)})")
+                      f"({', '.join(input_names)}): give a header naming them to pick "
+                      f"columns by name")

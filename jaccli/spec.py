@@ -254,6 +254,8 @@ def parse_spec(data, source):
     if not isinstance(layers, list) or not layers:
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
     layout = data.get("layout", "in_out")
+    if isinstance(layout, str):
+        layout = layout.strip().lower()  # like activation names, case does not matter
     if layout not in LAYOUTS:
         raise JaccliError(f"{source}: 'layout' must be in_out or out_in, not {clip(layout)}")
     parsed = [_layer(i, item, source) for i, item in enumerate(layers)]

@@ -136,6 +136,8 @@ class AtomicFile:
 
     @_writing
     def __init__(self, path):
+        # A symbolic link is followed: its target is what gets replaced, not the link.
+        path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         self.target = path
@@ -146,9 +148,13 @@ class AtomicFile:
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.temp_path, 0o666 & ~umask)  # as an ordinary new file would be
+        if os.path.isfile(path):
+            mode = os.stat(path).st_mode & 0o7777  # an overwritten file keeps its permissions
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # as an ordinary new file would be
+        os.chmod(self.temp_path, mode)
 
     @_writing
     def commit(self):

@@ -285,3 +285,64 @@ def test_unknown_spec_field_is_an_error(tmp_path):
     path = save_model(tmp_path, spec, tensors)
     message = one_line_error(run("value", path, "--at", "1,2"))
     assert "activaton" in message and "model.yaml" in message
+
+
+# ---------------------------------------------------------------- from a new-user review
+
+
+def test_output_through_a_symlink_replaces_the_target_and_keeps_its_mode(tmp_path):
+    target = tmp_path / "target.csv"
+    target.write_text("old\n")
+    os.chmod(target, 0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    assert run("value", CANONICAL, "--at", "1,1", "-q", "-o", link).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("y\n")
+    assert os.stat(target).st_mode & 0o777 == 0o640
+
+
+def test_debug_shows_a_traceback_and_keeps_exit_2():
+    result = run("--debug", "value", "missing.npz", "--at", "1,1")
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr and result.stderr.rstrip().splitlines()[-1].startswith("Error: ")
+
+
+def test_at_and_points_together_is_an_error():
+    assert "not both" in one_line_error(run("value", CANONICAL, "--at", "1,1", "-p", "x.csv"))
+
+
+def test_float32_overflow_in_points_is_an_error():
+    message = one_line_error(run("value", CANONICAL, "--at", "1e39,1", "--dtype", "float32"))
+    assert "overflows float32" in message
+
+
+def test_non_finite_results_are_reported_once(tmp_path):
+    spec = {"layers": [{"units": 1, "activation": "exp"}]}
+    path = save_model(tmp_path, spec, {"W0": np.ones((1, 1)), "b0": np.zeros(1)})
+    result = run("value", path, "--at", "800")
+    assert result.exit_code == 0 and "inf" in result.stdout
+    assert result.stderr.count("warning: 1 result(s) are NaN or infinite") == 1
+    assert "RuntimeWarning" not in result.stderr
+
+
+def test_info_accepts_chunk_size():
+    assert run("info", CANONICAL, "--chunk-size", "3").exit_code == 0
+
+
+def test_layout_is_case_insensitive(tmp_path):
+    rng = np.random.default_rng(12)
+    spec, tensors = random_model(rng, [2, 3, 1], ["tanh", "linear"], layout="out_in")
+    spec["layout"] = "OUT_IN"
+    path = save_model(tmp_path, spec, tensors)
+    assert run("value", path, "--at", "1,2", "-q").exit_code == 0
+
+
+@pytest.mark.parametrize("text, words", [
+    ("x1,x2,x1\n1,2,3\n", "twice"),
+    ("1;2\n3;4\n", "separated by ';'"),
+    ("1,2,a\n3,4,b\n", "give a header"),
+])
+def test_confusing_points_files_get_a_hint(tmp_path, text, words):
+    points = tmp_path / "p.csv"
+    points.write_text(text)
+    assert words in one_line_error(run("value", CANONICAL, "-p", points))
