@@ -2,7 +2,7 @@
 
 Timings are best-of-5 after one warm-up run (compile time excluded for JAX),
 all measured in this one process run, so the ratios compare like with like
-on a machine whose load may drift. See docs/performance.md.
+on a machine whose load may drift. See the README's Performance section.
 """
 
 import argparse

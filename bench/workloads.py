@@ -43,7 +43,7 @@ class Workload:
         return sum(a * b + b for a, b in zip(self.widths[:-1], self.widths[1:]))
 
     def sweeps(self):
-        """Sweeps in the FLOP model of docs/performance.md."""
+        """Sweeps in the FLOP model of the README's Performance section."""
         n, m = self.n_inputs, self.n_outputs
         return {
             "jacobian": 1 + min(n, m),
