@@ -162,6 +162,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
 
     from .columns import column_names
     from .model import check_finite_points
+    from .points import is_streamed
     from .summary import ColumnStats, LazyProgress, print_summary, stderr_console
     from .writers import check_output_path, open_writer, output_format
 
@@ -169,7 +170,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
     points, source = load_points(model, points_path, at)
-    if not isinstance(points, np.memmap):
+    if not is_streamed(points):
         check_finite_points(points, source)  # a file read whole is checked whole, up front
     n_points = len(points)
     shape = result_shape(model, quantity, n_points)

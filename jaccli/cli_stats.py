@@ -48,6 +48,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
 
     from . import confint as ci
     from .model import check_finite_points
+    from .points import is_streamed
     from .summary import LazyProgress, print_fit_summary, stderr_console
     from .writers import check_output_path, check_output_room, open_writer, output_format
 
@@ -73,7 +74,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     X_train, Y_train = ci.read_training_set(train_path, model.input_names, target_names,
                                             stdin if train_path == "-" else None)
     points, source = load_points(model, points_path, at)
-    if not isinstance(points, np.memmap):
+    if not is_streamed(points):
         check_finite_points(points, source)
 
     n_points = len(points)

@@ -92,7 +92,58 @@ def read_npy_points(path, n_inputs):
                           f"or ({n_inputs},)")
     if array.shape[0] == 0:
         raise JaccliError(f"{path}: zero points")
+    if isinstance(array, np.memmap) and array.flags.c_contiguous and array.ndim == 2:
+        return NpyRows(path, array)
     return array
+
+
+class NpyRows:
+    """The rows of a 2-D C-order NPY file, read a slice at a time with pread.
+
+    Not a memory map: a map's pages stay resident as it is read, so the
+    process would grow with N; a read of one chunk at a time does not.
+    Thread-safe (pread has no shared file position).
+    """
+
+    def __init__(self, path, mapped):
+        self.path = path
+        self.dtype = mapped.dtype
+        self.shape = mapped.shape
+        self.ndim = 2
+        self._offset = mapped.offset
+        self._row_bytes = mapped.shape[1] * mapped.dtype.itemsize
+        self._fd = os.open(path, os.O_RDONLY)
+        mapped._mmap.close()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("NpyRows takes a slice of rows")
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise TypeError("NpyRows takes a contiguous slice of rows")
+        count = max(stop - start, 0)
+        data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
+        if len(data) != count * self._row_bytes:
+            raise JaccliError(f"{self.path}: the file is shorter than its header says")
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self[0:len(self)]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def __del__(self):
+        try:
+            os.close(self._fd)
+        except (OSError, AttributeError):
+            pass
+
+
+def is_streamed(points):
+    """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
+    return isinstance(points, (NpyRows, np.memmap))
 
 
 def _decode(data, source):
@@ -133,16 +184,29 @@ def _split(line, delimiter):
     return [cell.strip().strip('"').strip("'").strip() for cell in cells]
 
 
+def _first_data_line(text):
+    """(line index, start offset, the line) of the first line that is not blank or a comment."""
+    offset = index = 0
+    while offset < len(text):
+        end = text.find("\n", offset)
+        end = len(text) if end < 0 else end
+        line = text[offset:end]
+        if line.strip() and not line.lstrip().startswith("#"):
+            return index, offset, line
+        offset, index = end + 1, index + 1
+    return None, len(text), ""
+
+
 def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False):
     text = _decode(data, source)
-    lines = text.splitlines()
-    first = next((i for i, line in enumerate(lines)
-                  if line.strip() and not line.lstrip().startswith("#")), None)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    first, offset, first_line = _first_data_line(text)
     if first is None:
         raise JaccliError(f"{source}: zero points (the file is empty)")
-    if whitespace_ok and delimiter == "\t" and "\t" not in lines[first]:
+    if whitespace_ok and delimiter == "\t" and "\t" not in first_line:
         delimiter = None  # a .txt written by numpy.savetxt: space-separated
-    head = _split(lines[first], delimiter)
+    head = _split(first_line, delimiter)
     # A header is a row of names: most of its cells are not numbers ("1,2,a" is
     # a data row with a label in it, not a header).
     has_header = 2 * sum(not _is_number(cell) for cell in head) >= len(head)
@@ -150,17 +214,26 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
     columns = _select_columns(head if has_header else None, len(head), input_names, source)
     if columns is None:
         columns = list(range(len(head)))
-    body_lines = lines[body_start:]
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in body_lines):
+    body = text[offset + len(first_line) + 1:] if has_header else text[offset:]
+    if _first_data_line(body)[0] is None:
         raise JaccliError(f"{source}: zero points (a header and no rows)")
-    _check_row_lengths(body_lines, body_start, delimiter, len(head), source)
     try:
         with np.errstate(all="ignore"):
-            table = np.loadtxt(io.StringIO("\n".join(body_lines)), delimiter=delimiter, ndmin=2,
-                               dtype=np.float64, comments="#", usecols=columns, quotechar='"')
+            # bytes: loadtxt's C reader parses them faster than a StringIO
+            table = np.loadtxt(io.BytesIO(body.encode("utf-8")), delimiter=delimiter, ndmin=2,
+                               dtype=np.float64, comments="#", usecols=columns, quotechar='"',
+                               encoding="utf-8")
     except ValueError as exc:
+        body_lines = body.splitlines()
+        _check_row_lengths(body_lines, body_start, delimiter, len(head), source)
         problem = _first_bad_cell(body_lines, body_start, delimiter, columns)
         raise JaccliError(f"{source}: {problem or str(exc).splitlines()[0]}") from None
+    # loadtxt with usecols does not see extra cells: a ragged row is still an error.
+    # One count over the whole text settles it for a plain file; only a file with
+    # comments or whitespace columns is walked line by line.
+    plain = delimiter is not None and "#" not in body
+    if not (plain and body.count(delimiter) == (len(head) - 1) * len(table)):
+        _check_row_lengths(body.splitlines(), body_start, delimiter, len(head), source)
     return table
 
 

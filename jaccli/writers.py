@@ -214,31 +214,51 @@ class TableWriter:
 
 
 class NpyWriter:
-    """A preallocated NPY file filled in place, so memory stays bounded."""
+    """An NPY file written front to back: its header (the shape is known up
+    front), then each chunk's bytes as they come, in order. Nothing is mapped,
+    so memory stays one chunk whatever N is (the page cache is the kernel's)."""
 
     @_writing
     def __init__(self, path, shape, dtype):
         self.target = path
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.atomic = AtomicFile(path)
+        self.written = 0
         try:
-            self.array = np.lib.format.open_memmap(self.atomic.temp_path, mode="w+",
-                                                   dtype=dtype, shape=shape)
+            self.handle = open(self.atomic.temp_path, "wb")
+            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
+                      "fortran_order": False, "shape": self.shape}
+            np.lib.format.write_array_header_2_0(self.handle, header) if _needs_v2(header) \
+                else np.lib.format.write_array_header_1_0(self.handle, header)
         except BaseException:
-            self.atomic.abort()
+            self.abort()
             raise
 
+    @_writing
     def write(self, start, block):
-        self.array[start:start + len(block)] = block.reshape((len(block),) + self.array.shape[1:])
+        if start != self.written:
+            raise ValueError(f"NPY chunks must come in order: got row {start}, expected {self.written}")
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        self.handle.write(memoryview(block).cast("B"))
+        self.written += len(block)
 
     @_writing
     def commit(self):
-        self.array.flush()
-        del self.array
+        if self.written != self.shape[0]:
+            raise ValueError(f"NPY output incomplete: {self.written} of {self.shape[0]} rows")
+        self.handle.close()
         self.atomic.commit()
 
     def abort(self):
-        self.array = None
+        handle = getattr(self, "handle", None)
+        if handle is not None:
+            handle.close()
         self.atomic.abort()
+
+
+def _needs_v2(header):
+    """NPY version 1.0 headers hold at most 65535 bytes (a very long shape needs 2.0)."""
+    return len(repr(header)) > 65000
 
 
 class NpzWriter:
