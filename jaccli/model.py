@@ -1,7 +1,7 @@
 """A loaded model: the checked network, its names, its parameter table.
 
 ``Model`` is the Python API of contract section 7. It turns a spec and a
-tensor store into an ``engine.Network`` (kernels always in (in, out)
+tensor store into an ``network.Network`` (kernels always in (in, out)
 orientation) and runs the engine over the points in chunks.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 from . import engine
 from .activations import ACTIVATIONS, SOFTMAX
 from .errors import JaccliError
+from .network import DenseLayer, Network
 from .spec import clip
 from .weights import load_spec_and_tensors
 
@@ -186,14 +187,13 @@ class Model:
     def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
         """Stream: yield (start, result) chunk by chunk, in order, for the CLI.
 
-        ``points`` may be a memory map: each chunk is read, checked (a NaN in
+        ``points`` may be read lazily (an NPY file): each chunk is read, checked (a NaN in
         row 1,000,000 fails with its row number) and computed on a worker
         thread while the caller writes the previous one; at most two chunks per
         worker are in flight, so memory stays bounded whatever N is.
         """
         from .parallel import iter_chunks
 
-        dtype = DTYPES[self.dtype]
         chunk = int(chunk_size or self.chunk_size_for(quantity))
 
         def work(start, stop, workspace):
@@ -241,10 +241,10 @@ class Model:
             if layer.bias is not None:
                 bias = theta[offset:offset + d_out]
                 offset += d_out
-            layers.append(engine.DenseLayer(np.ascontiguousarray(kernel, dtype=dtype),
+            layers.append(DenseLayer(np.ascontiguousarray(kernel, dtype=dtype),
                                             None if bias is None else bias.astype(dtype),
                                             layer.activation, layer.params))
-        network = engine.Network(layers, self.network.in_offset, self.network.in_inv_scale,
+        network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
                      self.layouts, self.activations, self.path, self.dtype)
@@ -325,7 +325,7 @@ def build_model(spec, store, dtype="float64"):
             parameters.append(ParameterInfo(layer_spec.bias, (d_out,), offset))
             offset += d_out
         activation = SOFTMAX if layer_spec.activation == SOFTMAX else ACTIVATIONS[layer_spec.activation]
-        layers.append(engine.DenseLayer(oriented, bias, activation, dict(layer_spec.params)))
+        layers.append(DenseLayer(oriented, bias, activation, dict(layer_spec.params)))
         activations.append((layer_spec.activation, dict(layer_spec.params)))
     n_inputs, n_outputs = layers[0].kernel.shape[0], layers[-1].kernel.shape[1]
     input_names = spec.inputs or [f"x{i + 1}" for i in range(n_inputs)]
@@ -344,7 +344,7 @@ def build_model(spec, store, dtype="float64"):
         for name, tensor in ((layer_spec.weight, layer.kernel), (layer_spec.bias, layer.bias)):
             if tensor is not None and not np.isfinite(tensor).all():
                 raise JaccliError(f"{store.path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
-    network = engine.Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
+    network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
                              out_offset.astype(np_dtype), out_scale.astype(np_dtype))
     layouts = [spec.layout] * len(layers)
     return Model(network, input_names, output_names, parameters, layouts, activations,

@@ -1,0 +1,272 @@
+"""The plain propagation: every intermediate a fresh array, each formula as written.
+
+The first implementation of the engine, kept because it is the easiest to
+read and check: ``jaccli.engine`` runs it for a softmax output (a vector
+function the fast sweeps do not cover) and for the Taylor-mode Hessian
+diagonal and Laplacian, and the tests hold the fast sweeps to it.
+"""
+
+import numpy as np
+
+from .network import _scaled_inputs
+
+
+def ref_value(net, x):
+    a = _scaled_inputs(net, x)
+    for layer in net.layers:
+        a = layer.derivatives(layer.pre_activation(a))[0]
+    return a * net.out_scale + net.out_offset
+
+
+# ---------------------------------------------------------------- forward mode
+
+
+def _first_tangents(net):
+    """dz_1/dx: the same (n, d_1) matrix at every point, W_1 scaled by 1/scale."""
+    return net.in_inv_scale[:, None] * net.layers[0].kernel
+
+
+def _propagate(tangents, kernel):
+    """(N, n, d_in) @ (d_in, d_out) as one matrix product."""
+    return tangents @ kernel
+
+
+def _per_point(tangents, n_points):
+    """The first layer's tangents are the same at every point: give them an N axis."""
+    if tangents.ndim == 2:
+        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
+    return tangents
+
+
+def _softmax_tangents(p, tz):
+    """dp/dx_j = p * (dz/dx_j - p . dz/dx_j); p (N, m), tz (N, n, m)."""
+    centred = tz - np.einsum("njm,nm->nj", tz, p)[:, :, None]
+    return p[:, None, :] * centred, centred
+
+
+def ref_forward_tangents(net, x):
+    """Values of the last layer and dy/dx as (N, n, m) tangents, by forward mode."""
+    a = _scaled_inputs(net, x)
+    tz = None
+    for index, layer in enumerate(net.layers):
+        z = layer.pre_activation(a)
+        tz = _first_tangents(net) if index == 0 else _propagate(ta, layer.kernel)
+        a, s1, _ = layer.derivatives(z)
+        if layer.is_softmax:
+            ta = _softmax_tangents(a, _per_point(tz, len(x)))[0]
+        else:
+            ta = s1[:, None, :] * tz
+    return ta * net.out_scale
+
+
+def ref_jacobian_forward(net, x):
+    return np.ascontiguousarray(ref_forward_tangents(net, x).transpose(0, 2, 1))
+
+
+# ---------------------------------------------------------------- reverse mode
+
+
+def ref_forward_cache(net, x):
+    """The forward pass keeping each layer's input a_{l-1}, z_l, a_l, s'(z_l), s''(z_l)."""
+    cache = []
+    a = _scaled_inputs(net, x)
+    for layer in net.layers:
+        z = layer.pre_activation(a)
+        out, s1, s2 = layer.derivatives(z)
+        cache.append((a, z, out, s1, s2))
+        a = out
+    return cache
+
+
+def ref_backward_adjoints(net, cache):
+    """For each layer, (A_l, delta_l) = (dy/da_l, dy/dz_l), both (N, m, d_l).
+
+    The output scaling enters here: A_L = diag(out_scale) at every point.
+    """
+    n_points, m = len(cache[0][0]), net.n_outputs
+    last = net.layers[-1]
+    a_last, s1_last = cache[-1][2], cache[-1][3]
+    adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
+    if last.is_softmax:
+        # dp_k/dz = p_k (e_k - p): the softmax Jacobian is symmetric, so A @ J = scaled J.
+        jac = -a_last[:, :, None] * a_last[:, None, :]
+        jac[:, np.arange(m), np.arange(m)] += a_last
+        delta = net.out_scale[None, :, None] * jac
+    else:
+        delta = adjoint * s1_last[:, None, :]
+    result = [(adjoint, delta)]
+    for index in range(len(net.layers) - 1, 0, -1):
+        adjoint = delta @ net.layers[index].kernel.T
+        delta = adjoint * cache[index - 1][3][:, None, :]
+        result.append((adjoint, delta))
+    result.reverse()
+    return result
+
+
+def ref_jacobian_reverse(net, x):
+    cache = ref_forward_cache(net, x)
+    delta_first = ref_backward_adjoints(net, cache)[0][1]
+    return (delta_first @ net.layers[0].kernel.T) * net.in_inv_scale
+
+
+def ref_jacobian(net, x):
+    """dy/dx (N, m, n): forward sweeps cost n, reverse sweeps m; take the fewer."""
+    if net.n_outputs < net.n_inputs:
+        return ref_jacobian_reverse(net, x)
+    return ref_jacobian_forward(net, x)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def ref_param_jacobian(net, x, layouts, out=None):
+    """dy/dtheta (N, m, P), written block by block into ``out``.
+
+    ``layouts`` says, per layer, whether its kernel is stored transposed
+    ("out_in") in the file, which fixes the flattening order of its block.
+    dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
+    """
+    cache = ref_forward_cache(net, x)
+    adjoints = ref_backward_adjoints(net, cache)
+    n_points, m = len(x), net.n_outputs
+    total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
+                for layer in net.layers)
+    if out is None:
+        out = np.empty((n_points, m, total), dtype=x.dtype)
+    return write_parameter_blocks(out, net.layers, [c[0] for c in cache],
+                                  [delta for _, delta in adjoints], layouts)
+
+
+def write_parameter_blocks(out, layers, inputs, deltas, layouts):
+    """Fill dy/dtheta (N, m, P) layer by layer, each entry written once.
+
+    dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}, an outer product per point;
+    the block's flattening follows the kernel's shape in the file (``layouts``).
+    """
+    n_points, m = out.shape[:2]
+    offset = 0
+    for layer, a_in, delta, layout in zip(layers, inputs, deltas, layouts):
+        d_in, d_out = layer.kernel.shape
+        block = out[:, :, offset:offset + d_in * d_out]
+        if layout == "out_in":
+            block = block.reshape(n_points, m, d_out, d_in)
+            np.multiply(delta[:, :, :, None], a_in[:, None, None, :], out=block)
+        else:
+            block = block.reshape(n_points, m, d_in, d_out)
+            np.multiply(a_in[:, None, :, None], delta[:, :, None, :], out=block)
+        offset += d_in * d_out
+        if layer.bias is not None:
+            out[:, :, offset:offset + d_out] = delta
+            offset += d_out
+    return out
+
+
+# ---------------------------------------------------------------- second order
+
+
+def ref_hessdiag(net, x):
+    """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation.
+
+    Alongside the tangents T = da/dx_j it carries S = d2a/dx_j2:
+        S_z = S_{a, previous} W,   S_a = s''(z) T_z^2 + s'(z) S_z.
+    The full Hessian is never built: the cost is about 2 n forward passes.
+    """
+    a = _scaled_inputs(net, x)
+    for index, layer in enumerate(net.layers):
+        z = layer.pre_activation(a)
+        a, s1, s2 = layer.derivatives(z)
+        if index == 0:
+            tz = _per_point(_first_tangents(net), len(x))
+            sz = None  # the first layer is linear in x: no curvature yet
+        else:
+            tz, sz = _propagate(ta, layer.kernel), _propagate(sa, layer.kernel)
+        if layer.is_softmax:
+            ta, sa = _softmax_second_tangents(a, tz, sz)
+        else:
+            ta = s1[:, None, :] * tz
+            sa = s2[:, None, :] * tz * tz
+            if sz is not None:
+                sa += s1[:, None, :] * sz
+    return np.ascontiguousarray((sa * net.out_scale).transpose(0, 2, 1))
+
+
+def _softmax_second_tangents(p, tz, sz):
+    """First and second directional derivatives of p = softmax(z(t)).
+
+    d2p_k = dp_k (z'_k - p.z') + p_k (z''_k - p.z'' - dp.z'), for each direction j.
+    """
+    ta, centred = _softmax_tangents(p, tz)
+    sa = ta * centred - p[:, None, :] * np.einsum("njm,njm->nj", ta, tz)[:, :, None]
+    if sz is not None:
+        sa += p[:, None, :] * (sz - np.einsum("njm,nm->nj", sz, p)[:, :, None])
+    return ta, sa
+
+
+def ref_laplacian(net, x):
+    """sum_j d2y_k/dx_j2 (N, m): the forward Laplacian.
+
+    Like ``hessdiag`` but the second-order term is summed over the inputs at
+    every layer, so it carries (N, d) instead of (N, n, d).
+    """
+    a = _scaled_inputs(net, x)
+    for index, layer in enumerate(net.layers):
+        z = layer.pre_activation(a)
+        a, s1, s2 = layer.derivatives(z)
+        if index == 0:
+            tz = _per_point(_first_tangents(net), len(x))
+            lz = None
+        else:
+            tz, lz = _propagate(ta, layer.kernel), la @ layer.kernel
+        if layer.is_softmax:
+            ta, centred = _softmax_tangents(a, tz)
+            la = (np.einsum("njm,njm->nm", ta, centred)
+                  - a * np.einsum("njm,njm->n", ta, tz)[:, None])
+            if lz is not None:
+                la += a * (lz - np.einsum("nm,nm->n", lz, a)[:, None])
+        else:
+            ta = s1[:, None, :] * tz
+            la = s2 * np.einsum("njd,njd->nd", tz, tz)
+            if lz is not None:
+                la += s1 * lz
+    return la * net.out_scale
+
+
+def ref_hessian(net, x):
+    """d2y_k/dx_i dx_j (N, m, n, n): forward tangents plus one adjoint sweep.
+
+    Linear maps add no curvature, so H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l,
+    with T_l = dz_l/dx the forward tangents and A_l = dy/da_l the adjoints;
+    a final softmax adds the curvature of p itself.
+    """
+    cache = ref_forward_cache(net, x)
+    adjoints = ref_backward_adjoints(net, cache)
+    n_points, m, n = len(x), net.n_outputs, net.n_inputs
+    out = np.zeros((n_points, m, n, n), dtype=x.dtype)
+    for index, (layer, (_, _, a, s1, s2), (adjoint, _)) in enumerate(
+            zip(net.layers, cache, adjoints)):
+        if index == 0:
+            tz = _per_point(_first_tangents(net), n_points)
+        else:
+            tz = _propagate(ta, layer.kernel)
+        tz_t = tz.transpose(0, 2, 1)
+        if layer.is_softmax:
+            _add_softmax_curvature(out, a, tz, net.out_scale)
+            break
+        curvature = adjoint * s2[:, None, :]  # (N, m, d)
+        for k in range(m):
+            out[:, k] += (tz * curvature[:, k, None, :]) @ tz_t
+        ta = s1[:, None, :] * tz
+    # Both triangles come from sums taken in different orders: make H exactly symmetric.
+    out += out.transpose(0, 1, 3, 2)
+    out *= 0.5
+    return out
+
+
+def _add_softmax_curvature(out, p, tz, out_scale):
+    """T^T (d2 p_k/dz2) T with d2p_k/dz2 = p_k [(e_k - p)(e_k - p)^T - diag(p) + p p^T]."""
+    w = np.einsum("njm,nm->nj", tz, p)  # T p
+    spread = (tz * p[:, None, :]) @ tz.transpose(0, 2, 1)  # T diag(p) T^T
+    common = spread - w[:, :, None] * w[:, None, :]
+    for k in range(p.shape[1]):
+        v = tz[:, :, k] - w
+        out[:, k] += (out_scale[k] * p[:, k])[:, None, None] * (v[:, :, None] * v[:, None, :] - common)
