@@ -62,6 +62,7 @@ QUANTITIES = {
 #: other worker thread needs.
 CHUNK_BYTES = 1 << 22
 MIN_CHUNK, MAX_CHUNK = 256, 2048
+CHUNK_RESULT_BYTES = 1 << 25
 
 
 @dataclass
@@ -144,8 +145,11 @@ class Model:
         """Points per chunk: a chunk's scratch about ``CHUNK_BYTES``, from the layer widths."""
         floats = max(QUANTITIES[quantity].floats_per_point(self), 1)
         itemsize = np.dtype(DTYPES[self.dtype]).itemsize
-        chunk = CHUNK_BYTES // (floats * itemsize)
-        return int(np.clip(chunk // 64 * 64, MIN_CHUNK, MAX_CHUNK))
+        chunk = int(np.clip(CHUNK_BYTES // (floats * itemsize) // 64 * 64, MIN_CHUNK, MAX_CHUNK))
+        # A chunk's result is held until written (a few chunks in flight): keep each
+        # under CHUNK_RESULT_BYTES even when a point's result is huge (N x P with P large).
+        result_floats = int(np.prod(QUANTITIES[quantity].shape(self, 1)))
+        return max(1, min(chunk, CHUNK_RESULT_BYTES // (result_floats * itemsize)))
 
     def output_shape(self, quantity, n_points):
         """The shape of a result held in memory (the Python API), refused with a

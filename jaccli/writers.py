@@ -105,8 +105,16 @@ def _writing(method):
 
 
 def format_rows(rows, delimiter):
-    """Shortest round-trip text of every float (Python's repr), one line per row."""
-    return "".join(delimiter.join(map(repr, row)) + "\n" for row in rows.tolist())
+    """Shortest round-trip text of every float (Python's repr), one line per row.
+
+    One %-format over the whole block runs the repr loop in C, about as fast
+    as numpy.savetxt's "%.17g" and with the shortest exact digits.
+    """
+    row_format = delimiter.join(["%r"] * rows.shape[1]) + "\n"
+    # a few hundred thousand Python floats at a time, however wide the rows
+    step = max(1, (1 << 17) // max(rows.shape[1], 1))
+    return "".join((row_format * len(part)) % tuple(part.ravel().tolist())
+                   for part in (rows[i:i + step] for i in range(0, len(rows), step)))
 
 
 def header_line(columns, delimiter):
