@@ -135,7 +135,7 @@ def load_model(model, spec, dtype):
 
 
 def load_points(model, points_path, at):
-    """The points as an (N, n) array (NPY stays memory-mapped)."""
+    """The points as an (N, n) array (an NPY file is read lazily, a chunk at a time)."""
     from .points import parse_inline_point, read_points
 
     if points_path is not None and at is not None:

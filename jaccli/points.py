@@ -3,7 +3,7 @@
 A CSV/TSV may start with a header. If the header names every input of the
 spec, those columns are taken by name (in the spec's order) and the rest
 are ignored; otherwise the file must have exactly n columns, in order.
-NPY files are memory-mapped, so a huge file is read chunk by chunk.
+NPY files are read a chunk at a time (pread), so a huge file streams.
 """
 
 import io

@@ -1,4 +1,4 @@
-"""Writing results: CSV/TSV (repr-exact), NPY (memory-mapped), NPZ.
+"""Writing results: CSV/TSV (repr-exact), NPY (written front to back), NPZ.
 
 A file output is written to a temporary file in the target directory and
 renamed into place only when it is complete: an error or Ctrl-C leaves no
