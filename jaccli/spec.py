@@ -192,21 +192,23 @@ def _scaling(value, field, source):
         return None
     if not isinstance(value, dict):
         raise JaccliError(f"{source}: '{field}' must be a mapping with offset and scale")
-    unknown = set(value) - SCALING_FIELDS
-    if unknown:
-        raise JaccliError(f"{source}: unknown field '{field}.{clip(sorted(unknown, key=str)[0])}' "
-                          f"(known: offset, scale)")
+    reject_unknown(value, SCALING_FIELDS, source, prefix=f"{field}.")
     return {"offset": value.get("offset"), "scale": value.get("scale")}
+
+
+def reject_unknown(mapping, known, where, prefix=""):
+    """A field the contract does not define is an error (a typo is not silently ignored)."""
+    unknown = set(mapping) - known
+    if unknown:
+        raise JaccliError(f"{where}: unknown field '{prefix}{clip(sorted(unknown, key=str)[0])}' "
+                          f"(known: {', '.join(sorted(known))})")
 
 
 def _layer(index, item, source):
     where = f"{source}: layers[{index}]"
     if not isinstance(item, dict):
         raise JaccliError(f"{where} must be a mapping such as {{units: 16, activation: tanh}}")
-    unknown = set(item) - LAYER_FIELDS
-    if unknown:
-        raise JaccliError(f"{where}: unknown field '{clip(sorted(unknown, key=str)[0])}' "
-                          f"(known: {', '.join(sorted(LAYER_FIELDS))})")
+    reject_unknown(item, LAYER_FIELDS, where)
     units = item.get("units")
     if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1
                               or units > MAX_UNITS):
@@ -246,10 +248,7 @@ def _layer(index, item, source):
 def parse_spec(data, source):
     if not isinstance(data, dict):
         raise JaccliError(f"{source}: the spec must be a YAML mapping with a 'layers' list")
-    unknown = set(data) - TOP_FIELDS
-    if unknown:
-        raise JaccliError(f"{source}: unknown field '{clip(sorted(unknown, key=str)[0])}' "
-                          f"(known: {', '.join(sorted(TOP_FIELDS))})")
+    reject_unknown(data, TOP_FIELDS, source)
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
