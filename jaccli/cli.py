@@ -170,8 +170,9 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
     points, source = load_points(model, points_path, at)
-    if not is_streamed(points):
-        check_finite_points(points, source)  # a file read whole is checked whole, up front
+    if not is_streamed(points):  # a file read whole is checked whole, up front
+        check_finite_points(points, source)
+        model.in_dtype(points, source)
     n_points = len(points)
     shape = result_shape(model, quantity, n_points)
     columns = column_names(quantity, model)
@@ -209,7 +210,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         progress.close()
     if non_finite:
         console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
-                      f"at some points (an exp layer, extreme inputs, or float32?)")
+                      f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
     seconds = time.perf_counter() - started
     if not quiet:
         per_output = len(columns) // model.n_outputs

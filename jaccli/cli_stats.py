@@ -80,7 +80,10 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     n_points = len(points)
     check_output_room(output, fmt, (n_points, model.n_outputs, len(ci.INTERVAL_FIELDS)), np.float64)
     started = time.perf_counter()
-    fit = ci.fit_model(model, X_train, Y_train, chunk_size)
+    try:
+        fit = ci.fit_model(model, X_train, Y_train, chunk_size)
+    except JaccliError as exc:  # the fit's problems are the training file's
+        raise JaccliError(f"{train_path}: {exc}") from None
     chunk = chunk_size or model.chunk_size_for("param_jacobian")
     columns = [f"{y}{ci.COLUMN_SUFFIX[f]}" for y in model.output_names for f in ci.INTERVAL_FIELDS]
     extras = {"x": np.asarray(points, dtype=np.float64), "fields": np.array(ci.INTERVAL_FIELDS),
@@ -171,7 +174,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
     if fmt not in ("csv", "tsv"):
-        raise JaccliError(f"check writes a table of errors: use .csv or .tsv, not {fmt}")
+        raise JaccliError(f"{output}: check writes a table of errors: use .csv or .tsv, not {fmt}")
     header = sniff_header(points_path)
     has_reference = header is not None and all(y in header for y in model.output_names)
     if what is None:

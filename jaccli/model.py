@@ -139,7 +139,7 @@ class Model:
         if points.shape[0] == 0:
             raise JaccliError(f"{source}: zero points")
         check_finite_points(points, source)
-        return self._in_dtype(points, source)
+        return self.in_dtype(points, source)
 
     def chunk_size_for(self, quantity):
         """Points per chunk: a chunk's scratch about ``CHUNK_BYTES``, from the layer widths."""
@@ -203,11 +203,11 @@ class Model:
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)
             check_finite_points(block, source, first_row=start)
-            return self.compute_chunk(quantity, self._in_dtype(block, source, start), work=workspace)
+            return self.compute_chunk(quantity, self.in_dtype(block, source, start), work=workspace)
 
         return iter_chunks(work, len(points), chunk, threads, engine.Workspace)
 
-    def _in_dtype(self, block, source, first_row=0):
+    def in_dtype(self, block, source, first_row=0):
         """The points in the model's dtype; a number float32 cannot hold is an error."""
         dtype = DTYPES[self.dtype]
         if dtype == np.float64:

@@ -172,6 +172,9 @@ def _looks_like_utf16(text_bytes, zero_bytes):
 
 
 def _is_number(cell):
+    """A number as numpy.loadtxt reads it: Python's float() also takes 1_000 and non-ASCII digits."""
+    if "_" in cell or not cell.isascii():
+        return False
     try:
         float(cell)
         return True
