@@ -9,8 +9,8 @@ export NO_COLOR ?=
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --quiet --upgrade pip
+	$(BIN)/pip install --quiet --quiet -e '.[test]'
 	touch $(BIN)/activate
 
 install: $(BIN)/activate
