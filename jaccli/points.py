@@ -14,6 +14,9 @@ import numpy as np
 from .errors import JaccliError
 from .spec import clip
 
+# A larger CSV/TSV file is parsed a chunk at a time (TextRows), so memory stays
+# bounded; a smaller one is read whole, which is faster.
+STREAM_TEXT_BYTES = int(os.environ.get("JACCLI_STREAM_TEXT_BYTES", 64 << 20))
 TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 
 
@@ -44,9 +47,16 @@ def read_points(path, input_names, stdin=None):
     if suffix not in TEXT_SUFFIXES:
         raise JaccliError(f"{path}: unknown points format '{suffix}' "
                           f"(use .csv, .tsv, .txt or .npy)")
+    if os.path.getsize(path) > STREAM_TEXT_BYTES and not _starts_utf16(path):
+        return TextRows(path, TEXT_SUFFIXES[suffix], input_names, suffix == ".txt")
     with open(path, "rb") as handle:
         data = handle.read()
     return parse_text_points(data, TEXT_SUFFIXES[suffix], path, input_names, suffix == ".txt")
+
+
+def _starts_utf16(path):
+    with open(path, "rb") as handle:
+        return handle.read(2) in (b"\xff\xfe", b"\xfe\xff")
 
 
 def _check_npy_header(path):
@@ -143,7 +153,7 @@ class NpyRows:
 
 def is_streamed(points):
     """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
-    return isinstance(points, (NpyRows, np.memmap))
+    return isinstance(points, (NpyRows, TextRows, np.memmap))
 
 
 def _decode(data, source):
@@ -200,26 +210,43 @@ def _first_data_line(text):
     return None, len(text), ""
 
 
-def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False):
-    text = _decode(data, source)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+def _text_layout(text, delimiter, source, input_names, whitespace_ok):
+    """Where the data starts and which columns to take, from the head of a table.
+
+    Returns (delimiter, number of columns, columns to take, the body's first
+    line number (0-based), the body's offset in ``text``).
+    """
     first, offset, first_line = _first_data_line(text)
     if first is None:
         raise JaccliError(f"{source}: zero points (the file is empty)")
     if whitespace_ok and delimiter == "\t" and "\t" not in first_line:
         delimiter = None  # a .txt written by numpy.savetxt: space-separated
-    head = _split(first_line, delimiter)
+    head = _split(first_line.rstrip("\r"), delimiter)
     # A header is a row of names: most of its cells are not numbers ("1,2,a" is
     # a data row with a label in it, not a header).
     has_header = 2 * sum(not _is_number(cell) for cell in head) >= len(head)
-    body_start = first + 1 if has_header else first
     columns = _select_columns(head if has_header else None, len(head), input_names, source)
     if columns is None:
         columns = list(range(len(head)))
-    body = text[offset + len(first_line) + 1:] if has_header else text[offset:]
+    if has_header:
+        return delimiter, len(head), columns, first + 1, offset + len(first_line) + 1
+    return delimiter, len(head), columns, first, offset
+
+
+def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False):
+    text = _decode(data, source)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    delimiter, n_columns, columns, body_start, body_offset = _text_layout(
+        text, delimiter, source, input_names, whitespace_ok)
+    body = text[body_offset:]
     if _first_data_line(body)[0] is None:
         raise JaccliError(f"{source}: zero points (a header and no rows)")
+    return _parse_body(body, delimiter, n_columns, columns, body_start, source)
+
+
+def _parse_body(body, delimiter, n_columns, columns, body_start, source):
+    """The numbers of the data lines in ``body``; errors counted from the file's lines."""
     try:
         with np.errstate(all="ignore"):
             # bytes: loadtxt's C reader parses them faster than a StringIO
@@ -228,16 +255,132 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
                                encoding="utf-8")
     except ValueError as exc:
         body_lines = body.splitlines()
-        _check_row_lengths(body_lines, body_start, delimiter, len(head), source)
+        _check_row_lengths(body_lines, body_start, delimiter, n_columns, source)
         problem = _first_bad_cell(body_lines, body_start, delimiter, columns)
         raise JaccliError(f"{source}: {problem or str(exc).splitlines()[0]}") from None
     # loadtxt with usecols does not see extra cells: a ragged row is still an error.
     # One count over the whole text settles it for a plain file; only a file with
     # comments or whitespace columns is walked line by line.
     plain = delimiter is not None and "#" not in body
-    if not (plain and body.count(delimiter) == (len(head) - 1) * len(table)):
-        _check_row_lengths(body.splitlines(), body_start, delimiter, len(head), source)
+    if not (plain and body.count(delimiter) == (n_columns - 1) * len(table)):
+        _check_row_lengths(body.splitlines(), body_start, delimiter, n_columns, source)
     return table
+
+
+class TextRows:
+    """The rows of a large CSV/TSV file, parsed a chunk at a time, in order.
+
+    The file is counted once (its data lines) so that N is known up front,
+    then read sequentially: chunk k+1 waits until chunk k has taken its
+    lines, and only the reading is serialised, not the parsing. Memory stays
+    one chunk of text whatever the file's size.
+    """
+
+    HEAD_BYTES = 1 << 20
+
+    def __init__(self, path, delimiter, input_names, whitespace_ok):
+        import threading
+
+        self.path = path
+        with open(path, "rb") as handle:
+            head = handle.read(self.HEAD_BYTES)
+        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+        cut = head.rfind(b"\n")
+        text = _decode(head[:cut + 1] if cut >= 0 else head, path)
+        (self.delimiter, self.n_columns, self.columns, self._next_line,
+         body_offset) = _text_layout(text, delimiter, path, input_names, whitespace_ok)
+        start = bom + len(text[:body_offset].encode("utf-8"))
+        n_rows = _count_data_lines(path, start)
+        if n_rows == 0:
+            raise JaccliError(f"{path}: zero points (a header and no rows)")
+        self.shape = (n_rows, len(self.columns))
+        self.ndim, self.dtype = 2, np.dtype(np.float64)
+        self._handle = open(path, "rb")
+        self._handle.seek(start)
+        self._start, self._first_line = start, self._next_line
+        self._next_row = 0
+        self._failed = False
+        self._turn = threading.Condition()
+
+    def __len__(self):
+        return self.shape[0]
+
+    def _take_lines(self, start, count):
+        """The raw lines holding the next ``count`` data rows, and the first one's number."""
+        with self._turn:
+            if start < self._next_row:
+                if start != 0:
+                    raise ValueError("TextRows reads forward, or again from the start")
+                self._handle.seek(self._start)  # read again from the top (e.g. for an NPZ's x)
+                self._next_row, self._next_line = 0, self._first_line
+            self._turn.wait_for(lambda: self._next_row == start or self._failed)
+            if self._failed:
+                raise JaccliError(f"{self.path}: reading stopped at an earlier error")
+            try:
+                lines, rows, first_line = [], 0, self._next_line
+                while rows < count:
+                    line = self._handle.readline()
+                    if not line:
+                        break
+                    lines.append(line)
+                    stripped = line.strip()
+                    if stripped and not stripped.startswith(b"#"):
+                        rows += 1
+                if rows < count:
+                    raise JaccliError(f"{self.path}: the file changed while it was read")
+            except BaseException:
+                self._failed = True
+                self._turn.notify_all()
+                raise
+            self._next_line += len(lines)
+            self._next_row = start + rows
+            self._turn.notify_all()
+        return b"".join(lines), first_line
+
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError("TextRows takes a slice of rows")
+        start, stop, _ = rows.indices(len(self))
+        raw, first_line = self._take_lines(start, max(stop - start, 0))
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise JaccliError(f"{self.path}: not UTF-8 text after line {first_line}") from None
+        if "\r" in body:
+            body = body.replace("\r\n", "\n").replace("\r", "\n")
+        return _parse_body(body, self.delimiter, self.n_columns, self.columns, first_line,
+                           self.path)
+
+    def __array__(self, dtype=None, copy=None):
+        whole = np.concatenate([self[i:i + 65536] for i in range(0, len(self), 65536)])
+        return whole if dtype is None else whole.astype(dtype)
+
+
+_BLANK_LINE = None
+
+
+def _count_data_lines(path, offset, block=1 << 24):
+    """Data lines (not blank, not '#' comments) from ``offset`` on, a block at a time."""
+    import re
+
+    global _BLANK_LINE
+    if _BLANK_LINE is None:
+        _BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*\n")
+    count, carry = 0, b""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for data in iter(lambda: handle.read(block), b""):
+            data = carry + data
+            cut = data.rfind(b"\n")
+            complete, carry = data[:cut + 1], data[cut + 1:]
+            if b"#" in complete or _BLANK_LINE.search(complete):
+                count += sum(1 for line in complete.split(b"\n")[:-1]
+                             if line.strip() and not line.strip().startswith(b"#"))
+            else:
+                count += complete.count(b"\n")
+    if carry.strip() and not carry.strip().startswith(b"#"):
+        count += 1
+    return count
 
 
 def _data_lines(lines, first_line):
