@@ -148,13 +148,6 @@ def load_points(model, points_path, at):
     return read_points(points_path, model.input_names, stdin), points_path
 
 
-def result_shape(model, quantity, n_points):
-    """The shape of a whole result, streamed to a file (not held in memory)."""
-    from .model import QUANTITIES
-
-    return QUANTITIES[quantity].shape(model, n_points)
-
-
 def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
                  output, fmt, quiet):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
@@ -174,7 +167,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         check_finite_points(points, source)
         model.in_dtype(points, source)
     n_points = len(points)
-    shape = result_shape(model, quantity, n_points)
+    shape = model.result_shape(quantity, n_points)  # streamed: no memory check
     columns = column_names(quantity, model)
 
     def extras():  # for NPZ only, read when it is written (NPY points stay on disk until then)

@@ -148,15 +148,19 @@ class Model:
         chunk = int(np.clip(CHUNK_BYTES // (floats * itemsize) // 64 * 64, MIN_CHUNK, MAX_CHUNK))
         # A chunk's result is held until written (a few chunks in flight): keep each
         # under CHUNK_RESULT_BYTES even when a point's result is huge (N x P with P large).
-        result_floats = int(np.prod(QUANTITIES[quantity].shape(self, 1)))
+        result_floats = int(np.prod(self.result_shape(quantity, 1)))
         return max(1, min(chunk, CHUNK_RESULT_BYTES // (result_floats * itemsize)))
+
+    def result_shape(self, quantity, n_points):
+        """The shape of the whole result of ``quantity`` at ``n_points`` points."""
+        return QUANTITIES[quantity].shape(self, n_points)
 
     def output_shape(self, quantity, n_points):
         """The shape of a result held in memory (the Python API), refused with a
         ResourceError (a JaccliError and a MemoryError) if it would not fit."""
         from .limits import check_memory
 
-        shape = QUANTITIES[quantity].shape(self, n_points)
+        shape = self.result_shape(quantity, n_points)
         nbytes = int(np.prod(shape, dtype=object)) * np.dtype(DTYPES[self.dtype]).itemsize
         check_memory(nbytes, f"{quantity} of {n_points:,} points, shape {shape},",
                      "pass the points in slices, compute hessdiag instead of hessian, or use "

@@ -109,13 +109,6 @@ def ref_jacobian_reverse(net, x):
     return (delta_first @ net.layers[0].kernel.T) * net.in_inv_scale
 
 
-def ref_jacobian(net, x):
-    """dy/dx (N, m, n): forward sweeps cost n, reverse sweeps m; take the fewer."""
-    if net.n_outputs < net.n_inputs:
-        return ref_jacobian_reverse(net, x)
-    return ref_jacobian_forward(net, x)
-
-
 # ---------------------------------------------------------------- parameters
 
 

@@ -19,7 +19,6 @@ from .errors import JaccliError
 from .spec import clip, parse_spec, parse_spec_text, read_spec_file
 
 EMBEDDED_SPEC = "jaccli_spec"
-HDF5_SUFFIXES = (".h5", ".hdf5", ".keras")
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
