@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .csv_bench import bench_csv, print_csv_rows
 from .workloads import WORKLOADS, make_points, make_weights, write_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -313,7 +314,7 @@ def machine():
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
 
 
-def print_table(rows, cli, rate, info):
+def print_table(rows, cli, rate, info, csv_rows=()):
     head = ["workload", "jaccli", "f32", "JAX best", "torch.func", "NumPy FD", "limit",
             "jaccli/JAX", "jaccli/limit"]
     lines = []
@@ -351,11 +352,13 @@ def print_table(rows, cli, rate, info):
               f"({cli['jaccli_csv_io'] / cli['numpy_csv_io']:.2f}x)")
         print(f"start-up: jaccli --help {fmt_seconds(cli['help'])}, jaccli info "
               f"{fmt_seconds(cli['info'])}")
+    print_csv_rows(csv_rows)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default="", help="comma-separated workloads (W1..W6, CLI)")
+    parser.add_argument("--only", default="", help="comma-separated workloads (W1..W6, CLI, CSV)")
+    parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
@@ -380,12 +383,14 @@ def main(argv=None):
                 rows.append(row)
         if not only or "CLI" in only:
             cli = bench_cli_w1(directory)
+        csv_rows = bench_csv(directory, args.csv_points) if not only or "CSV" in only else []
     info["seconds"] = time.perf_counter() - started
-    print_table(rows, cli, rate, info)
+    print_table(rows, cli, rate, info, csv_rows)
     print(f"(bench took {info['seconds']:.0f} s)")
     with open(args.json, "w") as handle:
         json.dump({"machine": info, "gemm_flops_per_second": rate, "repeats": REPEATS,
-                   "workloads": rows, "cli": cli}, handle, indent=1)
+                   "workloads": rows, "cli": cli,
+                   "csv": csv_rows}, handle, indent=1)
 
 
 if __name__ == "__main__":
