@@ -325,8 +325,10 @@ def test_non_finite_results_are_reported_once(tmp_path):
     assert "RuntimeWarning" not in result.stderr
 
 
-def test_info_accepts_chunk_size():
-    assert run("info", CANONICAL, "--chunk-size", "3").exit_code == 0
+def test_info_has_no_chunk_size():
+    """info computes nothing: it takes no --chunk-size (a usage error, exit 2)."""
+    result = run("info", CANONICAL, "--chunk-size", "3")
+    assert result.exit_code == 2 and "--chunk-size" in result.stderr
 
 
 def test_layout_is_case_insensitive(tmp_path):
