@@ -62,7 +62,10 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
                          npz_extras(model, points), stdout=sys.stdout)
     chunks = model.iter_chunks(quantity, points, chunk_size, source)
     started = time.perf_counter()
-    non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
+    # an overflow inside the network is counted and reported once, not warned per chunk
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
     seconds = time.perf_counter() - started
     if non_finite:
         console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
@@ -83,16 +86,13 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     non_finite = 0
     try:
-        # an overflow inside the network is counted and reported once, not warned per chunk
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for start, result in chunks:
-                rows = result.reshape(len(result), -1)
-                writer.write(start, rows)
-                if stats is not None:
-                    stats.update(rows)
-                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-                progress.advance(start + len(rows))
+        for start, result in chunks:
+            rows = result.reshape(len(result), -1)
+            writer.write(start, rows)
+            if stats is not None:
+                stats.update(rows)
+            non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+            progress.advance(start + len(rows))
         writer.commit()
     except BaseException:
         writer.abort()

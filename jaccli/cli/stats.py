@@ -43,20 +43,13 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     from ..model import check_finite_points
     from ..points import is_streamed
     from ..summary import print_fit_summary, stderr_console
-    from ..writers import check_output_path, check_output_room, open_writer, output_format
+    from ..writers import check_output_room, open_writer
     from .compute import write_chunks
 
     level = ci.check_level(level)
     model_path, model = model, load_model(model, spec, dtype)
-    check_output_path(output, input_paths(model_path, spec, points_path, train_path))
-    fmt = output_format(output, fmt)
-    if leverage_path is not None:
-        check_output_path(leverage_path,
-                          input_paths(model_path, spec, points_path, train_path, output))
-        lev_fmt = output_format(leverage_path)
-        if leverage_path == "-" and output in (None, "-"):
-            raise JaccliError("--leverage - needs the intervals in a file (-o): "
-                              "both cannot go to standard output")
+    fmt, lev_fmt = _output_formats(model_path, spec, points_path, train_path, output, fmt,
+                                   leverage_path)
     if train_path == "-" and points_path == "-":
         raise JaccliError("--train - and --points -: only one of them can be standard input")
     X_train, Y_train = ci.training_set(model, train_path, targets,
@@ -85,6 +78,21 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
+
+
+def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
+    """The formats of -o and --leverage, each output checked before any work."""
+    from ..writers import check_output_path, output_format
+
+    check_output_path(output, input_paths(model_path, spec, points_path, train_path))
+    fmt = output_format(output, fmt)
+    if leverage_path is None:
+        return fmt, None
+    check_output_path(leverage_path, input_paths(model_path, spec, points_path, train_path, output))
+    if leverage_path == "-" and output in (None, "-"):
+        raise JaccliError("--leverage - needs the intervals in a file (-o): "
+                          "both cannot go to standard output")
+    return fmt, output_format(leverage_path)
 
 
 def _write_leverages(model, fit, path, fmt, intervals_writer):
