@@ -1,8 +1,10 @@
 """Reading the points: CSV, TSV, NPY, standard input, or ``--at`` inline.
 
-A CSV/TSV may start with a header. If the header names every input of the
-spec, those columns are taken by name (in the spec's order) and the rest
-are ignored; otherwise the file must have exactly n columns, in order.
+A CSV/TSV may start with a header: a first row most of whose cells are not
+numbers (``is_header``, the one rule every reader uses). If the header names
+every input of the spec, those columns are taken by name (in the spec's
+order) and the rest are ignored; otherwise the file must have exactly n
+columns, in order.
 NPY files are read a chunk at a time (pread), so a huge file streams.
 """
 
@@ -85,7 +87,11 @@ def text_header(path):
     try:
         with open(path, "rb") as handle:
             head = handle.read(TextRows.HEAD_BYTES)
-        text = _decode(head[:head.rfind(b"\n") + 1] or head, path)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: whole code units
+            head = head[:len(head) // 2 * 2]
+        else:  # whole lines (a UTF-8 character is never cut)
+            head = head[:head.rfind(b"\n") + 1] or head
+        text = _decode(head, path)
     except (OSError, JaccliError):
         return None
     _, _, _, cells = _first_row(text.replace("\r", ""), TEXT_SUFFIXES[suffix], suffix == ".txt")
