@@ -26,7 +26,7 @@ docs/README.md, for whoever writes docs):
   is written to NAME before the blocks after it run.
 
 Each documentation file runs, block after block, in a scratch directory of
-its own where ``sample_models`` and ``docs`` are links to the repository's,
+its own where ``sample_models``, ``docs`` and ``tests`` are links to the repository's,
 with NO_COLOR=1, so examples can write files without touching the repository.
 """
 
@@ -143,7 +143,7 @@ def run_doctest(text, globs, name, line):
 
 @pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: os.path.relpath(p, ROOT))
 def test_examples_print_what_the_docs_say(path, tmp_path, capfd, monkeypatch):
-    for name in ("sample_models", "docs"):
+    for name in ("sample_models", "docs", "tests"):
         os.symlink(os.path.join(ROOT, name), tmp_path / name)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NO_COLOR", "1")
