@@ -137,7 +137,8 @@ def run_doctest(text, globs, name, line):
     parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     test = parser.get_doctest(text, globs, name, name, line)
     report = []
-    runner.run(test, out=report.append)
+    runner.run(test, out=report.append, clear_globs=False)
+    globs.update(test.globs)  # later blocks of the page use the names defined here
     return "".join(report) or None
 
 
