@@ -120,15 +120,20 @@ def check_value(model, X, reference, tol, chunk_size=None):
                  n_bad=res["n_bad"], status="PASS" if res["passed"] else "FAIL")], res
 
 
-def read_reference(path, model):
-    """The reference outputs (N, m) in a CSV/TSV points file whose header names
-    the inputs and the outputs, or None when its header does not name the outputs."""
-    from .model import check_finite_points
-    from .points import read_points, text_header
+def names_the_outputs(path, model):
+    """Whether ``path`` is a CSV/TSV points file whose header also names the
+    model's outputs: reference outputs computed elsewhere."""
+    from .points import text_header
 
     header = text_header(path)
-    if header is None or not all(y in header for y in model.output_names):
-        return None
+    return header is not None and all(y in header for y in model.output_names)
+
+
+def read_reference(path, model):
+    """The reference outputs (N, m) of a points file that ``names_the_outputs``."""
+    from .model import check_finite_points
+    from .points import read_points
+
     reference = np.asarray(read_points(path, model.output_names), dtype=np.float64)
     check_finite_points(reference, path)
     return reference

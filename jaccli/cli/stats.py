@@ -148,7 +148,6 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
 
     from .. import checking
     from ..model import check_finite_points
-    from ..points import text_header
     from ..summary import print_check_report, stderr_console
     from ..writers import TableWriter, check_output_path, output_format
 
@@ -158,8 +157,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
     fmt = output_format(output, fmt)
     if fmt not in ("csv", "tsv"):
         raise JaccliError(f"{output}: check writes a table of errors: use .csv or .tsv, not {fmt}")
-    header = text_header(points_path)
-    has_reference = header is not None and all(y in header for y in model.output_names)
+    has_reference = checking.names_the_outputs(points_path, model)
     quantities = checking.quantities_to_check(what, has_reference, model.output_names)
     points, source = load_points(model, points_path, at)
     points = np.asarray(points, dtype=np.float64)
