@@ -111,14 +111,10 @@ class DenseStack:
         if self.layers or self._pending is not None:
             raise JaccliError(f"{self.source}: {where}: an input scaling must come before any "
                               f"{self.dense_word} layer or affine map")
-        offset = checked_tensor(offset, f"{self.source}: {where} offset")
-        scale = checked_tensor(scale, f"{self.source}: {where} scale")
-        if self.input_scaling is None:
-            self.input_scaling = (offset, scale)
-        else:
-            first_offset, first_scale = self.input_scaling
-            self._check_chain(first_scale, scale)
-            self.input_scaling = (first_offset + offset * first_scale, first_scale * scale)
+        # (((x - o1) / s1) - o2) / s2  ==  (x - (o1 + o2 s1)) / (s1 s2)
+        self.input_scaling = self._chained(self.input_scaling, offset, scale, where,
+                                           lambda o1, s1, o2, s2: (o1 + o2 * s1, s1 * s2))
+        scale = self.input_scaling[1]
         if self.width is None and scale.ndim == 1:
             self._set_width(scale.size, where)
 
@@ -186,14 +182,9 @@ class DenseStack:
     def scale_outputs(self, offset, scale, *, where="output scaling"):
         """The outputs go through y * scale + offset, after every layer (no layer may follow)."""
         self._resolve_trailing()
-        offset = checked_tensor(offset, f"{self.source}: {where} offset")
-        scale = checked_tensor(scale, f"{self.source}: {where} scale")
-        if self.output_scaling is None:
-            self.output_scaling = (offset, scale)
-        else:
-            first_offset, first_scale = self.output_scaling
-            self._check_chain(first_scale, scale)
-            self.output_scaling = (first_offset * scale + offset, first_scale * scale)
+        # (y s1 + o1) s2 + o2  ==  y (s1 s2) + (o1 s2 + o2)
+        self.output_scaling = self._chained(self.output_scaling, offset, scale, where,
+                                            lambda o1, s1, o2, s2: (o1 * s2 + o2, s1 * s2))
         self._outputs_scaled = True
 
     # -- the result ----------------------------------------------------------
@@ -317,10 +308,17 @@ class DenseStack:
             return scale, offset
         return np.broadcast_to(scale, (size,)), np.broadcast_to(offset, (size,))
 
-    def _check_chain(self, first_scale, second_scale):
-        if first_scale.shape != second_scale.shape and first_scale.ndim and second_scale.ndim:
+    def _chained(self, first, offset, scale, where, compose):
+        """The scaling (offset, scale), checked, after ``first`` (if any) by ``compose``."""
+        offset = checked_tensor(offset, f"{self.source}: {where} offset")
+        scale = checked_tensor(scale, f"{self.source}: {where} scale")
+        if first is None:
+            return offset, scale
+        first_offset, first_scale = first
+        if first_scale.shape != scale.shape and first_scale.ndim and scale.ndim:
             raise JaccliError(f"{self.source}: two scalings of {first_scale.size} and "
-                              f"{second_scale.size} columns cannot be chained")
+                              f"{scale.size} columns cannot be chained")
+        return compose(first_offset, first_scale, offset, scale)
 
     def _names(self, given, count, what):
         """The spec's ``inputs``/``outputs`` entry: a list of names, or the count."""

@@ -845,3 +845,29 @@ def test_cli_on_exported_models(tmp_path, data):
     assert header == "dy1/da,dy1/db,dy1/dc"
     expected = jaccli.load(tmp_path / "sk.npz").jacobian(X[:4]).reshape(4, -1)
     np.testing.assert_array_equal(np.array([[float(v) for v in row.split(",")] for row in rows]), expected)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_loading_an_exported_model_leaves_no_file_open(tmp_path, data, suffix):
+    pytest.importorskip("sklearn")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    import jaccli
+    from jaccli.export import from_sklearn
+
+    X, y = data
+    path = tmp_path / f"model{suffix}"
+    from_sklearn(fit(mlp_regressor(), X, y), path)
+    model = jaccli.load(path)
+
+    def open_files():
+        names = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                names.add(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return names
+
+    assert str(path) not in open_files()
+    assert model.value(X[:2]).shape == (2, 1)  # the tensors were read before closing
