@@ -40,7 +40,7 @@ __all__ = ["from_sklearn", "from_torch"]
 
 
 def _check_model_path(path):
-    """Refuse, before any work, a path jaccli would not read the spec from."""
+    """Refuse a path that cannot be written, or from which jaccli would not read the embedded spec."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".npz", ".h5", ".hdf5"):
         raise JaccliError(f"{path}: the model file must end in .npz, .h5 or .hdf5")

@@ -1,7 +1,8 @@
 """Read a Keras model file as a jaccli spec plus its tensors, without Keras.
 
-A Keras file is read with no spec when no spec file is given, beside the
-model or embedded in it. Two layouts are read:
+A Keras model file needs no spec: when none is given (--spec, a spec file
+beside the model, one embedded in the file), its own configuration is read.
+Two layouts are read:
 
 * the Keras 3 ``.keras`` archive: a zip holding ``config.json`` (the model's
   architecture) and ``model.weights.h5``, whose variables live in
@@ -23,8 +24,9 @@ Supported: Sequential models and single-chain functional models built from
 ``InputLayer``, ``Dense``, ``Activation`` / ``ReLU`` / ``LeakyReLU`` / ``ELU`` /
 ``Softmax`` (folded into the preceding linear ``Dense``), ``Dropout`` and the
 other layers that are the identity at inference, ``Flatten`` (of a vector),
-``Normalization`` (first layer only: it becomes the input scaling) and
-``BatchNormalization`` (its inference map ``x * s + c`` is folded exactly).
+``Normalization`` (before any ``Dense`` or ``BatchNormalization``: it becomes
+the input scaling) and ``BatchNormalization`` (its inference map ``x * s + c``
+is folded exactly).
 
 Folding ``BatchNormalization`` (jaccli.folding): where it follows a linear
 ``Dense`` it is folded into that layer's kernel and bias; where it comes before
