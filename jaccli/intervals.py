@@ -299,7 +299,7 @@ def output_parameter_masks(model):
         return masks
     table = model.parameter_table
     kernel_info = table[-2] if last.bias is not None else table[-1]
-    out_axis = 0 if model.layouts[-1] == "out_in" else 1
+    out_axis = 0 if model.layout == "out_in" else 1
     owner = np.indices(kernel_info.shape)[out_axis].ravel()  # the output of each kernel entry
     for k in range(m):
         masks[k, kernel_info.offset:kernel_info.offset + kernel_info.size] = owner == k

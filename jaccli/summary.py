@@ -59,8 +59,8 @@ def stderr_console():
 
 def describe_model(model):
     names = [f"{model.n_inputs} in"]
-    for layer, (activation, _) in zip(model.network.layers, model.activations):
-        names.append(f"{layer.kernel.shape[1]} {activation}")
+    for layer in model.network.layers:
+        names.append(f"{layer.kernel.shape[1]} {layer.activation.name}")
     return " -> ".join(names) + f"  ({model.n_parameters} parameters)"
 
 
