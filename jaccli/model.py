@@ -12,12 +12,12 @@ from typing import List, Tuple
 
 import numpy as np
 
-from . import engine
-from .activations import ACTIVATIONS
+from jaccli.engine import sweeps as engine
+from jaccli.engine.activations import ACTIVATIONS
 from .errors import JaccliError
-from .network import DenseLayer, Network
-from .spec import clip
-from .weights import load_spec_and_tensors
+from jaccli.engine.network import DenseLayer, Network
+from jaccli.formats.spec import clip
+from jaccli.formats.tensors import load_spec_and_tensors
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -176,7 +176,7 @@ class Model:
 
     def compute(self, quantity, X, chunk_size=None, threads=None):
         """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from .parallel import default_threads, run_chunks
+        from jaccli.engine.chunks import default_threads, run_chunks
 
         points = self.as_points(X)
         chunk = chunk_size
@@ -210,7 +210,7 @@ class Model:
         consumes the previous one; at most two chunks per worker are in flight,
         so memory stays bounded whatever N is.
         """
-        from .parallel import iter_chunks
+        from jaccli.engine.chunks import iter_chunks
 
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)

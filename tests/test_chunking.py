@@ -13,7 +13,8 @@ from click.testing import CliRunner
 import jaccli
 import oracle
 from conftest import random_model, save_model
-from jaccli import engine, reference
+from jaccli.engine import sweeps as engine
+from jaccli.engine import reference
 from jaccli.cli import cli
 
 QUANTITIES = ["value", "jacobian", "param_jacobian", "hessdiag", "hessian", "laplacian"]
@@ -152,7 +153,7 @@ def test_float32_chunks(tmp_path):
 
 
 def test_an_error_in_a_worker_reaches_the_caller():
-    from jaccli.parallel import run_chunks
+    from jaccli.engine.chunks import run_chunks
 
     seen = []
 

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .activations import Activation
+from jaccli.engine.activations import Activation
 
 
 @dataclass(eq=False)

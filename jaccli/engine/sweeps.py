@@ -8,14 +8,14 @@ Shapes: x (N, n); tangents T (N, n, d) hold d(activation)/dx_j in row j;
 adjoints A (N, m, d) hold dy_k/d(activation) in row k.
 
 These are the fast sweeps (buffers reused across chunks, activations in
-place); ``jaccli.reference`` has the plain version of every formula, which
+place); ``jaccli.engine.reference`` has the plain version of every formula, which
 they fall back on for a vector (softmax) activation, whose derivatives are
 maps (``activations.VectorRule``) rather than the elementwise s' and s''.
 """
 
 import numpy as np
 
-from .reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
+from jaccli.engine.reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
                         write_parameter_blocks)
 
 

@@ -1,7 +1,7 @@
 """The plain propagation: every intermediate a fresh array, each formula as written.
 
 The first implementation of the engine, kept because it is the easiest to
-read and check: ``jaccli.engine`` runs it for a vector (softmax) output,
+read and check: ``jaccli.engine.sweeps`` runs it for a vector (softmax) output,
 which the fast sweeps do not cover, and for the Taylor-mode Hessian diagonal
 and Laplacian. Each layer's derivatives come from its activation's maps
 (``Activation.jvp``, ``vjp``, ``second``, ``curvature``), one path for
@@ -10,7 +10,7 @@ elementwise and vector activations alike.
 
 import numpy as np
 
-from .network import _scaled_inputs
+from jaccli.engine.network import _scaled_inputs
 
 
 def ref_value(net, x):
