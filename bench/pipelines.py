@@ -20,7 +20,7 @@ BATCH_BYTES = 1 << 24  # pyarrow's block size: 16 MB of text per batch
 
 
 def _columns(model, quantity):
-    from jaccli.columns import column_names
+    from jaccli.io.columns import column_names
 
     return column_names(quantity, model)
 
@@ -74,8 +74,8 @@ def round_trip(kind, source, target):
 
         pl.read_csv(source, infer_schema_length=0).cast(pl.Float64).write_csv(target)
     else:
-        from jaccli.points import read_points
-        from jaccli.writers import TableWriter
+        from jaccli.io.points import read_points
+        from jaccli.io.writers import TableWriter
 
         with open(source) as handle:
             names = handle.readline().strip().split(",")

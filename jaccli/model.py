@@ -1,8 +1,8 @@
 """A loaded model: the checked network, its names, its parameter table.
 
 ``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
-(value, jacobian, param_jacobian, hessdiag, hessian, laplacian) take points
-of shape (N, n) or (n,). It turns a spec and a
+(value, jacobian, param_jacobian, hessdiag, hessian, laplacian,
+value_and_jacobian, compute_together) take points of shape (N, n) or (n,). It turns a spec and a
 tensor store into an ``network.Network`` (kernels always in (in, out)
 orientation) and runs the engine over the points in chunks.
 """
@@ -124,6 +124,31 @@ class Model:
     def laplacian(self, X, chunk_size=None):
         return self.compute("laplacian", X, chunk_size)
 
+    def value_and_jacobian(self, X, chunk_size=None):
+        """(values (N, m), Jacobian (N, m, n)), from one pass over the points."""
+        both = self.compute_together(("value", "jacobian"), X, chunk_size)
+        return both["value"], both["jacobian"]
+
+    def compute_together(self, quantities, X, chunk_size=None, threads=None):
+        """{quantity: result} for several quantities (value, jacobian, hessdiag,
+        laplacian, hessian, param_jacobian), each chunk in one sweep: the
+        forward pass, the adjoints and the tangents are shared."""
+        from jaccli.engine.chunks import run_chunks
+
+        names = together_names(quantities)
+        points = self.as_points(X)
+        chunk = self._api_chunk(min(self.chunk_size_for(name) for name in names), len(points),
+                                chunk_size, threads)
+        outs = {name: np.empty(self.output_shape(name, len(points)), dtype=points.dtype)
+                for name in names}
+
+        def work(start, stop, workspace):
+            for name, part in self.compute_chunk_together(names, points[start:stop], workspace).items():
+                outs[name][start:stop] = part
+
+        run_chunks(work, len(points), chunk, threads, engine.Workspace)
+        return outs
+
     # -- machinery
     def as_points(self, X, source="points"):
         """X as a checked (N, n) array in the model's dtype."""
@@ -174,16 +199,29 @@ class Model:
             return engine.param_jacobian(self.network, x, self.layout, out=out, work=work)
         return QUANTITIES[quantity].compute(self.network, x, out=out, work=work)
 
+    def compute_chunk_together(self, names, x, work=None):
+        """{name: result} of one chunk, the quantities sharing one sweep (``engine.together``)."""
+        rest = [name for name in names if name != "param_jacobian"]
+        results = engine.together(self.network, x, rest, work) if rest else {}
+        if "param_jacobian" in names:  # its adjoints reach the parameters, not the inputs
+            results["param_jacobian"] = self.compute_chunk("param_jacobian", x, work=work)
+        return {name: results[name] for name in names}
+
+    def _api_chunk(self, default, n_points, chunk_size=None, threads=None):
+        """``chunk_size``, or ``default`` cut so each worker gets at least 4 chunks."""
+        from jaccli.engine.chunks import default_threads
+
+        if chunk_size:
+            return int(chunk_size)
+        workers = threads or default_threads()
+        return int(min(default, max(MIN_CHUNK, -(-n_points // (4 * workers)))))
+
     def compute(self, quantity, X, chunk_size=None, threads=None):
         """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from jaccli.engine.chunks import default_threads, run_chunks
+        from jaccli.engine.chunks import run_chunks
 
         points = self.as_points(X)
-        chunk = chunk_size
-        if not chunk:  # the default, and at least 4 chunks per worker for load balance
-            workers = threads or default_threads()
-            chunk = min(self.chunk_size_for(quantity), max(MIN_CHUNK, -(-len(points) // (4 * workers))))
-        chunk = int(chunk)
+        chunk = self._api_chunk(self.chunk_size_for(quantity), len(points), chunk_size, threads)
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
 
         def work(start, stop, workspace):
@@ -198,6 +236,17 @@ class Model:
 
         def compute(x, workspace):
             return self.compute_chunk(quantity, x, work=workspace)
+
+        return self.map_chunks(compute, points, chunk, source, threads)
+
+    def iter_together(self, quantities, points, chunk_size=None, source="points", threads=None):
+        """Stream: yield (start, {quantity: result}) chunk by chunk, in order, each
+        chunk in one sweep (``compute_together``)."""
+        names = together_names(quantities)
+        chunk = int(chunk_size or min(self.chunk_size_for(name) for name in names))
+
+        def compute(x, workspace):
+            return self.compute_chunk_together(names, x, workspace)
 
         return self.map_chunks(compute, points, chunk, source, threads)
 
@@ -267,6 +316,19 @@ class Model:
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
                      self.layout, self.path, self.dtype)
+
+
+def together_names(quantities):
+    """The quantities asked for together, each once, in order; an unknown name is an error."""
+    if isinstance(quantities, str):
+        quantities = quantities.split(",")
+    names = list(dict.fromkeys(quantities))
+    for name in names:
+        if name not in QUANTITIES:
+            raise JaccliError(f"unknown quantity {name!r} ({', '.join(QUANTITIES)})")
+    if not names:
+        raise JaccliError(f"no quantity asked for ({', '.join(QUANTITIES)})")
+    return names
 
 
 def check_finite_points(points, source, first_row=0):

@@ -39,12 +39,16 @@ def info(model, spec, dtype):
 
 
 def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
-                 output, fmt, quiet):
-    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
+                 output, fmt, quiet, with_=()):
+    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise.
+
+    ``with_``: other quantities computed in the same pass, written first
+    (their columns before the command's in a table; each by name in NPZ).
+    """
     from jaccli.io.columns import column_names
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.cli.summary import ColumnStats, print_summary, stderr_console
     from jaccli.io.writers import check_output_path, open_writer, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
@@ -54,13 +58,19 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     if not is_streamed(points):  # a file read whole is checked whole, up front
         check_finite_points(points, source)
         model.in_dtype(points, source)
-    shape = model.result_shape(quantity, len(points))  # streamed: no memory check
-    columns = column_names(quantity, model)
+    names = [name for name in with_ if name != quantity] + [quantity]
+    parts = [(name, model.result_shape(name, len(points))) for name in names]  # streamed: no memory check
+    shape = parts[-1][1]
+    columns = [column for name in names for column in column_names(name, model)]
     console = stderr_console()
     stats = None if quiet else ColumnStats(len(columns))
     writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
-                         npz_extras(model, points), stdout=sys.stdout)
-    chunks = model.iter_chunks(quantity, points, chunk_size, source)
+                         npz_extras(model, points), stdout=sys.stdout, parts=parts)
+    if len(names) == 1:
+        chunks = model.iter_chunks(quantity, points, chunk_size, source)
+    else:
+        chunks = ((start, side_by_side(results)) for start, results in
+                  model.iter_together(names, points, chunk_size, source))
     started = time.perf_counter()
     # an overflow inside the network is counted and reported once, not warned per chunk
     with warnings.catch_warnings():
@@ -71,9 +81,24 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
                       f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
     if not quiet:
-        summarise(console, model, quantity, command, columns, stats, len(points), seconds)
+        label = " --with ".join([command, ",".join(names[:-1])]) if len(names) > 1 else command
+        groups, offset = [], 0
+        for name in names:
+            width = len(column_names(name, model))
+            groups += summary_groups(model, name, command if name == quantity else name,
+                                     offset, width, len(names) > 1)
+            offset += width
+        print_summary(console, model, label, columns, stats, len(points), seconds, groups)
         if output not in (None, "-"):
-            console.print(f"wrote {output} ({fmt}, shape {shape})")
+            shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 else shape
+            console.print(f"wrote {output} ({fmt}, shape {shapes})")
+
+
+def side_by_side(results):
+    """Several chunk results as one block of rows, each result's columns in turn."""
+    import numpy as np
+
+    return np.concatenate([part.reshape(len(part), -1) for part in results.values()], axis=1)
 
 
 def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
@@ -102,16 +127,36 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     return non_finite
 
 
-def summarise(console, model, quantity, command, columns, stats, n_points, seconds):
-    from jaccli.cli.summary import print_summary
-
-    per_output = len(columns) // model.n_outputs
+def summary_groups(model, quantity, label, offset, width, named=False):
+    """The summary's tables of one quantity's ``width`` columns from ``offset``: one
+    for per-output quantities (value, laplacian; titled ``label`` when ``named``),
+    else one per output."""
     if quantity in ("value", "laplacian"):
-        groups = [("outputs", list(range(len(columns))))]
-    else:
-        groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
-                  for k, y in enumerate(model.output_names)]
-    print_summary(console, model, command, columns, stats, n_points, seconds, groups)
+        return [(label if named else "outputs", list(range(offset, offset + width)))]
+    per_output = width // model.n_outputs
+    return [(f"{y}: {label}", list(range(offset + k * per_output, offset + (k + 1) * per_output)))
+            for k, y in enumerate(model.output_names)]
+
+
+WITH_QUANTITIES = ("value", "jacobian", "hessdiag", "laplacian")
+
+
+def _parse_with(ctx, param, text):
+    if text is None:
+        return ()
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in WITH_QUANTITIES:
+            raise click.BadParameter(f"{name!r} is not one of {', '.join(WITH_QUANTITIES)} "
+                                     f"(comma-separated)", ctx, param)
+    return tuple(dict.fromkeys(names))
+
+
+def with_option(func):
+    return click.option(
+        "--with", "with_", callback=_parse_with, default=None, metavar="Q[,Q...]",
+        help="Also compute these (value, jacobian, hessdiag, laplacian) in the same pass; "
+             "a table gets their columns first, NPZ each array by name.")(func)
 
 
 def _quantity_command(quantity, summary, example):
@@ -119,11 +164,12 @@ def _quantity_command(quantity, summary, example):
         run_quantity(quantity, quantity, **kwargs)
 
     command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
-    return click.command(name=quantity)(compute_options(command))
+    return click.command(name=quantity)(compute_options(with_option(command)))
 
 
 @click.command()
 @compute_options
+@with_option
 @click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
               show_default=True, help="Differentiate with respect to the inputs or the parameters.")
 def jacobian(wrt, **kwargs):

@@ -1,15 +1,17 @@
-"""Reading the points: CSV, TSV, NPY, standard input, or ``--at`` inline.
+"""Reading the points: CSV, TSV, NPY, Parquet, standard input, or ``--at`` inline.
 
 A CSV/TSV may start with a header: a first row most of whose cells are not
 numbers (``is_header``, the one rule every reader uses). If the header names
 every input of the spec, those columns are taken by name (in the spec's
 order) and the rest are ignored; otherwise the file must have exactly n
 columns, in order.
-NPY files are read a chunk at a time (pread), so a huge file streams.
+NPY files are read a chunk at a time (pread), and large CSV/TSV and Parquet
+files a block at a time (BlockRows), so a huge file streams.
 """
 
 import io
 import os
+import re
 
 import numpy as np
 
@@ -52,9 +54,13 @@ def read_points(path, input_names, stdin=None, extra_names=()):
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         return read_npy_points(path, len(names))
+    if suffix == ".parquet":
+        from jaccli.io.parquet import ParquetRows
+
+        return ParquetRows(path, names)
     if suffix not in TEXT_SUFFIXES:
         raise JaccliError(f"{path}: unknown points format '{suffix}' "
-                          f"(use .csv, .tsv, .txt or .npy)")
+                          f"(use .csv, .tsv, .txt, .npy or .parquet)")
     if extra_names:
         header = text_header(path)
         missing = [name for name in extra_names if header is not None and name not in header]
@@ -197,7 +203,7 @@ class NpyRows:
 
 def is_streamed(points):
     """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
-    return isinstance(points, (NpyRows, TextRows, np.memmap))
+    return isinstance(points, (NpyRows, BlockRows, np.memmap))
 
 
 def _decode(data, source):
@@ -310,11 +316,28 @@ def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False)
 
 
 def _parse_body(body, delimiter, n_columns, columns, body_start, source):
-    """The numbers of the data lines in ``body``; errors counted from the file's lines."""
+    """The numbers of the data lines in ``body`` (text, or ASCII bytes); errors
+    counted from the file's lines.
+
+    pyarrow, when installed, parses a block it can take whole (the same
+    numbers, several times faster); anything else, and every error, goes
+    through numpy.loadtxt and the checks below, which name the bad cell.
+    """
+    from jaccli.io.arrow import parse_table
+
+    data = body if isinstance(body, bytes) else body.encode("utf-8")
+    table = parse_table(data, delimiter, n_columns, columns)
+    if table is not None:
+        return table
+    if isinstance(body, bytes):
+        body = body.decode("ascii")
+        if "\r" in body:
+            body = body.replace("\r\n", "\n").replace("\r", "\n")
+            data = body.encode("ascii")
     try:
         with np.errstate(all="ignore"):
             # bytes: loadtxt's C reader parses them faster than a StringIO
-            table = np.loadtxt(io.BytesIO(body.encode("utf-8")), delimiter=delimiter, ndmin=2,
+            table = np.loadtxt(io.BytesIO(data), delimiter=delimiter, ndmin=2,
                                dtype=np.float64, comments="#", usecols=columns, quotechar='"',
                                encoding="utf-8")
     except ValueError as exc:
@@ -331,105 +354,142 @@ def _parse_body(body, delimiter, n_columns, columns, body_start, source):
     return table
 
 
-class TextRows:
-    """The rows of a large CSV/TSV file, parsed a chunk at a time, in order.
+class BlockRows:
+    """Rows served in order, as slices cut from blocks a subclass reads one after another.
 
-    The file is counted once (its data lines) so that N is known up front,
-    then read sequentially: chunk k+1 waits until chunk k has taken its
-    lines, and only the reading is serialised, not the parsing. Memory stays
-    one chunk of text whatever the file's size.
+    Worker threads ask for consecutive slices (chunk k+1 waits until chunk k
+    has been served); a block is read and parsed by the thread that needs
+    it, while the others compute. Memory stays about one block whatever the
+    file's size. Asking for row 0 again reads again from the top (an NPZ's x).
+    Subclasses give ``path``, ``_rewind()`` and ``_read_block()`` (a (k, n)
+    float64 array, or None at the end of the file).
     """
 
-    HEAD_BYTES = 1 << 20
-
-    def __init__(self, path, delimiter, input_names, whitespace_ok):
+    def __init__(self, n_rows, n_columns):
         import threading
 
-        self.path = path
-        with open(path, "rb") as handle:
-            head = handle.read(self.HEAD_BYTES)
-        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-        cut = head.rfind(b"\n")
-        text = _decode(head[:cut + 1] if cut >= 0 else head, path)
-        (self.delimiter, self.n_columns, self.columns, self._next_line,
-         body_offset) = _text_layout(text, delimiter, path, input_names, whitespace_ok)
-        start = bom + len(text[:body_offset].encode("utf-8"))
-        n_rows = _count_data_lines(path, start)
-        if n_rows == 0:
-            raise JaccliError(f"{path}: zero points (a header and no rows)")
-        self.shape = (n_rows, len(self.columns))
+        self.shape = (n_rows, n_columns)
         self.ndim, self.dtype = 2, np.dtype(np.float64)
-        self._handle = open(path, "rb")
-        self._handle.seek(start)
-        self._start, self._first_line = start, self._next_line
-        self._next_row = 0
-        self._failed = False
         self._turn = threading.Condition()
+        self._next_row, self._pending, self._failed = 0, [], False
 
     def __len__(self):
         return self.shape[0]
 
-    def _take_lines(self, start, count):
-        """The raw lines holding the next ``count`` data rows, and the first one's number."""
+    def __getitem__(self, rows):
+        if not isinstance(rows, slice):
+            raise TypeError(f"{type(self).__name__} takes a slice of rows")
+        start, stop, _ = rows.indices(len(self))
         with self._turn:
             if start < self._next_row:
                 if start != 0:
-                    raise ValueError("TextRows reads forward, or again from the start")
-                self._handle.seek(self._start)  # read again from the top (e.g. for an NPZ's x)
-                self._next_row, self._next_line = 0, self._first_line
+                    raise ValueError(f"{type(self).__name__} reads forward, or again from the start")
+                self._rewind()
+                self._next_row, self._pending = 0, []
             self._turn.wait_for(lambda: self._next_row == start or self._failed)
             if self._failed:
                 raise JaccliError(f"{self.path}: reading stopped at an earlier error")
             try:
-                lines, rows, first_line = [], 0, self._next_line
-                while rows < count:
-                    line = self._handle.readline()
-                    if not line:
-                        break
-                    lines.append(line)
-                    stripped = line.strip()
-                    if stripped and not stripped.startswith(b"#"):
-                        rows += 1
-                if rows < count:
-                    raise JaccliError(f"{self.path}: the file changed while it was read")
+                block = self._take(max(stop - start, 0))
             except BaseException:
                 self._failed = True
                 self._turn.notify_all()
                 raise
-            self._next_line += len(lines)
-            self._next_row = start + rows
+            self._next_row = start + len(block)
             self._turn.notify_all()
-        return b"".join(lines), first_line
+        return block
 
-    def __getitem__(self, rows):
-        if not isinstance(rows, slice):
-            raise TypeError("TextRows takes a slice of rows")
-        start, stop, _ = rows.indices(len(self))
-        raw, first_line = self._take_lines(start, max(stop - start, 0))
-        try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise JaccliError(f"{self.path}: not UTF-8 text after line {first_line}") from None
-        if "\r" in body:
-            body = body.replace("\r\n", "\n").replace("\r", "\n")
-        return _parse_body(body, self.delimiter, self.n_columns, self.columns, first_line,
-                           self.path)
+    def _take(self, count):
+        """The next ``count`` rows, from the blocks read so far and as many more as needed."""
+        parts, have = [], 0
+        while have < count:
+            if not self._pending:
+                block = self._read_block()
+                if block is None:
+                    raise JaccliError(f"{self.path}: the file changed while it was read")
+                self._pending.append(block)
+            block = self._pending[0]
+            part = block[:count - have]
+            parts.append(part)
+            have += len(part)
+            if len(part) == len(block):
+                self._pending.pop(0)
+            else:
+                self._pending[0] = block[len(part):]
+        if not parts:
+            return np.empty((0, self.shape[1]))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __array__(self, dtype=None, copy=None):
         whole = np.concatenate([self[i:i + 65536] for i in range(0, len(self), 65536)])
         return whole if dtype is None else whole.astype(dtype)
 
 
-_BLANK_LINE = None
+class TextRows(BlockRows):
+    """The rows of a large CSV/TSV file, parsed a block (16 MB of text) at a time.
+
+    The file's data lines are counted first, so that N is known up front.
+    """
+
+    HEAD_BYTES = 1 << 20
+    BLOCK_BYTES = 1 << 24
+
+    def __init__(self, path, delimiter, input_names, whitespace_ok):
+        self.path = path
+        with open(path, "rb") as handle:
+            head = handle.read(self.HEAD_BYTES)
+        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+        cut = head.rfind(b"\n")
+        text = _decode(head[:cut + 1] if cut >= 0 else head, path)
+        (self.delimiter, self.n_columns, self.columns, self._first_line,
+         body_offset) = _text_layout(text, delimiter, path, input_names, whitespace_ok)
+        self._start = bom + len(text[:body_offset].encode("utf-8"))
+        n_rows = _count_data_lines(path, self._start)
+        if n_rows == 0:
+            raise JaccliError(f"{path}: zero points (a header and no rows)")
+        super().__init__(n_rows, len(self.columns))
+        self._handle = open(path, "rb")
+        self._rewind()
+
+    def _rewind(self):
+        self._handle.seek(self._start)
+        self._line, self._carry = self._first_line, b""
+
+    def _read_block(self):
+        """The rows of the next whole lines, about BLOCK_BYTES of them."""
+        data = self._carry + self._handle.read(self.BLOCK_BYTES)
+        cut = data.rfind(b"\n")
+        while cut < 0:  # a line longer than a block, or the last line
+            more = self._handle.read(self.BLOCK_BYTES)
+            if not more:
+                cut = len(data) - 1
+                break
+            data += more
+            cut = data.rfind(b"\n")
+        if not data:
+            return None
+        raw, self._carry = data[:cut + 1], data[cut + 1:]
+        first_line, self._line = self._line, self._line + raw.count(b"\n")
+        if not raw.isascii():
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise JaccliError(f"{self.path}: not UTF-8 text after line {first_line}") from None
+            if "\r" in raw:
+                raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+        return _parse_body(raw, self.delimiter, self.n_columns, self.columns, first_line,
+                           self.path)
+
+
+# A blank line inside a block is "\n", spaces, "\n"; a blank first line has no
+# "\n" before it and is matched on its own: an alternation "(?:^|\n)" in one
+# pattern makes the regex engine try a match at every byte (30x slower).
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\r]*\n")
 
 
 def _count_data_lines(path, offset, block=1 << 24):
     """Data lines (not blank, not '#' comments) from ``offset`` on, a block at a time."""
-    import re
-
-    global _BLANK_LINE
-    if _BLANK_LINE is None:
-        _BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*\n")
     count, carry = 0, b""
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -437,7 +497,8 @@ def _count_data_lines(path, offset, block=1 << 24):
             data = carry + data
             cut = data.rfind(b"\n")
             complete, carry = data[:cut + 1], data[cut + 1:]
-            if b"#" in complete or _BLANK_LINE.search(complete):
+            if (b"#" in complete or _BLANK_FIRST_LINE.match(complete)
+                    or _BLANK_LINE.search(complete)):
                 count += sum(1 for line in complete.split(b"\n")[:-1]
                              if line.strip() and not line.strip().startswith(b"#"))
             else:
