@@ -4,7 +4,9 @@ same pipeline written around jaccli's Python API with pyarrow (streaming
 ``open_csv`` + ``CSVWriter``) and with polars (streaming ``scan_csv`` +
 ``write_csv``), all measured in this run on this machine.
 
-Every contestant runs in a process of its own (wall time, and its own peak
+jaccli runs twice: as installed (with pyarrow, its fast text path) and with
+``JACCLI_NO_ARROW=1`` (its own parser and writer: numpy.loadtxt and a C-level
+repr format), timed once. Every contestant runs in a process of its own (wall time, and its own peak
 RSS: VmHWM); jaccli's peak is also taken at a tenth of the points, to show it
 does not grow with N. Exactness: each tool reads a file of nasty values
 (subnormals, +-max, -0.0, 0.30000000000000004, ...) and writes it back; the
@@ -23,7 +25,7 @@ N_POINTS = 2_000_000
 REPEATS = 3  # a run takes seconds: best of 3, no warm-up beyond the page cache
 NASTY = [5e-324, -5e-324, 1e-310, -1.7976931348623157e308, 1.7976931348623157e308, -0.0,
          0.30000000000000004, 2.2250738585072014e-308, 1e-05, 1.5e-06, 1e16, 123456789012345.6]
-KINDS = ("jaccli", "pyarrow", "polars")
+KINDS = ("jaccli", "jaccli_own", "pyarrow", "polars")
 
 
 def write_csv(path, points, names):
@@ -43,12 +45,13 @@ def nasty_points(n_inputs, n_rows=1000, seed=15):
     return points
 
 
-def _run(cmd, root):
+def _run(cmd, root, env=None):
     """(seconds, peak RSS bytes) of a subprocess that prints 'VMHWM bytes' on stderr."""
     import time
 
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          env=None if env is None else dict(os.environ, **env))
     seconds = time.perf_counter() - started
     err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
@@ -58,15 +61,19 @@ def _run(cmd, root):
 
 
 def _command(kind, quantity, model, source, target):
-    if kind == "jaccli":
+    if kind in ("jaccli", "jaccli_own"):
         name = "jacobian" if quantity == "jacobian" else quantity
         return [sys.executable, "-m", "bench.peak", name, model, "--points", source,
                 "-o", target, "--quiet"]
     return [sys.executable, "-m", "bench.pipelines", kind, quantity, model, source, target]
 
 
+def _env(kind):
+    return {"JACCLI_NO_ARROW": "1"} if kind == "jaccli_own" else None
+
+
 def _installed(kind):
-    if kind == "jaccli":
+    if kind in ("jaccli", "jaccli_own"):
         return True
     try:
         __import__(kind)
@@ -83,7 +90,8 @@ def exact_round_trip(kind, directory, root):
     target = os.path.join(directory, f"nasty_{kind}.csv")
     write_csv(source, points, names)
     code = f"from bench.pipelines import round_trip; round_trip({kind!r}, {source!r}, {target!r})"
-    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True,
+                   env=dict(os.environ, **(_env(kind) or {})))
     with open(target) as handle:
         handle.readline()
         back = np.array([[float(cell) for cell in line.split(",")] for line in handle])
@@ -120,8 +128,8 @@ def bench_csv(directory, n_points=None):
                "exact_round_trip": exact}
         for kind in kinds:
             target = os.path.join(directory, f"csv_{quantity}_{kind}.csv")
-            runs = [_run(_command(kind, quantity, model_path, source, target), root)
-                    for _ in range(REPEATS)]
+            runs = [_run(_command(kind, quantity, model_path, source, target), root, _env(kind))
+                    for _ in range(1 if kind == "jaccli_own" else REPEATS)]
             row[kind] = min(seconds for seconds, _ in runs)
             row[f"{kind}_peak_rss"] = max(peak for _, peak in runs)
             got = np.loadtxt(target, delimiter=",", skiprows=1, ndmin=2)
@@ -142,6 +150,9 @@ def print_csv_rows(rows):
         parts = [f"{row['workload']} N={row['n_points']:,} x 8, CSV in/out: jaccli "
                  f"{row['jaccli']:.2f} s (peak RSS {row['jaccli_peak_rss'] / 2**20:.0f} MB, at N/10 "
                  f"{row['jaccli_peak_rss_tenth'] / 2**20:.0f} MB)"]
+        if "jaccli_own" in row:
+            parts.append(f"jaccli without pyarrow {row['jaccli_own']:.2f} s "
+                         f"({row['jaccli_own_peak_rss'] / 2**20:.0f} MB)")
         for kind in ("pyarrow", "polars"):
             if kind in row:
                 parts.append(f"{kind} pipeline {row[kind]:.2f} s ({row[f'{kind}_peak_rss'] / 2**20:.0f} MB;"
