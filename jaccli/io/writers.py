@@ -371,8 +371,9 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
         raise JaccliError(f"--format {fmt} needs an output file (-o); standard output is CSV")
     if fmt == "npy":
         if len(parts) > 1:
-            raise JaccliError(f"{path}: NPY holds one array, and {', '.join(n for n, _ in parts)} "
-                              f"are several: write .npz, .csv, .tsv or .parquet")
+            raise JaccliError(f"{path}: NPY holds one array and --with asks for {len(parts)} "
+                              f"({', '.join(n for n, _ in parts)}): write .npz, .csv, .tsv "
+                              f"or .parquet")
         return NpyWriter(path, shape, dtype)
     if fmt == "npz":
         return NpzWriter(path, parts, dtype, extras or {})
