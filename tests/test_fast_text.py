@@ -108,12 +108,16 @@ def test_without_pyarrow_nothing_is_fast(monkeypatch):
     assert arrow.format_rows(np.ones((1, 2)), ",") is None
 
 
-@pytest.mark.parametrize("no_arrow", ["", "1"])
-def test_streamed_bad_cell_named_with_or_without_pyarrow(tmp_path, monkeypatch, no_arrow):
-    if no_arrow:
+@pytest.fixture(params=["pyarrow", "own parser"])
+def tiny_blocks(request, monkeypatch):
+    """Every text file streamed in blocks of a few lines, with pyarrow and without."""
+    if request.param != "pyarrow":
         monkeypatch.setenv("JACCLI_NO_ARROW", "1")
     monkeypatch.setattr(points, "STREAM_TEXT_BYTES", 0)
     monkeypatch.setattr(points.TextRows, "BLOCK_BYTES", 64)
+
+
+def test_streamed_bad_cell_named_with_or_without_pyarrow(tmp_path, tiny_blocks):
     csv = tmp_path / "p.csv"
     csv.write_text("x1,x2\n" + "".join(f"{i}.5,1\n" for i in range(60)) + "7,oops\n1,2\n")
     result = run("value", CANONICAL, "-p", csv, "--chunk-size", "8")
@@ -121,12 +125,7 @@ def test_streamed_bad_cell_named_with_or_without_pyarrow(tmp_path, monkeypatch, 
     assert result.stderr.strip() == f"Error: {csv}: line 62, column 2: 'oops' is not a number"
 
 
-@pytest.mark.parametrize("no_arrow", ["", "1"])
-def test_streamed_nasty_values_round_trip(tmp_path, monkeypatch, no_arrow):
-    if no_arrow:
-        monkeypatch.setenv("JACCLI_NO_ARROW", "1")
-    monkeypatch.setattr(points, "STREAM_TEXT_BYTES", 0)
-    monkeypatch.setattr(points.TextRows, "BLOCK_BYTES", 100)
+def test_streamed_nasty_values_round_trip(tmp_path, tiny_blocks):
     finite = [v for v in NASTY if np.isfinite(v)]
     x = np.array(finite + finite[::-1]).reshape(-1, 2)
     csv = tmp_path / "p.csv"
