@@ -48,7 +48,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     from jaccli.io.columns import column_names
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import ColumnStats, print_summary, stderr_console
+    from jaccli.cli.summary import ColumnStats, stderr_console
     from jaccli.io.writers import check_output_path, open_writer, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
@@ -81,17 +81,26 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
                       f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
     if not quiet:
-        label = " --with ".join([command, ",".join(names[:-1])]) if len(names) > 1 else command
-        groups, offset = [], 0
-        for name in names:
-            width = len(column_names(name, model))
-            groups += summary_groups(model, name, command if name == quantity else name,
-                                     offset, width, len(names) > 1)
-            offset += width
-        print_summary(console, model, label, columns, stats, len(points), seconds, groups)
+        summarise(console, model, command, names, columns, stats, len(points), seconds)
         if output not in (None, "-"):
             shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 else shape
             console.print(f"wrote {output} ({fmt}, shape {shapes})")
+
+
+def summarise(console, model, command, names, columns, stats, n_points, seconds):
+    """The summary of ``names`` (the ``--with`` quantities, then the command's own)."""
+    from jaccli.cli.summary import print_summary
+    from jaccli.io.columns import column_names
+
+    label = " --with ".join([command, ",".join(names[:-1])]) if len(names) > 1 else command
+    groups, offset = [], 0
+    for index, name in enumerate(names):
+        width = len(column_names(name, model))
+        own = index == len(names) - 1
+        groups += summary_groups(model, name, command if own else name, offset, width,
+                                 len(names) > 1)
+        offset += width
+    print_summary(console, model, label, columns, stats, n_points, seconds, groups)
 
 
 def side_by_side(results):
