@@ -76,7 +76,17 @@ def open_points(path, fmt=None, stdin=None):
         raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
         raise JaccliError(f"{path}: is a directory, not a points file")
-    fmt = fmt or SUFFIX_FORMATS.get(os.path.splitext(path)[1].lower())
+    suffix = os.path.splitext(path)[1].lower()
+    if fmt is not None or suffix in SUFFIX_FORMATS or not suffix:
+        return _open_path(path, mode, fmt or SUFFIX_FORMATS.get(suffix))
+    try:  # an extension that names no format (.json, .dat): the content decides
+        return _open_path(path, mode, None)
+    except JaccliError as exc:
+        raise JaccliError(f"{exc} (read by its content: '{suffix}' is no points format; "
+                          f"--points-format {'|'.join(POINT_FORMATS)} names one)") from None
+
+
+def _open_path(path, mode, fmt):
     try:
         if not stat.S_ISREG(mode):  # a pipe or a device: one read, whole
             with open(path, "rb") as handle:
