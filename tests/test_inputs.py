@@ -90,15 +90,17 @@ def shell(script, cwd, timeout=60):
 # ---------------------------------------------------------------- never the wrong columns
 
 
-def test_header_in_another_order_and_case_is_taken_by_name(named, tmp_path):
-    """The issue's case: spec a,b,c; header C,B,A; row 3,2,1 is a=1, b=2, c=3."""
-    points = write(tmp_path, "p.csv", "C,B,A\n3,2,1\n")
-    assert values(run("value", named, "--points", points, "-q")) == [321.0]
-
-
-def test_header_cells_are_trimmed(named, tmp_path):
-    points = write(tmp_path, "p.csv", ' c , "B" ,a \n3,2,1\n')
-    assert values(run("value", named, "--points", points, "-q")) == [321.0]
+@pytest.mark.parametrize("model, text", [
+    ("named", "C,B,A\n3,2,1\n"),  # the issue's case: a=1, b=2, c=3, by name whatever the case
+    ("named", ' c , "B" ,a \n3,2,1\n'),  # header cells trimmed
+    ("named", "1,2,3\n"),  # no header: n columns in order
+    ("counted", "p,q,r\n1,2,3\n"),  # a count spec: an unnamed header of n cells by position
+    ("counted", "X3,x2,x1\n3,2,1\n"),  # ... and a header naming the defaults by name
+])
+def test_points_are_taken_from_the_right_columns(request, tmp_path, model, text):
+    points = write(tmp_path, "p.csv", text)
+    path = request.getfixturevalue(model)
+    assert values(run("value", path, "--points", points, "-q")) == [321.0]
 
 
 def test_header_lacking_a_named_input_is_an_error(named, tmp_path):
@@ -113,25 +115,10 @@ def test_header_lacking_one_input_names_only_that_one(named, tmp_path):
     assert "no input column 'c' (" in line and "a, b, z, extra" in line
 
 
-def test_count_spec_takes_an_unnamed_header_of_n_cells_by_position(counted, tmp_path):
-    points = write(tmp_path, "p.csv", "p,q,r\n1,2,3\n")
-    assert values(run("value", counted, "--points", points, "-q")) == [321.0]
-
-
 @pytest.mark.parametrize("header, width", [("p,q", 2), ("p,q,r,s", 4)])
 def test_count_spec_refuses_another_width(counted, tmp_path, header, width):
     points = write(tmp_path, "p.csv", header + "\n" + ",".join(["1"] * width) + "\n")
     one_error(run("value", counted, "--points", points), "p.csv", f"{width} columns", "--columns")
-
-
-def test_count_spec_header_naming_the_defaults_is_taken_by_name(counted, tmp_path):
-    points = write(tmp_path, "p.csv", "X3,x2,x1\n3,2,1\n")
-    assert values(run("value", counted, "--points", points, "-q")) == [321.0]
-
-
-def test_headerless_file_of_n_columns_is_taken_in_order(named, tmp_path):
-    points = write(tmp_path, "p.csv", "1,2,3\n")
-    assert values(run("value", named, "--points", points, "-q")) == [321.0]
 
 
 def test_headerless_file_of_another_width_says_so_without_a_header(named, tmp_path):
