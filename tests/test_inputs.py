@@ -158,8 +158,9 @@ def test_columns_names_need_a_header(named, tmp_path):
     one_error(run("value", named, "--points", points, "--columns", "r,p,q"), "p.csv", "header")
 
 
-def test_columns_with_at_is_an_error(named):
-    one_error(run("value", named, "--at", "1,2,3", "--columns", "1,2,3"), "--columns", "--at")
+@pytest.mark.parametrize("option, value", [("--columns", "1,2,3"), ("--points-format", "csv")])
+def test_point_file_options_with_at_are_errors(named, option, value):
+    one_error(run("value", named, "--at", "1,2,3", option, value), option, "--at")
 
 
 @pytest.mark.parametrize("command", POINT_COMMANDS)
@@ -244,6 +245,17 @@ def test_stdin_pipe_without_points_asks_about_dash(named, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "did you mean --points -?" in proc.stderr
+
+
+def test_check_reads_a_pipe_once_for_points_and_reference_and_the_spec_from_stdin(tmp_path):
+    """check takes the inputs and the reference outputs from one read of <(...), and
+    --dtype float32 (two loads of the model) reads the spec from standard input once."""
+    make_model(tmp_path, stem="w")
+    os.rename(tmp_path / "w.yaml", tmp_path / "spec.yaml")
+    proc = shell("cat spec.yaml | $JACCLI check w.npz --spec - --dtype float32 -q --what value "
+                 "--points <(printf 'Y,c,b,a\\n321,3,2,1\\n')", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith("value,reference,0.0,")
 
 
 def test_spec_from_stdin(tmp_path):

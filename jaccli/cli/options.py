@@ -108,9 +108,10 @@ def open_point_table(points_path, at, points_fmt=None, columns=None, spec=None):
     if points_path is not None and at is not None:
         raise JaccliError("give either --points FILE or --at 1,2,..., not both")
     if at is not None:
-        if columns is not None:
-            raise JaccliError("--columns picks the columns of a --points file; --at takes "
-                              "the inputs in the spec's order")
+        if columns is not None or points_fmt is not None:
+            option = "--columns" if columns is not None else "--points-format"
+            raise JaccliError(f"{option} is about a --points file; --at takes the inputs "
+                              f"in the spec's order")
         return None
     if points_path is None:
         hint = " (standard input is a pipe: did you mean --points -?)" \
