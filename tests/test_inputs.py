@@ -6,6 +6,7 @@ point says which column went to which input. Shell features (a named pipe,
 ``bash -c`` and the installed console script.
 """
 
+import io
 import os
 import pickle
 import subprocess
@@ -330,6 +331,39 @@ def test_fifo_is_read_once(named, tmp_path):
                  "$JACCLI jacobian model.npz --points fifo -o out.npy -q", tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert np.load(tmp_path / "out.npy").shape == (1000, 1, 3)
+
+
+@pytest.mark.parametrize("kind", ["csv", "npy"])
+def test_a_large_pipe_is_spooled_once_and_streamed(named, tmp_path, kind):
+    """Past JACCLI_STREAM_TEXT_BYTES a pipe is copied to a temporary file as it is read
+    and streamed from there (memory stays bounded); the file is gone afterwards."""
+    x = np.random.default_rng(1).normal(size=(500, 3))
+    rows = "".join(f"{c!r},{b!r},{a!r}\n" for a, b, c in x.tolist())
+    write(tmp_path, "p.csv", "c,b,a\n" + rows)
+    np.save(tmp_path / "p.npy", x)
+    (tmp_path / "spool").mkdir()
+    env = "JACCLI_STREAM_TEXT_BYTES=1000 TMPDIR=spool"
+    proc = shell(f"cat p.{kind} | {env} $JACCLI value model.npz --points - -q -o piped.npy && "
+                 f"{env} $JACCLI value model.npz --points <(cat p.{kind}) -q -o subst.npy",
+                 tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    expected = x @ WEIGHTS["W0"]
+    for name in ("piped.npy", "subst.npy"):
+        np.testing.assert_allclose(np.load(tmp_path / name), expected, rtol=1e-15)
+    assert os.listdir(tmp_path / "spool") == []
+
+
+def test_spooled_stdin_is_streamed_rows(monkeypatch, tmp_path):
+    from jaccli.io import points
+
+    monkeypatch.setattr(points, "STREAM_TEXT_BYTES", 100)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    table = points.open_points("-", stdin=io.BytesIO(b"a,b\n" + b"1.5,2.5\n" * 50))
+    rows = table.take([points.input_columns(["b", "a"])])
+    assert isinstance(rows, points.TextRows) and rows.source == "<stdin>"
+    assert np.asarray(rows).tolist() == [[2.5, 1.5]] * 50
+    del table, rows
+    assert os.listdir(tmp_path) == []
 
 
 # ---------------------------------------------------------------- outputs by path

@@ -42,8 +42,9 @@ class NpyTable:
 
     header = None
 
-    def __init__(self, source, array):
-        self.source = source
+    def __init__(self, source, array, path=None):
+        self.source, self.path = source, path
+        self.keep = None  # what the rows must keep alive (a spooled pipe's temporary file)
         if not isinstance(array, np.ndarray):
             getattr(array, "close", lambda: None)()
             raise JaccliError(f"{source}: expected a single NPY array")
@@ -57,10 +58,11 @@ class NpyTable:
         self.array, self.width = array, array.shape[1]
 
     @classmethod
-    def from_file(cls, path):
+    def from_file(cls, path, source=None):
+        source = source or path
         with open(path, "rb") as handle:
-            _check_npy_header(handle, os.fstat(handle.fileno()).st_size, path)
-        return cls(path, _load(path, path, mmap_mode="r"))
+            _check_npy_header(handle, os.fstat(handle.fileno()).st_size, source)
+        return cls(source, _load(path, source, mmap_mode="r"), path)
 
     @classmethod
     def from_bytes(cls, data, source):
@@ -83,7 +85,9 @@ class NpyTable:
         every = columns == list(range(self.width))
         array = self.array
         if isinstance(array, np.memmap) and array.flags.c_contiguous:
-            return NpyRows(self.source, array, None if every else columns)
+            rows = NpyRows(self.path, array, None if every else columns, self.source)
+            rows.keep = self.keep
+            return rows
         return array if every else array[:, columns]
 
 
@@ -106,8 +110,8 @@ class NpyRows:
     columns to return (None: all, in order).
     """
 
-    def __init__(self, path, mapped, columns=None):
-        self.path = path
+    def __init__(self, path, mapped, columns=None, source=None):
+        self.path, self.source = path, source or path
         self.dtype = mapped.dtype
         self.columns = columns
         self.shape = (mapped.shape[0], mapped.shape[1] if columns is None else len(columns))
@@ -130,7 +134,7 @@ class NpyRows:
         count = max(stop - start, 0)
         data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
         if len(data) != count * self._row_bytes:
-            raise JaccliError(f"{self.path}: the file is shorter than its header says")
+            raise JaccliError(f"{self.source}: the file is shorter than its header says")
         block = np.frombuffer(data, dtype=self.dtype).reshape(count, self._width)
         return block if self.columns is None else block[:, self.columns]
 

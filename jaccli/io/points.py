@@ -9,8 +9,10 @@ not numbers (``is_header``, the one rule every reader uses). Which columns
 hold the inputs is ``selection.select_columns``'s one rule.
 
 A regular file is read lazily when large (NPY by pread, text a chunk at a
-time), so memory stays bounded; anything else (a pipe, ``/dev/stdin``,
-``<(cmd)``, standard input) is read once, whole: it cannot be read twice.
+time), so memory stays bounded. Anything else (a pipe, ``/dev/stdin``,
+``<(cmd)``, standard input) is read once, front to back, as it cannot be
+read twice: held in memory when small, else copied to a temporary file as
+it is read and then read from there like a large file.
 """
 
 import io
@@ -67,7 +69,7 @@ def open_points(path, fmt=None, stdin=None):
     if fmt is not None and fmt not in POINT_FORMATS:
         raise JaccliError(f"unknown points format {fmt!r} (use {', '.join(POINT_FORMATS)})")
     if path == "-":
-        return _table_from_bytes(stdin.read() if stdin is not None else b"", "<stdin>", fmt)
+        return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", fmt)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -88,26 +90,54 @@ def open_points(path, fmt=None, stdin=None):
 
 def _open_path(path, mode, fmt):
     try:
-        if not stat.S_ISREG(mode):  # a pipe or a device: one read, whole
+        if not stat.S_ISREG(mode):  # a pipe or a device: read once, front to back
             with open(path, "rb") as handle:
-                return _table_from_bytes(handle.read(), path, fmt)
-        with open(path, "rb") as handle:
-            head = handle.read(TextRows.HEAD_BYTES)
-            size = os.fstat(handle.fileno()).st_size
+                return _read_stream(handle, path, fmt)
+        return _open_regular(path, fmt, path)
     except OSError as exc:
         raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
-    if fmt == "npy" or (fmt is None and head.startswith(NPY_MAGIC)):
-        return NpyTable.from_file(path)
-    if size > STREAM_TEXT_BYTES and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return TextTable.streamed(path, head, fmt)
+
+
+def _open_regular(path, fmt, source):
     with open(path, "rb") as handle:
-        return TextTable(_decode(handle.read(), path), path, fmt)
+        head = handle.read(TextRows.HEAD_BYTES)
+        size = os.fstat(handle.fileno()).st_size
+    if fmt == "npy" or (fmt is None and head.startswith(NPY_MAGIC)):
+        return NpyTable.from_file(path, source)
+    if size > STREAM_TEXT_BYTES and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return TextTable.streamed(path, head, fmt, source)
+    with open(path, "rb") as handle:
+        return TextTable(_decode(handle.read(), source), source, fmt)
 
 
-def _table_from_bytes(data, source, fmt):
-    if fmt == "npy" or (fmt is None and data.startswith(NPY_MAGIC)):
-        return NpyTable.from_bytes(data, source)
-    return TextTable(_decode(data, source), source, fmt)
+def _read_stream(handle, source, fmt):
+    """A pipe, a device or standard input, read once, front to back: held in memory
+    up to STREAM_TEXT_BYTES; a larger one is copied to a temporary file as it is
+    read, then read from there as a large file is, so memory stays bounded."""
+    import shutil
+    import tempfile
+
+    data = handle.read(STREAM_TEXT_BYTES + 1)
+    if len(data) <= STREAM_TEXT_BYTES:
+        if fmt == "npy" or (fmt is None and data.startswith(NPY_MAGIC)):
+            return NpyTable.from_bytes(data, source)
+        return TextTable(_decode(data, source), source, fmt)
+    spool = tempfile.NamedTemporaryFile(prefix="jaccli-points-", suffix=".part")
+    try:
+        try:
+            spool.write(data)
+            del data
+            shutil.copyfileobj(handle, spool, 1 << 20)
+            spool.flush()
+        except OSError as exc:
+            raise JaccliError(f"{source}: cannot copy the points to a temporary file in "
+                              f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
+        table = _open_regular(spool.name, fmt, source)
+    except BaseException:
+        spool.close()
+        raise
+    table.keep = spool  # deleted when the table and the rows it gave are gone
+    return table
 
 
 def text_header(path):
@@ -169,20 +199,21 @@ class TextTable:
         if text is not None and "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         self.text, self.source, self.path, self.start = text, source, path, start
+        self.keep = None  # what the rows must keep alive (a spooled pipe's temporary file)
         self.layout = layout or text_layout(text, fmt, source)
         self.header, self.width = self.layout.header, self.layout.width
         if text is not None and _first_data_line(text[self.layout.body_offset:])[0] is None:
             raise JaccliError(f"{source}: zero points (a header and no rows)")
 
     @classmethod
-    def streamed(cls, path, head, fmt):
+    def streamed(cls, path, head, fmt, source):
         """A large file: the layout from its first megabyte, the rows read when taken."""
         bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
         cut = head.rfind(b"\n")
-        text = _decode(head[:cut + 1] if cut >= 0 else head, path)
-        layout = text_layout(text, fmt, path)
+        text = _decode(head[:cut + 1] if cut >= 0 else head, source)
+        layout = text_layout(text, fmt, source)
         start = bom + len(text[:layout.body_offset].encode("utf-8"))
-        return cls(None, path, fmt, path=path, layout=layout, start=start)
+        return cls(None, source, fmt, path=path, layout=layout, start=start)
 
     def names(self, names):
         """Whether the header names every one of ``names`` (case-insensitively)."""
@@ -193,7 +224,9 @@ class TextTable:
         columns = select_columns(self.header, self.width, groups, self.source)
         layout = self.layout
         if self.text is None:
-            return TextRows(self.path, layout, columns, self.start)
+            rows = TextRows(self.path, layout, columns, self.start, self.source)
+            rows.keep = self.keep
+            return rows
         return _parse_body(self.text[layout.body_offset:], layout.delimiter, layout.width,
                            columns, layout.body_line, self.source)
 
@@ -296,14 +329,14 @@ class TextRows:
 
     HEAD_BYTES = 1 << 20
 
-    def __init__(self, path, layout, columns, start):
+    def __init__(self, path, layout, columns, start, source=None):
         import threading
 
-        self.path = path
+        self.path, self.source = path, source or path
         self.delimiter, self.n_columns, self.columns = layout.delimiter, layout.width, columns
         n_rows = _count_data_lines(path, start)
         if n_rows == 0:
-            raise JaccliError(f"{path}: zero points (a header and no rows)")
+            raise JaccliError(f"{self.source}: zero points (a header and no rows)")
         self.shape = (n_rows, len(self.columns))
         self.ndim, self.dtype = 2, np.dtype(np.float64)
         self._handle = open(path, "rb")
@@ -327,7 +360,7 @@ class TextRows:
                 self._next_row, self._next_line = 0, self._first_line
             self._turn.wait_for(lambda: self._next_row == start or self._failed)
             if self._failed:
-                raise JaccliError(f"{self.path}: reading stopped at an earlier error")
+                raise JaccliError(f"{self.source}: reading stopped at an earlier error")
             try:
                 lines, rows, first_line = [], 0, self._next_line
                 while rows < count:
@@ -339,7 +372,7 @@ class TextRows:
                     if stripped and not stripped.startswith(b"#"):
                         rows += 1
                 if rows < count:
-                    raise JaccliError(f"{self.path}: the file changed while it was read")
+                    raise JaccliError(f"{self.source}: the file changed while it was read")
             except BaseException:
                 self._failed = True
                 self._turn.notify_all()
@@ -357,11 +390,11 @@ class TextRows:
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise JaccliError(f"{self.path}: not UTF-8 text after line {first_line}") from None
+            raise JaccliError(f"{self.source}: not UTF-8 text after line {first_line}") from None
         if "\r" in body:
             body = body.replace("\r\n", "\n").replace("\r", "\n")
         return _parse_body(body, self.delimiter, self.n_columns, self.columns, first_line,
-                           self.path)
+                           self.source)
 
     def __array__(self, dtype=None, copy=None):
         whole = np.concatenate([self[i:i + 65536] for i in range(0, len(self), 65536)])
