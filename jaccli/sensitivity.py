@@ -38,6 +38,7 @@ not depend on the chunk size or on the order the chunks arrive in (up to
 the rounding of sums in another order).
 """
 
+import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -81,9 +82,10 @@ def poisson_weights(seed, start, stop, replicates):
 
 
 class Moments:
-    """Count, mean, sum of squared deviations, min and max of a stream of rows.
+    """Count, mean, sum of squared deviations, min and max of rows, per column.
 
-    Chunks merge with Chan, Golub & LeVeque's pairwise update, which never
+    ``Moments.of(rows)`` summarises one chunk; ``merge`` adds another
+    summary with Chan, Golub & LeVeque's pairwise update, which never
     subtracts two large sums.
     """
 
@@ -94,21 +96,32 @@ class Moments:
         self.low = np.full(width, np.inf) if track_range else None
         self.high = np.full(width, -np.inf) if track_range else None
 
-    def add(self, rows):
+    @classmethod
+    def of(cls, rows, track_range=False):
         rows = np.asarray(rows, dtype=np.float64)
-        k = len(rows)
-        if k == 0:
+        summary = cls(rows.shape[1:], track_range)
+        if len(rows):
+            summary.count = len(rows)
+            summary.mean = rows.mean(axis=0)
+            summary.m2 = ((rows - summary.mean) ** 2).sum(axis=0)
+            if track_range:
+                summary.low, summary.high = rows.min(axis=0), rows.max(axis=0)
+        return summary
+
+    def merge(self, other):
+        if other.count == 0:
             return
-        mean = rows.mean(axis=0)
-        m2 = ((rows - mean) ** 2).sum(axis=0)
-        total = self.count + k
-        delta = mean - self.mean
-        self.mean = self.mean + delta * (k / total)
-        self.m2 = self.m2 + m2 + delta ** 2 * (self.count * k / total)
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.count / total)
+        self.m2 = self.m2 + other.m2 + delta ** 2 * (self.count * other.count / total)
         self.count = total
         if self.low is not None:
-            self.low = np.minimum(self.low, rows.min(axis=0))
-            self.high = np.maximum(self.high, rows.max(axis=0))
+            self.low = np.minimum(self.low, other.low)
+            self.high = np.maximum(self.high, other.high)
+
+    def add(self, rows):
+        self.merge(Moments.of(rows, self.low is not None))
 
     @property
     def variance(self):
@@ -116,18 +129,15 @@ class Moments:
         return self.m2 / (self.count - 1) if self.count > 1 else np.full_like(self.m2, np.nan)
 
 
-class RunningMean:
-    """The mean of a stream of rows, updated chunk by chunk (no growing sum)."""
+@dataclass
+class ChunkSums:
+    """One chunk's contribution, computed apart (on a worker thread) and merged in order."""
 
-    def __init__(self, shape):
-        self.count = 0
-        self.mean = np.zeros(shape)
-
-    def add(self, rows):
-        k = len(rows)
-        if k:
-            self.count += k
-            self.mean = self.mean + (rows.mean(axis=0) - self.mean) * (k / self.count)
+    outputs: Moments  # of y (m,)
+    inputs: Moments  # of x (n,), with the range
+    derivatives: Moments  # of [d^2, |d|, d] (3, m, n)
+    weighted: np.ndarray  # (B, 2 m n): sum_i w_ib [d_i^2, |d_i|]
+    weight_totals: np.ndarray  # (B,): sum_i w_ib
 
 
 # ---------------------------------------------------------------- bounds
@@ -196,8 +206,9 @@ def parse_bounds(bounds, input_names):
 
     Syntax (one string, items separated by commas):
 
-    * ``uniform`` or ``normal``: every input, its range (min, max) or its
-      standard deviation taken from the points;
+    * one item, for every input: ``uniform:0:1``; or ``uniform`` or
+      ``normal``: each input's range (min, max) or standard deviation
+      taken from the points;
     * one item per input, in input order: ``uniform:0:1,normal:0.5``;
     * or by name, every input once: ``x1=uniform:0:1,x2=normal:0.5``.
 
@@ -216,7 +227,7 @@ def parse_bounds(bounds, input_names):
         items = [str(item).strip() for item in bounds]
     if any(not item for item in items):
         raise JaccliError(f"--bounds {bounds!r}: an empty item")
-    if len(items) == 1 and "=" not in items[0] and ":" not in items[0]:
+    if len(items) == 1 and "=" not in items[0]:
         return [_parse_bound(items[0], items[0]) for _ in names]
     named = ["=" in item for item in items]
     if any(named) and not all(named):
@@ -317,7 +328,12 @@ class SensitivityResult:
 
 
 class SensitivityAccumulator:
-    """Sums over chunks of (values, Jacobian, points) for the DGSM table."""
+    """Sums over chunks of (values, Jacobian, points) for the DGSM table.
+
+    ``add`` takes a chunk; or, to spread the work over threads, each worker
+    calls ``chunk_sums`` (which reads only the settings) and the caller
+    ``merge``s the results.
+    """
 
     def __init__(self, input_names, output_names, bootstrap=DEFAULT_BOOTSTRAP, level=0.95,
                  bounds=None, seed=0):
@@ -332,16 +348,14 @@ class SensitivityAccumulator:
         self.bounds = parse_bounds(bounds, self.input_names)
         self.outputs = Moments(self.m)
         self.inputs = Moments(self.n, track_range=True)
-        self.derivatives = RunningMean((3, self.m, self.n))  # d^2, |d|, d
-        self.weighted = np.zeros((self.bootstrap, 2 * self.m * self.n))  # W^T [d^2, |d|]
+        self.derivatives = Moments((3, self.m, self.n))
+        self.weighted = np.zeros((self.bootstrap, 2 * self.m * self.n))
         self.weight_totals = np.zeros(self.bootstrap)
 
-    def add(self, values, jacobian, points, start=None):
-        """One chunk: values (N, m), jacobian (N, m, n), points (N, n) at rows start.. .
-
-        ``start`` is the chunk's first row in the whole point set (it keys
-        the bootstrap weights); by default the rows follow the last chunk.
-        """
+    def chunk_sums(self, values, jacobian, points, start):
+        """The sums of one chunk: values (N, m), jacobian (N, m, n), points (N, n) at
+        rows start..start+N-1 of the whole point set (the row numbers key the
+        bootstrap weights)."""
         values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
         jacobian = np.asarray(jacobian, dtype=np.float64)
         points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
@@ -350,18 +364,24 @@ class SensitivityAccumulator:
                 or points.shape != (rows, self.n)):
             raise ValueError(f"chunk shapes {values.shape}, {jacobian.shape}, {points.shape} do "
                              f"not fit {self.m} output(s) and {self.n} input(s)")
-        if rows == 0:
-            return
-        start = self.outputs.count if start is None else int(start)
-        squares = jacobian ** 2
-        magnitudes = np.abs(jacobian)
-        self.derivatives.add(np.stack([squares, magnitudes, jacobian], axis=1))
-        self.outputs.add(values)
-        self.inputs.add(points)
+        squares, magnitudes = jacobian ** 2, np.abs(jacobian)
         weights = poisson_weights(self.seed, start, start + rows, self.bootstrap)
         features = np.concatenate([squares.reshape(rows, -1), magnitudes.reshape(rows, -1)], axis=1)
-        self.weighted += weights.T @ features
-        self.weight_totals += weights.sum(axis=0)
+        return ChunkSums(Moments.of(values), Moments.of(points, track_range=True),
+                         Moments.of(np.stack([squares, magnitudes, jacobian], axis=1)),
+                         weights.T @ features, weights.sum(axis=0))
+
+    def merge(self, sums):
+        self.outputs.merge(sums.outputs)
+        self.inputs.merge(sums.inputs)
+        self.derivatives.merge(sums.derivatives)
+        self.weighted += sums.weighted
+        self.weight_totals += sums.weight_totals
+
+    def add(self, values, jacobian, points, start=None):
+        """One chunk; ``start`` (its first row) defaults to the row after the last chunk."""
+        start = self.outputs.count if start is None else int(start)
+        self.merge(self.chunk_sums(values, jacobian, points, start))
 
     def result(self):
         """The table; errors when fewer than 2 points were added."""
@@ -415,3 +435,36 @@ def sensitivity_of_arrays(values, jacobian, points, **options):
     acc = SensitivityAccumulator(inputs, outputs, **options)
     acc.add(values, jacobian, points, start=0)
     return acc.result()
+
+
+def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=None, seed=0,
+                chunk_size=None, source="points", threads=None, progress=None):
+    """The DGSM table of ``model`` over ``points`` (array-like (N, n), or a points
+    file's path, read a chunk at a time), streamed through the model's chunk loop.
+
+    Each chunk's values, Jacobian and sums (bootstrap included) are computed
+    on a worker thread; the sums merge in row order. ``bounds``: see
+    ``parse_bounds`` (default: uniform on the points' range). ``progress``,
+    if given, is called with the number of points done after each chunk.
+    Returns a ``SensitivityResult``.
+    """
+    from ..io.points import read_points
+
+    accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
+                                         bounds, seed)
+    if isinstance(points, (str, os.PathLike)):
+        source, points = str(points), read_points(str(points), model.input_names)
+    else:
+        points = model.as_points(points, source)
+    chunk = int(chunk_size or model.chunk_size_for("jacobian"))
+
+    def compute(x, workspace, start):
+        values = model.compute_chunk("value", x, work=workspace)
+        jacobian = model.compute_chunk("jacobian", x, work=workspace)
+        return accumulator.chunk_sums(values, jacobian, x, start)
+
+    for start, sums in model.map_chunks(compute, points, chunk, source, threads):
+        accumulator.merge(sums)
+        if progress is not None:
+            progress(start + sums.outputs.count)
+    return accumulator.result()

@@ -258,7 +258,6 @@ def test_constant_output_reports_nu_and_no_bound(tmp_path):
 
 
 @pytest.mark.parametrize("bounds, message", [
-    ("uniform:0:1", "gives 1 bound"),
     ("uniform:0:1,uniform:0:1,uniform:0:1", "gives 3 bound"),
     ("uniform:1:1,normal:1", "needs A < B"),
     ("uniform:2:1,normal:1", "needs A < B"),
@@ -278,6 +277,13 @@ def test_constant_output_reports_nu_and_no_bound(tmp_path):
 def test_bad_bounds(bounds, message):
     with pytest.raises(JaccliError, match=message):
         parse_bounds(bounds, ["x1", "x2"])
+
+
+def test_one_bound_for_every_input():
+    assert parse_bounds("uniform:-1:2", ["a", "b"]) == [InputBound("uniform", low=-1.0, high=2.0)] * 2
+    assert parse_bounds("normal", ["a", "b"]) == [InputBound("normal", source="points")] * 2
+    with pytest.raises(JaccliError, match="gives 2 bound"):
+        parse_bounds("uniform:0:1,normal:1", ["a", "b", "c"])
 
 
 def test_bounds_by_name_ignore_case_and_accept_a_dict():
