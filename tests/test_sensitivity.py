@@ -13,8 +13,9 @@ from scipy import stats
 import jaccli
 from conftest import random_model, save_model
 from jaccli.errors import JaccliError
-from jaccli.sensitivity import (InputBound, Moments, SensitivityAccumulator, parse_bounds,
-                                poisson_weights, sensitivity_of_arrays)
+from jaccli.stats.moments import Moments
+from jaccli.stats.sensitivity import (InputBound, SensitivityAccumulator, parse_bounds,
+                                      poisson_weights, sensitivity_of_arrays)
 from oracle import forward
 
 

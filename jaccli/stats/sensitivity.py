@@ -45,7 +45,8 @@ from typing import List, Optional
 import numpy as np
 
 from .confint import check_level
-from .errors import JaccliError
+from .moments import Moments
+from ..errors import JaccliError
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -61,6 +62,10 @@ _WEIGHTS_PER_COUNTER = 16
 
 #: Default number of bootstrap replicates.
 DEFAULT_BOOTSTRAP = 1000
+
+#: Bytes of one chunk's bootstrap weights (rows x replicates doubles): the
+#: default chunk shrinks when the replicates are many.
+WEIGHT_BYTES = 1 << 25
 
 KINDS = ("uniform", "normal")
 
@@ -79,54 +84,6 @@ def poisson_weights(seed, start, stop, replicates):
     bits = np.random.Philox(key=seed, counter=[start * per_row, 0, 0, 0])
     words = bits.random_raw(rows * per_row * 4).astype("<u8", copy=False).view("<u2")
     return _POISSON1_TABLE[words.reshape(rows, per_row * _WEIGHTS_PER_COUNTER)[:, :replicates]]
-
-
-class Moments:
-    """Count, mean, sum of squared deviations, min and max of rows, per column.
-
-    ``Moments.of(rows)`` summarises one chunk; ``merge`` adds another
-    summary with Chan, Golub & LeVeque's pairwise update, which never
-    subtracts two large sums.
-    """
-
-    def __init__(self, width, track_range=False):
-        self.count = 0
-        self.mean = np.zeros(width)
-        self.m2 = np.zeros(width)
-        self.low = np.full(width, np.inf) if track_range else None
-        self.high = np.full(width, -np.inf) if track_range else None
-
-    @classmethod
-    def of(cls, rows, track_range=False):
-        rows = np.asarray(rows, dtype=np.float64)
-        summary = cls(rows.shape[1:], track_range)
-        if len(rows):
-            summary.count = len(rows)
-            summary.mean = rows.mean(axis=0)
-            summary.m2 = ((rows - summary.mean) ** 2).sum(axis=0)
-            if track_range:
-                summary.low, summary.high = rows.min(axis=0), rows.max(axis=0)
-        return summary
-
-    def merge(self, other):
-        if other.count == 0:
-            return
-        total = self.count + other.count
-        delta = other.mean - self.mean
-        self.mean = self.mean + delta * (other.count / total)
-        self.m2 = self.m2 + other.m2 + delta ** 2 * (self.count * other.count / total)
-        self.count = total
-        if self.low is not None:
-            self.low = np.minimum(self.low, other.low)
-            self.high = np.maximum(self.high, other.high)
-
-    def add(self, rows):
-        self.merge(Moments.of(rows, self.low is not None))
-
-    @property
-    def variance(self):
-        """The unbiased sample variance (ddof 1); NaN below 2 rows."""
-        return self.m2 / (self.count - 1) if self.count > 1 else np.full_like(self.m2, np.nan)
 
 
 @dataclass
@@ -255,6 +212,12 @@ def parse_bounds(bounds, input_names):
     return [by_name[name] for name in names]
 
 
+def check_point_count(n_points, source="points"):
+    if n_points < 2:
+        raise JaccliError(f"{source}: sensitivity needs at least 2 points (got {n_points}): "
+                          f"the output variance and the bounds need a spread")
+
+
 def check_bootstrap(replicates, level):
     """At least one replicate in each tail of the percentile interval."""
     if isinstance(replicates, bool) or int(replicates) != replicates or replicates < 1:
@@ -293,15 +256,20 @@ class SensitivityResult:
     seed: int
     constant_outputs: List[str] = field(default_factory=list)
 
-    #: The table's columns, one row per (output, input), output-major.
+    #: The numeric columns of the table (one row per (output, input), output-major).
     NUMERIC = ("nu", "nu_lower", "nu_upper", "mean_abs", "mean_abs_lower", "mean_abs_upper",
-               "mean", "share", "bound", "output_variance")
+               "mean", "share", "output_variance", "bound")
+    COLUMNS = ("output", "input") + NUMERIC + ("bound_kind",)
 
     def warnings(self):
-        """What the reader must know: outputs with no bound (constant over the points)."""
-        return [f"{name} is constant over the points (variance 0): nu is reported, "
-                f"the Sobol' bound is not (it divides by the variance)"
-                for name in self.constant_outputs]
+        """What the reader must know: outputs with no bound, results that overflowed."""
+        notes = [f"{name} is constant over the points (variance 0): nu is reported, "
+                 f"the Sobol' bound is not (it divides by the variance)"
+                 for name in self.constant_outputs]
+        if not np.isfinite(self.nu).all():
+            notes.append("some derivatives are NaN or infinite (the network overflows at some "
+                         "points: an exp layer, extreme inputs, or float32?); their nu is NaN")
+        return notes
 
     def column(self, name):
         """A numeric column of the table, flattened output-major ((m * n,))."""
@@ -310,7 +278,8 @@ class SensitivityResult:
         return np.asarray(getattr(self, name)).reshape(-1)
 
     def rows(self):
-        """The table as dicts, one per (output, input), output-major."""
+        """The table as dicts, one per (output, input), output-major; an output with
+        no bound (constant over the points) has bound None."""
         kinds = [b.label for b in self.bounds]
         table = {name: self.column(name) for name in self.NUMERIC}
         out, i = [], 0
@@ -318,6 +287,8 @@ class SensitivityResult:
             for j, name in enumerate(self.input_names):
                 row = {"output": output, "input": name}
                 row.update({key: float(values[i]) for key, values in table.items()})
+                if output in self.constant_outputs:
+                    row["bound"] = None
                 row["bound_kind"] = kinds[j]
                 out.append(row)
                 i += 1
@@ -386,9 +357,7 @@ class SensitivityAccumulator:
     def result(self):
         """The table; errors when fewer than 2 points were added."""
         n_points = self.outputs.count
-        if n_points < 2:
-            raise JaccliError(f"sensitivity needs at least 2 points (got {n_points}): "
-                              f"the output variance and the bounds need a spread")
+        check_point_count(n_points)
         nu, mean_abs, mean = self.derivatives.mean
         with np.errstate(invalid="ignore", divide="ignore"):
             replicates = (self.weighted / self.weight_totals[:, None]).reshape(
@@ -448,22 +417,25 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     if given, is called with the number of points done after each chunk.
     Returns a ``SensitivityResult``.
     """
-    from ..io.points import read_points
+    from ..io.points import is_streamed, read_points
 
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
     if isinstance(points, (str, os.PathLike)):
         source, points = str(points), read_points(str(points), model.input_names)
-    else:
+    if not is_streamed(points):  # held whole: checked whole, up front
         points = model.as_points(points, source)
-    chunk = int(chunk_size or model.chunk_size_for("jacobian"))
+    check_point_count(len(points), source)
+    # a chunk's (rows, B) bootstrap weights stay under WEIGHT_BYTES
+    chunk = int(chunk_size or min(model.chunk_size_for("jacobian"),
+                                  max(64, WEIGHT_BYTES // (8 * accumulator.bootstrap))))
 
     def compute(x, workspace, start):
         values = model.compute_chunk("value", x, work=workspace)
         jacobian = model.compute_chunk("jacobian", x, work=workspace)
         return accumulator.chunk_sums(values, jacobian, x, start)
 
-    for start, sums in model.map_chunks(compute, points, chunk, source, threads):
+    for start, sums in model.map_chunks(compute, points, chunk, source, threads, with_start=True):
         accumulator.merge(sums)
         if progress is not None:
             progress(start + sums.outputs.count)
