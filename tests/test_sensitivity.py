@@ -304,6 +304,7 @@ def test_bounds_by_name_ignore_case_and_accept_a_dict():
     ({"level": 1.5}, "--level"),
     ({"level": -0.1}, "--level"),
     ({"seed": -1}, "--seed"),
+    ({"bootstrap": 10 ** 9}, "--bootstrap 1000000000 for 1 output.* memory"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(JaccliError, match=message):

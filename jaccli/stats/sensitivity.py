@@ -40,13 +40,14 @@ the rounding of sums in another order).
 
 import os
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
 from .confint import check_level
 from .moments import Moments
 from ..errors import JaccliError
+from ..limits import check_memory
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -64,8 +65,12 @@ _WEIGHTS_PER_COUNTER = 16
 DEFAULT_BOOTSTRAP = 1000
 
 #: Bytes of one chunk's bootstrap weights (rows x replicates doubles): the
-#: default chunk shrinks when the replicates are many.
+#: default chunk shrinks when the replicates are many, to WEIGHT_ROWS at least.
 WEIGHT_BYTES = 1 << 25
+WEIGHT_ROWS = 64
+
+#: Per-replicate sums held at once: the total, and the chunks in flight on the workers.
+SUMS_IN_FLIGHT = 20
 
 KINDS = ("uniform", "normal")
 
@@ -317,6 +322,9 @@ class SensitivityAccumulator:
             raise JaccliError(f"--seed must be a non-negative integer (got {seed})")
         self.seed = int(seed)
         self.bounds = parse_bounds(bounds, self.input_names)
+        check_memory(SUMS_IN_FLIGHT * 8 * self.bootstrap * (2 * self.m * self.n + 1 + WEIGHT_ROWS),
+                     f"--bootstrap {self.bootstrap} for {self.m} output(s) x {self.n} input(s)",
+                     "use fewer replicates")
         self.outputs = Moments(self.m)
         self.inputs = Moments(self.n, track_range=True)
         self.derivatives = Moments((3, self.m, self.n))
@@ -428,7 +436,7 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     check_point_count(len(points), source)
     # a chunk's (rows, B) bootstrap weights stay under WEIGHT_BYTES
     chunk = int(chunk_size or min(model.chunk_size_for("jacobian"),
-                                  max(64, WEIGHT_BYTES // (8 * accumulator.bootstrap))))
+                                  max(WEIGHT_ROWS, WEIGHT_BYTES // (8 * accumulator.bootstrap))))
 
     def compute(x, workspace, start):
         values = model.compute_chunk("value", x, work=workspace)
