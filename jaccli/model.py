@@ -89,7 +89,7 @@ class Model:
         self.path = path
         self.dtype = dtype
 
-    # -- the contract's API
+    # -- the Python API
     @property
     def parameters(self):
         return [(p.name, p.shape) for p in self.parameter_table]
