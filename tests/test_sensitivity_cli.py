@@ -226,3 +226,24 @@ def test_api_matches_the_cli_and_takes_a_path(files):
     for name in NUMERIC:
         np.testing.assert_array_equal(numbers(rows, header, name), by_path.column(name))
     assert by_path.rows()[0]["input"] == "x1" and by_path.nu.shape == (2, 3)
+
+
+def test_overflow_is_one_warning_and_a_bad_row_leaves_no_output(tmp_path):
+    model = nets.write_model(tmp_path, "exp", {"W0": np.ones((2, 1)), "b0": np.zeros(1),
+                                                "W1": np.ones((1, 1)), "b1": np.zeros(1)},
+                             {"inputs": 2, "outputs": ["y"],
+                              "layers": [{"units": 1, "activation": "exp"},
+                                         {"units": 1, "activation": "linear"}]})
+    points = nets.write_csv(tmp_path / "p.csv", ["x1", "x2"], [[0, 0], [1, 1], [800, 0], [2, 3]])
+    res = run("sensitivity", model, "--points", points, "-B", 50)
+    assert res.exit_code == 0, res.output
+    assert res.stderr.count("warning:") == 1 and "overflows" in res.stderr
+    assert "RuntimeWarning" not in res.stderr and "inf" in res.stderr
+    header, rows = table(res.stdout)
+    assert np.all(np.isinf(numbers(rows, header, "nu")))
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.array([[0, 0], [1, 1], [np.nan, 0], [2, 3.0]]))
+    res = run("sensitivity", model, "--points", bad, "-B", 50, "--chunk-size", 2,
+              "-o", tmp_path / "out.csv")
+    assert res.exit_code == 2 and "point 3, column 1 is nan" in res.stderr
+    assert not (tmp_path / "out.csv").exists()

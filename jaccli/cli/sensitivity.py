@@ -2,6 +2,7 @@
 
 import sys
 import time
+import warnings
 
 import click
 
@@ -61,8 +62,11 @@ def sensitivity(model, spec, dtype, points_path, at, chunk_size, output, fmt, qu
     progress = LazyProgress(console, len(points), enabled=not quiet and console.is_terminal)
     started = time.perf_counter()
     try:
-        result = run(model, points, bootstrap, level, bounds, seed, chunk_size, source,
-                     progress=progress.advance)
+        # an overflow inside the network is reported once (result.warnings), not warned per chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = run(model, points, bootstrap, level, bounds, seed, chunk_size, source,
+                         progress=progress.advance)
     finally:
         progress.close()
     seconds = time.perf_counter() - started

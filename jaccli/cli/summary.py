@@ -198,8 +198,8 @@ BAR_WIDTH = 20
 
 
 def _g(value, digits=4):
-    """A number in a few significant digits; empty for NaN (no bound)."""
-    return "" if not np.isfinite(value) else f"{value:.{digits}g}"
+    """A number in a few significant digits (nan and inf as such)."""
+    return f"{value:.{digits}g}"
 
 
 def print_sensitivity_summary(console, model, result, seconds):
@@ -220,8 +220,10 @@ def print_sensitivity_summary(console, model, result, seconds):
         console.print("bounds: " + ", ".join(f"{name} {text}" for name, text
                                              in zip(result.input_names, described)))
     for k, output in enumerate(result.output_names):
-        order = np.argsort(-result.nu[k], kind="stable")
-        top = result.nu[k].max()
+        nu = np.where(np.isnan(result.nu[k]), -np.inf, result.nu[k])  # NaN (overflow) last
+        order = np.argsort(-nu, kind="stable")
+        finite = result.nu[k][np.isfinite(result.nu[k])]
+        top = finite.max() if finite.size and finite.max() > 0 else 1.0
         table = Table(title=f"{output}  (Var {_g(result.output_variance[k])})", title_justify="left")
         for header in ("input", "nu = E(dy/dx)^2", f"{result.level:.0%} CI", "share", "",
                        "E|dy/dx|", "E dy/dx", "S_T <="):
@@ -231,14 +233,14 @@ def print_sensitivity_summary(console, model, result, seconds):
             table.add_row(result.input_names[j], _g(nu),
                           f"{_g(result.nu_lower[k, j])} - {_g(result.nu_upper[k, j])}",
                           _percent(result.share[k, j]),
-                          Bar(top if top > 0 else 1.0, 0, nu, width=BAR_WIDTH),
+                          Bar(top, 0, nu, width=BAR_WIDTH) if np.isfinite(nu) else "",
                           _g(result.mean_abs[k, j]), _g(result.mean[k, j]),
-                          _g(result.bound[k, j], 3) or "-")
+                          "-" if output in result.constant_outputs else _g(result.bound[k, j], 3))
         console.print(table)
 
 
 def _percent(share):
-    return "" if not np.isfinite(share) else f"{100 * share:.1f}%"
+    return f"{100 * share:.1f}%" if np.isfinite(share) else f"{share}"
 
 
 def _describe_bound(bound):

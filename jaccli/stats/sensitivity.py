@@ -273,7 +273,8 @@ class SensitivityResult:
                  for name in self.constant_outputs]
         if not np.isfinite(self.nu).all():
             notes.append("some derivatives are NaN or infinite (the network overflows at some "
-                         "points: an exp layer, extreme inputs, or float32?); their nu is NaN")
+                         "points: an exp layer, extreme inputs, or float32?): the statistics of "
+                         "those outputs are NaN or infinite")
         return notes
 
     def column(self, name):
