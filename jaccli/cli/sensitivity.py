@@ -106,3 +106,11 @@ def write_table(result, output, fmt):
     except BaseException:
         writer.abort()
         raise
+
+
+# The table has text columns: -o and --format offer only the formats that can hold it.
+for _param in sensitivity.params:
+    if _param.name == "output":
+        _param.help = "Output file: .csv, .tsv or .npz (default: CSV on standard output)."
+    elif _param.name == "fmt":
+        _param.type = click.Choice(["csv", "tsv", "npz"])
