@@ -309,3 +309,16 @@ def test_bounds_by_name_ignore_case_and_accept_a_dict():
 def test_bad_options(options, message):
     with pytest.raises(JaccliError, match=message):
         SensitivityAccumulator(["x1"], ["y"], **options)
+
+
+def test_threads_and_chunks_give_the_same_table(tmp_path):
+    """The chunk sums merge in row order, so the thread count changes nothing at all."""
+    from jaccli.stats.sensitivity import sensitivity
+
+    rng = np.random.default_rng(12)
+    model, _ = _model(tmp_path, rng, [4, 8, 3], ["tanh", "linear"])
+    points = rng.normal(size=(1000, 4))
+    one = sensitivity(model, points, bootstrap=60, chunk_size=128, threads=1)
+    two = sensitivity(model, points, bootstrap=60, chunk_size=128, threads=2)
+    for name in one.NUMERIC:
+        np.testing.assert_array_equal(one.column(name), two.column(name), err_msg=name)
