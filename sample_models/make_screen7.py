@@ -18,9 +18,9 @@ x1 is linear; x2 wiggles (large slopes, small variance); x3 is a steep step
 matters; x7 does not enter at all. For f itself (Monte Carlo, 400,000
 points; the net approximates them): nu = E[(df/dxj)^2] = 1, 3.16, 4.00, 1.34,
 1.34, 0.12, 0; total Sobol' indices S_T = 0.145, 0.14, 0.36, 0.19, 0.19,
-0.014, 0 (Var f = 0.573). Ranking by nu puts x2 second; by S_T it is fifth. Only NumPy, threadpoolctl and
-jaccli are used; the run is seeded (a rerun here wrote the same files, byte
-for byte).
+0.014, 0 (Var f = 0.573). Ranking by nu puts x2 second; by S_T it is fifth.
+Only NumPy, threadpoolctl and jaccli are used; the run is seeded (a rerun
+here wrote the same files, byte for byte).
 """
 
 import os
