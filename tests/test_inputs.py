@@ -22,7 +22,8 @@ from click.testing import CliRunner
 import jaccli
 from jaccli.cli import cli
 
-POINT_COMMANDS = ["value", "jacobian", "hessdiag", "hessian", "laplacian", "confint", "check"]
+POINT_COMMANDS = ["value", "jacobian", "hessdiag", "hessian", "laplacian", "confint", "check",
+                  "sensitivity"]
 WEIGHTS = {"W0": np.array([[1.0], [10.0], [100.0]]), "b0": np.array([0.0])}
 
 
@@ -174,7 +175,7 @@ def test_every_command_refuses_the_wrong_columns(named, tmp_path):
     points = write(tmp_path, "p.csv", "p,q,r\n3,2,1\n")
     train = write(tmp_path, "t.csv", "a,b,c,y\n1,2,3,321\n2,2,2,222\n1,1,1,111\n0,0,1,100\n"
                                      "0,1,0,10.5\n")
-    for command in ["value", "jacobian", "hessdiag", "hessian", "laplacian", "check"]:
+    for command in ["value", "jacobian", "hessdiag", "hessian", "laplacian", "check", "sensitivity"]:
         one_error(run(command, named, "--points", points), "p.csv", "--columns")
     one_error(run("confint", named, "--points", points, "--train", train), "p.csv", "--columns")
 
