@@ -200,7 +200,7 @@ def test_help_example_runs():
     for option in ("--bootstrap", "--level", "--bounds", "--seed", "--chunk-size", "--dtype",
                    "--spec", "--quiet", "--format"):
         assert option in res.stdout
-    assert "[csv|tsv|npz]" in res.stdout and ".csv, .tsv or .npz (default" in res.stdout
+    assert "[csv|tsv|npz]" in res.stdout and ".csv, .tsv/.txt, .npz;" in " ".join(res.stdout.split())
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:

@@ -7,7 +7,10 @@ import warnings
 import click
 
 from ..errors import JaccliError
-from .options import compute_options, input_paths, load_model, load_points
+from .options import compute_options, input_paths, load_model, load_points, one_stdin
+
+# The table has text columns: -o and --format offer only the formats that can hold it.
+SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
 
 BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for every input "
                "(uniform:0:1 or normal:SD), one per input in order (uniform:0:1,normal:0.5), or by "
@@ -16,7 +19,7 @@ BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for ev
 
 
 @click.command()
-@compute_options
+@compute_options(formats=SENSITIVITY_FORMATS)
 @click.option("--bootstrap", "-B", type=int, default=1000, show_default=True,
               help="Poisson bootstrap replicates for the intervals of nu and E|dy/dx|.")
 @click.option("--level", type=float, default=0.95, show_default=True,
@@ -25,8 +28,8 @@ BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for ev
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the bootstrap weights (the same seed gives the same intervals "
                    "whatever the chunk size).")
-def sensitivity(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
-                bootstrap, level, bounds, seed):
+def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output,
+                fmt, quiet, bootstrap, level, bounds, seed):
     """Derivative-based global sensitivity of each output to each input.
 
     Over the points, per output y and input x: nu = E[(dy/dx)^2] (the DGSM of
@@ -49,15 +52,16 @@ def sensitivity(model, spec, dtype, points_path, at, chunk_size, output, fmt, qu
     from ..stats.sensitivity import SensitivityAccumulator
     from ..stats.sensitivity import sensitivity as run
 
+    one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    if fmt not in ("csv", "tsv", "npz"):
+    if fmt not in SENSITIVITY_FORMATS:
         raise JaccliError(f"{output}: the sensitivity table has text columns (the names, the bound's "
                           f"kind): write .csv, .tsv or .npz, not {fmt}")
     # the options are checked before the points are read
     SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level, bounds, seed)
-    points, source = load_points(model, points_path, at)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     console = stderr_console()
     progress = LazyProgress(console, len(points), enabled=not quiet and console.is_terminal)
     started = time.perf_counter()
@@ -107,10 +111,3 @@ def write_table(result, output, fmt):
         writer.abort()
         raise
 
-
-# The table has text columns: -o and --format offer only the formats that can hold it.
-for _param in sensitivity.params:
-    if _param.name == "output":
-        _param.help = "Output file: .csv, .tsv or .npz (default: CSV on standard output)."
-    elif _param.name == "fmt":
-        _param.type = click.Choice(["csv", "tsv", "npz"])
