@@ -29,7 +29,7 @@ def write_parquet(path, columns, row_group_size=None):
 def test_points_by_name_in_any_order_with_other_columns(tmp_path):
     x = np.random.default_rng(0).normal(size=(50, 2))
     path = write_parquet(tmp_path / "p.parquet", {"label": [f"r{i}" for i in range(50)],
-                                                  "x2": x[:, 1], " x1 ": x[:, 0]}, 7)
+                                                  "x2": x[:, 1], " X1 ": x[:, 0]}, 7)
     out = tmp_path / "j.npy"
     result = run("jacobian", CANONICAL, "-p", path, "-o", out, "-q", "--chunk-size", "5")
     assert result.exit_code == 0, result.stderr
@@ -44,8 +44,6 @@ def test_points_by_position_and_integer_columns(tmp_path):
     np.testing.assert_array_equal(np.loadtxt(result.stdout.splitlines()[1:], ndmin=2), expected)
 
 
-@pytest.mark.skipif("--points-format" not in run("value", "--help").stdout,
-                    reason="--points-format comes with the points-from-anywhere change")
 def test_points_format_option_overrides_the_extension(tmp_path):
     path = write_parquet(tmp_path / "p.data", {"x1": [1.0], "x2": [1.0]})
     result = run("jacobian", CANONICAL, "-p", path, "--points-format", "parquet", "-q")
@@ -56,7 +54,7 @@ def test_points_format_option_overrides_the_extension(tmp_path):
     ({"x1": ["a"], "x2": [1.0]}, "column 'x1' holds string values, not numbers"),
     ({"x1": pa.array([1.0, None]), "x2": [1.0, 2.0]}, "point 2, column 'x1' is empty (null)"),
     ({"x1": pa.array([], pa.float64()), "x2": pa.array([], pa.float64())}, "zero points"),
-    ({"a": [1.0], "b": [1.0], "c": [1.0]}, "does not name the inputs"),
+    ({"a": [1.0], "b": [1.0], "c": [1.0]}, "names none of the inputs"),
 ])
 def test_bad_points_are_one_line(tmp_path, columns, message):
     path = write_parquet(tmp_path / "p.parquet", columns)
@@ -114,3 +112,11 @@ def test_without_pyarrow_one_line_names_the_extra(tmp_path, monkeypatch, args):
     assert result.exit_code == 2
     assert "pip install 'jaccli[arrow]'" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_columns_option_picks_parquet_columns(tmp_path):
+    x = np.random.default_rng(1).normal(size=(5, 2))
+    path = write_parquet(tmp_path / "p.parquet", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 0]})
+    out = tmp_path / "v.npy"
+    assert run("value", CANONICAL, "-p", path, "--columns", "b,3", "-o", out, "-q").exit_code == 0
+    np.testing.assert_array_equal(np.load(out), jaccli.load(CANONICAL).value(x[:, ::-1]))

@@ -6,7 +6,8 @@ import warnings
 
 import click
 
-from .options import compute_options, input_paths, load_model, load_points, model_options, npz_extras
+from .options import (compute_options, input_paths, load_model, load_points, model_options,
+                      npz_extras, one_stdin)
 
 
 @click.command()
@@ -38,8 +39,8 @@ def info(model, spec, dtype):
     out.write(f"total\t\t\t{loaded.n_parameters}\n")
 
 
-def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
-                 output, fmt, quiet, with_=()):
+def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
+                 chunk_size, output, fmt, quiet, with_=()):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise.
 
     ``with_``: other quantities computed in the same pass, written first
@@ -51,20 +52,21 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     from jaccli.cli.summary import ColumnStats, stderr_console
     from jaccli.io.writers import check_output_path, open_writer, output_format
 
+    one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    points, source = load_points(model, points_path, at)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     if not is_streamed(points):  # a file read whole is checked whole, up front
         check_finite_points(points, source)
         model.in_dtype(points, source)
     names = [name for name in with_ if name != quantity] + [quantity]
     parts = [(name, model.result_shape(name, len(points))) for name in names]  # streamed: no memory check
     shape = parts[-1][1]
-    columns = [column for name in names for column in column_names(name, model)]
+    headers = [header for name in names for header in column_names(name, model)]
     console = stderr_console()
-    stats = None if quiet else ColumnStats(len(columns))
-    writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
+    stats = None if quiet else ColumnStats(len(headers))
+    writer = open_writer(output, fmt, quantity, shape, model.dtype, headers,
                          npz_extras(model, points), stdout=sys.stdout, parts=parts)
     if len(names) == 1:
         chunks = model.iter_chunks(quantity, points, chunk_size, source)
@@ -81,7 +83,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
                       f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
     if not quiet:
-        summarise(console, model, command, names, columns, stats, len(points), seconds)
+        summarise(console, model, command, names, headers, stats, len(points), seconds)
         if output not in (None, "-"):
             shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 else shape
             console.print(f"wrote {output} ({fmt}, shape {shapes})")

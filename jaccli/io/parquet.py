@@ -1,9 +1,9 @@
 """Parquet points and outputs (with pyarrow: ``pip install 'jaccli[arrow]'``).
 
 Points: one column per input, taken by name as a text header's are (the
-header rule of ``jaccli.points``), read a record batch at a time so memory
-stays bounded. Outputs: one column per output column, named as the CSV
-header's, written GROUP_ROWS rows (one row group) at a time into a
+column names are the header, ``selection``'s rule), read a record batch at a
+time so memory stays bounded. Outputs: one column per output column, named as
+the CSV header's, written GROUP_ROWS rows (one row group) at a time into a
 temporary file renamed into place when complete.
 """
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from jaccli.io.arrow import INSTALL_HINT, pyarrow_or_none
 from jaccli.errors import JaccliError
-from jaccli.io.points import BlockRows, _select_columns as select_columns
+from jaccli.io.blocks import BlockRows
+from jaccli.io.selection import names_all, select_columns
 from jaccli.io.writers import AtomicFile, Pending, _writing as writing
 
 BATCH_ROWS = 1 << 16  # rows per record batch read
@@ -27,35 +28,56 @@ def _pyarrow(path, what):
     return pa
 
 
-class ParquetRows(BlockRows):
-    """The input columns of a Parquet file, a record batch at a time, in order."""
+class ParquetTable:
+    """A Parquet file of points: its column names are its header (``selection``'s rule)."""
 
-    def __init__(self, path, input_names):
-        pa = _pyarrow(path, "reading")
+    def __init__(self, path, source=None):
+        pa = _pyarrow(source or path, "reading")
         import pyarrow.parquet as pq
 
-        self.path = path
+        self.path, self.source = path, source or path
+        self.keep = None  # what the rows must keep alive (a spooled pipe's temporary file)
         try:
-            self._file = pq.ParquetFile(path)
+            self.file = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise JaccliError(f"{path}: not a readable Parquet file ({exc})") from None
-        schema = self._file.schema_arrow
-        header = [name.strip() for name in schema.names]
-        columns = select_columns(header, len(header), input_names, path)
-        self.names = [schema.names[i] for i in (columns or range(len(header)))]
-        for name in self.names:
-            kind = schema.field(name).type
+            raise JaccliError(f"{self.source}: not a readable Parquet file ({exc})") from None
+        self.schema = self.file.schema_arrow
+        self.header = [name.strip() for name in self.schema.names]
+        self.width = len(self.header)
+
+    def names(self, names):
+        """Whether the columns name every one of ``names`` (case-insensitively)."""
+        return names_all(self.header, names, self.source)
+
+    def take(self, groups):
+        """The columns holding ``groups`` (a list of ``selection.Wanted``), read lazily."""
+        import pyarrow as pa
+
+        columns = [self.schema.names[i]
+                   for i in select_columns(self.header, self.width, groups, self.source)]
+        for name in columns:
+            kind = self.schema.field(name).type
             if not (pa.types.is_floating(kind) or pa.types.is_integer(kind)
                     or pa.types.is_decimal(kind)):
-                raise JaccliError(f"{path}: column {name!r} holds {kind} values, not numbers")
-        n_rows = self._file.metadata.num_rows
-        if n_rows == 0:
-            raise JaccliError(f"{path}: zero points")
-        super().__init__(n_rows, len(self.names))
+                raise JaccliError(f"{self.source}: column {name!r} holds {kind} values, "
+                                  f"not numbers")
+        if self.file.metadata.num_rows == 0:
+            raise JaccliError(f"{self.source}: zero points")
+        rows = ParquetRows(self, columns)
+        rows.keep = self.keep
+        return rows
+
+
+class ParquetRows(BlockRows):
+    """The chosen columns of a Parquet file, a record batch at a time, in order."""
+
+    def __init__(self, table, columns):
+        self.source, self.file, self.names = table.source, table.file, columns
+        super().__init__(self.file.metadata.num_rows, len(columns))
         self._rewind()
 
     def _rewind(self):
-        self._batches = self._file.iter_batches(batch_size=BATCH_ROWS, columns=self.names)
+        self._batches = self.file.iter_batches(batch_size=BATCH_ROWS, columns=self.names)
         self._row = 0
 
     def _read_block(self):
@@ -69,7 +91,7 @@ class ParquetRows(BlockRows):
             column = batch.column(k)
             if column.null_count:
                 row = self._row + int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-                raise JaccliError(f"{self.path}: point {row + 1}, column {name!r} is empty (null)")
+                raise JaccliError(f"{self.source}: point {row + 1}, column {name!r} is empty (null)")
             block[:, k] = column.cast(pa.float64()).to_numpy()
         self._row += batch.num_rows
         return block
