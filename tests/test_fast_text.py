@@ -146,3 +146,17 @@ def test_counting_data_lines_at_every_block_edge(tmp_path, block, text):
     path.write_bytes(text.encode())
     expected = sum(1 for line in text.split("\n") if line.strip() and not line.strip().startswith("#"))
     assert points._count_data_lines(str(path), 0, block=block) == expected
+
+
+@pytest.mark.parametrize("args", [["-p", "POINTS"], ["--at", "1,1", "-o", "OUT"],
+                                  ["--at", "1,1", "--format", "parquet", "-o", "OUT2"]])
+def test_parquet_without_pyarrow_is_one_line_naming_the_extra(tmp_path, monkeypatch, args):
+    points = tmp_path / "p.parquet"
+    points.write_bytes(b"PAR1 not read: the missing package is said first")
+    monkeypatch.setenv("JACCLI_NO_ARROW", "1")
+    args = [str(points) if a == "POINTS" else str(tmp_path / "o.parquet") if a == "OUT"
+            else str(tmp_path / "o.bin") if a == "OUT2" else a for a in args]
+    result = run("value", CANONICAL, *args)
+    assert result.exit_code == 2
+    assert "pip install 'jaccli[arrow]'" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "o.bin").exists()

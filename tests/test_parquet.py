@@ -101,19 +101,6 @@ def test_parquet_output_float32(tmp_path):
     assert pq.read_table(str(out)).schema.field("y").type == pa.float32()
 
 
-@pytest.mark.parametrize("args", [["-p", "POINTS"], ["--at", "1,1", "-o", "OUT"],
-                                  ["--at", "1,1", "--format", "parquet", "-o", "OUT2"]])
-def test_without_pyarrow_one_line_names_the_extra(tmp_path, monkeypatch, args):
-    points = write_parquet(tmp_path / "p.parquet", {"x1": [1.0], "x2": [1.0]})
-    monkeypatch.setenv("JACCLI_NO_ARROW", "1")
-    args = [str(points) if a == "POINTS" else str(tmp_path / "o.parquet") if a == "OUT"
-            else str(tmp_path / "o.bin") if a == "OUT2" else a for a in args]
-    result = run("value", CANONICAL, *args)
-    assert result.exit_code == 2
-    assert "pip install 'jaccli[arrow]'" in result.stderr and result.stderr.count("\n") == 1
-    assert not (tmp_path / "o.parquet").exists()
-
-
 def test_columns_option_picks_parquet_columns(tmp_path):
     x = np.random.default_rng(1).normal(size=(5, 2))
     path = write_parquet(tmp_path / "p.parquet", {"a": x[:, 0], "b": x[:, 1], "c": x[:, 0]})
