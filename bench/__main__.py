@@ -180,7 +180,7 @@ def bench_w6(workload, directory, rate, args):
     points = make_points(workload, n_points)
     points_path = os.path.join(directory, "W6_points.npy")
     np.save(points_path, points)
-    out = os.path.join(directory, "W6.npz")
+    out = os.path.join(directory, "W6_out.npz")  # W6.npz is the model
     cmd = command("jacobian", path, "--with", "value", "--points", points_path, "-o", out, "--quiet")
     row = {"workload": workload.key, "title": workload.title, "n_points": n_points,
            "quantity": workload.quantity}
