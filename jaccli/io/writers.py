@@ -207,7 +207,7 @@ class Pending:
 
     def add(self, rows):
         """The gathered rows once there are enough of them, else None."""
-        self.blocks.append(rows)
+        self.blocks.append(np.array(rows))  # a copy: the caller may reuse its buffer
         self.count += rows.size
         return self.drain() if self.count >= self.cells else None
 
@@ -249,16 +249,20 @@ class TableWriter:
         if rows is not None:
             self.handle.write(format_rows(rows, self.delimiter))
 
+    def _flush_pending(self):
+        rows = self.pending.drain()
+        if rows is not None:
+            self.handle.write(format_rows(rows, self.delimiter))
+
     @_writing
     def write_cells(self, rows):
         """Rows of mixed cells (text, numbers, None for an empty cell)."""
+        self._flush_pending()  # after the numbers written before them
         self.handle.write(format_cells(rows, self.delimiter))
 
     @_writing
     def commit(self):
-        rows = self.pending.drain()
-        if rows is not None:
-            self.handle.write(format_rows(rows, self.delimiter))
+        self._flush_pending()
         self.handle.flush()
         if self.atomic:
             self.handle.close()
