@@ -1,8 +1,8 @@
-"""Weight files (HDF5, NPZ) and where the spec comes from.
+"""Weight files (HDF5, NPZ, safetensors) and where the spec comes from.
 
 Nothing is executed: NPZ is opened with ``allow_pickle=False``, HDF5 is read
-as plain datasets, YAML with the safe loader. ``load_spec_and_tensors``
-returns the spec and a ``TensorStore`` (name -> array) holding the tensors the
+as plain datasets, safetensors as raw bytes (jaccli.formats.safetensors),
+YAML with the safe loader. ``load_spec_and_tensors`` returns the spec and a ``TensorStore`` (name -> array) holding the tensors the
 spec names, read before the file is closed; each array is checked for dtype
 and finiteness when a layer takes it.
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.formats.folding import checked_tensor
+from jaccli.formats.safetensors import is_safetensors, open_safetensors
 from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
 
 EMBEDDED_SPEC = "jaccli_spec"
@@ -293,11 +294,13 @@ def open_weight_file(path):
         return _open_hdf5(path)
     if zipfile.is_zipfile(path):
         return _open_npz(path)
+    if is_safetensors(path, os.path.getsize(path)):
+        return open_safetensors(path)
     with open(path, "rb") as handle:
         if handle.read(6) == b"\x93NUMPY":
             raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
                               f"weights with numpy.savez (NPZ) or as HDF5")
-    raise JaccliError(f"{path}: not an HDF5 or NPZ weight file")
+    raise JaccliError(f"{path}: not an HDF5, NPZ or safetensors weight file")
 
 
 # Files only running code can read (torch.save, pickle, joblib): recognised by
