@@ -366,7 +366,7 @@ def test_sklearn_refusals(tmp_path, data):
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, input_names=["a", "b"]), ["2 input names", "3 inputs"]),
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, output_names=["y", "z"]), ["2 output names"]),
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, input_names=["a", "a", "b"]), ["distinct"]),
-        (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.pkl"), [".npz, .h5 or .hdf5"]),
+        (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.pkl"), [".npz, .h5, .hdf5 or .safetensors"]),
         (
             lambda: from_sklearn(fit(make_pipeline(MinMaxScaler(), mlp_regressor()), X, y), path, scaler=MinMaxScaler().fit(X[:, :2])),
             ["from_sklearn(Pipeline): two scalings of 2 and 3 columns"],

@@ -12,7 +12,6 @@ import struct
 import tokenize
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -343,33 +342,50 @@ def _zip_holds_a_pickle(path):
 
 def sibling_spec_paths(path):
     """The spec files beside a model file (model.yaml, model.yml), which win over its embedded spec."""
-    stem = Path(path).with_suffix("")
-    return [str(stem) + ".yaml", str(stem) + ".yml"]
+    stem = os.path.splitext(str(path))[0]  # not pathlib: "./model" keeps its "./"
+    return [stem + ".yaml", stem + ".yml"]
+
+
+def keras_json_paths(path):
+    """The Keras architecture JSONs that may stand beside an HDF5 weights file:
+    ``<stem>.json`` (which wins over the spec embedded in the file) and
+    ``model.json`` in the same folder (tried after everything else)."""
+    stem = os.path.splitext(str(path))[0]
+    folder = os.path.dirname(str(path))
+    generic = os.path.join(folder, "model.json") if folder else "model.json"
+    return [stem + ".json"] + ([generic] if generic != stem + ".json" else [])
 
 
 def load_spec_and_tensors(path, spec_path=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
-    The spec is the first found of: ``spec_path`` (--spec), a spec file beside
-    the model (``sibling_spec_paths``), the spec embedded in the weight file,
-    a Keras model's own configuration.
+    The spec is the first found of: ``spec_path`` (--spec: a YAML spec, or a
+    Keras architecture JSON), a spec file beside the model
+    (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
+    weights file, the spec embedded in the weight file, a Keras model's own
+    configuration, a Keras JSON ``model.json`` in the weights file's folder.
     """
     store, embedded, keras = open_weight_file(path)
     try:
         if spec_path is not None:
+            if _keras_json(spec_path) is not None:
+                return _keras_json_model(spec_path, path, store)
             spec = read_spec_file(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
+            stem_json, folder_json = _keras_jsons_beside(path, store)
             if siblings:
                 spec = read_spec_file(siblings[0])
+            elif stem_json is not None:
+                return _keras_json_model(stem_json, path, store)
             elif embedded is not None:
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
                 return _keras_model(path)
+            elif folder_json is not None:
+                return _keras_json_model(folder_json, path, store)
             else:
-                tried = sibling_spec_paths(path) + [
-                    f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-                raise JaccliError(f"{path}: no spec found; tried --spec, {', '.join(tried)}")
+                raise _no_spec(path)
         if store is None:  # a .keras archive with a user spec: read its weights file
             store = _keras_weights_store(path)
         used = _tensor_names(spec)
@@ -378,6 +394,46 @@ def load_spec_and_tensors(path, spec_path=None):
     finally:
         if store is not None:
             store.close()
+
+
+def _no_spec(path):
+    tried = ["--spec"] + sibling_spec_paths(path) + keras_json_paths(path) + [
+        f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
+    return JaccliError(f"{path}: holds only weights and no spec was found; pass --spec SPEC.yaml, "
+                       f"or for Keras weights --spec with the model's JSON (model.to_json()); "
+                       f"tried {', '.join(tried)}")
+
+
+def _keras_jsons_beside(path, store):
+    """(<stem>.json, model.json) beside an HDF5 weights file, each None unless it
+    exists and holds a Keras model config."""
+    found = [None, None]
+    if _is_hdf5_store(store, path):
+        for i, candidate in enumerate(keras_json_paths(path)):
+            found[i] = candidate if _keras_json(candidate) is not None else None
+    return found
+
+
+def _is_hdf5_store(store, path):
+    return store is not None and os.path.isfile(path) and _is_hdf5(path)
+
+
+def _keras_json(path):
+    from jaccli.formats.keras import keras_json_config
+
+    return keras_json_config(path) if os.path.isfile(path) else None
+
+
+def _keras_json_model(json_path, path, store):
+    """The spec and tensors of a Keras architecture JSON and the HDF5 weights beside it."""
+    from jaccli.formats.keras import read_keras_json
+
+    if not _is_hdf5_store(store, path):
+        raise JaccliError(f"{json_path}: a Keras model JSON goes with the HDF5 weights file Keras "
+                          f"saved (model.save_weights); {path} is not HDF5")
+    spec_dict, tensors = read_keras_json(json_path, path, _keras_json(json_path))
+    return parse_spec(spec_dict, f"{json_path} (Keras model JSON)"), \
+        TensorStore(path, tensors.get, list(tensors))
 
 
 def _tensor_names(spec):
@@ -422,12 +478,11 @@ def _keras_weights_store(path):
 
     from jaccli.formats.keras import _zip_read
 
-    name = os.path.basename(path)
     try:
         with zipfile.ZipFile(path) as archive:
             if "model.weights.h5" not in archive.namelist():
                 raise JaccliError(f"{path}: the Keras archive has no model.weights.h5")
-            data = _zip_read(archive, "model.weights.h5", name)
+            data = _zip_read(archive, "model.weights.h5", path)
     except _ZIP_ERRORS as exc:
         raise JaccliError(f"{path}: not a readable .keras archive ({clip(str(exc), 200)})") from None
     try:
