@@ -397,7 +397,8 @@ def load_spec_and_tensors(path, spec_path=None):
 
 
 def _no_spec(path):
-    tried = ["--spec"] + sibling_spec_paths(path) + keras_json_paths(path) + [
+    stem = os.path.splitext(str(path))[0]
+    tried = ["--spec", stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:] + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
     return JaccliError(f"{path}: holds only weights and no spec was found; pass --spec SPEC.yaml, "
                        f"or for Keras weights --spec with the model's JSON (model.to_json()); "
