@@ -161,11 +161,11 @@ class AtomicFile:
         if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
             self.path = self.target = self.temp_path = path
             return
+        self.target = path  # errors name the output as the user wrote it
         # A symbolic link is followed: its target is what gets replaced, not the link.
         path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
-        self.target = path
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
