@@ -16,6 +16,13 @@ Two layouts are read:
   are ``dense/kernel:0`` in Keras 2 and ``sequential/dense/kernel`` or
   ``dense/kernel`` in Keras 3; only the last component is used.
 
+A weights-only file (``model.save_weights``) is read with the model's
+architecture JSON (``model.to_json()``: the same configuration, on its own)
+by ``read_keras_json``; its weights are in one of the two layouts above.
+
+A ``ReLU``/``LeakyReLU`` after ``relu``, ``sigmoid``, ``softplus`` or
+``exponential`` is the identity there and is dropped (jaccli.formats.folding).
+
 The configuration is parsed with ``json.loads`` and nothing else: no Keras
 import, no deserialization, no pickle, no eval. A ``Lambda`` layer is refused
 from its class name; its code is never looked at.

@@ -385,7 +385,7 @@ def load_spec_and_tensors(path, spec_path=None):
             elif folder_json is not None:
                 return _keras_json_model(folder_json, path, store)
             else:
-                raise _no_spec(path)
+                raise _no_spec(path, _is_hdf5_store(store, path))
         if store is None:  # a .keras archive with a user spec: read its weights file
             store = _keras_weights_store(path)
         used = _tensor_names(spec)
@@ -396,9 +396,10 @@ def load_spec_and_tensors(path, spec_path=None):
             store.close()
 
 
-def _no_spec(path):
+def _no_spec(path, hdf5):
     stem = os.path.splitext(str(path))[0]
-    tried = ["--spec", stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:] + [
+    beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:] if hdf5 else [stem + ".{yaml,yml}"]
+    tried = ["--spec"] + beside + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
     return JaccliError(f"{path}: holds only weights and no spec was found; pass --spec SPEC.yaml, "
                        f"or for Keras weights --spec with the model's JSON (model.to_json()); "
