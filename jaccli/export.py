@@ -26,7 +26,7 @@ import yaml
 from .errors import JaccliError
 from jaccli.formats.folding import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
-from jaccli.formats.tensors import sibling_spec_paths
+from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
 from jaccli.io.writers import AtomicFile
 
 __all__ = ["from_sklearn", "from_torch"]
@@ -50,7 +50,12 @@ def _check_model_path(path):
         raise JaccliError(f"{path}: directory {directory} does not exist")
     # A spec file beside the model wins over the embedded one, so it would
     # silently replace ours.
-    for sidecar in sibling_spec_paths(path):
+    sidecars = sibling_spec_paths(path)
+    if suffix in (".h5", ".hdf5"):  # a Keras model JSON beside an HDF5 file wins too
+        from jaccli.formats.keras import keras_json_config
+
+        sidecars += [p for p in keras_json_paths(path)[:1] if keras_json_config(p) is not None]
+    for sidecar in sidecars:
         if os.path.exists(sidecar):
             raise JaccliError(
                 f"{sidecar} exists and would be used instead of the spec embedded in {path};"
@@ -314,7 +319,8 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     Supported modules: ``Linear`` (with or without bias) and, each right after
     a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, ELU, SELU,
     Softplus (beta=1), Softsign, SiLU, GELU (both approximations) and Softmax
-    (dim=-1, last module only). Dropout, AlphaDropout, Identity and Flatten are
+    (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
+    Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
     flattened; ``BatchNorm1d`` (running statistics) is folded exactly into the
     neighbouring Linear, whose tensors are then named ``<linear>+<bn>.weight``.

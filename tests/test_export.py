@@ -393,6 +393,21 @@ def test_refuses_when_a_sidecar_spec_would_win(tmp_path, data):
     assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
 
 
+def test_refuses_when_a_keras_json_beside_would_win(tmp_path, data):
+    """model.json (a Keras model's to_json()) next to model.h5 wins over the embedded spec too."""
+    pytest.importorskip("sklearn")
+    from jaccli.export import from_sklearn
+
+    X, y = data
+    (tmp_path / "model.json").write_text('{"class_name": "Sequential", "config": {"layers": []}}')
+    with pytest.raises(JaccliError) as excinfo:
+        from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.h5")
+    assert_one_line_error(excinfo, "model.json", "instead of the spec embedded")
+    from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.npz")  # NPZ: a Keras JSON is not its spec
+    (tmp_path / "model.json").write_text('{"learning_rate": 0.1}')  # not a Keras model: no matter
+    from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.h5")
+
+
 def test_failed_write_leaves_the_old_file_untouched(tmp_path, data, monkeypatch):
     pytest.importorskip("sklearn")
     from jaccli.export import from_sklearn
