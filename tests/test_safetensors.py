@@ -195,6 +195,7 @@ def test_a_valid_file_with_only_a_spec_and_the_tensors(tmp_path):
 # ---------------------------------------------------------------- writing
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_from_sklearn_writes_a_safetensors_file(tmp_path):
     from sklearn.neural_network import MLPRegressor
 

@@ -57,7 +57,7 @@ def is_safetensors(path, size):
 
 def open_safetensors(path):
     """(TensorStore, embedded spec text or None, False) of a safetensors file."""
-    from jaccli.formats.tensors import TensorStore
+    from jaccli.formats.tensors import TensorStore, _check_tensor_size
 
     handle = open(path, "rb")
     try:
@@ -75,10 +75,7 @@ def open_safetensors(path):
         if entry is None:
             return None
         dtype, shape, (begin, end) = entry
-        from jaccli.limits import check_memory
-
-        check_memory(end - begin, f"{path}: tensor '{name}' {tuple(shape)}",
-                     "a dense MLP's weights are far smaller: is this the right file?")
+        _check_tensor_size(end - begin, f"{path}: tensor '{name}' {tuple(shape)}")
         handle.seek(data_start + begin)
         raw = handle.read(end - begin)
         if len(raw) != end - begin:
