@@ -2,9 +2,10 @@
 
 Nothing is executed: NPZ is opened with ``allow_pickle=False``, HDF5 is read
 as plain datasets, safetensors as raw bytes (jaccli.formats.safetensors),
-YAML with the safe loader. ``load_spec_and_tensors`` returns the spec and a ``TensorStore`` (name -> array) holding the tensors the
-spec names, read before the file is closed; each array is checked for dtype
-and finiteness when a layer takes it.
+YAML with the safe loader. ``load_spec_and_tensors`` returns the spec and a
+``TensorStore`` (name -> array) holding the tensors the spec names, read
+before the file is closed; each array is checked for dtype and finiteness
+when a layer takes it.
 """
 
 import os
