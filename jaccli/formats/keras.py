@@ -168,10 +168,9 @@ def read_keras_json(json_path, weights_path, config=None):
     JSON already parsed (by ``keras_json_config``).
     """
     json_path, weights_path = str(json_path), str(weights_path)
+    config = keras_json_config(json_path) if config is None else config
     if config is None:
-        config = keras_json_config(json_path)
-        if config is None:
-            raise JaccliError(f"{json_path}: not a Keras model JSON (model.to_json())")
+        raise JaccliError(f"{json_path}: not a Keras model JSON (model.to_json())")
     try:
         with h5py.File(weights_path, "r") as h5:
             chain, n_inputs = _model_chain(config, json_path)

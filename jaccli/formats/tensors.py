@@ -369,8 +369,9 @@ def load_spec_and_tensors(path, spec_path=None):
     store, embedded, keras = open_weight_file(path)
     try:
         if spec_path is not None:
-            if _keras_json(spec_path) is not None:
-                return _keras_json_model(spec_path, path, store)
+            config = _keras_json(spec_path)
+            if config is not None:
+                return _keras_json_model(spec_path, config, path, store)
             spec = read_spec_file(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
@@ -378,13 +379,13 @@ def load_spec_and_tensors(path, spec_path=None):
             if siblings:
                 spec = read_spec_file(siblings[0])
             elif stem_json is not None:
-                return _keras_json_model(stem_json, path, store)
+                return _keras_json_model(*stem_json, path, store)
             elif embedded is not None:
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
                 return _keras_model(path)
             elif folder_json is not None:
-                return _keras_json_model(folder_json, path, store)
+                return _keras_json_model(*folder_json, path, store)
             else:
                 raise _no_spec(path, _is_hdf5_store(store, path))
         if store is None:  # a .keras archive with a user spec: read its weights file
@@ -399,7 +400,10 @@ def load_spec_and_tensors(path, spec_path=None):
 
 def _no_spec(path, hdf5):
     stem = os.path.splitext(str(path))[0]
-    beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:] if hdf5 else [stem + ".{yaml,yml}"]
+    if hdf5:
+        beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:]
+    else:
+        beside = [stem + ".{yaml,yml}"]
     tried = ["--spec"] + beside + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
     return JaccliError(f"{path}: holds only weights and no spec was found; pass --spec SPEC.yaml, "
@@ -408,12 +412,13 @@ def _no_spec(path, hdf5):
 
 
 def _keras_jsons_beside(path, store):
-    """(<stem>.json, model.json) beside an HDF5 weights file, each None unless it
-    exists and holds a Keras model config."""
+    """(<stem>.json, model.json) beside an HDF5 weights file: each (path, its
+    Keras model config), or None unless it exists and holds one."""
     found = [None, None]
     if _is_hdf5_store(store, path):
         for i, candidate in enumerate(keras_json_paths(path)):
-            found[i] = candidate if _keras_json(candidate) is not None else None
+            config = _keras_json(candidate)
+            found[i] = None if config is None else (candidate, config)
     return found
 
 
@@ -427,14 +432,15 @@ def _keras_json(path):
     return keras_json_config(path) if os.path.isfile(path) else None
 
 
-def _keras_json_model(json_path, path, store):
-    """The spec and tensors of a Keras architecture JSON and the HDF5 weights beside it."""
+def _keras_json_model(json_path, config, path, store):
+    """The spec and tensors of a Keras architecture JSON (``config``, parsed) and
+    the HDF5 weights file ``path``."""
     from jaccli.formats.keras import read_keras_json
 
     if not _is_hdf5_store(store, path):
         raise JaccliError(f"{json_path}: a Keras model JSON goes with the HDF5 weights file Keras "
                           f"saved (model.save_weights); {path} is not HDF5")
-    spec_dict, tensors = read_keras_json(json_path, path, _keras_json(json_path))
+    spec_dict, tensors = read_keras_json(json_path, path, config)
     return parse_spec(spec_dict, f"{json_path} (Keras model JSON)"), \
         TensorStore(path, tensors.get, list(tensors))
 
