@@ -168,3 +168,24 @@ def test_relu_then_leaky_relu_folds_and_matches_keras(name):
     np.testing.assert_allclose(model.jacobian(x), oracle.jacobian(spec, tensors, x), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x),
                                rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("change", ["layers-not-a-list", "layer-config-a-list", "units-a-string",
+                                    "byte-order-mark"])
+def test_odd_keras_json_is_one_line_naming_it(tmp_path, change):
+    config = json.loads((DATA / "k2_seq.json").read_text())
+    layers = config["config"]["layers"]
+    if change == "layers-not-a-list":
+        config["config"]["layers"] = {"a": 1}
+    elif change == "layer-config-a-list":
+        layers[1]["config"] = [1, 2]
+    elif change == "units-a-string":
+        layers[1]["config"]["units"] = "five"
+    spec = tmp_path / "odd.json"
+    text = json.dumps(config)
+    spec.write_bytes((b"\xef\xbb\xbf" if change == "byte-order-mark" else b"") + text.encode())
+    result = invoke(["info", DATA / "k2_seq.h5", "--spec", spec])
+    if change == "byte-order-mark":
+        assert result.exit_code == 0, result.stderr
+    else:
+        assert_one_line_error(result, words=[str(spec)])

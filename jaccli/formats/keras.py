@@ -171,17 +171,21 @@ def read_keras_json(json_path, weights_path, config=None):
     config = keras_json_config(json_path) if config is None else config
     if config is None:
         raise JaccliError(f"{json_path}: not a Keras model JSON (model.to_json())")
+    source = f"{weights_path} (with {json_path})"
+    try:
+        chain, n_inputs = _model_chain(config, json_path)
+    except _DAMAGED as exc:
+        raise _damaged(json_path, exc, "Keras model JSON") from None
     try:
         with h5py.File(weights_path, "r") as h5:
-            chain, n_inputs = _model_chain(config, json_path)
             if "layers" in h5 or "_layer_checkpoint_dependencies" in h5:
                 weights = _ArchiveWeights(h5, _all_layers(config), weights_path)
             else:
                 weights = _LegacyWeights(h5["model_weights"] if "model_weights" in h5 else h5,
                                          weights_path)
-            return _build(chain, n_inputs, weights, f"{weights_path} (with {json_path})")
+            return _build(chain, n_inputs, weights, source)
     except _DAMAGED as exc:
-        raise _damaged(weights_path, exc, "Keras weights file") from None
+        raise _damaged(source, exc, "Keras weights or model JSON") from None
 
 
 def keras_json_config(path):
@@ -194,7 +198,7 @@ def keras_json_config(path):
             text = handle.read(MAX_SPEC_BYTES + 1)
     except OSError:
         return None
-    if not text.lstrip().startswith(b"{") or len(text) > MAX_SPEC_BYTES:
+    if not text.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{") or len(text) > MAX_SPEC_BYTES:
         return None
     try:
         config = json.loads(text.decode("utf-8-sig"))
