@@ -57,7 +57,7 @@ def is_safetensors(path, size):
 
 def open_safetensors(path):
     """(TensorStore, embedded spec text or None, False) of a safetensors file."""
-    from jaccli.formats.tensors import TensorStore, _check_tensor_size
+    from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore, _check_tensor_size
 
     handle = open(path, "rb")
     try:
@@ -85,7 +85,7 @@ def open_safetensors(path):
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
-    spec_text = metadata.get("jaccli_spec")
+    spec_text = metadata.get(EMBEDDED_SPEC)
     return TensorStore(path, get, list(entries), close=handle.close), spec_text, False
 
 
