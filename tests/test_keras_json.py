@@ -116,7 +116,7 @@ def test_a_json_that_is_not_a_keras_model_is_not_a_spec(tmp_path):
 
 def test_weights_only_file_without_a_spec_says_what_to_pass():
     line = assert_one_line_error(invoke(["info", DATA / "weights_only_k2.h5"]))
-    assert f"{DATA / 'weights_only_k2.h5'}: holds only weights" in line
+    assert f"{DATA / 'weights_only_k2.h5'}: no spec found: the file holds only weights" in line
     assert "--spec SPEC.yaml" in line and "model.to_json()" in line
 
 

@@ -406,7 +406,7 @@ def _no_spec(path, hdf5):
         beside = [stem + ".{yaml,yml}"]
     tried = ["--spec"] + beside + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-    return JaccliError(f"{path}: holds only weights and no spec was found; pass --spec SPEC.yaml, "
+    return JaccliError(f"{path}: no spec found: the file holds only weights; pass --spec SPEC.yaml, "
                        f"or for Keras weights --spec with the model's JSON (model.to_json()); "
                        f"tried {', '.join(tried)}")
 
