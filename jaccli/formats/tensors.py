@@ -406,9 +406,9 @@ def _no_spec(path, hdf5):
         beside = [stem + ".{yaml,yml}"]
     tried = ["--spec"] + beside + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-    return JaccliError(f"{path}: no spec found: the file holds only weights; pass --spec SPEC.yaml, "
-                       f"or for Keras weights --spec with the model's JSON (model.to_json()); "
-                       f"tried {', '.join(tried)}")
+    return JaccliError(f"{path}: no spec found: the file holds only weights; pass --spec "
+                       f"SPEC.yaml, or for Keras weights --spec with the model's JSON "
+                       f"(model.to_json()); tried {', '.join(tried)}")
 
 
 def _keras_jsons_beside(path, store):
