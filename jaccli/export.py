@@ -27,7 +27,7 @@ from .errors import JaccliError
 from jaccli.formats.folding import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
 from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
-from jaccli.io.writers import AtomicFile
+from jaccli.io.writers import AtomicFile, folder_as_written
 
 __all__ = ["from_sklearn", "from_torch"]
 
@@ -45,7 +45,7 @@ def _check_model_path(path):
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".npz", ".h5", ".hdf5", ".safetensors"):
         raise JaccliError(f"{path}: the model file must end in .npz, .h5, .hdf5 or .safetensors")
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: directory {directory} does not exist")
     # A spec file beside the model wins over the embedded one, so it would

@@ -58,6 +58,13 @@ def test_errors_name_the_file_as_written(folder, case, form):
     assert line.startswith(f"Error: {prefix}{named}: "), line
 
 
+@pytest.mark.parametrize("prefix, folder_named", [("", "nowhere"), ("./", "./nowhere")])
+def test_a_missing_output_folder_is_named_as_written(folder, prefix, folder_named):
+    line = assert_one_line_error(invoke(["value", "good.npz", "--at", "1,2", "-o",
+                                         f"{prefix}nowhere/out.csv"], cwd=folder))
+    assert line == f"Error: {prefix}nowhere/out.csv: the directory {folder_named} does not exist"
+
+
 @pytest.mark.parametrize("prefix", ["", "./"])
 def test_a_keras_json_is_named_as_written(folder, prefix):
     line = assert_one_line_error(invoke(["info", f"{prefix}weights_only_k2.h5", "--spec",
