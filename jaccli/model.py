@@ -87,7 +87,6 @@ class Model:
         self.activations = activations  # per layer: (name, params)
         self.path = path
         self.dtype = dtype
-        self.chunk_size = None  # points per batch; None: chosen from the layer widths
 
     # -- the contract's API
     @property
@@ -179,7 +178,7 @@ class Model:
         from .parallel import default_threads, run_chunks
 
         points = self.as_points(X)
-        chunk = chunk_size or self.chunk_size
+        chunk = chunk_size
         if not chunk:  # the default, and at least 4 chunks per worker for load balance
             workers = threads or default_threads()
             chunk = min(self.chunk_size_for(quantity), max(MIN_CHUNK, -(-len(points) // (4 * workers))))
@@ -193,23 +192,31 @@ class Model:
         return out
 
     def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
-        """Stream: yield (start, result) chunk by chunk, in order, for the CLI.
+        """Stream: yield (start, result of ``quantity``) chunk by chunk, in order (``map_chunks``)."""
+        chunk = int(chunk_size or self.chunk_size_for(quantity))
 
-        ``points`` may be read lazily (an NPY file): each chunk is read, checked (a NaN in
-        row 1,000,000 fails with its row number) and computed on a worker
-        thread while the caller writes the previous one; at most two chunks per
-        worker are in flight, so memory stays bounded whatever N is.
+        def compute(x, workspace):
+            return self.compute_chunk(quantity, x, work=workspace)
+
+        return self.map_chunks(compute, points, chunk, source, threads)
+
+    def map_chunks(self, compute, points, chunk, source="points", threads=None):
+        """Yield (start, compute(x, workspace)) for every chunk x of ``points``, in order.
+
+        ``points`` may be read lazily (an NPY or a large CSV file): each chunk is
+        read, checked (a NaN in row 1,000,000 fails with its row number), cast to
+        the model's dtype and computed on a worker thread while the caller
+        consumes the previous one; at most two chunks per worker are in flight,
+        so memory stays bounded whatever N is.
         """
         from .parallel import iter_chunks
-
-        chunk = int(chunk_size or self.chunk_size_for(quantity))
 
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)
             check_finite_points(block, source, first_row=start)
-            return self.compute_chunk(quantity, self.in_dtype(block, source, start), work=workspace)
+            return compute(self.in_dtype(block, source, start), workspace)
 
-        return iter_chunks(work, len(points), chunk, threads, engine.Workspace)
+        return iter_chunks(work, len(points), int(chunk), threads, engine.Workspace)
 
     def in_dtype(self, block, source, first_row=0):
         """The points in the model's dtype; a number float32 cannot hold is an error."""

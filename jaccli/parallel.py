@@ -2,10 +2,14 @@
 
 NumPy releases the GIL inside ufuncs and BLAS calls, so two threads that
 each take whole chunks run the elementwise work (tanh, the products) on
-both cores, which BLAS threading alone does not. Inside the workers BLAS is
-pinned to one thread (threadpoolctl), so the cores are not oversubscribed
-and every chunk is computed by the same single-threaded kernels whichever
-thread runs it: the threaded result is bitwise the single-threaded one.
+both cores, which BLAS threading alone does not. While chunks run on
+workers, BLAS is pinned to one thread (threadpoolctl) so the cores are not
+oversubscribed and every chunk is computed by the same single-threaded
+kernels whichever thread runs it: the threaded result is bitwise the
+single-threaded one. Only a run of a single chunk leaves BLAS free to use
+every core on it.
+
+``iter_chunks`` is the one chunk loop: ordered, bounded, threaded.
 """
 
 import os
@@ -16,7 +20,7 @@ _lock = threading.Lock()
 
 
 def default_threads():
-    """JACCLI_THREADS, or the usable cores (at most 2 workers pay off per core pair)."""
+    """JACCLI_THREADS, or the usable cores (at most 8 workers)."""
     env = os.environ.get("JACCLI_THREADS")
     if env:
         try:
@@ -41,76 +45,35 @@ def single_threaded_blas():
     return _controller.limit(limits=1, user_api="blas")
 
 
-def run_chunks(work, n_points, chunk, threads=None, make_state=None):
-    """Call ``work(start, stop, state)`` for every chunk, on ``threads`` workers.
+def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
+    """Yield ``(start, work(start, stop, state))`` for every chunk, in order.
 
-    Each worker owns a ``state`` (``make_state()``, e.g. an engine Workspace)
-    and takes the next chunk not yet taken. Chunk boundaries depend only on
-    ``chunk``, never on the number of threads. The first exception stops the
-    other workers and is raised here.
+    Chunk boundaries depend only on ``chunk``, never on the number of
+    threads. Each worker owns a ``state`` (``make_state()``, e.g. an engine
+    Workspace). At most two chunks per worker are in flight, so memory stays
+    bounded whatever ``n_points`` is. The first failing chunk's exception is
+    raised here; closing the generator early (an error while writing,
+    Ctrl-C) cancels the chunks not yet started.
     """
     make_state = make_state or (lambda: None)
     starts = range(0, n_points, chunk)
     threads = max(1, min(threads or default_threads(), len(starts)))
-    if len(starts) == 1:  # one chunk: BLAS may use every core on it
-        work(0, n_points, make_state())
+    if len(starts) <= 1:  # one chunk: BLAS may use every core on it
+        for start in starts:
+            yield start, work(start, n_points, make_state())
         return
-    if threads == 1:
-        state = make_state()
-        with single_threaded_blas():
-            for start in starts:
-                work(start, min(start + chunk, n_points), state)
-        return
-    cursor = iter(starts)
-    failure = []
-    stop = threading.Event()
-
-    def worker():
-        state = make_state()
-        try:
-            while not stop.is_set():
-                with _lock:
-                    start = next(cursor, None)
-                if start is None:
-                    return
-                work(start, min(start + chunk, n_points), state)
-        except BaseException as exc:  # noqa: B902 - handed to the caller
-            failure.append(exc)
-            stop.set()
-
     with single_threaded_blas():
-        pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-        for thread in pool:
-            thread.start()
-        try:
-            for thread in pool:
-                while thread.is_alive():
-                    thread.join(0.1)
-        except BaseException:
-            stop.set()
-            for thread in pool:
-                thread.join()
-            raise
-    if failure:
-        raise failure[0]
+        if threads == 1:
+            state = make_state()
+            for start in starts:
+                yield start, work(start, min(start + chunk, n_points), state)
+        else:
+            yield from _on_workers(work, starts, n_points, chunk, threads, make_state)
 
 
-def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
-    """Yield ``(start, work(start, stop, state))`` in order, computed on worker threads.
-
-    At most two chunks per worker are in flight. Closing the generator early
-    (an error while writing, Ctrl-C) cancels the chunks not yet started.
-    """
+def _on_workers(work, starts, n_points, chunk, threads, make_state):
     from concurrent.futures import ThreadPoolExecutor
 
-    make_state = make_state or (lambda: None)
-    starts = range(0, n_points, chunk)
-    threads = max(1, min(threads or default_threads(), len(starts)))
-    if threads == 1:
-        state = make_state()
-        for start in starts:
-            yield start, work(start, min(start + chunk, n_points), state)
-        return
     local = threading.local()
 
     def task(start):
@@ -121,20 +84,25 @@ def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
     pending = []
     pool = ThreadPoolExecutor(threads, thread_name_prefix="jaccli")
     try:
-        with single_threaded_blas():
-            upcoming = iter(starts)
-            for start in upcoming:
-                pending.append((start, pool.submit(task, start)))
-                if len(pending) >= 2 * threads:
-                    break
-            while pending:
-                start, future = pending.pop(0)
-                result = future.result()
-                following = next(upcoming, None)
-                if following is not None:
-                    pending.append((following, pool.submit(task, following)))
-                yield start, result
+        upcoming = iter(starts)
+        for start in upcoming:
+            pending.append((start, pool.submit(task, start)))
+            if len(pending) >= 2 * threads:
+                break
+        while pending:
+            start, future = pending.pop(0)
+            result = future.result()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(task, following)))
+            yield start, result
     finally:
         for _, future in pending:
             future.cancel()
         pool.shutdown(wait=True)
+
+
+def run_chunks(work, n_points, chunk, threads=None, make_state=None):
+    """Call ``work(start, stop, state)`` for every chunk (``iter_chunks``, results dropped)."""
+    for _ in iter_chunks(work, n_points, chunk, threads, make_state):
+        pass

@@ -1,6 +1,6 @@
 """The architecture spec: YAML (safe loader only) -> a checked ``Spec``.
 
-Every field of the contract is read here and nothing else is accepted: an
+Every field a spec may have is read here and nothing else is accepted: an
 unknown field (a typo such as ``activaton``) is an error, never ignored.
 """
 
@@ -18,7 +18,6 @@ TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", 
 LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha"}
 SCALING_FIELDS = {"offset", "scale"}
 LAYOUTS = ("in_out", "out_in")
-_DEFAULT = object()
 
 
 @dataclass
@@ -197,7 +196,7 @@ def _scaling(value, field, source):
 
 
 def reject_unknown(mapping, known, where, prefix=""):
-    """A field the contract does not define is an error (a typo is not silently ignored)."""
+    """A field outside ``known`` is an error (a typo is not silently ignored)."""
     unknown = set(mapping) - known
     if unknown:
         raise JaccliError(f"{where}: unknown field '{prefix}{clip(sorted(unknown, key=str)[0])}' "

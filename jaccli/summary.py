@@ -126,7 +126,7 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     import numpy as np
     from rich.table import Table
 
-    from . import confint as ci
+    from . import intervals as ci
 
     console.print(f"[bold]jaccli confint[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")

@@ -117,6 +117,16 @@ def format_rows(rows, delimiter):
                    for part in (rows[i:i + step] for i in range(0, len(rows), step)))
 
 
+def format_cells(rows, delimiter):
+    """Rows of mixed cells (a report): floats as their repr, None as an empty cell."""
+    def cell(value):
+        if value is None:
+            return ""
+        return repr(float(value)) if isinstance(value, float) else str(value)
+
+    return "".join(delimiter.join(cell(value) for value in row) + "\n" for row in rows)
+
+
 def header_line(columns, delimiter):
     """The header row; a name holding the delimiter (dy/dW0[0,1]) is quoted, as CSV does."""
     import csv
@@ -204,6 +214,11 @@ class TableWriter:
     @_writing
     def write(self, start, rows):
         self.handle.write(format_rows(rows, self.delimiter))
+
+    @_writing
+    def write_cells(self, rows):
+        """Rows of mixed cells (text, numbers, None for an empty cell)."""
+        self.handle.write(format_cells(rows, self.delimiter))
 
     @_writing
     def commit(self):
