@@ -677,3 +677,74 @@ def _check_softmax_last(walker, events):
             if later:
                 walker.fail(f"{event.where}: softmax before the last layer (jaccli "
                             "supports softmax on the last layer only)")
+
+
+# -- the events as a jaccli spec ----------------------------------------------
+
+
+def onnx_spec_and_tensors(path):
+    """(spec dict, tensors, notes) for the model in ``path``, folded by the one DenseStack.
+
+    Constant affine maps before the first dense layer become the input
+    scaling and those after the last layer (and its activation) the output
+    scaling, so the dense layers keep the weights stored in the file; one
+    between two layers is folded into the next layer's weights. The layout
+    is the first dense layer's; a later layer stored the other way round is
+    used transposed (and a note says so).
+    """
+    from .folding import DenseStack
+
+    graph = read_onnx(path)
+    events = [e for e in graph.events if not isinstance(e, Identity)]
+    dense = [i for i, e in enumerate(events) if isinstance(e, Dense)]
+    head = 0
+    while head < dense[0] and isinstance(events[head], Affine):
+        head += 1
+    tail = len(events)
+    while tail > dense[-1] + 1 and isinstance(events[tail - 1], Affine):
+        tail -= 1
+    layout = events[dense[0]].layout
+    stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
+    notes = list(graph.notes)
+    for event in events[:head]:
+        scale, offset = _scalar_or_vector(event.scale), _scalar_or_vector(event.offset)
+        if np.any(scale == 0):
+            raise JaccliError(f"{path}: {event.where}: a zero scale of the inputs")
+        # x * s + o  ==  (x - (-o / s)) / (1 / s)
+        stack.scale_inputs(-offset / scale, 1.0 / scale, where=event.where)
+    for event in events[head:tail]:
+        if isinstance(event, Dense):
+            _add_dense(stack, event, layout, notes)
+        elif isinstance(event, Activation):
+            stack.activation(event.name, event.params.get("alpha"), where=event.where)
+        else:
+            stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
+                         where=event.where, name=event.where)
+    scale, offset = np.float64(1.0), np.float64(0.0)
+    for event in events[tail:]:
+        scale, offset = scale * event.scale, offset * event.scale + event.offset
+    if tail < len(events):
+        stack.scale_outputs(_scalar_or_vector(offset), _scalar_or_vector(scale),
+                            where=events[tail].where)
+    spec, tensors = stack.build()
+    return spec, tensors, notes
+
+
+def _scalar_or_vector(array):
+    """A size-1 array as a 0-d one: it applies to every feature, whatever their number."""
+    array = np.asarray(array, dtype=np.float64)
+    return array.reshape(()) if array.size == 1 else array.reshape(-1)
+
+
+def _add_dense(stack, event, layout, notes):
+    weight = event.weight
+    if event.layout != layout:
+        weight = weight.T
+        notes.append(f"'{event.weight_name}' is stored {event.layout}, the other layers "
+                     f"{layout}: it is used transposed, shape {weight.shape}")
+    bias = event.bias
+    if bias is not None:
+        n_out = weight.shape[1] if layout == "in_out" else weight.shape[0]
+        bias = np.broadcast_to(np.asarray(bias).reshape(-1), (n_out,))
+    stack.dense(weight, bias, where=event.where, weight_name=event.weight_name,
+                bias_name=event.bias_name or f"{event.weight_name}:bias")
