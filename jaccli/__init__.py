@@ -30,7 +30,7 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
     se, lower, upper, pred_lower, pred_upper; ``columns``; ``fit`` (per-output
     rank, condition number, s, leverages, leave-one-out residuals).
     """
-    from .intervals import confint as _confint
+    from jaccli.stats.confint import confint as _confint
 
     return _confint(model, train, points, level, targets, chunk_size)
 
@@ -44,6 +44,6 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
     given). Returns a ``CheckReport``: ``rows`` (one per quantity and method),
     ``failures``, ``passed``.
     """
-    from .checking import check as _check
+    from jaccli.stats.check import check as _check
 
     return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size)

@@ -6,7 +6,7 @@
 
 Each call writes one weight file that carries its own spec (the NPZ entry or
 HDF5 root attribute ``jaccli_spec``), so ``jaccli info model.npz`` works with
-nothing else. The layers are folded into a spec by jaccli.folding, as a
+nothing else. The layers are folded into a spec by jaccli.formats.folding, as a
 model file's reader does. Tensors are float64 and named after their
 source: ``coefs_0``/``intercepts_0`` for scikit-learn (its ``coefs_[0]`` and
 ``intercepts_[0]``, layout in_out) and the module path for PyTorch
@@ -24,9 +24,9 @@ import numpy as np
 import yaml
 
 from .errors import JaccliError
-from .folding import DenseStack, checked_tensor
-from .weights import sibling_spec_paths
-from .writers import AtomicFile
+from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.tensors import sibling_spec_paths
+from jaccli.io.writers import AtomicFile
 
 __all__ = ["from_sklearn", "from_torch"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jaccli import activations
+from jaccli.engine import activations
 from jaccli.cli import cli
 
 from . import nets

@@ -355,7 +355,7 @@ def test_one_header_rule_for_points_check_and_confint(model3, tmp_path, first_ro
     """A first row most of whose cells are not numbers is a header; 'id,1.5,2.5' (a label
     among numbers) and '1_000,2,3' (a number loadtxt does not read) are data rows, so every
     command reading the file refuses the cell, by line and column, the same way."""
-    from jaccli.points import is_header, text_header
+    from jaccli.io.points import is_header, text_header
 
     path, _, _ = model3
     points = tmp_path / "first.csv"

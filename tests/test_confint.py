@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaccli import intervals as confint
+from jaccli.stats import confint
 from jaccli.errors import JaccliError
 
 from . import nets

@@ -244,7 +244,7 @@ def test_multi_output_counts_only_each_outputs_parameters_any_layout(linear, tmp
 def test_streamed_points_are_not_read_whole_for_a_csv_output(linear, monkeypatch):
     """The NPZ extras (x) are built only when an NPZ is written: a CSV output of an
     NPY points file reads the points a chunk at a time, never the whole array."""
-    from jaccli import points as points_module
+    from jaccli.io import points as points_module
 
     np.save(linear["dir"] / "q.npy", linear["Xq"])
 

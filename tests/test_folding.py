@@ -1,11 +1,11 @@
-"""jaccli.folding.DenseStack: every fold checked against the unfolded chain, computed
+"""jaccli.formats.folding.DenseStack: every fold checked against the unfolded chain, computed
 here step by step with numpy (an independent forward pass of the events)."""
 
 import numpy as np
 import pytest
 
 from jaccli.errors import JaccliError
-from jaccli.folding import DenseStack, checked_tensor
+from jaccli.formats.folding import DenseStack, checked_tensor
 
 ACT = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "softmax": lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)}
 

@@ -18,7 +18,7 @@ def info(model, spec, dtype):
     Example:
       jaccli info sample_models/canonical.npz
     """
-    from ..summary import describe_model
+    from jaccli.cli.summary import describe_model
 
     loaded = load_model(model, spec, dtype)
     out = sys.stdout
@@ -41,11 +41,11 @@ def info(model, spec, dtype):
 def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
                  output, fmt, quiet):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
-    from ..columns import column_names
+    from jaccli.io.columns import column_names
     from ..model import check_finite_points
-    from ..points import is_streamed
-    from ..summary import ColumnStats, stderr_console
-    from ..writers import check_output_path, open_writer, output_format
+    from jaccli.io.points import is_streamed
+    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.io.writers import check_output_path, open_writer, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
     check_output_path(output, input_paths(model_path, spec, points_path))
@@ -81,7 +81,7 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     error); returns how many results are NaN or infinite."""
     import numpy as np
 
-    from ..summary import LazyProgress
+    from jaccli.cli.summary import LazyProgress
 
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     non_finite = 0
@@ -103,7 +103,7 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
 
 
 def summarise(console, model, quantity, command, columns, stats, n_points, seconds):
-    from ..summary import print_summary
+    from jaccli.cli.summary import print_summary
 
     per_output = len(columns) // model.n_outputs
     if quantity in ("value", "laplacian"):

@@ -43,7 +43,7 @@ def compute_options(func):
 
 def input_paths(model, spec, *others):
     """Every file a run reads, for check_output_path: the spec found beside the model too."""
-    from ..weights import sibling_spec_paths
+    from jaccli.formats.tensors import sibling_spec_paths
 
     return [model, spec, *others] + sibling_spec_paths(model)
 
@@ -56,7 +56,7 @@ def load_model(model, spec, dtype):
 
 def load_points(model, points_path, at):
     """(points (N, n), their source's name); a large file is read lazily, a chunk at a time."""
-    from ..points import parse_inline_point, read_points
+    from jaccli.io.points import parse_inline_point, read_points
 
     if points_path is not None and at is not None:
         raise JaccliError("give either --points FILE or --at 1,2,..., not both")

@@ -39,11 +39,11 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     """
     import numpy as np
 
-    from .. import intervals as ci
+    from jaccli.stats import confint as ci
     from ..model import check_finite_points
-    from ..points import is_streamed
-    from ..summary import print_fit_summary, stderr_console
-    from ..writers import check_output_room, open_writer
+    from jaccli.io.points import is_streamed
+    from jaccli.cli.summary import print_fit_summary, stderr_console
+    from jaccli.io.writers import check_output_room, open_writer
     from .compute import write_chunks
 
     level = ci.check_level(level)
@@ -82,7 +82,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
 
 def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
     """The formats of -o and --leverage, each output checked before any work."""
-    from ..writers import check_output_path, output_format
+    from jaccli.io.writers import check_output_path, output_format
 
     check_output_path(output, input_paths(model_path, spec, points_path, train_path))
     fmt = output_format(output, fmt)
@@ -99,7 +99,7 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
     """Open and fill the --leverage output (committed by the caller after the intervals)."""
     import numpy as np
 
-    from ..writers import open_writer
+    from jaccli.io.writers import open_writer
 
     fields = ["residual", "leverage", "loo_residual"]
     lev = np.stack([fit.residuals, fit.leverages, fit.loo_residuals], axis=-1)
@@ -146,10 +146,10 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
     """
     import numpy as np
 
-    from .. import checking
+    from jaccli.stats import check as checking
     from ..model import check_finite_points
-    from ..summary import print_check_report, stderr_console
-    from ..writers import TableWriter, check_output_path, output_format
+    from jaccli.cli.summary import print_check_report, stderr_console
+    from jaccli.io.writers import TableWriter, check_output_path, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
     numeric = model if dtype == "float64" else load_model(model_path, spec, "float64")

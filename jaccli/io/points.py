@@ -13,8 +13,8 @@ import os
 
 import numpy as np
 
-from .errors import JaccliError
-from .spec import clip
+from jaccli.errors import JaccliError
+from jaccli.formats.spec import clip
 
 # A larger CSV/TSV file is parsed a chunk at a time (TextRows), so memory stays
 # bounded; a smaller one is read whole, which is faster.
@@ -105,7 +105,7 @@ def _starts_utf16(path):
 
 def _check_npy_header(path):
     """Refuse, from the header alone, object arrays and files shorter than the header promises."""
-    from .weights import NPY_HEADER_ERRORS, read_npy_header
+    from jaccli.formats.tensors import NPY_HEADER_ERRORS, read_npy_header
 
     try:
         with open(path, "rb") as handle:

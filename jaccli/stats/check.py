@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import numdiff
-from .errors import JaccliError
+from jaccli.stats import numdiff
+from jaccli.errors import JaccliError
 
 QUANTITIES = ("jacobian", "hessdiag", "params")
 #: The derivative tolerance of a float32 model (float64: numdiff.DEFAULT_TOL).
@@ -123,7 +123,7 @@ def check_value(model, X, reference, tol, chunk_size=None):
 def names_the_outputs(path, model):
     """Whether ``path`` is a CSV/TSV points file whose header also names the
     model's outputs: reference outputs computed elsewhere."""
-    from .points import text_header
+    from jaccli.io.points import text_header
 
     header = text_header(path)
     return header is not None and all(y in header for y in model.output_names)
@@ -131,8 +131,8 @@ def names_the_outputs(path, model):
 
 def read_reference(path, model):
     """The reference outputs (N, m) of a points file that ``names_the_outputs``."""
-    from .model import check_finite_points
-    from .points import read_points
+    from jaccli.model import check_finite_points
+    from jaccli.io.points import read_points
 
     reference = np.asarray(read_points(path, model.output_names), dtype=np.float64)
     check_finite_points(reference, path)
@@ -183,7 +183,7 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
     1e-4 for a float32 model). ``numeric_model``: the model the differences are
     taken of (default ``model``; pass a float64 copy of a float32 model).
     """
-    from .model import check_finite_points
+    from jaccli.model import check_finite_points
 
     quantities = quantities_to_check(what, reference is not None, model.output_names)
     points = np.asarray(points, dtype=np.float64)

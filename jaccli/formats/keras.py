@@ -28,7 +28,7 @@ other layers that are the identity at inference, ``Flatten`` (of a vector),
 the input scaling) and ``BatchNormalization`` (its inference map ``x * s + c``
 is folded exactly).
 
-Folding ``BatchNormalization`` (jaccli.folding): where it follows a linear
+Folding ``BatchNormalization`` (jaccli.formats.folding): where it follows a linear
 ``Dense`` it is folded into that layer's kernel and bias; where it comes before
 the first ``Dense`` it becomes part of the input scaling (or, with a zero or
 negative scale, is folded into the first ``Dense``); after the last ``Dense``
@@ -51,8 +51,8 @@ import h5py
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.folding import DenseStack, checked_tensor
-from jaccli.spec import clip
+from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.spec import clip
 
 # Keras activation names (as serialized in a layer config) -> ours.
 # `gelu`: keras.activations.gelu(x, approximate=False) in Keras 3

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import JaccliError
-from .folding import checked_tensor
-from .spec import clip, parse_spec, parse_spec_text, read_spec_file
+from jaccli.errors import JaccliError
+from jaccli.formats.folding import checked_tensor
+from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -88,7 +88,7 @@ def _tensor_bytes(shape, dtype):
 
 
 def _check_tensor_size(nbytes, where):
-    from .limits import check_memory
+    from jaccli.limits import check_memory
 
     check_memory(nbytes, where, "a dense MLP's weights are far smaller: is this the right file?")
 
@@ -345,7 +345,7 @@ def _tensor_names(spec):
 
 
 def _keras_model(path):
-    from .keras import read_keras
+    from jaccli.formats.keras import read_keras
 
     spec_dict, tensors = read_keras(path)
     store = TensorStore(path, tensors.get, list(tensors))
@@ -357,7 +357,7 @@ def _keras_weights_store(path):
 
     import h5py
 
-    from .keras import _zip_read
+    from jaccli.formats.keras import _zip_read
 
     name = os.path.basename(path)
     try:

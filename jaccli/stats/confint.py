@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as _stats
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 #: Total size of the q x q triangular factors (one per output) that confint
 #: keeps in memory. q = 10,000 parameters and one output needs 800 MB.
@@ -299,7 +299,7 @@ def output_parameter_masks(model):
         return masks
     table = model.parameter_table
     kernel_info = table[-2] if last.bias is not None else table[-1]
-    out_axis = 0 if model.layouts[-1] == "out_in" else 1
+    out_axis = 0 if model.layout == "out_in" else 1
     owner = np.indices(kernel_info.shape)[out_axis].ravel()  # the output of each kernel entry
     for k in range(m):
         masks[k, kernel_info.offset:kernel_info.offset + kernel_info.size] = owner == k
@@ -409,8 +409,8 @@ def read_training_set(path, input_names, target_names, stdin=None):
     """(X (N, n), Y (N, m)) from a training file, read as a points file with the
     targets as extra columns: a header naming the inputs and the targets (other
     columns ignored), or exactly n + m columns, the inputs then the targets."""
-    from .model import check_finite_points
-    from .points import MissingColumns, read_points
+    from jaccli.model import check_finite_points
+    from jaccli.io.points import MissingColumns, read_points
 
     input_names, target_names = list(input_names), list(target_names)
     try:
@@ -468,7 +468,7 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
     """Confidence and prediction intervals of ``model`` at ``points`` (array-like
     (N, n), or a points file's path), fitted on ``train`` (a training file's path,
     or an (X, Y) pair). See ``training_set`` for ``targets``."""
-    from .points import read_points
+    from jaccli.io.points import read_points
 
     level = check_level(level)
     X_train, Y_train = training_set(model, train, targets)

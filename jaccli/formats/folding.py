@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 LAYOUTS = ("in_out", "out_in")
 

@@ -11,8 +11,8 @@ from typing import List, Optional
 
 import yaml
 
-from .activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
-from .errors import JaccliError
+from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
+from jaccli.errors import JaccliError
 
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
 LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha"}

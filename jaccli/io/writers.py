@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".npy": "npy", ".npz": "npz"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
@@ -74,7 +74,7 @@ DISK_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write 
 
 def check_output_room(path, fmt, shape, dtype):
     """Refuse, before any work, an output that cannot fit: NPZ in memory, any file on disk."""
-    from .limits import check_disk, check_memory
+    from jaccli.limits import check_disk, check_memory
 
     count = int(np.prod(shape, dtype=object))
     nbytes = count * np.dtype(dtype).itemsize
