@@ -89,8 +89,8 @@ def test_info_shows_the_initializer_names(name):
     result = invoke(["info", model_path(name)])
     assert result.exit_code == 0, result.stderr
     model = jaccli.load(model_path(name))
-    for parameter in model.parameters:
-        assert parameter.name in result.stdout
+    for parameter_name, _ in model.parameters:
+        assert f"\n{parameter_name}\t" in result.stdout
 
 
 def test_info_of_a_torch_export_lists_the_state_dict_names_in_their_shapes():
@@ -115,7 +115,7 @@ def test_scalers_become_the_input_scaling_and_keep_the_stored_weights():
     model = jaccli.load(model_path("skl_reg_standard_f64"))
     stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(model_path("skl_reg_standard_f64")).graph.initializer}
     theta = model.parameter_vector()
-    first = model.parameters[0]
+    first = model.parameter_table[0]
     assert first.name == "coefficient"
     np.testing.assert_array_equal(theta[:first.size], stored["coefficient"].ravel())
     assert "input scaling" in invoke(["info", model_path("skl_reg_standard_f64")]).stdout
@@ -170,3 +170,13 @@ def test_a_spec_beside_the_model_wins_over_the_graph(tmp_path):
     ours = jaccli.load(tmp_path / "m.onnx").value(X)
     graph = jaccli.load(model_path("ts_fixed_batch_f32")).value(X)
     assert not np.allclose(ours, graph)  # sigmoid from the spec, not the graph's tanh
+
+
+def test_without_the_onnx_package_one_line_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    result = invoke(["info", model_path("ts_relu_tanh_f32")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "Error: reading .onnx files needs the onnx package: pip install 'jaccli[onnx]'"]

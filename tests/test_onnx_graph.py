@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("onnx")
 
-from jaccli.activations import ACTIVATIONS  # noqa: E402
+from jaccli.engine.activations import ACTIVATIONS  # noqa: E402
 from jaccli.errors import JaccliError  # noqa: E402
-from jaccli.onnx_graph import Activation, Affine, Dense, Identity, read_onnx  # noqa: E402
+from jaccli.formats.onnx import Activation, Affine, Dense, Identity, read_onnx  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
 MANIFEST = json.load(open(os.path.join(DATA, "manifest.json")))["files"]

@@ -33,7 +33,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .errors import JaccliError
+from ..errors import JaccliError
 
 FLOAT_TYPES = {1: "float32", 11: "float64", 10: "float16"}  # TensorProto codes
 _STANDARD_DOMAINS = ("", "ai.onnx")
@@ -106,6 +106,8 @@ class OnnxGraph:
 
 def describe(node):
     """How messages name a node: its name (or first output) and op type."""
+    if node is None:
+        return "the model"
     name = node.name or (node.output[0] if node.output else "?")
     return f"node '{name}' ({node.op_type})"
 
@@ -120,17 +122,31 @@ def _import_onnx():
     return onnx
 
 
-def read_onnx(path) -> OnnxGraph:
-    """The events of the model in ``path``; JaccliError for anything else."""
+def _parse(path):
     onnx = _import_onnx()
-    path = str(path)
     try:
         model = onnx.load(path, load_external_data=False)
     except OSError as error:
         raise JaccliError(f"{path}: cannot read: {error.strerror or error}") from None
     except Exception as error:  # protobuf's DecodeError and friends: not a model
         raise JaccliError(f"{path}: not an ONNX model ({type(error).__name__})") from None
-    return _Walker(path, model, onnx).run()
+    return _Walker(path, model, onnx)
+
+
+def read_onnx(path) -> OnnxGraph:
+    """The events of the model in ``path``; JaccliError for anything else."""
+    return _parse(str(path)).run()
+
+
+def read_initializers(path):
+    """(getter, names) of the model's initializers, for a spec the user gives."""
+    walker = _parse(str(path))
+
+    def get(name):
+        if name not in walker.initializers:
+            return None
+        return walker.constant(name, None, floats=False)
+    return get, list(walker.initializers)
 
 
 class _Walker:
@@ -154,6 +170,8 @@ class _Walker:
                 self.constant_nodes[node.output[0]] = node
         self._cache = {}
         self.notes = []
+        self.classifier = None  # (the probabilities taken, the labels dropped), for the note
+        self.binary = False  # the probabilities are Concat(1 - p, p): p is taken
 
     def fail(self, what):
         raise JaccliError(f"{self.path}: {what}")
@@ -166,13 +184,13 @@ class _Walker:
     def is_constant(self, name):
         return name in self.initializers or name in self.constant_nodes
 
-    def constant(self, name, node, role="a weight", floats=True):
+    def constant(self, name, node, role="weight", floats=True):
         """The array behind a constant input of ``node``, checked for its role."""
         if name not in self._cache:
             self._cache[name] = self._read_constant(name, node)
         array = self._cache[name]
         if floats and array.dtype.kind != "f":
-            self.refuse(node, f"its {role} '{name}' is a {array.dtype} tensor, not a float tensor")
+            self.refuse(node, f"its {role} '{name}' is a tensor of {array.dtype}, not of floats")
         if floats and not np.all(np.isfinite(array)):
             self.refuse(node, f"its {role} '{name}' holds a non-finite value")
         return array
@@ -243,6 +261,7 @@ class _Walker:
         input_name, width, dtype = self._the_input()
         output_name = self._the_output()
         steps = _chain(self, output_name, input_name)
+        self._classifier_note()
         events = _events(self, steps, width)
         _check_softmax_last(self, events)
         if not any(isinstance(e, Dense) for e in events):
@@ -270,29 +289,41 @@ class _Walker:
 
     def _the_output(self):
         """The one float output; a classifier's labels and ZipMap are dropped."""
-        kept, dropped = [], []
+        kept, dropped, zipmap = [], [], None
         for out in self.graph.output:
             node = self.producer.get(out.name)
             if node is not None and node.op_type == "ZipMap" and node.domain == _ML_DOMAIN:
                 kept.append(node.input[0])
-                dropped.append(f"the ZipMap '{out.name}'")
+                zipmap = out.name
                 continue
             tensor = out.type.tensor_type
             is_tensor = out.type.WhichOneof("value") == "tensor_type"
             if is_tensor and tensor.elem_type in FLOAT_TYPES:
                 kept.append(out.name)
             elif is_tensor and tensor.elem_type in (6, 7, 8):  # int32, int64, string: labels
-                dropped.append(f"the label output '{out.name}'")
+                dropped.append(out.name)
             else:
                 self.fail(f"output '{out.name}' is not a float tensor")
         if len(kept) != 1:
             names = ", ".join(f"'{o.name}'" for o in self.graph.output) or "none"
             self.fail(f"the graph has {len(self.graph.output)} outputs ({names}); jaccli "
                       "reads models of one output tensor (or a classifier's probabilities)")
-        if dropped:
-            self.notes.append(f"classifier: the probabilities '{kept[0]}' are taken; "
-                              f"{' and '.join(dropped)} dropped")
+        if dropped or zipmap:
+            taken = f"'{kept[0]}'" if zipmap is None else f"(ZipMap '{zipmap}', as an array)"
+            labels = ", ".join(f"'{name}'" for name in dropped)
+            self.classifier = (taken, f"; the label output {labels} is dropped" if labels else "")
         return kept[0]
+
+    def _classifier_note(self):
+        """What ``info`` says about a classifier's outputs, once the chain is known."""
+        if self.classifier is None and not self.binary:
+            return
+        taken, dropped = self.classifier or ("", "")
+        if self.binary:
+            self.notes.append(f"binary classifier: the output is P(class 1), the second of the "
+                              f"class probabilities {taken} (the first is 1 minus it){dropped}")
+        else:
+            self.notes.append(f"classifier: the outputs are the class probabilities {taken}{dropped}")
 
 
 # -- the chain, from the output back to the input -------------------------
@@ -472,8 +503,7 @@ def _match_binary_probabilities(walker, node):
     if sub is None or sub.input[1] != p or not walker.is_constant(sub.input[0]) \
             or not _close(_scalar(walker, sub.input[0], sub), 1.0):
         return None
-    walker.notes.append(f"binary classifier: P(class 1), the second column of "
-                        f"'{node.output[0]}', is taken (the first is 1 minus it)")
+    walker.binary = True
     return ("identity", node, p)
 
 
@@ -706,12 +736,13 @@ def onnx_spec_and_tensors(path):
     layout = events[dense[0]].layout
     stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
     notes = list(graph.notes)
-    for event in events[:head]:
-        scale, offset = _scalar_or_vector(event.scale), _scalar_or_vector(event.offset)
-        if np.any(scale == 0):
-            raise JaccliError(f"{path}: {event.where}: a zero scale of the inputs")
+    leading = _composed(events[:head])
+    if leading is not None and np.all(leading[0] > 0):
+        scale, offset = leading
         # x * s + o  ==  (x - (-o / s)) / (1 / s)
-        stack.scale_inputs(-offset / scale, 1.0 / scale, where=event.where)
+        stack.scale_inputs(-offset / scale, 1.0 / scale, where=events[0].where)
+    elif leading is not None:  # a sign flip or a zero: folded into the first layer
+        stack.affine(*leading, where=events[0].where)
     for event in events[head:tail]:
         if isinstance(event, Dense):
             _add_dense(stack, event, layout, notes)
@@ -719,15 +750,24 @@ def onnx_spec_and_tensors(path):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
-                         where=event.where, name=event.where)
-    scale, offset = np.float64(1.0), np.float64(0.0)
-    for event in events[tail:]:
-        scale, offset = scale * event.scale, offset * event.scale + event.offset
-    if tail < len(events):
-        stack.scale_outputs(_scalar_or_vector(offset), _scalar_or_vector(scale),
-                            where=events[tail].where)
+                         where=event.where)
+    trailing = _composed(events[tail:])
+    if trailing is not None and np.all(trailing[0] > 0):
+        stack.scale_outputs(trailing[1], trailing[0], where=events[tail].where)
+    elif trailing is not None:  # folded into a linear last layer, or refused
+        stack.affine(*trailing, where=events[tail].where)
     spec, tensors = stack.build()
     return spec, tensors, notes
+
+
+def _composed(affines):
+    """(scale, offset) of the affine maps applied one after the other, or None."""
+    if not affines:
+        return None
+    scale, offset = np.float64(1.0), np.float64(0.0)
+    for event in affines:
+        scale, offset = scale * event.scale, offset * event.scale + event.offset
+    return _scalar_or_vector(scale), _scalar_or_vector(offset)
 
 
 def _scalar_or_vector(array):
