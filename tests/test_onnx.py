@@ -179,4 +179,5 @@ def test_without_the_onnx_package_one_line_says_what_to_install(monkeypatch):
     result = invoke(["info", model_path("ts_relu_tanh_f32")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [
-        "Error: reading .onnx files needs the onnx package: pip install 'jaccli[onnx]'"]
+        f"Error: {model_path('ts_relu_tanh_f32')}: reading .onnx files needs the onnx package: "
+        "pip install 'jaccli[onnx]'"]

@@ -52,6 +52,13 @@ _SIMPLE_ACTIVATIONS = {
     "Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softplus": "softplus",
     "Softsign": "softsign", "Exp": "exp", "Sin": "sin",
 }
+# (fewest, most) inputs of the ops read; a node outside these is malformed.
+_ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2), "Sub": (2, 2), "Mul": (2, 2),
+          "Div": (2, 2), "Pow": (2, 2), "Concat": (1, 1 << 30), "Reshape": (2, 2),
+          "Dropout": (1, 3), "Scaler": (1, 1), "Identity": (1, 1), "Cast": (1, 1),
+          "Flatten": (1, 1), "Erf": (1, 1), "Abs": (1, 1), "LeakyRelu": (1, 1), "Elu": (1, 1),
+          "Selu": (1, 1), "Gelu": (1, 1), "Softmax": (1, 1), "Relu": (1, 1), "Sigmoid": (1, 1),
+          "Tanh": (1, 1), "Softplus": (1, 1), "Softsign": (1, 1), "Exp": (1, 1), "Sin": (1, 1)}
 _REASONS = {
     "Conv": "a convolution", "ConvTranspose": "a convolution",
     "LSTM": "a recurrent layer", "GRU": "a recurrent layer", "RNN": "a recurrent layer",
@@ -109,21 +116,27 @@ def describe(node):
     if node is None:
         return "the model"
     name = node.name or (node.output[0] if node.output else "?")
-    return f"node '{name}' ({node.op_type})"
+    return f"node '{_short(name)}' ({_short(node.op_type)})"
 
 
-def _import_onnx():
+def _short(text, most=60):
+    """A name from the file as shown in a message: cut, never more than one line."""
+    text = text if len(text) <= most else text[:most - 3] + "..."
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _import_onnx(path):
     try:
         import onnx
     except ImportError:
         raise JaccliError(
-            "reading .onnx files needs the onnx package: pip install 'jaccli[onnx]'"
+            f"{path}: reading .onnx files needs the onnx package: pip install 'jaccli[onnx]'"
         ) from None
     return onnx
 
 
 def _parse(path):
-    onnx = _import_onnx()
+    onnx = _import_onnx(path)
     try:
         model = onnx.load(path, load_external_data=False)
     except OSError as error:
@@ -174,7 +187,8 @@ class _Walker:
         self.binary = False  # the probabilities are Concat(1 - p, p): p is taken
 
     def fail(self, what):
-        raise JaccliError(f"{self.path}: {what}")
+        # Names in a hostile file can be long or hold line breaks: one short line still.
+        raise JaccliError(f"{self.path}: {_short(what, 400)}")
 
     def refuse(self, node, why):
         self.fail(f"{describe(node)}: {why}")
@@ -359,7 +373,19 @@ def _chain(walker, output_name, input_name):
     walker.fail("the graph has a cycle")
 
 
+def _well_formed(node):
+    """Whether ``node`` has the inputs (none of them empty but an optional last) and an
+    output its op type needs; unknown op types are judged later."""
+    fewest, most = _ARITY.get(node.op_type, (0, 1 << 30))
+    inputs = list(node.input)
+    return fewest <= len(inputs) <= most and all(inputs[:fewest]) and \
+        len(node.output) >= 1 and bool(node.output[0])
+
+
 def _check_node_kind(walker, node):
+    if not _well_formed(node):
+        walker.refuse(node, f"malformed: {len(node.input)} inputs {list(node.input)} and "
+                            f"outputs {list(node.output)}")
     if (node.domain, node.op_type) in walker.functions:
         walker.refuse(node, "calls a local function of the model; jaccli reads plain graphs")
     if node.domain not in _STANDARD_DOMAINS + (_ML_DOMAIN,):
@@ -381,7 +407,8 @@ def _composite(walker, node):
 
 def _producer_of(walker, name, op_type):
     node = walker.producer.get(name)
-    if node is not None and node.op_type == op_type and node.domain in _STANDARD_DOMAINS:
+    if node is not None and node.op_type == op_type and node.domain in _STANDARD_DOMAINS \
+            and _well_formed(node):
         return node
     return None
 
