@@ -583,19 +583,29 @@ def _attribute(walker, node, name, default):
     return default
 
 
+def _weight(walker, node, data, state, layout):
+    """A dense node's constant weight (second operand), checked: (weight, n_in, n_out)."""
+    if node.input[0] != data:
+        walker.refuse(node, "the weight is the first operand, so it multiplies the batch "
+                            "axis; jaccli reads x @ W")
+    name = node.input[1]
+    weight = walker.constant(name, node)
+    if weight.ndim != 2:
+        walker.refuse(node, f"its weight '{name}' has shape {weight.shape}, not 2-D")
+    n_in, n_out = weight.shape[::-1] if layout == "out_in" else weight.shape
+    _check_width(walker, node, state, n_in, f"its weight '{name}'")
+    state["width"] = n_out
+    return weight, n_in, n_out
+
+
 def _gemm(walker, node, data, state):
+    """Gemm: alpha * x @ op(B) + beta * C, with op(B) = B.T when transB."""
+    if _attribute(walker, node, "transA", 0):
+        walker.refuse(node, "transA=1 transposes the batch axis; jaccli reads x @ W")
+    layout = "out_in" if _attribute(walker, node, "transB", 0) else "in_out"
+    weight, _, n_out = _weight(walker, node, data, state, layout)
     alpha = _attribute(walker, node, "alpha", 1.0)
     beta = _attribute(walker, node, "beta", 1.0)
-    if _attribute(walker, node, "transA", 0) or node.input[0] != data:
-        walker.refuse(node, "the weight multiplies the batch axis (transA or the weight "
-                            "as first operand); jaccli reads x @ W")
-    weight_name = node.input[1]
-    weight = walker.constant(weight_name, node)
-    if weight.ndim != 2:
-        walker.refuse(node, f"its weight '{weight_name}' has shape {weight.shape}, not 2-D")
-    layout = "out_in" if _attribute(walker, node, "transB", 0) else "in_out"
-    n_in, n_out = weight.shape[::-1] if layout == "out_in" else weight.shape
-    _check_width(walker, node, state, n_in, f"its weight '{weight_name}'")
     if alpha != 1.0:
         weight = weight * np.asarray(alpha, dtype=weight.dtype)
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
@@ -604,8 +614,7 @@ def _gemm(walker, node, data, state):
         bias = _bias(walker, node, bias_name, n_out)
         if beta != 1.0:
             bias = bias * np.asarray(beta, dtype=bias.dtype)
-    state["width"] = n_out
-    return Dense(weight, bias, layout, weight_name, bias_name, describe(node))
+    return Dense(weight, bias, layout, node.input[1], bias_name, describe(node))
 
 
 def _bias(walker, node, name, n_out):
@@ -617,16 +626,8 @@ def _bias(walker, node, name, n_out):
 
 
 def _matmul(walker, node, data, state):
-    if node.input[0] != data:
-        walker.refuse(node, "the weight is the first operand, so it multiplies the batch "
-                            "axis; jaccli reads x @ W")
-    name = node.input[1]
-    weight = walker.constant(name, node)
-    if weight.ndim != 2:
-        walker.refuse(node, f"its weight '{name}' has shape {weight.shape}, not 2-D")
-    _check_width(walker, node, state, weight.shape[0], f"its weight '{name}'")
-    state["width"] = weight.shape[1]
-    return Dense(weight, None, "in_out", name, None, describe(node))
+    weight, _, _ = _weight(walker, node, data, state, "in_out")
+    return Dense(weight, None, "in_out", node.input[1], None, describe(node))
 
 
 def _vector(walker, node, name, state):
