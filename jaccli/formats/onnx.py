@@ -239,11 +239,11 @@ class _Walker:
         """A copy of ``tensor`` with its bytes read from the file beside the model."""
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
-        folder = os.path.dirname(os.path.realpath(self.path))
-        target = os.path.realpath(os.path.join(folder, location))
         where = f"tensor '{tensor.name}' used by {describe(node)}"
-        if not location or os.path.isabs(location) or "\0" in location or \
-                os.path.commonpath([folder, target]) != folder:
+        folder = os.path.dirname(os.path.realpath(self.path))
+        plain = location and not os.path.isabs(location) and "\0" not in location
+        target = os.path.realpath(os.path.join(folder, location)) if plain else ""
+        if not plain or os.path.commonpath([folder, target]) != folder:
             self.fail(f"{where}: external data location '{location}' is outside the model's folder")
         if not os.path.isfile(target):
             self.fail(f"{where}: external data file '{location}' not found beside the model")
