@@ -11,14 +11,15 @@ and follows the single chain of computed tensors back to the one graph
 input. Each node on it becomes an event:
 
 - ``Dense``: Gemm, or MatMul with a constant weight (plus the constant Add
-  that follows it as its bias);
+  that follows it as its bias); between two Transposes, MatMul(W, x);
 - ``Activation``: an elementwise activation node, or one written out in
   several nodes (SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as
   Div/Erf/Add/Mul/Mul or its tanh form), with jaccli's activation name;
 - ``Affine``: ``y = x * scale + offset`` from constant Add/Sub/Mul/Div and
   ``ai.onnx.ml`` Scaler nodes;
-- ``Identity``: Identity, Dropout, Flatten/Reshape of an (N, n) tensor and
-  Cast between float types.
+- ``Identity``: Identity, Dropout, Flatten/Reshape of an (N, n) tensor,
+  Cast between float types, and Transpose (the data then flows as
+  (features, N) until the next one; the output must be (N, features)).
 
 What the graph computes is read, not what it declares: fixed batch sizes
 in the declared shapes are ignored, Gemm's alpha/beta/transB are applied,
@@ -58,12 +59,12 @@ _ARITY = {"Gemm": (2, 3), "MatMul": (2, 2), "Add": (2, 2), "Sub": (2, 2), "Mul":
           "Dropout": (1, 3), "Scaler": (1, 1), "Identity": (1, 1), "Cast": (1, 1),
           "Flatten": (1, 1), "Erf": (1, 1), "Abs": (1, 1), "LeakyRelu": (1, 1), "Elu": (1, 1),
           "Selu": (1, 1), "Gelu": (1, 1), "Softmax": (1, 1), "Relu": (1, 1), "Sigmoid": (1, 1),
-          "Tanh": (1, 1), "Softplus": (1, 1), "Softsign": (1, 1), "Exp": (1, 1), "Sin": (1, 1)}
+          "Tanh": (1, 1), "Softplus": (1, 1), "Softsign": (1, 1), "Exp": (1, 1), "Sin": (1, 1),
+          "Transpose": (1, 1)}
 _REASONS = {
     "Conv": "a convolution", "ConvTranspose": "a convolution",
     "LSTM": "a recurrent layer", "GRU": "a recurrent layer", "RNN": "a recurrent layer",
     "If": "control flow", "Loop": "control flow", "Scan": "control flow",
-    "Transpose": "a transpose (jaccli reads (N, n) tensors, one row per point)",
 }
 
 
@@ -523,7 +524,8 @@ def _is_gelu_tanh_argument(walker, u, x):
 
 def _match_binary_probabilities(walker, node):
     """Concat(1 - p, p) of a binary classifier: P(class 1), the column p, is taken."""
-    if node.op_type != "Concat" or len(node.input) != 2:
+    if node.op_type != "Concat" or len(node.input) != 2 or \
+            _attribute(walker, node, "axis", None) not in (1, -1):
         return None
     sub = _producer_of(walker, node.input[0], "Sub")
     p = node.input[1]
@@ -539,7 +541,8 @@ def _match_binary_probabilities(walker, node):
 
 def _events(walker, steps, width):
     events = []
-    state = {"width": width}
+    # transposed: the data flows as (features, N) between a Transpose and the one undoing it
+    state = {"width": width, "transposed": False}
     for step in steps:
         if step[0] == "activation":
             _, node, name, params, _ = step
@@ -549,6 +552,9 @@ def _events(walker, steps, width):
         else:
             _, node, data = step
             events.extend(_node_events(walker, node, data, events, state))
+    if state["transposed"]:
+        walker.fail("the output is transposed, (features, N); jaccli reads models whose "
+                    "output is (N, features), one row per point")
     return events
 
 
@@ -572,7 +578,13 @@ def _node_events(walker, node, data, events, state):
     if op in ("Identity", "Dropout", "Cast", "Flatten", "Reshape"):
         _check_identity(walker, node, state)
         return [Identity(describe(node))]
-    return [_activation(walker, node)]
+    if op == "Transpose":
+        perm = _attribute(walker, node, "perm", None)
+        if perm is not None and list(perm) != [1, 0]:
+            walker.refuse(node, f"perm={list(perm)} on a 2-D tensor")
+        state["transposed"] = not state["transposed"]
+        return [Identity(describe(node))]
+    return [_activation(walker, node, state)]
 
 
 def _attribute(walker, node, name, default):
@@ -584,18 +596,26 @@ def _attribute(walker, node, name, default):
 
 
 def _weight(walker, node, data, state, layout):
-    """A dense node's constant weight (second operand), checked: (weight, n_in, n_out)."""
-    if node.input[0] != data:
+    """A dense node's constant weight, checked: (weight, its name, layout, n_out).
+
+    x @ W on (N, n) data; W @ x on transposed (n, N) data, which stores W as (out, in).
+    """
+    if state["transposed"]:
+        if node.op_type != "MatMul" or node.input[1] != data:
+            walker.refuse(node, "on transposed (features, N) data jaccli reads W @ x only")
+        name, layout = node.input[0], "out_in"
+    elif node.input[0] != data:
         walker.refuse(node, "the weight is the first operand, so it multiplies the batch "
-                            "axis; jaccli reads x @ W")
-    name = node.input[1]
+                            "axis; jaccli reads x @ W (or W @ x between two Transposes)")
+    else:
+        name = node.input[1]
     weight = walker.constant(name, node)
     if weight.ndim != 2:
         walker.refuse(node, f"its weight '{name}' has shape {weight.shape}, not 2-D")
     n_in, n_out = weight.shape[::-1] if layout == "out_in" else weight.shape
     _check_width(walker, node, state, n_in, f"its weight '{name}'")
     state["width"] = n_out
-    return weight, n_in, n_out
+    return weight, name, layout, n_out
 
 
 def _gemm(walker, node, data, state):
@@ -603,7 +623,7 @@ def _gemm(walker, node, data, state):
     if _attribute(walker, node, "transA", 0):
         walker.refuse(node, "transA=1 transposes the batch axis; jaccli reads x @ W")
     layout = "out_in" if _attribute(walker, node, "transB", 0) else "in_out"
-    weight, _, n_out = _weight(walker, node, data, state, layout)
+    weight, name, layout, n_out = _weight(walker, node, data, state, layout)
     alpha = _attribute(walker, node, "alpha", 1.0)
     beta = _attribute(walker, node, "beta", 1.0)
     if alpha != 1.0:
@@ -611,33 +631,42 @@ def _gemm(walker, node, data, state):
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = None
     if bias_name is not None:
-        bias = _bias(walker, node, bias_name, n_out)
+        bias = _bias(walker, node, bias_name, n_out, state)
         if beta != 1.0:
             bias = bias * np.asarray(beta, dtype=bias.dtype)
-    return Dense(weight, bias, layout, node.input[1], bias_name, describe(node))
+    return Dense(weight, bias, layout, name, bias_name, describe(node))
 
 
-def _bias(walker, node, name, n_out):
+def _per_feature(array, n, transposed):
+    """Whether a constant broadcasts to one value per feature: over the rows of (N, n)
+    data ((), (n,), (1, n)), or over the columns of transposed data ((), (n, 1))."""
+    if array.size not in (1, n) or array.ndim > 2:
+        return False
+    if transposed:
+        return array.size == 1 or (array.ndim == 2 and array.shape[1] == 1)
+    return array.ndim < 2 or array.shape[0] == 1
+
+
+def _bias(walker, node, name, n_out, state):
     bias = walker.constant(name, node, role="bias")
-    if bias.size not in (1, n_out) or bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
+    if not _per_feature(bias, n_out, state["transposed"]):
         walker.refuse(node, f"its bias '{name}' has shape {bias.shape}; it must broadcast "
-                            f"over the rows to ({n_out},)")
+                            f"to one value per output")
     return bias
 
 
 def _matmul(walker, node, data, state):
-    weight, _, _ = _weight(walker, node, data, state, "in_out")
-    return Dense(weight, None, "in_out", node.input[1], None, describe(node))
+    weight, name, layout, _ = _weight(walker, node, data, state, "in_out")
+    return Dense(weight, None, layout, name, None, describe(node))
 
 
 def _vector(walker, node, name, state):
     """A constant operand of an elementwise node as a 1-D array of size 1 or width."""
     array = walker.constant(name, node, role="constant")
-    n = array.shape[-1] if array.ndim else 1
-    if array.ndim > 2 or (array.ndim == 2 and array.shape[0] != 1) or \
-            (n != 1 and state["width"] is not None and n != state["width"]):
+    n = state["width"] if state["width"] is not None else max(array.shape, default=1)
+    if not _per_feature(array, n, state["transposed"]):
         walker.refuse(node, f"its constant '{name}' has shape {array.shape}; it must "
-                            f"broadcast over the rows to one value per feature")
+                            f"broadcast to one value per feature")
     return array.reshape(-1)
 
 
@@ -649,7 +678,7 @@ def _arithmetic(walker, node, data, events, state):
     op = node.op_type
     last = events[-1] if events else None
     if op == "Add" and isinstance(last, Dense) and last.bias is None:
-        last.bias = _bias(walker, node, constant_name, state["width"])
+        last.bias = _bias(walker, node, constant_name, state["width"], state)
         last.bias_name = constant_name
         return []
     one, zero = np.ones_like(value), np.zeros_like(value)
@@ -671,6 +700,8 @@ def _scaler(walker, node, state):
     offset = np.asarray(_attribute(walker, node, "offset", [0.0]), dtype=np.float64)
     scale = np.asarray(_attribute(walker, node, "scale", [1.0]), dtype=np.float64)
     for array in (offset, scale):
+        if array.size != 1 and state["transposed"]:
+            walker.refuse(node, "scales the columns of transposed (features, N) data")
         if array.size != 1 and state["width"] is not None and array.size != state["width"]:
             walker.refuse(node, f"scales {array.size} features, its input has {state['width']}")
     return Affine(scale, -offset * scale, describe(node))
@@ -678,6 +709,8 @@ def _scaler(walker, node, state):
 
 def _check_identity(walker, node, state):
     op = node.op_type
+    if op in ("Flatten", "Reshape") and state["transposed"]:
+        walker.refuse(node, "reshapes transposed (features, N) data")
     if op == "Cast" and _attribute(walker, node, "to", 0) not in FLOAT_TYPES:
         walker.refuse(node, "casts to a type that is not float")
     if op == "Flatten" and _attribute(walker, node, "axis", 1) not in (1, -1):
@@ -698,7 +731,7 @@ def _check_identity(walker, node, state):
             state["width"] = int(shape[1])
 
 
-def _activation(walker, node):
+def _activation(walker, node, state):
     op = node.op_type
     if op in _SIMPLE_ACTIVATIONS:
         return Activation(_SIMPLE_ACTIVATIONS[op], {}, describe(node))
@@ -721,7 +754,8 @@ def _activation(walker, node):
         return Activation("gelu" if approximate == "none" else "gelu_tanh", {}, describe(node))
     if op == "Softmax":
         default = -1 if walker.opsets.get("", 13) >= 13 else 1
-        if _attribute(walker, node, "axis", default) not in (1, -1):
+        features = (0, -2) if state["transposed"] else (1, -1)
+        if _attribute(walker, node, "axis", default) not in features:
             walker.refuse(node, "softmax over another axis than the features")
         return Activation("softmax", {}, describe(node))
     walker.refuse(node, "is not a layer jaccli reads (dense layers, elementwise "

@@ -382,6 +382,26 @@ def hand_graphs():
         @ T(V1.astype(np.float64))  # noqa: E731
     record("hand_gemm_scalar_bias_f32", X, derivatives(f, X), ort_value(path, X, "float32"),
            "onnx.helper", opset_of(path), "float32")
+    # W @ x between two Transposes (weights stored (out, in)), biases (out, 1), softmax on axis 0.
+    U0, U1 = W0.T.copy(), W1.T.copy()
+    c0, c1 = b0.reshape(4, 1), b1.reshape(3, 1)
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], name="to_columns", perm=[1, 0]),
+             helper.make_node("MatMul", ["U0", "xt"], ["h0"], name="mm0"),
+             helper.make_node("Add", ["h0", "c0"], ["z0"], name="add0"),
+             helper.make_node("Softplus", ["z0"], ["a0"], name="softplus0"),
+             helper.make_node("MatMul", ["U1", "a0"], ["h1"], name="mm1"),
+             helper.make_node("Add", ["h1", "c1"], ["z1"], name="add1"),
+             helper.make_node("Softmax", ["z1"], ["p"], name="softmax", axis=0),
+             helper.make_node("Transpose", ["p"], ["y"], name="to_rows")]
+    path = _save("hand_transposed_matmul_f32", nodes,
+                 [_init("U0", U0.astype(np.float32)), _init("c0", c0.astype(np.float32)),
+                  _init("U1", U1.astype(np.float32)), _init("c1", c1.astype(np.float32))],
+                 3, 3, elem=TensorProto.FLOAT)
+    R = lambda a: torch.tensor(np.asarray(a, dtype=np.float32).astype(np.float64))  # noqa: E731
+    f = lambda x: torch.softmax(R(U1) @ torch.nn.functional.softplus(R(U0) @ x + R(c0)[:, 0])  # noqa: E731
+                                + R(c1)[:, 0], dim=0)
+    record("hand_transposed_matmul_f32", X, derivatives(f, X), ort_value(path, X, "float32"),
+           "onnx.helper", opset_of(path), "float32")
     return W0, b0, W2, b2
 
 
@@ -446,6 +466,10 @@ def hostile_graphs(W0, b0, W2, b2):
         gemm, helper.make_node("Softmax", ["z0"], ["p0"], name="softmax0", axis=-1),
         helper.make_node("Gemm", ["p0", "W2", "b2"], ["y"], name="gemm1", transB=1)],
         inits=base + [_init("W2", np.full((2, 4), 0.1)), _init("b2", b2)], n_in=3, n_out=2)
+    refused("bad_transposed_output", ["transposed"], nodes=[
+        helper.make_node("Transpose", ["x"], ["xt"], name="to_columns"),
+        helper.make_node("MatMul", ["U0", "xt"], ["y"], name="mm0")],
+        inits=[_init("U0", W0.T.copy())], n_in=3, n_out=4)
     for name, location, offset in (("bad_external_passwd", "../../etc/passwd", 0),
                                    ("bad_external_past_end", "bad_external_past_end.onnx.data", 64)):
         weight = _init("W0", W0)
