@@ -325,7 +325,7 @@ def test_fuzz_harness_sees_both_outcomes(model_dir):
 ONNX_DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
 ONNX_OPS = ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Tanh", "Sigmoid", "Softmax",
             "Reshape", "Identity", "Cast", "Scaler", "ZipMap", "Conv", "If", "Concat", "Erf",
-            "Pow", "Gelu", "Nonsense", ""]
+            "Pow", "Gelu", "Transpose", "Abs", "Nonsense", ""]
 
 
 @pytest.fixture(scope="module")
