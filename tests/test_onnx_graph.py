@@ -127,3 +127,57 @@ def test_not_a_model_is_one_line(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(JaccliError):
         read_onnx(path)
+
+
+def _graph_file(tmp_path, nodes, inits):
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "g.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+W = np.arange(12.0).reshape(3, 4) / 10
+
+
+def _node(*args, **kwargs):
+    from onnx import helper
+
+    return helper.make_node(*args, **kwargs)
+
+
+@pytest.mark.parametrize("nodes, inits, expect", [
+    ([_node("MatMul", ["W", "x"], ["y"], name="mm")], {"W": W}, "first operand"),
+    ([_node("Gemm", ["x", "W"], ["y"], name="g", transA=1)], {"W": W}, "transA"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"),
+      _node("Reshape", ["h", "s"], ["y"], name="r")], {"W": W, "s": np.array([1, -1])}, "[1, -1]"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Softmax", ["h"], ["y"], name="sm", axis=0)],
+     {"W": W}, "another axis"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Cast", ["h"], ["y"], name="c", to=7)],
+     {"W": W}, "not float"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"),
+      _node("Dropout", ["h", "r", "t"], ["y"], name="d")],
+     {"W": W, "r": np.array(0.5), "t": np.array(True)}, "training mode"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Div", ["c", "h"], ["y"], name="d")],
+     {"W": W, "c": np.array(2.0)}, "not an affine map"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Add", ["h", "b"], ["y"], name="a")],
+     {"W": W, "b": np.ones((2, 4))}, "shape (2, 4)"),
+    ([_node("Transpose", ["x"], ["t"], name="t"), _node("Gemm", ["t", "W"], ["u"], name="g"),
+      _node("Transpose", ["u"], ["y"], name="t2")], {"W": W}, "W @ x only"),
+    ([_node("Transpose", ["x"], ["t"], name="t", perm=[0, 1]), _node("MatMul", ["t", "W"], ["y"], name="mm")],
+     {"W": W}, "perm=[0, 1]"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Mul", ["h", "h"], ["y"], name="sq")],
+     {"W": W}, "combines 2 computed tensors"),
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Selu", ["h"], ["y"], name="s", alpha=2.0)],
+     {"W": W}, "not SELU's constants"),
+])
+def test_graphs_that_do_not_compute_a_dense_stack_are_refused(tmp_path, nodes, inits, expect):
+    path = _graph_file(tmp_path, nodes, inits)
+    with pytest.raises(JaccliError) as caught:
+        read_onnx(path)
+    assert expect in str(caught.value) and "\n" not in str(caught.value)
