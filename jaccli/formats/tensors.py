@@ -290,6 +290,8 @@ def open_weight_file(path):
     refuse_code_files(path)
     if path.endswith(".keras"):
         return None, None, True
+    if _is_onnx(path):  # read in load_spec_and_tensors: with no spec, as a graph
+        return None, None, False
     if _is_hdf5(path):
         return _open_hdf5(path)
     if zipfile.is_zipfile(path):
@@ -364,7 +366,8 @@ def load_spec_and_tensors(path, spec_path=None):
     Keras architecture JSON), a spec file beside the model
     (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
     weights file, the spec embedded in the weight file, a Keras model's own
-    configuration, a Keras JSON ``model.json`` in the weights file's folder.
+    configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
+    weights file's folder.
     """
     store, embedded, keras = open_weight_file(path)
     try:
@@ -384,12 +387,14 @@ def load_spec_and_tensors(path, spec_path=None):
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
                 return _keras_model(path)
+            elif _is_onnx(path):
+                return _onnx_model(path)
             elif folder_json is not None:
                 return _keras_json_model(*folder_json, path, store)
             else:
                 raise _no_spec(path, _is_hdf5_store(store, path))
-        if store is None:  # a .keras archive with a user spec: read its weights file
-            store = _keras_weights_store(path)
+        if store is None:  # a .keras archive or an ONNX model with a user spec
+            store = _onnx_initializers(path) if _is_onnx(path) else _keras_weights_store(path)
         used = _tensor_names(spec)
         _warn_unused(store, used)
         return spec, store.read(used)
@@ -478,6 +483,28 @@ def _keras_model(path):
     spec_dict, tensors = read_keras(path)
     store = TensorStore(path, tensors.get, list(tensors))
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
+
+
+def _is_onnx(path):
+    return path.lower().endswith(".onnx")
+
+
+def _onnx_model(path):
+    """An ONNX graph read with no spec; the notes say what was chosen (a classifier's output)."""
+    from jaccli.formats.onnx import onnx_spec_and_tensors
+
+    spec_dict, tensors, notes = onnx_spec_and_tensors(path)
+    spec = parse_spec(spec_dict, f"{path} (ONNX graph)")
+    spec.notes = tuple(notes)
+    return spec, TensorStore(path, tensors.get, list(tensors))
+
+
+def _onnx_initializers(path):
+    """An ONNX model's initializers by name, for a spec given by the user."""
+    from jaccli.formats.onnx import read_initializers
+
+    getter, names = read_initializers(path)
+    return TensorStore(path, getter, names)
 
 
 def _keras_weights_store(path):
