@@ -15,6 +15,7 @@ down. Derandomized: the same examples run every time.
 """
 
 import io
+import json
 import os
 import pickle
 import signal
@@ -294,6 +295,49 @@ def test_fuzz_hdf5(model_dir, ops, region):
         lo, hi = (0, 1024) if region == "metadata" else (1024, len(H5))
         ops = [(op, lo + position % (hi - lo), length, payload) for op, position, length, payload in ops]
     path = _fresh(d, "fuzzed_h5.h5", mutate(H5, ops))
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3)
+
+
+def _safetensors_bytes(header=None):
+    """The good model as safetensors (spec in __metadata__); ``header`` replaces the JSON header."""
+    from jaccli.formats.safetensors import write_safetensors
+
+    buffer = io.BytesIO()
+    write_safetensors(buffer, good_tensors(), {"jaccli_spec": GOOD_SPEC_TEXT})
+    blob = buffer.getvalue()
+    if header is None:
+        return blob
+    length = int.from_bytes(blob[:8], "little")
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + blob[8 + length:]
+
+
+SAFETENSORS = _safetensors_bytes()
+SAFETENSORS_HEADER = json.loads(SAFETENSORS[8:8 + int.from_bytes(SAFETENSORS[:8], "little")])
+header_values = st.one_of(yaml_values, st.sampled_from(["F16", "BF16", "BOOL", "C64", "I8", "X"]),
+                          st.lists(st.integers(-1, 200), max_size=3))
+
+
+@FUZZ
+@given(ops=operations, how=st.sampled_from(["anywhere", "header", "data", "field"]), data=st.data())
+def test_fuzz_safetensors(model_dir, ops, how, data):
+    """Byte mutations of a safetensors file (anywhere, in the JSON header, in the tensor
+    bytes), or one field of a tensor's header entry replaced (the length kept right)."""
+    d = model_dir
+    length = 8 + int.from_bytes(SAFETENSORS[:8], "little")
+    if how == "field":
+        header = json.loads(json.dumps(SAFETENSORS_HEADER))
+        name = data.draw(st.sampled_from(sorted(good_tensors())), label="tensor")
+        field = data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]), label="field")
+        header[name][field] = data.draw(header_values, label="value")
+        blob = _safetensors_bytes(header)
+    else:
+        if how != "anywhere":
+            lo, hi = (0, length) if how == "header" else (length, len(SAFETENSORS))
+            ops = [(op, lo + position % (hi - lo), n, payload) for op, position, n, payload in ops]
+        blob = mutate(SAFETENSORS, ops)
+    path = _fresh(d, "fuzzed.safetensors", blob)
     out = os.path.join(d, "out.csv")
     check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3)
 

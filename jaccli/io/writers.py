@@ -41,7 +41,7 @@ def check_output_path(path, inputs):
     """Refuse, before any work, an output that cannot be written or would clobber an input."""
     if path in (None, "-"):
         return
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: the directory {directory} does not exist")
     if os.path.isdir(path):
@@ -56,6 +56,11 @@ def check_output_path(path, inputs):
             break  # a pipe or device is no input's file
         if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
             raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
+
+
+def folder_as_written(path):
+    """The folder of ``path`` as the user wrote it (``.`` for a bare name), for messages."""
+    return os.path.dirname(str(path)) or "."
 
 
 def _same_file(a, b):
@@ -161,11 +166,11 @@ class AtomicFile:
         if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
             self.path = self.target = self.temp_path = path
             return
+        self.target = path  # errors name the output as the user wrote it
         # A symbolic link is followed: its target is what gets replaced, not the link.
         path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
-        self.target = path
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
