@@ -44,7 +44,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     from jaccli.io.columns import column_names
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
 
     model_path, model = model, load_model(model, spec, dtype)
@@ -68,8 +68,8 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
         non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
     seconds = time.perf_counter() - started
     if non_finite:
-        console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
-                      f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
+        warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
+                      f"at some points (an exp layer, extreme inputs, or float32?)")
     if not quiet:
         summarise(console, model, quantity, command, columns, stats, len(points), seconds)
         if output not in (None, "-"):

@@ -42,7 +42,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     from jaccli.stats import confint as ci
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import print_fit_summary, stderr_console
+    from jaccli.cli.summary import print_fit_summary, stderr_console, warn
     from jaccli.io.writers import check_output_room, open_writer
     from .compute import write_chunks
 
@@ -78,6 +78,8 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
+    for message in fit.warnings(model.output_names):
+        warn(console, message)
 
 
 def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):

@@ -57,6 +57,11 @@ def stderr_console():
     return console
 
 
+def warn(console, message):
+    """The one path of a warning: standard error, whether or not --quiet silenced the summary."""
+    console.print(f"[yellow]warning[/yellow]: {message}", soft_wrap=True)
+
+
 def describe_model(model):
     names = [f"{model.n_inputs} in"]
     for layer in model.network.layers:
@@ -153,13 +158,6 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     for name, cells in rows:
         table.add_row(name, *cells)
     console.print(table)
-    for y, st in zip(model.output_names, fit.stats):
-        for warning in st.warnings():
-            console.print(f"[yellow]warning[/yellow] ({y}): {warning}")
-    if not np.all(np.isfinite(fit.loo_residuals)):
-        console.print("[yellow]warning[/yellow]: some training points have leverage 1 "
-                      "(they alone fix a parameter direction): their leave-one-out "
-                      "residual, and the LOO score, are infinite")
 
 
 def print_check_report(console, model, rows, failures, n_points, dtype, tol, value_tol):

@@ -105,16 +105,62 @@ def _writing(method):
 
 
 def format_rows(rows, delimiter):
-    """Shortest round-trip text of every float (Python's repr), one line per row.
+    """Shortest round-trip text of every number, one line per row.
 
-    One %-format over the whole block runs the repr loop in C, about as fast
-    as numpy.savetxt's "%.17g" and with the shortest exact digits.
+    float64: Python's repr. One %-format over the whole block runs the repr
+    loop in C, about as fast as numpy.savetxt's "%.17g" and with the shortest
+    exact digits. float32: the shortest text that reads back as the same
+    float32 (``float32_texts``), not the float64 digits of it.
     """
-    row_format = delimiter.join(["%r"] * rows.shape[1]) + "\n"
-    # a few hundred thousand Python floats at a time, however wide the rows
-    step = max(1, (1 << 17) // max(rows.shape[1], 1))
-    return "".join((row_format * len(part)) % tuple(part.ravel().tolist())
-                   for part in (rows[i:i + step] for i in range(0, len(rows), step)))
+    rows = np.asarray(rows)
+    width = max(rows.shape[1], 1)
+    # a few hundred thousand numbers at a time, however wide the rows
+    step = max(1, (1 << 17) // width)
+    parts = []
+    for block in (rows[i:i + step] for i in range(0, len(rows), step)):
+        if block.dtype == np.float32:
+            cells = float32_texts(block.ravel())
+            row_format = delimiter.join(["%s"] * width) + "\n"
+        else:
+            cells = tuple(block.ravel().tolist())
+            row_format = delimiter.join(["%r"] * width) + "\n"
+        parts.append((row_format * len(block)) % tuple(cells))
+    return "".join(parts)
+
+
+def float32_texts(values):
+    """The shortest decimal text of each float32 that reads back as the same float32
+    (numpy's float32 repr, np.format_float_scientific(unique=True), in %g notation).
+
+    A whole block is formatted with "%.6g", then "%.7g", "%.8g", "%.9g" (one
+    %-format each, in C), and each number keeps the first that round-trips:
+    "%.pg" is the nearest p-digit decimal, so it round-trips if any p-digit
+    decimal does, and a normal float32 is closer to a 6-digit decimal that
+    reads back as itself than half a 6-digit step, so fewer digits need no
+    pass of their own. Subnormals (fewer significant bits) go through numpy.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN
+        wide = values.astype(np.float64)
+    texts = np.empty(values.size, dtype=object)
+    pending = np.arange(values.size)
+    for digits in (6, 7, 8, 9):
+        numbers = wide[pending].tolist()
+        text = (f"%.{digits}g " * len(numbers)) % tuple(numbers)
+        candidates = text.split()
+        if digits == 9:  # nine significant digits always identify a float32
+            texts[pending] = candidates
+            break
+        back = np.fromstring(text, dtype=np.float64, sep=" ").astype(np.float32)
+        exact = (back == values[pending]) | ~np.isfinite(values[pending])
+        texts[pending[exact]] = np.array(candidates, dtype=object)[exact]
+        pending = pending[~exact]
+        if not pending.size:
+            break
+    tiny = np.flatnonzero((values != 0) & (np.abs(values) < np.finfo(np.float32).tiny))
+    for i in tiny:
+        texts[i] = np.format_float_scientific(values[i], unique=True, trim="-")
+    return texts.tolist()
 
 
 def format_cells(rows, delimiter):

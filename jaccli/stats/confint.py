@@ -281,6 +281,15 @@ class ModelFit:
     def loo_scores(self):
         return [loo_score(self.loo_residuals[:, k]) for k in range(self.loo_residuals.shape[1])]
 
+    def warnings(self, output_names):
+        """What a user must hear about this fit (rank, conditioning, leverage 1), as lines."""
+        out = [f"({y}) {warning}" for y, st in zip(output_names, self.stats)
+               for warning in st.warnings()]
+        if not np.all(np.isfinite(self.loo_residuals)):
+            out.append("some training points have leverage 1 (they alone fix a parameter "
+                       "direction): their leave-one-out residual, and the LOO score, are infinite")
+        return out
+
 
 def output_parameter_masks(model):
     """For each output, which parameters can move it: (m, P) booleans.

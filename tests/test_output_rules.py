@@ -1,0 +1,87 @@
+"""Warnings under --quiet, float32 text, the memory budget of a chunk, write failures."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from jaccli.cli import cli
+
+from . import nets
+
+
+def run(*args, input=None, env=None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input, env=env)
+
+
+@pytest.fixture
+def ill_conditioned(tmp_path):
+    """A linear model fitted on two nearly collinear inputs: Z's condition number ~1e9."""
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, size=40)
+    X = np.column_stack([a, a + 1e-9 * rng.normal(size=40)])
+    y = 2.0 * a + 0.1 * rng.normal(size=40)
+    model = nets.write_model(tmp_path, "lin", {"W0": np.array([[1.0], [1.0]]), "b0": np.zeros(1)},
+                             {"inputs": ["a", "b"], "outputs": ["y"],
+                              "layers": [{"units": 1, "activation": "linear"}]})
+    train = nets.write_csv(tmp_path / "train.csv", ["a", "b", "y"], np.column_stack([X, y]))
+    return model, train
+
+
+@pytest.mark.parametrize("quiet", [[], ["-q"], ["--quiet"]])
+def test_quiet_silences_the_summary_never_a_warning(ill_conditioned, quiet):
+    model, train = ill_conditioned
+    res = run("confint", model, "--train", train, "--at", "0.5,0.5", *quiet)
+    assert res.exit_code == 0, res.output
+    assert "warning: (y) Z is ill-conditioned (condition number" in res.stderr
+    assert ("least-squares fit" in res.stderr) == (not quiet)
+
+
+def test_quiet_keeps_the_overflow_warning(tmp_path):
+    model = nets.write_model(tmp_path, "exp", {"W0": np.array([[1000.0]]), "b0": np.zeros(1)},
+                             {"inputs": 1, "outputs": 1,
+                              "layers": [{"units": 1, "activation": "exp"}]})
+    res = run("value", model, "--at", "1", "-q")
+    assert res.exit_code == 0, res.output
+    assert res.stderr.startswith("warning: 1 result(s) are NaN or infinite")
+
+
+def _significant_digits(text):
+    mantissa = text.lower().lstrip("-").split("e")[0].replace(".", "")
+    return len(mantissa.lstrip("0").rstrip("0"))
+
+
+def test_float32_text_is_the_shortest_exact_round_trip():
+    from jaccli.io.writers import float32_texts
+
+    rng = np.random.default_rng(1)
+    bits = rng.integers(0, 2 ** 32, size=100_000, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)  # every exponent, subnormals, a few NaN and inf
+    special = np.array([0.0, -0.0, 1e-45, -1e-45, 1.17549435e-38, 3.4028235e38, 0.1, 1 / 3],
+                       dtype=np.float32)
+    x = np.concatenate([x, special])
+    texts = float32_texts(x)
+    back = np.array(texts, dtype=np.float64).astype(np.float32)
+    finite = np.isfinite(x)
+    assert np.array_equal(back[finite].view(np.uint32), x[finite].view(np.uint32))  # -0 too
+    assert np.array_equal(np.isnan(back), np.isnan(x))
+    numpy_digits = [_significant_digits(np.format_float_scientific(v, unique=True))
+                    for v in x[finite]]
+    ours = [_significant_digits(t) for t, ok in zip(texts, finite) if ok]
+    assert ours == numpy_digits
+
+
+def test_float32_csv_output_has_float32_digits(tmp_path):
+    rng = np.random.default_rng(2)
+    model = nets.write_tanh_net(tmp_path, "net", rng.normal(size=2 * 3 + 3 + 3 + 1), 2, 3)
+    X = rng.uniform(-1, 1, size=(50, 2))
+    points = nets.write_csv(tmp_path / "p.csv", ["x1", "x2"], X)
+    res = run("jacobian", model, "--points", points, "--dtype", "float32", "-q")
+    assert res.exit_code == 0, res.output
+    cells = [c for line in res.stdout.splitlines()[1:] for c in line.split(",")]
+    import jaccli
+
+    want = jaccli.load(model, dtype="float32").jacobian(X).ravel()
+    assert np.array_equal(np.array(cells, dtype=np.float64).astype(np.float32), want)
+    assert [_significant_digits(c) for c in cells] == \
+        [_significant_digits(str(v)) for v in want]  # numpy's float32 repr
+    assert max(len(c) for c in cells) <= 15
