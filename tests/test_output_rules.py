@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from jaccli.cli import cli
 
 from . import nets
+from conftest import SAMPLES
 
 
 def run(*args, input=None, env=None):
@@ -85,3 +86,35 @@ def test_float32_csv_output_has_float32_digits(tmp_path):
     assert [_significant_digits(c) for c in cells] == \
         [_significant_digits(str(v)) for v in want]  # numpy's float32 repr
     assert max(len(c) for c in cells) <= 15
+
+
+EFBIG_CHILD = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]),) * 2)
+sys.argv = ["jaccli"] + sys.argv[2:]
+from jaccli.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "npy", "npz"])
+@pytest.mark.parametrize("limit", [1000, 20_000])
+def test_a_file_size_limit_is_one_line_and_leaves_the_old_file(tmp_path, fmt, limit):
+    import os
+    import subprocess
+    import sys
+
+    X = np.random.default_rng(4).uniform(-1, 1, size=(3000, 2))
+    points = nets.write_csv(tmp_path / "p.csv", ["x1", "x2"], X)
+    out = tmp_path / f"out.{fmt}"
+    out.write_text("the old file\n")
+    model = os.path.join(SAMPLES, "sincos.npz")
+    proc = subprocess.run(
+        [sys.executable, "-c", EFBIG_CHILD, str(limit), "hessian", model,
+         "--points", str(points), "-o", str(out), "-q", "--chunk-size", "7"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"Error: {out}: cannot write the output: File too large\n"
+    assert out.read_text() == "the old file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out." + fmt, "p.csv"]

@@ -225,13 +225,23 @@ class AtomicFile:
         if not self.direct:
             os.replace(self.temp_path, self.path)
 
-    def abort(self):
-        if self.direct:
-            return  # never unlink a device or a pipe
+    def abort(self, handle=None):
+        """Close ``handle`` (the temporary file's, if open) and remove the temporary file.
+
+        Closing flushes what is buffered, which fails again after a full disk
+        or a file-size limit (EFBIG): that second error is dropped, the first
+        one is being reported, and the file goes anyway."""
         try:
-            os.unlink(self.temp_path)
-        except FileNotFoundError:
+            if handle is not None:
+                handle.close()
+        except OSError:
             pass
+        finally:
+            if not self.direct:  # never unlink a device or a pipe
+                try:
+                    os.unlink(self.temp_path)
+                except FileNotFoundError:
+                    pass
 
 
 class TableWriter:
@@ -275,11 +285,7 @@ class TableWriter:
 
     def abort(self):
         if self.atomic:
-            try:
-                self.handle.close()
-            except OSError:
-                pass  # a full disk fails the flush too; the file goes anyway
-            self.atomic.abort()
+            self.atomic.abort(self.handle)
 
 
 class NpyWriter:
@@ -319,10 +325,7 @@ class NpyWriter:
         self.atomic.commit()
 
     def abort(self):
-        handle = getattr(self, "handle", None)
-        if handle is not None:
-            handle.close()
-        self.atomic.abort()
+        self.atomic.abort(getattr(self, "handle", None))
 
 
 def _needs_v2(header):
