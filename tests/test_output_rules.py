@@ -118,3 +118,31 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_old_file(tmp_path, fmt, li
     assert proc.stderr == f"Error: {out}: cannot write the output: File too large\n"
     assert out.read_text() == "the old file\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out." + fmt, "p.csv"]
+
+
+def test_summary_titles_have_no_trailing_spaces_and_hessian_pairs_once(tmp_path):
+    import os
+
+    model = os.path.join(SAMPLES, "sincos.npz")
+    res = run("hessian", model, "--at", "0.5,-0.2")
+    assert res.exit_code == 0, res.output
+    lines = res.stderr.splitlines()
+    assert all(line == line.rstrip() for line in lines)
+    assert "f: hessian (symmetric: each pair once)" in lines
+    listed = [c for c in ("d2f/dx1dx1", "d2f/dx1dx2", "d2f/dx2dx1", "d2f/dx2dx2")
+              if c in res.stderr]
+    assert listed == ["d2f/dx1dx1", "d2f/dx1dx2", "d2f/dx2dx2"]
+    train = os.path.join(SAMPLES, "noisy_train.csv")
+    res = run("confint", os.path.join(SAMPLES, "noisy.npz"), "--train", train, "--at", "0,0")
+    assert all(line == line.rstrip() for line in res.stderr.splitlines())
+
+
+def test_point_counts_have_thousands_separators(tmp_path):
+    import os
+
+    X = np.zeros((1_000_000, 2))
+    np.save(tmp_path / "p.npy", X)
+    res = run("value", os.path.join(SAMPLES, "canonical.npz"), "--points", tmp_path / "p.npy",
+              "-o", tmp_path / "v.npy")
+    assert res.exit_code == 0, res.output
+    assert "1,000,000 points in " in res.stderr

@@ -106,8 +106,13 @@ def summarise(console, model, quantity, command, columns, stats, n_points, secon
     from jaccli.cli.summary import print_summary
 
     per_output = len(columns) // model.n_outputs
+    n = model.n_inputs
     if quantity in ("value", "laplacian"):
         groups = [("outputs", list(range(len(columns))))]
+    elif quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
+        groups = [(f"{y}: {command} (symmetric: each pair once)", [k * per_output + j * n + l
+                                       for j in range(n) for l in range(j, n)])
+                  for k, y in enumerate(model.output_names)]
     else:
         groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
                   for k, y in enumerate(model.output_names)]

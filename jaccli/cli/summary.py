@@ -81,13 +81,14 @@ def print_summary(console, model, command, columns, stats, n_points, seconds, gr
     console.print(f"model: {describe_model(model)}")
     rate = n_points / seconds if seconds > 0 else float("inf")
     noun = "point" if n_points == 1 else "points"
-    console.print(f"{n_points} {noun} in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
+    console.print(f"{n_points:,} {noun} in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
     if stats is None:
         return
     ranked = len(groups) > 1 or len(groups[0][1]) > 1
     for title, indices in groups:
         order = sorted(indices, key=lambda i: -stats.mean_abs[i]) if ranked else list(indices)
-        table = Table(title=title, title_justify="left")
+        console.print(title)  # not the table's title: rich pads that to the table's width
+        table = Table()
         for header in ("rank", "column", "mean", "std", "min", "max", "mean |.|"):
             table.add_column(header, justify="left" if header == "column" else "right")
         for rank, i in enumerate(order[:MAX_ROWS], 1):
@@ -135,10 +136,10 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
 
     console.print(f"[bold]jaccli confint[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
-    console.print(f"training set: {train_path} ({fit.residuals.shape[0]} points); "
-                  f"{n_points} query points; level {level:g}; {seconds:.3f} s")
-    table = Table(title="least-squares fit (SVD of Z = dy/dtheta at the training inputs)",
-                  title_justify="left")
+    console.print(f"training set: {train_path} ({fit.residuals.shape[0]:,} points); "
+                  f"{n_points:,} query points; level {level:g}; {seconds:.3f} s")
+    console.print("least-squares fit (SVD of Z = dy/dtheta at the training inputs)")
+    table = Table()
     table.add_column("")
     for y in model.output_names:
         table.add_column(y, justify="right")
