@@ -128,14 +128,20 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 @click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True,
               help="Tolerance of value against the reference outputs, relative to their scale.")
+@click.option("--all", "check_all", is_flag=True,
+              help="params: check every point and parameter (default: a seeded sample of "
+                   "64 points and 128 parameters).")
 def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, what, tol,
-          value_tol):
+          value_tol, check_all):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
     Richardson-extrapolated central differences (with an error estimate).
     An element fails when |analytic - richardson| > tol * scale + 3 * estimate
-    (scale: the largest |derivative| of that output). If the points file's
+    (scale: the largest |derivative| of that output); one whose difference
+    stencil crosses a kink (a relu unit changes side within the steps) is
+    skipped instead, and counted. params is checked at a seeded sample of
+    points and parameters unless --all. If the points file's
     header also names the outputs (e.g. model.predict from the framework that
     trained the model), jaccli's values are checked against them: this is what
     catches a wrong spec (a transposed kernel, a wrong activation), which
@@ -166,7 +172,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
     check_finite_points(points, source)
     reference = checking.read_reference(points_path, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
-                            chunk_size, source)
+                            chunk_size, source, sample=not check_all)
     writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
     try:
         writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
@@ -175,8 +181,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
         writer.abort()
         raise
     if not quiet:
-        print_check_report(stderr_console(), model, report.rows, report.failures,
-                           report.n_points, dtype, report.tol, value_tol)
+        print_check_report(stderr_console(), model, report, dtype)
     if not report.passed:
         click.get_current_context().exit(1)
 

@@ -161,32 +161,45 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     console.print(table)
 
 
-def print_check_report(console, model, rows, failures, n_points, dtype, tol, value_tol):
+def print_check_report(console, model, report, dtype):
     """``check``'s table: each method's errors and time, PASS/FAIL per quantity."""
     from rich.table import Table
 
     console.print(f"[bold]jaccli check[/bold] {model.path}")
-    console.print(f"model: {describe_model(model)}; {n_points} points; analytic in {dtype}, "
-                  f"finite differences in float64")
-    table = Table(title_justify="left")
-    for header_name in ("quantity", "method", "max abs err", "max rel err", "error est.",
-                        "time (s)", "result"):
+    console.print(f"model: {describe_model(model)}; {report.n_points:,} points; analytic in "
+                  f"{dtype}, finite differences in float64", soft_wrap=True)
+    for quantity, (n_at, n_points, n_params, n_all) in report.samples.items():
+        if (n_at, n_params) != (n_points, n_all):
+            console.print(f"{quantity}: a seeded sample of {n_at:,} of {n_points:,} points and "
+                          f"{n_params:,} of {n_all:,} parameters (--all for every one)", soft_wrap=True)
+    table = Table()
+    headers = ("quantity", "method", "max abs err", "max rel err", "error est.", "checked",
+               "skipped", "time (s)", "result")
+    for header_name in headers:
         table.add_column(header_name, justify="left" if header_name in ("quantity", "method", "result") else "right")
 
     def num(value, spec_=".2e"):
         return "" if value is None else format(value, spec_)
 
-    for row in rows:
+    for row in report.rows:
         status = row.get("status", "")
         styled = {"PASS": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]"}.get(status, status)
         table.add_row(row["quantity"], row["method"], num(row.get("max_abs_error")),
                       num(row.get("max_rel_error")), num(row.get("error_estimate")),
+                      num(row.get("n_checked"), ","), num(row.get("n_skipped"), ","),
                       num(row.get("seconds"), ".4f"), styled)
     console.print(table)
-    console.print(f"tolerance: |analytic - richardson| <= {tol:g} x (largest |derivative| of the "
-                  f"output) + 3 x error estimate; value: {value_tol:g} x largest |reference|")
-    for quantity, res in failures:
-        console.print(describe_failure(model, quantity, res))
+    tolerance = (f"tolerance: |analytic - richardson| <= {report.tol:g} x (largest |derivative| "
+                 f"of the output) + 3 x error estimate")
+    if report.value_tol is not None:
+        tolerance += f"; value: {report.value_tol:g} x largest |reference|"
+    console.print(tolerance, soft_wrap=True)
+    if report.n_skipped:
+        console.print(f"skipped: {report.n_skipped:,} element(s) whose difference stencil crosses "
+                      f"a kink (a relu unit changes side within the steps) and disagrees: "
+                      f"finite differences do not measure the derivative there", soft_wrap=True)
+    for quantity, res in report.failures:
+        console.print(describe_failure(model, quantity, res), soft_wrap=True)
 
 
 def describe_failure(model, quantity, res):
