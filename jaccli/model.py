@@ -65,6 +65,9 @@ QUANTITIES = {
 CHUNK_BYTES = 1 << 22
 MIN_CHUNK, MAX_CHUNK = 256, 2048
 CHUNK_RESULT_BYTES = 1 << 25
+#: A chunk's scratch, in buffers of its widest size (activations, their two
+#: derivatives, tangents, adjoints and temporaries; measured: 4-9 on 8-64-64-1).
+SCRATCH_BUFFERS = 8
 
 
 @dataclass
@@ -151,6 +154,31 @@ class Model:
         result_floats = int(np.prod(self.result_shape(quantity, 1)))
         return max(1, min(chunk, CHUNK_RESULT_BYTES // (result_floats * itemsize)))
 
+    def chunk_points(self, quantity, requested=None, n_points=None):
+        """Points per chunk: the default (``chunk_size_for``), or ``requested``
+        (--chunk-size) if the chunks in flight fit the memory budget of results
+        (jaccli.limits); a chunk that does not is refused, naming what fits."""
+        from jaccli.engine.chunks import default_threads
+        from .limits import check_memory, memory_budget
+
+        if not requested:
+            return self.chunk_size_for(quantity)
+        requested = int(requested)
+        chunk = requested if n_points is None else max(1, min(requested, n_points))
+        n_chunks = 1 if n_points is None else -(-n_points // chunk)
+        most = 2 * default_threads()  # chunks in flight at most: engine.chunks.iter_chunks
+        in_flight = min(n_chunks, most)
+        per_point = np.dtype(DTYPES[self.dtype]).itemsize * (
+            SCRATCH_BUFFERS * QUANTITIES[quantity].floats_per_point(self)
+            + int(np.prod(self.result_shape(quantity, 1))) + self.n_inputs)
+        budget = memory_budget()
+        fits = "" if budget is None else \
+            f"chunks of about {max(budget // (per_point * most), 1):,} points fit; "
+        check_memory(in_flight * chunk * per_point, f"--chunk-size {requested:,}: {in_flight} "
+                     f"chunk(s) of {chunk:,} points for {quantity}", f"{fits}use a smaller "
+                     f"--chunk-size, or leave it out (the default is sized for the cache)")
+        return requested
+
     def result_shape(self, quantity, n_points):
         """The shape of the whole result of ``quantity`` at ``n_points`` points."""
         return QUANTITIES[quantity].shape(self, n_points)
@@ -179,11 +207,10 @@ class Model:
         from jaccli.engine.chunks import default_threads, run_chunks
 
         points = self.as_points(X)
-        chunk = chunk_size
-        if not chunk:  # the default, and at least 4 chunks per worker for load balance
+        chunk = self.chunk_points(quantity, chunk_size, len(points))
+        if not chunk_size:  # the default, and at least 4 chunks per worker for load balance
             workers = threads or default_threads()
-            chunk = min(self.chunk_size_for(quantity), max(MIN_CHUNK, -(-len(points) // (4 * workers))))
-        chunk = int(chunk)
+            chunk = min(chunk, max(MIN_CHUNK, -(-len(points) // (4 * workers))))
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
 
         def work(start, stop, workspace):
@@ -194,7 +221,7 @@ class Model:
 
     def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
         """Stream: yield (start, result of ``quantity``) chunk by chunk, in order (``map_chunks``)."""
-        chunk = int(chunk_size or self.chunk_size_for(quantity))
+        chunk = self.chunk_points(quantity, chunk_size, len(points))
 
         def compute(x, workspace):
             return self.compute_chunk(quantity, x, work=workspace)

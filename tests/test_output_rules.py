@@ -146,3 +146,26 @@ def test_point_counts_have_thousands_separators(tmp_path):
               "-o", tmp_path / "v.npy")
     assert res.exit_code == 0, res.output
     assert "1,000,000 points in " in res.stderr
+
+
+def test_a_chunk_is_held_to_the_memory_budget(tmp_path, monkeypatch):
+    import os
+
+    import jaccli
+    from jaccli.errors import ResourceError
+
+    np.save(tmp_path / "p.npy", np.random.default_rng(5).uniform(-1, 1, size=(20_000, 2)))
+    model = os.path.join(SAMPLES, "sincos.npz")
+    base = ["hessdiag", model, "--points", tmp_path / "p.npy", "-o", tmp_path / "h.npy", "-q"]
+    env = {"JACCLI_MAX_MEMORY": "4M"}
+    res = run(*base, "--chunk-size", "1000000000", env=env)
+    assert res.exit_code == 2
+    assert res.stderr.startswith("Error: --chunk-size 1,000,000,000: 1 chunk(s) of 20,000 points "
+                                 "for hessdiag would take ")
+    assert "the limit is 4.0 MiB (JACCLI_MAX_MEMORY); chunks of about " in res.stderr
+    assert len(res.stderr.splitlines()) == 1 and not (tmp_path / "h.npy").exists()
+    assert run(*base, env=env).exit_code == 0  # the default chunk fits
+    assert run(*base, "--chunk-size", "100", env=env).exit_code == 0
+    monkeypatch.setenv("JACCLI_MAX_MEMORY", "4M")
+    with pytest.raises(ResourceError, match="--chunk-size 1,000,000,000"):
+        jaccli.load(model).hessdiag(np.zeros((20_000, 2)), chunk_size=10 ** 9)

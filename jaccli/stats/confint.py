@@ -340,7 +340,7 @@ def _fit_model(model, X_train, Y_train, chunk_size):
     N, m = Y_train.shape
     masks = output_parameter_masks(model)
     check_factor_memory(int(masks.sum(axis=1).max()), m)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(X_train))
     accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
@@ -403,7 +403,7 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
     """Yield (start, (c, m, 6) intervals) chunk by chunk, in order: ``points`` may be
     read lazily (a large file streams); each chunk is checked for finite numbers."""
     level = check_level(level)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(points))
 
     def compute(x, workspace):
         return model_intervals(model, fit, x, level, workspace)
