@@ -10,14 +10,23 @@
 from .errors import JaccliError
 
 __version__ = "0.1.0"
-__all__ = ["load", "confint", "check", "JaccliError", "__version__"]
+__all__ = ["load", "Model", "confint", "check", "JaccliError", "__version__"]
 
 
 def load(path, spec=None, dtype="float64"):
-    """Load a model file; ``spec`` is a YAML path, or None to discover it."""
+    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to discover it."""
     from .model import load as _load  # numpy and h5py load only when needed
 
     return _load(path, spec=spec, dtype=dtype)
+
+
+def __getattr__(name):
+    """``jaccli.Model`` (with ``Model.from_arrays``), imported on first use."""
+    if name == "Model":
+        from .model import Model
+
+        return Model
+    raise AttributeError(f"module 'jaccli' has no attribute {name!r}")
 
 
 def confint(model, train, points, level=0.95, targets=None, chunk_size=None):

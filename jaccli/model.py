@@ -92,6 +92,30 @@ class Model:
         self.path = path
         self.dtype = dtype
 
+    @staticmethod
+    def from_arrays(kernels, biases, activations, layout="in_out", inputs=None, outputs=None,
+                    input_scaling=None, output_scaling=None, dtype="float64"):
+        """A model from in-memory tensors, checked as a weight file and its spec are.
+
+        ``kernels``: one 2-D array per layer, (in, out) for layout in_out, (out, in)
+        for out_in (PyTorch's nn.Linear.weight); ``biases``: one 1-D array or None
+        per layer, or None for no biases; ``activations``: one per layer, a name
+        or a dict such as {"activation": "leaky_relu", "alpha": 0.2}; ``inputs``,
+        ``outputs``: names or a count; ``input_scaling``, ``output_scaling``:
+        {"offset": [...], "scale": [...]}. The parameters are named W0, b0, W1, ...
+        """
+        return _from_arrays(kernels, biases, activations, layout, inputs, outputs,
+                            input_scaling, output_scaling, dtype)
+
+    def __repr__(self):
+        return f"<jaccli.Model {self.architecture}, {self.n_parameters} parameters>"
+
+    @property
+    def architecture(self):
+        """The layers in one line: '2 in -> 32 tanh -> 1 linear'."""
+        return " -> ".join([f"{self.n_inputs} in"] + [
+            f"{layer.kernel.shape[1]} {layer.activation.name}" for layer in self.network.layers])
+
     # -- the contract's API
     @property
     def parameters(self):
@@ -418,7 +442,51 @@ def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
 
 
 def load(path, spec=None, dtype="float64"):
-    """Load a model file; ``spec`` is a YAML path, or None to find the spec beside it
-    (or inside it) as the command line does."""
-    parsed, store = load_spec_and_tensors(str(path), None if spec is None else str(spec))
+    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to
+    find the spec beside the file (or inside it) as the command line does."""
+    parsed, store = load_spec_and_tensors(str(path), spec)
     return build_model(parsed, store, dtype)
+
+
+ARRAYS_SOURCE = "Model.from_arrays"
+
+
+def _from_arrays(kernels, biases, activations, layout, inputs, outputs, input_scaling,
+                 output_scaling, dtype):
+    """``Model.from_arrays``: a spec and a tensor store built in memory, then ``build_model``."""
+    from jaccli.formats.spec import parse_spec
+    from jaccli.formats.tensors import TensorStore
+
+    kernels = list(kernels)
+    biases = [None] * len(kernels) if biases is None else list(biases)
+    activations = [activations] if isinstance(activations, (str, dict)) \
+        else list(activations)
+    if not kernels or not len(kernels) == len(biases) == len(activations):
+        raise JaccliError(f"{ARRAYS_SOURCE}: {len(kernels)} kernels, {len(biases)} biases and "
+                          f"{len(activations)} activations: give one of each per layer (at least one)")
+    tensors, layers = {}, []
+    for i, (kernel, bias, activation) in enumerate(zip(kernels, biases, activations)):
+        layer = dict(activation) if isinstance(activation, dict) else {"activation": activation}
+        tensors[f"W{i}"] = kernel
+        layer["weight"] = f"W{i}"
+        layer["bias"] = None if bias is None else f"b{i}"
+        if bias is not None:
+            tensors[f"b{i}"] = bias
+        layers.append(layer)
+    data = {"layout": layout, "layers": layers}
+    for key, value in (("inputs", inputs), ("outputs", outputs),
+                       ("input_scaling", input_scaling), ("output_scaling", output_scaling)):
+        if value is not None:
+            data[key] = value
+    spec = parse_spec(data, ARRAYS_SOURCE)
+    store = TensorStore(ARRAYS_SOURCE, lambda name: _as_array(tensors.get(name), name), list(tensors))
+    return build_model(spec, store, dtype)
+
+
+def _as_array(value, name):
+    if value is None:
+        return None
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise JaccliError(f"{ARRAYS_SOURCE}: tensor '{name}' is not an array ({exc})") from None

@@ -63,10 +63,7 @@ def warn(console, message):
 
 
 def describe_model(model):
-    names = [f"{model.n_inputs} in"]
-    for layer in model.network.layers:
-        names.append(f"{layer.kernel.shape[1]} {layer.activation.name}")
-    return " -> ".join(names) + f"  ({model.n_parameters} parameters)"
+    return f"{model.architecture}  ({model.n_parameters} parameters)"
 
 
 def _number(value):

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.formats.folding import checked_tensor
-from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
+from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -308,14 +308,15 @@ def sibling_spec_paths(path):
 def load_spec_and_tensors(path, spec_path=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
-    The spec is the first found of: ``spec_path`` (--spec), a spec file beside
-    the model (``sibling_spec_paths``), the spec embedded in the weight file,
-    a Keras model's own configuration.
+    The spec is the first found of: ``spec_path`` (--spec; from Python also a
+    dict or a YAML text, ``spec.spec_from``), a spec file beside the model
+    (``sibling_spec_paths``), the spec embedded in the weight file, a Keras
+    model's own configuration.
     """
     store, embedded, keras = open_weight_file(path)
     try:
         if spec_path is not None:
-            spec = read_spec_file(spec_path)
+            spec = spec_from(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
             if siblings:
