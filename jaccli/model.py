@@ -83,8 +83,9 @@ class ParameterInfo:
 
 class Model:
     def __init__(self, network, input_names, output_names, parameters, layout,
-                 path="", dtype="float64"):
+                 path="", dtype="float64", spec_source=""):
         self.network = network
+        self.spec_source = spec_source  # where the architecture came from (a file, a dict...)
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.parameter_table: List[ParameterInfo] = parameters
@@ -115,6 +116,33 @@ class Model:
         """The layers in one line: '2 in -> 32 tanh -> 1 linear'."""
         return " -> ".join([f"{self.n_inputs} in"] + [
             f"{layer.kernel.shape[1]} {layer.activation.name}" for layer in self.network.layers])
+
+    def describe(self):
+        """What ``jaccli info`` says, as plain data (JSON-ready): the model, its
+        inputs and outputs, layers, parameter table and scalings, and where the
+        spec came from. A scaling that changes nothing is None."""
+        net = self.network
+
+        def scaling(offset, scale):
+            if not offset.any() and (scale == 1).all():
+                return None
+            return {"offset": offset.astype(float).tolist(), "scale": scale.astype(float).tolist()}
+
+        return {
+            "model": self.path,
+            "spec": self.spec_source,
+            "inputs": list(self.input_names),
+            "outputs": list(self.output_names),
+            "layout": self.layout,
+            "layers": [{"units": int(layer.kernel.shape[1]), "activation": layer.activation.name,
+                        **{k: float(v) for k, v in layer.params.items()},
+                        "bias": layer.bias is not None} for layer in net.layers],
+            "input_scaling": scaling(net.in_offset, 1.0 / net.in_inv_scale),
+            "output_scaling": scaling(net.out_offset, net.out_scale),
+            "parameters": [{"name": p.name, "shape": list(p.shape), "offset": p.offset,
+                            "size": p.size} for p in self.parameter_table],
+            "n_parameters": self.n_parameters,
+        }
 
     # -- the contract's API
     @property
@@ -317,7 +345,7 @@ class Model:
         network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
-                     self.layout, self.path, self.dtype)
+                     self.layout, self.path, self.dtype, self.spec_source)
 
 
 def check_finite_points(points, source, first_row=0):
@@ -372,7 +400,7 @@ def build_model(spec, store, dtype="float64"):
     network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
                       out_offset.astype(np_dtype), out_scale.astype(np_dtype))
     return Model(network, input_names, output_names, parameters, spec.layout,
-                 path=store.path, dtype=dtype)
+                 path=store.path, dtype=dtype, spec_source=spec.source)
 
 
 def _checked_tensors(spec, store):

@@ -23,13 +23,13 @@ def model_options(func):
 
 def compute_options(func):
     @model_options
-    @click.option("--points", "-p", "points_path", type=str, default=None,
+    @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
                   help="Points file: .csv, .tsv/.txt, .npy, or - for CSV on standard input.")
     @click.option("--at", "at", type=str, default=None,
                   help="One point inline, e.g. --at 1,2.5.")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
                   help="Points per batch (default: chosen from the layer widths).")
-    @click.option("-o", "--output", type=str, default=None,
+    @click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
                   help="Output file: .csv, .tsv, .npy or .npz (default: CSV on standard output).")
     @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz"]),
                   default=None, help="Output format, overriding the extension of -o.")

@@ -11,14 +11,14 @@ from .options import compute_options, input_paths, load_model, load_points, npz_
 
 @click.command()
 @compute_options
-@click.option("--train", "-t", "train_path", type=str, required=True,
+@click.option("--train", "-t", "train_path", type=click.Path(allow_dash=True), required=True,
               help="Training file (.csv, .tsv/.txt, .npy, or -): the inputs and the targets.")
 @click.option("--level", type=float, default=0.95, show_default=True,
               help="Confidence level, strictly between 0 and 1.")
 @click.option("--target", "targets", multiple=True, metavar="COLUMN",
               help="Training-file column of each output's target, in output order "
                    "(default: the spec's output names). Repeat for several outputs.")
-@click.option("--leverage", "leverage_path", type=str, default=None,
+@click.option("--leverage", "leverage_path", type=click.Path(allow_dash=True), default=None,
               help="Also write, per training point and output: residual, leverage h_kk, "
                    "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
 def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
