@@ -45,14 +45,17 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
 
 
 def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
-          numeric_model=None, chunk_size=None):
+          numeric_model=None, chunk_size=None, sample=True):
     """Analytic derivatives of ``model`` against finite differences at ``points``.
 
     ``what``: jacobian, hessdiag, params, value (a list or comma-separated;
     default: the first three, plus value when ``reference`` outputs (N, m) are
-    given). Returns a ``CheckReport``: ``rows`` (one per quantity and method),
-    ``failures``, ``passed``.
+    given). ``sample``: params at a seeded sample of points and parameters
+    (False: all of them). Returns a ``CheckReport``: ``rows`` (one per
+    quantity and method), ``failures``, ``passed``, ``n_skipped`` (elements
+    whose difference stencil crosses a relu kink), ``samples``.
     """
     from jaccli.stats.check import check as _check
 
-    return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size)
+    return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size,
+                  sample=sample)

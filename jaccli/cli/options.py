@@ -33,7 +33,8 @@ def compute_options(func):
                   help="Output file: .csv, .tsv, .npy or .npz (default: CSV on standard output).")
     @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz"]),
                   default=None, help="Output format, overriding the extension of -o.")
-    @click.option("--quiet", "-q", is_flag=True, help="No summary on standard error.")
+    @click.option("--quiet", "-q", is_flag=True,
+                  help="No summary on standard error (warnings are still printed).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
