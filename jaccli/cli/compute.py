@@ -6,7 +6,8 @@ import warnings
 
 import click
 
-from .options import compute_options, input_paths, load_model, load_points, model_options, npz_extras
+from .options import (compute_options, input_paths, load_model, load_points, model_options,
+                      npz_extras, one_stdin)
 
 
 @click.command()
@@ -47,8 +48,8 @@ def info(model, spec, dtype, as_json):
     out.write(f"total\t\t\t{facts['n_parameters']}\n")
 
 
-def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
-                 output, fmt, quiet):
+def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
+                 chunk_size, output, fmt, quiet):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
     from jaccli.io.columns import column_names
     from ..model import check_finite_points
@@ -56,10 +57,11 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_s
     from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
 
+    one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    points, source = load_points(model, points_path, at)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     if not is_streamed(points):  # a file read whole is checked whole, up front
         check_finite_points(points, source)
         model.in_dtype(points, source)

@@ -414,45 +414,40 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
 # --- the training file ---------------------------------------------------------------
 
 
-def read_training_set(path, input_names, target_names, stdin=None):
-    """(X (N, n), Y (N, m)) from a training file, read as a points file with the
-    targets as extra columns: a header naming the inputs and the targets (other
-    columns ignored), or exactly n + m columns, the inputs then the targets."""
+def read_training_set(path, model, targets=None, stdin=None, fmt=None, columns=None):
+    """(X (N, n), Y (N, m)) from a training file (``-``: ``stdin``), by the points'
+    column rule (``io.selection``): the inputs, picked by ``columns``
+    (--train-columns) or by header name, then the targets, picked by ``targets``
+    (--target: names or numbers from 1) or named as the spec's outputs; with no
+    header, exactly n + m columns, the inputs then the targets."""
+    from jaccli.io.points import input_columns, open_points
+    from jaccli.io.selection import Wanted, placeholder_names
     from jaccli.model import check_finite_points
-    from jaccli.io.points import MissingColumns, read_points
 
-    input_names, target_names = list(input_names), list(target_names)
-    try:
-        table = read_points(path, input_names, stdin, extra_names=target_names)
-    except MissingColumns as exc:
-        raise JaccliError(
-            f"{path}: no target column {', '.join(repr(n) for n in exc.missing)} (the header "
-            f"has {', '.join(exc.header)}); name the targets as the spec's outputs or "
-            f"choose the columns with --target") from None
-    except JaccliError as exc:
-        raise JaccliError(
-            f"{exc} (a training file holds the inputs and the targets: "
-            f"{', '.join(input_names)} then {', '.join(target_names)})") from None
-    table = np.asarray(table, dtype=np.float64)
-    n = len(input_names)
-    source = "<stdin>" if path == "-" else path
-    check_finite_points(table, source)
-    return table[:, :n], table[:, n:]
+    inputs = input_columns(model.input_names, columns, option="--train-columns")
+    outputs = list(model.output_names)
+    wanted_targets = Wanted(outputs, what="target", picks=list(targets) if targets else None,
+                            option="--target",
+                            placeholders=not targets and placeholder_names(outputs, "y"))
+    table = open_points(path, fmt, stdin)
+    data = np.asarray(table.take([inputs, wanted_targets]), dtype=np.float64)
+    check_finite_points(data, table.source)
+    return data[:, :model.n_inputs], data[:, model.n_inputs:]
 
 
-def training_set(model, train, targets=None, stdin=None):
+def training_set(model, train, targets=None, stdin=None, fmt=None, columns=None):
     """(X (N, n), Y (N, m)) from ``train``: a training file's path (``-``: ``stdin``)
     or an (X, Y) pair. ``targets``: the file's target column of each output, in
-    output order (default: the model's output names)."""
-    target_names = list(targets) if targets else list(model.output_names)
-    if len(target_names) != model.n_outputs:
-        raise JaccliError(f"--target given {len(target_names)} time(s); the model has "
+    output order (default: the model's output names); ``fmt`` and ``columns``:
+    the file's format and its input columns (see ``read_training_set``)."""
+    if targets and len(targets) != model.n_outputs:
+        raise JaccliError(f"--target given {len(targets)} time(s); the model has "
                           f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
                           f"give one target column per output, in that order")
     if isinstance(train, (tuple, list)):
         X_train = model.as_points(train[0], "the training set")
         return X_train, np.asarray(train[1], dtype=np.float64).reshape(len(X_train), -1)
-    return read_training_set(str(train), model.input_names, target_names, stdin)
+    return read_training_set(str(train), model, targets, stdin, fmt, columns)
 
 
 @dataclass
