@@ -135,6 +135,9 @@ def test_summary_titles_have_no_trailing_spaces_and_hessian_pairs_once(tmp_path)
     train = os.path.join(SAMPLES, "noisy_train.csv")
     res = run("confint", os.path.join(SAMPLES, "noisy.npz"), "--train", train, "--at", "0,0")
     assert all(line == line.rstrip() for line in res.stderr.splitlines())
+    res = run("sensitivity", model, "--points", os.path.join(SAMPLES, "sincos_points.csv"))
+    assert res.exit_code == 0, res.output
+    assert all(line == line.rstrip() for line in res.stderr.splitlines())
 
 
 def test_point_counts_have_thousands_separators(tmp_path):

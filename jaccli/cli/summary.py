@@ -54,6 +54,15 @@ def warn(console, message):
     console.print(Text.assemble(("warning", "yellow"), f": {message}"), soft_wrap=True)
 
 
+def titled_table(console, title):
+    """A table whose title is printed now, on its own line: rich's own table title is
+    padded with spaces to the table's width."""
+    from rich.table import Table
+
+    console.print(title, soft_wrap=True)
+    return Table()
+
+
 def describe_model(model):
     return f"{model.architecture}  ({model.n_parameters} parameters)"
 
@@ -64,7 +73,6 @@ def _number(value):
 
 def print_summary(console, model, command, columns, stats, n_points, seconds, groups):
     """``groups``: list of (title, column indices) — one table per output."""
-    from rich.table import Table
 
     console.print(f"[bold]jaccli {command}[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
@@ -76,8 +84,7 @@ def print_summary(console, model, command, columns, stats, n_points, seconds, gr
     ranked = len(groups) > 1 or len(groups[0][1]) > 1
     for title, indices in groups:
         order = sorted(indices, key=lambda i: -stats.mean_abs[i]) if ranked else list(indices)
-        console.print(title)  # not the table's title: rich pads that to the table's width
-        table = Table()
+        table = titled_table(console, title)
         for header in ("rank", "column", "mean", "std", "min", "max", "mean |.|"):
             table.add_column(header, justify="left" if header == "column" else "right")
         for rank, i in enumerate(order[:MAX_ROWS], 1):
@@ -119,7 +126,6 @@ class LazyProgress:
 def print_fit_summary(console, model, fit, train_path, n_points, level, seconds):
     """The least-squares fit behind ``confint``: rank, conditioning, s, leverages."""
     import numpy as np
-    from rich.table import Table
 
     from jaccli.stats import confint as ci
 
@@ -127,8 +133,7 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     console.print(f"model: {describe_model(model)}")
     console.print(f"training set: {train_path} ({fit.residuals.shape[0]:,} points); "
                   f"{n_points:,} query points; level {level:g}; {seconds:.3f} s")
-    console.print("least-squares fit (SVD of Z = dy/dtheta at the training inputs)")
-    table = Table()
+    table = titled_table(console, "least-squares fit (SVD of Z = dy/dtheta at the training inputs)")
     table.add_column("")
     for y in model.output_names:
         table.add_column(y, justify="right")
@@ -220,7 +225,6 @@ def print_sensitivity_summary(console, model, result, seconds):
     """Per output: inputs sorted by nu, a bar per input (its share of sum nu), the
     bootstrap interval and the Sobol' bound."""
     from rich.bar import Bar
-    from rich.table import Table
 
     n = result.n_points
     console.print(f"[bold]jaccli sensitivity[/bold] {model.path}")
@@ -238,7 +242,7 @@ def print_sensitivity_summary(console, model, result, seconds):
         order = np.argsort(-nu, kind="stable")
         finite = result.nu[k][np.isfinite(result.nu[k])]
         top = finite.max() if finite.size and finite.max() > 0 else 1.0
-        table = Table(title=f"{output}  (Var {_g(result.output_variance[k])})", title_justify="left")
+        table = titled_table(console, f"{output}  (Var {_g(result.output_variance[k])})")
         for header in ("input", "nu = E(dy/dx)^2", f"{result.level:.0%} CI", "share", "",
                        "E|dy/dx|", "E dy/dx", "S_T <="):
             table.add_column(header, justify="left" if header in ("input", "") else "right")
