@@ -6,8 +6,8 @@ import warnings
 
 import click
 
-from .options import (compute_options, input_paths, load_model, load_points, model_options,
-                      npz_extras, one_stdin)
+from jaccli.cli.options import (compute_options, input_paths, load_model, load_points,
+                                model_options, npz_extras, one_stdin)
 
 
 @click.command()
@@ -54,7 +54,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
                  chunk_size, output, fmt, quiet):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
     from jaccli.io.columns import column_names
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format

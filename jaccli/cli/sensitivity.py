@@ -6,8 +6,8 @@ import warnings
 
 import click
 
-from ..errors import JaccliError
-from .options import compute_options, input_paths, load_model, load_points, one_stdin
+from jaccli.errors import JaccliError
+from jaccli.cli.options import compute_options, input_paths, load_model, load_points, one_stdin
 
 # The table has text columns: -o and --format offer only the formats that can hold it.
 SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
@@ -47,10 +47,10 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
       jaccli sensitivity sample_models/screen7.npz \\
           --points sample_models/screen7_points.csv --bounds uniform:0:1
     """
-    from .summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
-    from ..io.writers import check_output_path, output_format
-    from ..stats.sensitivity import SensitivityAccumulator
-    from ..stats.sensitivity import sensitivity as run
+    from jaccli.cli.summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
+    from jaccli.io.writers import check_output_path, output_format
+    from jaccli.stats.sensitivity import SensitivityAccumulator
+    from jaccli.stats.sensitivity import sensitivity as run
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
@@ -88,7 +88,7 @@ def write_table(result, output, fmt):
     (m, n, fields) with the names, the bounds' kinds and the settings beside them."""
     import numpy as np
 
-    from ..io.writers import open_writer
+    from jaccli.io.writers import open_writer
 
     columns = result.COLUMNS
     m, n = len(result.output_names), len(result.input_names)

@@ -5,9 +5,9 @@ import time
 
 import click
 
-from ..errors import JaccliError
-from .options import (POINT_FORMATS, TABLE_FORMATS, compute_options, input_paths, load_model,
-                      load_points, npz_extras, one_stdin, open_point_table)
+from jaccli.errors import JaccliError
+from jaccli.cli.options import (POINT_FORMATS, TABLE_FORMATS, compute_options, input_paths,
+                                load_model, load_points, npz_extras, one_stdin, open_point_table)
 
 
 @click.command()
@@ -48,11 +48,11 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     import numpy as np
 
     from jaccli.stats import confint as ci
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import print_fit_summary, stderr_console, warn
     from jaccli.io.writers import check_output_room, open_writer
-    from .compute import write_chunks
+    from jaccli.cli.compute import write_chunks
 
     level = ci.check_level(level)
     one_stdin(spec=spec, train=train_path, points=points_path)
@@ -163,7 +163,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     import numpy as np
 
     from jaccli.stats import check as checking
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.cli.summary import print_check_report, stderr_console
     from jaccli.io.writers import TableWriter, check_output_path, output_format
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..stats.moments import Moments
+from jaccli.stats.moments import Moments
 
 MAX_ROWS = 15
 

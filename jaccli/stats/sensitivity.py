@@ -44,10 +44,10 @@ from typing import List
 
 import numpy as np
 
-from .confint import check_level
-from .moments import Moments
-from ..errors import JaccliError
-from ..limits import check_memory
+from jaccli.errors import JaccliError
+from jaccli.limits import check_memory
+from jaccli.stats.confint import check_level
+from jaccli.stats.moments import Moments
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -426,7 +426,7 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     if given, is called with the number of points done after each chunk.
     Returns a ``SensitivityResult``.
     """
-    from ..io.points import is_streamed, read_points
+    from jaccli.io.points import is_streamed, read_points
 
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
