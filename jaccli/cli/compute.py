@@ -7,7 +7,7 @@ import warnings
 import click
 
 from jaccli.cli.options import (compute_options, input_paths, load_model, load_points,
-                                model_options, npz_extras, one_stdin)
+                                model_options, npz_extras, one_stdin, written_whole)
 
 
 @click.command()
@@ -99,17 +99,14 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     non_finite = 0
     try:
-        for start, result in chunks:
-            rows = result.reshape(len(result), -1)
-            writer.write(start, rows)
-            if stats is not None:
-                stats.update(rows)
-            non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-            progress.advance(start + len(rows))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+        with written_whole(writer):
+            for start, result in chunks:
+                rows = result.reshape(len(result), -1)
+                writer.write(start, rows)
+                if stats is not None:
+                    stats.update(rows)
+                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+                progress.advance(start + len(rows))
     finally:
         progress.close()
     return non_finite

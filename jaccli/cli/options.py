@@ -1,5 +1,6 @@
-"""What every command shares: its options, and loading the model and the points."""
+"""What every command shares: its options, loading the model and the points, writing whole."""
 
+import contextlib
 import functools
 import os
 import stat
@@ -159,3 +160,15 @@ def npz_extras(model, points, fields=None, level=None):
         return arrays
 
     return extras
+
+
+@contextlib.contextmanager
+def written_whole(writer):
+    """Commit ``writer`` when the block ends, abort it on any error (Ctrl-C too):
+    an output is written whole or not at all."""
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise

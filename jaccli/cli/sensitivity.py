@@ -7,7 +7,8 @@ import warnings
 import click
 
 from jaccli.errors import JaccliError
-from jaccli.cli.options import compute_options, input_paths, load_model, load_points, one_stdin
+from jaccli.cli.options import (compute_options, input_paths, load_model, load_points, one_stdin,
+                                written_whole)
 
 # The table has text columns: -o and --format offer only the formats that can hold it.
 SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
@@ -99,15 +100,10 @@ def write_table(result, output, fmt):
               "level": np.array(result.level), "bootstrap": np.array(result.bootstrap),
               "seed": np.array(result.seed), "n_points": np.array(result.n_points)}
     shape = (m * n, len(columns)) if fmt in ("csv", "tsv") else table.shape
-    writer = open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
-                         stdout=sys.stdout)
-    try:
+    with written_whole(open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
+                                   stdout=sys.stdout)) as writer:
         if fmt == "npz":
             writer.write(0, table)
         else:
             writer.write_cells([[row[c] for c in columns] for row in result.rows()])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
 

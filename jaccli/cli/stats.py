@@ -7,7 +7,8 @@ import click
 
 from jaccli.errors import JaccliError
 from jaccli.cli.options import (POINT_FORMATS, TABLE_FORMATS, compute_options, input_paths,
-                                load_model, load_points, npz_extras, one_stdin, open_point_table)
+                                load_model, load_points, npz_extras, one_stdin, open_point_table,
+                                written_whole)
 
 
 @click.command()
@@ -183,13 +184,8 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
                             chunk_size, source, sample=not check_all)
-    writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
-    try:
+    with written_whole(TableWriter(output, fmt, report.columns, stdout=sys.stdout)) as writer:
         writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     if not quiet:
         print_check_report(stderr_console(), model, report, dtype)
     if not report.passed:
