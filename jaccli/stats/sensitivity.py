@@ -45,6 +45,7 @@ from typing import List
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.io.selection import header_index
 from jaccli.limits import check_memory
 from jaccli.stats.confint import check_level
 from jaccli.stats.moments import Moments
@@ -200,13 +201,13 @@ def parse_bounds(bounds, input_names):
                               f"inputs ({', '.join(names)}): give one per input, in that order")
         return [_parse_bound(item, item) for item in items]
     by_name = {}
-    lookup = {name.strip().lower(): name for name in names}
     for item in items:
         key, text = (part.strip() for part in item.split("=", 1))
-        name = lookup.get(key.lower())
-        if name is None:
+        index = header_index(names, key, "--bounds", "input")  # matched like a header's names
+        if index is None:
             raise JaccliError(f"--bounds {item!r}: no input named {key!r} "
                               f"(the inputs: {', '.join(names)})")
+        name = names[index]
         if name in by_name:
             raise JaccliError(f"--bounds: input {name!r} is given twice")
         by_name[name] = _parse_bound(item, text)
