@@ -2,9 +2,10 @@
 
 ``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
 (value, jacobian, param_jacobian, hessdiag, hessian, laplacian) take points
-of shape (N, n) or (n,). It turns a spec and a
-tensor store into an ``network.Network`` (kernels always in (in, out)
-orientation) and runs the engine over the points in chunks.
+of shape (N, n) or (n,). It turns a spec and a tensor store into a
+``jaccli.engine.network.Network`` (kernels always in (in, out) orientation)
+and runs the engine's sweeps (``jaccli.engine.sweeps``) over the points in
+chunks (``jaccli.engine.chunks``).
 """
 
 from dataclasses import dataclass
