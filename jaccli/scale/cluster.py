@@ -1,0 +1,207 @@
+"""The CLI's chunks on a Dask cluster: an existing scheduler, or a local one for one run.
+
+The client (the jaccli process) submits one task per block of rows and
+writes the results in order as they come back, so the writers, the checks
+and the summary are those of an in-process run. What travels:
+
+* the model, pickled once into the graph (small: weights and names, no
+  engine caches); a worker that dies is replaced and its tasks re-run;
+* the points: a worker reads its rows itself from an NPY file or a Zarr
+  store (which must be at the same path on every worker: shared storage);
+  rows of any other source (CSV, standard input, --at) are read here and
+  sent with the task;
+* the results, back to the client, in row order.
+
+At most a few tasks per worker thread are in flight, so the client's memory
+stays bounded whatever N is. A block is a whole number of chunks, computed
+with the in-process code and chunk boundaries: the results are bitwise those
+of an in-process run.
+"""
+
+import contextlib
+import logging
+import os
+
+import numpy as np
+
+from ..errors import JaccliError
+from . import require
+
+#: Seconds to wait for a scheduler to answer (JACCLI_SCHEDULER_TIMEOUT overrides).
+CONNECT_TIMEOUT = 10.0
+#: Points per task, about (a whole number of chunks): large enough that the
+#: scheduler's per-task cost (about a millisecond) is lost in the compute.
+TASK_POINTS = 1 << 16
+#: Tasks in flight per worker thread: enough to hide the round trips.
+IN_FLIGHT_PER_THREAD = 3
+
+
+def connect_timeout():
+    text = os.environ.get("JACCLI_SCHEDULER_TIMEOUT")
+    if not text:
+        return CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        raise JaccliError(f"JACCLI_SCHEDULER_TIMEOUT={text!r}: expected seconds, e.g. 10") from None
+    if not value > 0:
+        raise JaccliError(f"JACCLI_SCHEDULER_TIMEOUT={text!r}: must be positive")
+    return value
+
+
+@contextlib.contextmanager
+def dask_client(scheduler=None, workers=None):
+    """A ``distributed.Client`` for the run: on ``scheduler``, or on a local
+    cluster of ``workers`` processes (one thread and one BLAS thread each),
+    closed afterwards. None when neither is given (the run stays in-process)."""
+    if scheduler is None and workers is None:
+        yield None
+        return
+    if scheduler is not None and workers is not None:
+        raise JaccliError("give either --scheduler ADDRESS or --workers N, not both")
+    option = "--scheduler" if scheduler is not None else "--workers"
+    distributed = require("distributed", option)
+    require("dask", option)
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # failures reach the user as one line
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(_connect(distributed, scheduler))
+        else:
+            client = stack.enter_context(_local_cluster(distributed, workers))
+        yield client
+
+
+@contextlib.contextmanager
+def _connect(distributed, address):
+    timeout = connect_timeout()
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = str(exc).split("\n")[0] or type(exc).__name__
+        if isinstance(exc, (OSError, TimeoutError)):
+            reason = f"no answer within {timeout:g} s"
+        raise JaccliError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason})") from None
+    try:
+        yield client
+    finally:
+        client.close(timeout=timeout)
+
+
+@contextlib.contextmanager
+def _local_cluster(distributed, n_workers):
+    import dask
+
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    environ.update(OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, JACCLI_THREADS=1)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = distributed.LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.CRITICAL)
+    try:
+        client = distributed.Client(cluster, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def task_rows(chunk, points):
+    """Rows per task: a whole number of chunks, about TASK_POINTS."""
+    return chunk * max(1, TASK_POINTS // chunk)
+
+
+def reads_itself(points):
+    """A source the workers can open by its path (it pickles as the path)."""
+    return getattr(points, "reopens_by_path", False)
+
+
+def iter_chunks(client, model, quantities, points, chunk, source="points", progress=None):
+    """Yield ``(start, result)`` in row order, computed on the cluster.
+
+    ``result``: the quantities' rows side by side, as ``tasks.compute_rows``
+    returns them. ``progress(done)`` is called with the points computed so
+    far (finished tasks, not only the ones written). Closing the generator
+    (an error while writing, Ctrl-C) cancels the tasks still queued.
+    """
+    from .tasks import compute_slice
+
+    n_points = len(points)
+    rows = task_rows(chunk, points)
+    remote = points if reads_itself(points) else None
+    model_future = client.submit(_hold, model, pure=False)
+    threads = max(1, sum(client.nthreads().values()))
+    window = IN_FLIGHT_PER_THREAD * threads
+    starts = iter(range(0, n_points, rows))
+    pending = []  # (start, stop, future), in row order
+    yielded = 0
+
+    def submit(start):
+        stop = min(start + rows, n_points)
+        block = remote if remote is not None else np.asarray(points[start:stop], dtype=np.float64)
+        future = client.submit(compute_slice, model_future, list(quantities), block, start, stop,
+                               chunk, source, pure=False)
+        pending.append((start, stop, future))
+
+    try:
+        for start in starts:
+            submit(start)
+            if len(pending) >= window:
+                break
+        while pending:
+            start, stop, future = pending[0]
+            result = None
+            while result is None:
+                result = _result(future, start, stop, timeout=0.25)
+                if result is None and progress is not None:
+                    progress(yielded + sum(b - a for a, b, f in pending if f.done()))
+            pending.pop(0)
+            following = next(starts, None)
+            if following is not None:
+                submit(following)
+            yielded = stop
+            yield start, result
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        model_future.cancel()
+
+
+def _hold(model):
+    """The model as a task of its own: every block depends on it, and a worker
+    that dies and loses it gets it back by running this again."""
+    return model
+
+
+def _result(future, start, stop, timeout):
+    """The task's result (None if not ready within ``timeout`` s); a cluster
+    failure as one line naming the rows."""
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result(timeout=timeout)
+    except TimeoutError:
+        if not future.done():
+            return None
+        raise
+    except JaccliError:
+        raise
+    except KilledWorker:
+        raise JaccliError(f"Dask workers died repeatedly computing points {start + 1:,}-{stop:,} "
+                          f"(out of memory? see the workers' logs); the run failed") from None
+    except (OSError, TimeoutError) as exc:
+        raise JaccliError(f"lost the Dask scheduler while computing points {start + 1:,}-{stop:,} "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
+def worker_peak_memory(client):
+    """Peak resident memory (bytes) of each worker process, by address."""
+    return client.run(_peak_rss)
+
+
+def _peak_rss():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
