@@ -71,9 +71,12 @@ def _open_array(path):
     if isinstance(node, zarr.Group):
         arrays = sorted(name for name, _ in node.arrays())
         if len(arrays) != 1:
-            listed = ", ".join(arrays[:10]) or "none"
-            raise JaccliError(f"{path}: a Zarr group holding {len(arrays)} arrays ({listed}); "
-                              f"name the points array, e.g. {os.path.join(path, arrays[0] if arrays else 'points')}")
+            groups = sorted(node.group_keys())
+            inside = "; ".join(part for part in (", ".join(arrays[:10]),
+                                                 groups and f"groups {', '.join(groups[:10])}") if part)
+            example = os.path.join(path, arrays[0] if arrays else (groups or ["group"])[0] + "/ARRAY")
+            raise JaccliError(f"{path}: a Zarr group holding {len(arrays)} arrays ({inside or 'nothing'}); "
+                              f"name the points array, e.g. {example}")
         node = node[arrays[0]]
     return node
 
@@ -177,8 +180,9 @@ DIMENSIONS = {
 }
 
 
-def output_chunk_rows(shape, dtype, target=OUTPUT_CHUNK_BYTES):
-    """Rows per output chunk: about ``target`` bytes, at least one row, at most all of them."""
+def output_chunk_rows(shape, dtype):
+    """Rows per output chunk: about OUTPUT_CHUNK_BYTES, at least one row, at most all of them."""
+    target = OUTPUT_CHUNK_BYTES
     row_bytes = max(int(np.prod(shape[1:], dtype=object)) * np.dtype(dtype).itemsize, 1)
     return int(max(1, min(shape[0], target // row_bytes)))
 
