@@ -131,7 +131,7 @@ def iter_chunks(client, model, quantities, points, chunk, source="points", progr
     n_points = len(points)
     rows = task_rows(chunk, points)
     remote = points if reads_itself(points) else None
-    model_future = client.submit(_hold, model, pure=False)
+    model_future = client.submit(held, model, pure=False)
     threads = max(1, sum(client.nthreads().values()))
     window = IN_FLIGHT_PER_THREAD * threads
     starts = iter(range(0, n_points, rows))
@@ -154,7 +154,7 @@ def iter_chunks(client, model, quantities, points, chunk, source="points", progr
             start, stop, future = pending[0]
             result = None
             while result is None:
-                result = _result(future, start, stop, timeout=0.25)
+                result = task_result(future, start, stop, timeout=0.25)
                 if result is None and progress is not None:
                     progress(yielded + sum(b - a for a, b, f in pending if f.done()))
             pending.pop(0)
@@ -169,13 +169,13 @@ def iter_chunks(client, model, quantities, points, chunk, source="points", progr
         model_future.cancel()
 
 
-def _hold(model):
-    """The model as a task of its own: every block depends on it, and a worker
-    that dies and loses it gets it back by running this again."""
-    return model
+def held(value):
+    """A value (the model) as a task of its own: every block depends on it, and
+    a worker that dies and loses it gets it back by running this again."""
+    return value
 
 
-def _result(future, start, stop, timeout):
+def task_result(future, start, stop, timeout):
     """The task's result (None if not ready within ``timeout`` s); a cluster
     failure as one line naming the rows."""
     from distributed.scheduler import KilledWorker
