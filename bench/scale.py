@@ -49,19 +49,20 @@ def dask_executable(name):
 class LoopbackCluster:
     """``dask scheduler`` and ``dask worker --nworkers N`` on 127.0.0.1, for the bench."""
 
-    def __init__(self, directory, n_workers=2):
+    def __init__(self, directory, n_workers=2, environ=None):
         self.file = os.path.join(directory, "scheduler.json")
         if os.path.exists(self.file):
             os.unlink(self.file)
-        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = dict(os.environ, JACCLI_THREADS="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", **(environ or {}))
+        quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         self.scheduler = subprocess.Popen(
             dask_executable("scheduler") + ["--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                             "--scheduler-file", self.file], **quiet)
         self.workers = subprocess.Popen(
             dask_executable("worker") + ["--scheduler-file", self.file, "--nworkers", str(n_workers),
                                          "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-            env=dict(os.environ, JACCLI_THREADS="1", OMP_NUM_THREADS="1",
-                     OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1"), **quiet)
+            **quiet)
         from distributed import Client
 
         for _ in range(300):
