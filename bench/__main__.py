@@ -122,8 +122,8 @@ def contestant(framework, workload, n_points=None):
 
 def bench_engine_workload(workload, directory, rate, args):
     import jaccli
-    from jaccli import engine
-    from jaccli.parallel import run_chunks
+    from jaccli.engine import sweeps as engine
+    from jaccli.engine.chunks import run_chunks
 
     path = write_model(workload, directory)
     model = jaccli.load(path)
@@ -237,9 +237,9 @@ def bench_cli_w1(directory):
     """W1 end to end through the CLI, CSV and NPY; jaccli's CSV reading and writing
     against numpy.loadtxt + numpy.savetxt(fmt="%.17g") on the same arrays."""
     import jaccli
-    from jaccli.columns import column_names
-    from jaccli.points import read_points
-    from jaccli.writers import TableWriter
+    from jaccli.io.columns import column_names
+    from jaccli.io.points import read_points
+    from jaccli.io.writers import TableWriter
 
     workload = WORKLOADS[0]
     path = write_model(workload, directory)

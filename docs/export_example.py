@@ -1,4 +1,4 @@
-"""Makes the two models of the README's "From PyTorch" and "From scikit-learn": python docs/export_example.py (needs torch and scikit-learn)."""
+"""Makes the two models of docs/export.md ("From PyTorch", "From scikit-learn"): python docs/export_example.py (needs torch and scikit-learn)."""
 import warnings; warnings.simplefilter("ignore")
 import numpy as np, torch
 from sklearn.neural_network import MLPRegressor

@@ -3,12 +3,14 @@
     import jaccli
     model = jaccli.load("model.npz")        # spec found beside it or inside it
     model.jacobian([[1.0, 1.0]])            # (N, m, n)
+    jaccli.confint(model, "train.csv", [[0.5, 1.0]]).intervals   # (N, m, 6)
+    jaccli.check(model, [[0.5, 1.0]]).passed
 """
 
 from .errors import JaccliError
 
 __version__ = "0.1.0"
-__all__ = ["load", "JaccliError", "__version__"]
+__all__ = ["load", "confint", "check", "JaccliError", "__version__"]
 
 
 def load(path, spec=None, dtype="float64"):
@@ -16,3 +18,32 @@ def load(path, spec=None, dtype="float64"):
     from .model import load as _load  # numpy and h5py load only when needed
 
     return _load(path, spec=spec, dtype=dtype)
+
+
+def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
+    """Confidence and prediction intervals of a least-squares-fitted ``model``.
+
+    ``train``: a training file's path (the inputs and the targets) or an (X, Y)
+    pair; ``points``: (N, n) array-like or a points file's path; ``targets``:
+    the training file's column of each output (default: the output names).
+    Returns a ``ConfintResult``: ``intervals`` (N, m, 6) in the order value,
+    se, lower, upper, pred_lower, pred_upper; ``columns``; ``fit`` (per-output
+    rank, condition number, s, leverages, leave-one-out residuals).
+    """
+    from jaccli.stats.confint import confint as _confint
+
+    return _confint(model, train, points, level, targets, chunk_size)
+
+
+def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
+          numeric_model=None, chunk_size=None):
+    """Analytic derivatives of ``model`` against finite differences at ``points``.
+
+    ``what``: jacobian, hessdiag, params, value (a list or comma-separated;
+    default: the first three, plus value when ``reference`` outputs (N, m) are
+    given). Returns a ``CheckReport``: ``rows`` (one per quantity and method),
+    ``failures``, ``passed``.
+    """
+    from jaccli.stats.check import check as _check
+
+    return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size)

@@ -1,6 +1,8 @@
 """A loaded model: the checked network, its names, its parameter table.
 
-``Model`` is the Python API of contract section 7. It turns a spec and a
+``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
+(value, jacobian, param_jacobian, hessdiag, hessian, laplacian) take points
+of shape (N, n) or (n,). It turns a spec and a
 tensor store into an ``network.Network`` (kernels always in (in, out)
 orientation) and runs the engine over the points in chunks.
 """
@@ -10,12 +12,12 @@ from typing import List, Tuple
 
 import numpy as np
 
-from . import engine
-from .activations import ACTIVATIONS, SOFTMAX
+from jaccli.engine import sweeps as engine
+from jaccli.engine.activations import ACTIVATIONS
 from .errors import JaccliError
-from .network import DenseLayer, Network
-from .spec import clip
-from .weights import load_spec_and_tensors
+from jaccli.engine.network import DenseLayer, Network
+from jaccli.formats.spec import clip
+from jaccli.formats.tensors import load_spec_and_tensors
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -77,17 +79,15 @@ class ParameterInfo:
 
 
 class Model:
-    def __init__(self, network, input_names, output_names, parameters, layouts,
-                 activations, path="", dtype="float64"):
+    def __init__(self, network, input_names, output_names, parameters, layout,
+                 path="", dtype="float64"):
         self.network = network
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.parameter_table: List[ParameterInfo] = parameters
-        self.layouts = layouts  # per layer: "in_out" or "out_in", as stored
-        self.activations = activations  # per layer: (name, params)
+        self.layout = layout  # every kernel in the file: "in_out" or "out_in"
         self.path = path
         self.dtype = dtype
-        self.chunk_size = None  # points per batch; None: chosen from the layer widths
 
     # -- the contract's API
     @property
@@ -171,15 +171,15 @@ class Model:
         """One chunk: ``out`` (a view of the caller's output) is filled when given;
         ``work`` is an ``engine.Workspace`` reused from chunk to chunk by one thread."""
         if quantity == "param_jacobian":
-            return engine.param_jacobian(self.network, x, self.layouts, out=out, work=work)
+            return engine.param_jacobian(self.network, x, self.layout, out=out, work=work)
         return QUANTITIES[quantity].compute(self.network, x, out=out, work=work)
 
     def compute(self, quantity, X, chunk_size=None, threads=None):
         """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from .parallel import default_threads, run_chunks
+        from jaccli.engine.chunks import default_threads, run_chunks
 
         points = self.as_points(X)
-        chunk = chunk_size or self.chunk_size
+        chunk = chunk_size
         if not chunk:  # the default, and at least 4 chunks per worker for load balance
             workers = threads or default_threads()
             chunk = min(self.chunk_size_for(quantity), max(MIN_CHUNK, -(-len(points) // (4 * workers))))
@@ -193,23 +193,31 @@ class Model:
         return out
 
     def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
-        """Stream: yield (start, result) chunk by chunk, in order, for the CLI.
-
-        ``points`` may be read lazily (an NPY file): each chunk is read, checked (a NaN in
-        row 1,000,000 fails with its row number) and computed on a worker
-        thread while the caller writes the previous one; at most two chunks per
-        worker are in flight, so memory stays bounded whatever N is.
-        """
-        from .parallel import iter_chunks
-
+        """Stream: yield (start, result of ``quantity``) chunk by chunk, in order (``map_chunks``)."""
         chunk = int(chunk_size or self.chunk_size_for(quantity))
+
+        def compute(x, workspace):
+            return self.compute_chunk(quantity, x, work=workspace)
+
+        return self.map_chunks(compute, points, chunk, source, threads)
+
+    def map_chunks(self, compute, points, chunk, source="points", threads=None):
+        """Yield (start, compute(x, workspace)) for every chunk x of ``points``, in order.
+
+        ``points`` may be read lazily (an NPY or a large CSV file): each chunk is
+        read, checked (a NaN in row 1,000,000 fails with its row number), cast to
+        the model's dtype and computed on a worker thread while the caller
+        consumes the previous one; at most two chunks per worker are in flight,
+        so memory stays bounded whatever N is.
+        """
+        from jaccli.engine.chunks import iter_chunks
 
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)
             check_finite_points(block, source, first_row=start)
-            return self.compute_chunk(quantity, self.in_dtype(block, source, start), work=workspace)
+            return compute(self.in_dtype(block, source, start), workspace)
 
-        return iter_chunks(work, len(points), chunk, threads, engine.Workspace)
+        return iter_chunks(work, len(points), int(chunk), threads, engine.Workspace)
 
     def in_dtype(self, block, source, first_row=0):
         """The points in the model's dtype; a number float32 cannot hold is an error."""
@@ -227,8 +235,8 @@ class Model:
     # -- parameters as one flat vector (finite-difference checks, fitting)
     def parameter_vector(self):
         parts = []
-        for layer, layout in zip(self.network.layers, self.layouts):
-            kernel = layer.kernel.T if layout == "out_in" else layer.kernel
+        for layer in self.network.layers:
+            kernel = layer.kernel.T if self.layout == "out_in" else layer.kernel
             parts.append(np.asarray(kernel, dtype=np.float64).ravel())
             if layer.bias is not None:
                 parts.append(np.asarray(layer.bias, dtype=np.float64).ravel())
@@ -240,10 +248,13 @@ class Model:
             raise ValueError(f"expected {self.n_parameters} parameters, got shape {theta.shape}")
         dtype = DTYPES[self.dtype]
         layers, offset = [], 0
-        for layer, layout in zip(self.network.layers, self.layouts):
+        for layer in self.network.layers:
             d_in, d_out = layer.kernel.shape
             kernel = theta[offset:offset + d_in * d_out]
-            kernel = kernel.reshape(d_out, d_in).T if layout == "out_in" else kernel.reshape(d_in, d_out)
+            if self.layout == "out_in":
+                kernel = kernel.reshape(d_out, d_in).T
+            else:
+                kernel = kernel.reshape(d_in, d_out)
             offset += d_in * d_out
             bias = None
             if layer.bias is not None:
@@ -255,7 +266,7 @@ class Model:
         network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
-                     self.layouts, self.activations, self.path, self.dtype)
+                     self.layout, self.path, self.dtype)
 
 
 def check_finite_points(points, source, first_row=0):
@@ -295,47 +306,8 @@ def build_model(spec, store, dtype="float64"):
     if dtype not in DTYPES:
         raise JaccliError(f"unknown dtype '{dtype}' (float64 or float32)")
     source = spec.source
-    n_in = len(spec.inputs) if spec.inputs else None
-    layers, parameters, activations, offset = [], [], [], 0
-    for index, layer_spec in enumerate(spec.layers):
-        where = f"layers[{index}]"
-        kernel = store.take(layer_spec.weight)
-        if kernel.ndim != 2:
-            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
-                              f"has shape {kernel.shape}; a dense kernel is 2-D")
-        file_shape = kernel.shape
-        if kernel.size == 0:
-            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
-                              f"has shape {file_shape}; a layer needs at least one unit and input")
-        oriented = kernel.T if spec.layout == "out_in" else kernel
-        d_in, d_out = oriented.shape
-        expected_in = n_in if index == 0 else layers[-1].kernel.shape[1]
-        units = layer_spec.units
-        if (expected_in is not None and d_in != expected_in) or (units is not None and d_out != units):
-            want_in = expected_in if expected_in is not None else d_in
-            want_out = units if units is not None else d_out
-            want = (want_out, want_in) if spec.layout == "out_in" else (want_in, want_out)
-            hint = ""
-            if tuple(reversed(file_shape)) == want:
-                other = "in_out" if spec.layout == "out_in" else "out_in"
-                hint = f" (the transpose fits: is the layout {other}?)"
-            raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) has "
-                              f"shape {file_shape}; {source} (layout {spec.layout}) "
-                              f"expects {want}{hint}")
-        parameters.append(ParameterInfo(layer_spec.weight, tuple(file_shape), offset))
-        offset += kernel.size
-        bias = None
-        if layer_spec.bias is not None:
-            bias = store.take(layer_spec.bias)
-            if bias.shape != (d_out,):
-                raise JaccliError(f"{store.path}: tensor '{layer_spec.bias}' ({where} bias) has "
-                                  f"shape {bias.shape}; expected ({d_out},)")
-            parameters.append(ParameterInfo(layer_spec.bias, (d_out,), offset))
-            offset += d_out
-        activation = SOFTMAX if layer_spec.activation == SOFTMAX else ACTIVATIONS[layer_spec.activation]
-        layers.append(DenseLayer(oriented, bias, activation, dict(layer_spec.params)))
-        activations.append((layer_spec.activation, dict(layer_spec.params)))
-    n_inputs, n_outputs = layers[0].kernel.shape[0], layers[-1].kernel.shape[1]
+    tensors, parameters = _checked_tensors(spec, store)
+    n_inputs, n_outputs = tensors[0][0].shape[0], tensors[-1][0].shape[1]
     input_names = spec.inputs or [f"x{i + 1}" for i in range(n_inputs)]
     output_names = spec.outputs or [f"y{i + 1}" for i in range(n_outputs)]
     if len(output_names) != n_outputs:
@@ -344,22 +316,82 @@ def build_model(spec, store, dtype="float64"):
     in_offset, in_scale = _scalings(spec.input_scaling, n_inputs, "input_scaling", source)
     out_offset, out_scale = _scalings(spec.output_scaling, n_outputs, "output_scaling", source)
     np_dtype = DTYPES[dtype]
-    for index, (layer, layer_spec) in enumerate(zip(layers, spec.layers)):
-        with np.errstate(over="ignore"):
-            layer.kernel = np.ascontiguousarray(layer.kernel, dtype=np_dtype)
-            if layer.bias is not None:
-                layer.bias = layer.bias.astype(np_dtype)
-        for name, tensor in ((layer_spec.weight, layer.kernel), (layer_spec.bias, layer.bias)):
-            if tensor is not None and not np.isfinite(tensor).all():
-                raise JaccliError(f"{store.path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
+    layers = [_dense_layer(layer_spec, kernel, bias, store.path, index, dtype)
+              for index, (layer_spec, (kernel, bias)) in enumerate(zip(spec.layers, tensors))]
     network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
-                             out_offset.astype(np_dtype), out_scale.astype(np_dtype))
-    layouts = [spec.layout] * len(layers)
-    return Model(network, input_names, output_names, parameters, layouts, activations,
+                      out_offset.astype(np_dtype), out_scale.astype(np_dtype))
+    return Model(network, input_names, output_names, parameters, spec.layout,
                  path=store.path, dtype=dtype)
 
 
+def _checked_tensors(spec, store):
+    """Per layer (kernel in (in, out) orientation, bias or None), shapes checked in
+    order along the chain, and the parameter table in file order."""
+    tensors, parameters, offset = [], [], 0
+    expected_in = len(spec.inputs) if spec.inputs else None
+    for index, layer_spec in enumerate(spec.layers):
+        kernel, file_shape = _oriented_kernel(spec, store, index, layer_spec, expected_in)
+        parameters.append(ParameterInfo(layer_spec.weight, tuple(file_shape), offset))
+        offset += kernel.size
+        d_out = kernel.shape[1]
+        bias = None
+        if layer_spec.bias is not None:
+            bias = store.take(layer_spec.bias)
+            if bias.shape != (d_out,):
+                raise JaccliError(f"{store.path}: tensor '{layer_spec.bias}' (layers[{index}] bias) "
+                                  f"has shape {bias.shape}; expected ({d_out},)")
+            parameters.append(ParameterInfo(layer_spec.bias, (d_out,), offset))
+            offset += d_out
+        tensors.append((kernel, bias))
+        expected_in = d_out
+    return tensors, parameters
+
+
+def _oriented_kernel(spec, store, index, layer_spec, expected_in):
+    """Layer ``index``'s kernel as (in, out) and its shape in the file; a shape that
+    does not chain is an error naming what was expected (and the layout, if the
+    transpose would fit)."""
+    where = f"layers[{index}]"
+    kernel = store.take(layer_spec.weight)
+    if kernel.ndim != 2:
+        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
+                          f"has shape {kernel.shape}; a dense kernel is 2-D")
+    file_shape = kernel.shape
+    if kernel.size == 0:
+        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
+                          f"has shape {file_shape}; a layer needs at least one unit and input")
+    oriented = kernel.T if spec.layout == "out_in" else kernel
+    d_in, d_out = oriented.shape
+    units = layer_spec.units
+    if (expected_in is not None and d_in != expected_in) or (units is not None and d_out != units):
+        want_in = expected_in if expected_in is not None else d_in
+        want_out = units if units is not None else d_out
+        want = (want_out, want_in) if spec.layout == "out_in" else (want_in, want_out)
+        hint = ""
+        if tuple(reversed(file_shape)) == want:
+            other = "in_out" if spec.layout == "out_in" else "out_in"
+            hint = f" (the transpose fits: is the layout {other}?)"
+        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) has "
+                          f"shape {file_shape}; {spec.source} (layout {spec.layout}) "
+                          f"expects {want}{hint}")
+    return oriented, file_shape
+
+
+def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
+    """The layer in the model's dtype; a weight that overflows it is an error."""
+    np_dtype = DTYPES[dtype]
+    with np.errstate(over="ignore"):
+        kernel = np.ascontiguousarray(kernel, dtype=np_dtype)
+        if bias is not None:
+            bias = bias.astype(np_dtype)
+    for name, tensor in ((layer_spec.weight, kernel), (layer_spec.bias, bias)):
+        if tensor is not None and not np.isfinite(tensor).all():
+            raise JaccliError(f"{path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
+    return DenseLayer(kernel, bias, ACTIVATIONS[layer_spec.activation], dict(layer_spec.params))
+
+
 def load(path, spec=None, dtype="float64"):
-    """Load a model file (contract section 7); ``spec`` is a YAML path or None."""
+    """Load a model file; ``spec`` is a YAML path, or None to find the spec beside it
+    (or inside it) as the command line does."""
     parsed, store = load_spec_and_tensors(str(path), None if spec is None else str(spec))
     return build_model(parsed, store, dtype)

@@ -64,8 +64,8 @@ def sincos(steps=4000, seed=0):
     sys.path.insert(0, os.path.dirname(HERE))
     import jaccli
     from jaccli.model import build_model
-    from jaccli.spec import parse_spec
-    from jaccli.weights import TensorStore
+    from jaccli.formats.spec import parse_spec
+    from jaccli.formats.tensors import TensorStore
 
     rng = np.random.default_rng(seed)
     x = rng.uniform(-2, 2, size=(1000, 2))

@@ -66,10 +66,12 @@ def canonical_path():
     return os.path.join(SAMPLES, "canonical.npz")
 
 
-# CI runs the property tests derandomized, so a red build is reproducible; a
-# developer's run explores new examples every time.
+# CI (the CI environment variable set) runs the property tests derandomized, so a
+# red build is reproducible, and the fuzz tests at full strength; a developer's
+# run explores new examples every time and runs fewer fuzz examples, to stay quick.
 from hypothesis import settings as _settings  # noqa: E402
 
-_settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
-    _settings.load_profile("ci")
+# max_examples here is what a test without its own count runs (the fuzz tests).
+_settings.register_profile("ci", derandomize=True, max_examples=120)
+_settings.register_profile("local", max_examples=25)
+_settings.load_profile("ci" if os.environ.get("CI") else "local")

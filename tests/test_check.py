@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaccli import numdiff
+from jaccli.stats import numdiff
 
 from . import nets
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jaccli import activations
+from jaccli.engine import activations
 from jaccli.cli import cli
 
 from . import nets
@@ -139,3 +139,23 @@ def test_output_format_quiet_at_chunk_dtype_spec(tanh_model, tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text((tanh_model["dir"] / "net.yaml").read_text())
     assert run(*base, "--spec", spec, "--at", "0,0", "-q").exit_code == 0
+
+
+def test_python_api_check_returns_a_report(tmp_path):
+    import jaccli
+    from conftest import random_model, save_model
+
+    rng = np.random.default_rng(4)
+    spec, tensors = random_model(rng, [2, 5, 1], ["tanh", "linear"])
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    x = rng.normal(size=(4, 2))
+    report = jaccli.check(model, x)
+    assert report.passed and report.failures == []
+    assert [(r["quantity"], r["method"]) for r in report.rows][:3] == [
+        ("jacobian", "analytic"), ("jacobian", "central"), ("jacobian", "richardson")]
+    assert report.columns[0] == "quantity" and report.n_points == 4
+    wrong = model.value(x) + 1.0
+    bad = jaccli.check(model, x, what="value", reference=wrong)
+    assert not bad.passed and bad.failures[0][0] == "value"
+    with pytest.raises(jaccli.JaccliError, match="--what value needs reference outputs"):
+        jaccli.check(model, x, what=["value"])

@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 import jaccli
+import oracle
 from conftest import random_model, save_model
-from jaccli import engine, reference
+from jaccli.engine import sweeps as engine
+from jaccli.engine import reference
 from jaccli.cli import cli
 
 QUANTITIES = ["value", "jacobian", "param_jacobian", "hessdiag", "hessian", "laplacian"]
@@ -32,12 +34,18 @@ def close(actual, expected, rtol=1e-12):
 
 
 @pytest.fixture(params=range(len(ARCHITECTURES)), ids=lambda i: "-".join(ARCHITECTURES[i][1]))
-def model_and_points(request, tmp_path):
+def case(request, tmp_path):
+    """(model, points, spec dict, tensors): the spec and tensors feed the oracle."""
     widths, activations, scaling = ARCHITECTURES[request.param]
     rng = np.random.default_rng(zlib.crc32(repr(ARCHITECTURES[request.param]).encode()))
     spec, tensors = random_model(rng, widths, activations, scaling=scaling)
     model = jaccli.load(save_model(tmp_path, spec, tensors))
-    return model, rng.normal(size=(53, widths[0]))
+    return model, rng.normal(size=(53, widths[0])), spec, tensors
+
+
+@pytest.fixture
+def model_and_points(case):
+    return case[:2]
 
 
 @pytest.mark.parametrize("quantity", QUANTITIES)
@@ -77,26 +85,58 @@ def test_a_reused_workspace_gives_the_same_bits(model_and_points, quantity):
     np.testing.assert_array_equal(out, big)
 
 
-def test_fast_paths_agree_with_the_reference_paths(model_and_points):
-    model, x = model_and_points
-    net = model.network
-    close(engine.value(net, x), reference.ref_value(net, x))
-    close(engine.jacobian_forward(net, x), reference.ref_jacobian_forward(net, x))
-    close(engine.jacobian_reverse(net, x), reference.ref_jacobian_reverse(net, x))
-    close(engine.param_jacobian(net, x, model.layouts),
-          reference.ref_param_jacobian(net, x, model.layouts))
-    close(engine.hessian(net, x), reference.ref_hessian(net, x))
-    close(engine.laplacian(net, x), reference.ref_laplacian(net, x))
+# Every engine path, fast and reference, by name: (function of (net, x, layout), oracle quantity).
+ENGINE_PATHS = {
+    "value": (lambda net, x, layout: engine.value(net, x), "value"),
+    "ref_value": (lambda net, x, layout: reference.ref_value(net, x), "value"),
+    "jacobian_forward": (lambda net, x, layout: engine.jacobian_forward(net, x), "jacobian"),
+    "jacobian_reverse": (lambda net, x, layout: engine.jacobian_reverse(net, x), "jacobian"),
+    "ref_jacobian_forward": (lambda net, x, layout: reference.ref_jacobian_forward(net, x), "jacobian"),
+    "ref_jacobian_reverse": (lambda net, x, layout: reference.ref_jacobian_reverse(net, x), "jacobian"),
+    "param_jacobian": (engine.param_jacobian, "param_jacobian"),
+    "ref_param_jacobian": (reference.ref_param_jacobian, "param_jacobian"),
+    "hessdiag": (lambda net, x, layout: engine.hessdiag(net, x), "hessdiag"),
+    "hessdiag_tangent_adjoint": (lambda net, x, layout: engine.hessdiag_tangent_adjoint(net, x),
+                                 "hessdiag"),
+    "hessdiag_taylor": (lambda net, x, layout: reference.ref_hessdiag(net, x), "hessdiag"),
+    "hessian": (lambda net, x, layout: engine.hessian(net, x), "hessian"),
+    "ref_hessian": (lambda net, x, layout: reference.ref_hessian(net, x), "hessian"),
+    "laplacian": (lambda net, x, layout: engine.laplacian(net, x), "laplacian"),
+    "ref_laplacian": (lambda net, x, layout: reference.ref_laplacian(net, x), "laplacian"),
+}
 
 
-def test_hessian_diagonal_two_ways(model_and_points):
-    """Tangents + one adjoint sweep against Taylor-mode propagation: separate code paths."""
+@pytest.fixture
+def oracle_values(case):
+    model, x, spec, tensors = case
+    x = oracle.away_from_kinks(spec, tensors, x[:12])
+    hess = oracle.hessian(spec, tensors, x)
+    return model, x, {
+        "value": (oracle.forward(spec, tensors, x).real, 1e-13),
+        "jacobian": (oracle.jacobian(spec, tensors, x), 1e-9),
+        "param_jacobian": (oracle.param_jacobian(spec, tensors, x), 1e-9),
+        "hessdiag": (np.diagonal(hess, axis1=2, axis2=3), 1e-7),
+        "hessian": (hess, 1e-7),
+        "laplacian": (np.trace(hess, axis1=2, axis2=3), 1e-7),
+    }
+
+
+@pytest.mark.parametrize("path", ENGINE_PATHS)
+def test_every_engine_path_against_the_oracle(oracle_values, path):
+    """Fast and reference paths alike, softmax and not, m > n and m < n: each against
+    complex-step / finite-difference derivatives, never against each other."""
+    model, x, expected = oracle_values
+    assert len(x) >= 6  # the points kept away from kinks still test something
+    function, quantity = ENGINE_PATHS[path]
+    wanted, rtol = expected[quantity]
+    close(function(model.network, x, model.layout), wanted, rtol)
+
+
+def test_the_hessian_is_exactly_symmetric(model_and_points):
     model, x = model_and_points
-    net = model.network
-    taylor = engine.hessdiag_taylor(net, x)
-    close(engine.hessdiag_tangent_adjoint(net, x), taylor)
-    close(engine.hessdiag(net, x), taylor)
-    close(np.diagonal(engine.hessian(net, x), axis1=2, axis2=3), taylor)
+    for hess in (engine.hessian(model.network, x), reference.ref_hessian(model.network, x),
+                 model.hessian(x, chunk_size=7)):
+        np.testing.assert_array_equal(hess, np.swapaxes(hess, -1, -2))
 
 
 def test_float32_chunks(tmp_path):
@@ -113,7 +153,7 @@ def test_float32_chunks(tmp_path):
 
 
 def test_an_error_in_a_worker_reaches_the_caller():
-    from jaccli.parallel import run_chunks
+    from jaccli.engine.chunks import run_chunks
 
     seen = []
 

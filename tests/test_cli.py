@@ -325,8 +325,10 @@ def test_non_finite_results_are_reported_once(tmp_path):
     assert "RuntimeWarning" not in result.stderr
 
 
-def test_info_accepts_chunk_size():
-    assert run("info", CANONICAL, "--chunk-size", "3").exit_code == 0
+def test_info_has_no_chunk_size():
+    """info computes nothing: it takes no --chunk-size (a usage error, exit 2)."""
+    result = run("info", CANONICAL, "--chunk-size", "3")
+    assert result.exit_code == 2 and "--chunk-size" in result.stderr
 
 
 def test_layout_is_case_insensitive(tmp_path):
@@ -346,3 +348,35 @@ def test_confusing_points_files_get_a_hint(tmp_path, text, words):
     points = tmp_path / "p.csv"
     points.write_text(text)
     assert words in one_line_error(run("value", CANONICAL, "-p", points))
+
+
+@pytest.mark.parametrize("first_row, bad_cell", [("id,1.5,2.5", "'id'"), ("1_000,2,3", "'1_000'")])
+def test_one_header_rule_for_points_check_and_confint(model3, tmp_path, first_row, bad_cell):
+    """A first row most of whose cells are not numbers is a header; 'id,1.5,2.5' (a label
+    among numbers) and '1_000,2,3' (a number loadtxt does not read) are data rows, so every
+    command reading the file refuses the cell, by line and column, the same way."""
+    from jaccli.io.points import is_header, text_header
+
+    path, _, _ = model3
+    points = tmp_path / "first.csv"
+    points.write_text(f"{first_row}\n0.1,0.2,0.3\n")
+    train = tmp_path / "train.csv"  # the inputs, then the targets u, v
+    train.write_text(f"{first_row},0.5,0.5\n" + "0.1,0.2,0.3,0.4,0.5\n" * 30)
+    assert not is_header(first_row.split(",")) and text_header(str(points)) is None
+    assert is_header(["a", "b", "1"]) and text_header(str(points_file(tmp_path, np.ones((1, 3))))) == ["a", "b", "c"]
+    for args in (["value", path, "-p", points],
+                 ["check", path, "-p", points],
+                 ["confint", path, "--train", train, "--at", "1,2,3"]):
+        error = one_line_error(CliRunner().invoke(cli, [str(a) for a in args]))
+        assert f"line 1, column 1: {bad_cell} is not a number" in error, error
+
+
+def test_python_m_jaccli_cli_runs_every_command(tmp_path):
+    import subprocess
+    import sys
+
+    for args in (["info", CANONICAL], ["check", CANONICAL, "--at", "1,1", "-q"]):
+        proc = subprocess.run([sys.executable, "-m", "jaccli.cli", *args], capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout

@@ -1,10 +1,10 @@
-"""Confidence intervals (contract section 5): the numerical functions."""
+"""Confidence intervals (least squares, Rivals & Personnaz): the numerical functions."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from jaccli import confint
+from jaccli.stats import confint
 from jaccli.errors import JaccliError
 
 from . import nets
@@ -167,3 +167,29 @@ def test_coverage_simulation():
     print("coverage per query point:", rate, "pooled:", covered.mean())
     assert np.all(rate >= 0.88) and np.all(rate <= 0.995)
     assert 0.92 <= covered.mean() <= 0.98
+
+
+def test_fit_and_intervals_are_the_same_bits_on_any_number_of_threads(tmp_path):
+    """The fit and the intervals run on the one chunk loop: threads change nothing."""
+    import jaccli
+    from conftest import random_model, save_model
+
+    rng = np.random.default_rng(21)
+    spec, tensors = random_model(rng, [3, 6, 2], ["tanh", "linear"])
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    X = rng.normal(size=(90, 3))
+    Y = model.value(X) + 0.1 * rng.normal(size=(90, 2))
+    Xq = rng.normal(size=(40, 3))
+    fit1 = confint.fit_model(model, X, Y, chunk_size=7)
+    fit2 = confint.fit_model(model, X, Y, chunk_size=90)
+    np.testing.assert_allclose(fit1.residuals, fit2.residuals, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(fit1.leverages, fit2.leverages, rtol=1e-10)
+
+    def intervals(threads):
+        return np.concatenate([block for _, block in confint.iter_intervals(
+            model, fit1, Xq, 0.9, chunk_size=6, threads=threads)])
+
+    one = intervals(1)
+    np.testing.assert_array_equal(intervals(2), one)
+    np.testing.assert_array_equal(intervals(3), one)
+    np.testing.assert_array_equal(confint.model_intervals(model, fit1, Xq[:6], 0.9), one[:6])

@@ -239,3 +239,48 @@ def test_multi_output_counts_only_each_outputs_parameters_any_layout(linear, tmp
     res = run("confint", model, *args)
     assert res.exit_code == 0 and "warning" not in res.stderr
     assert res.stdout == run("confint", linear["model"], *args, "-q").stdout
+
+
+def test_streamed_points_are_not_read_whole_for_a_csv_output(linear, monkeypatch):
+    """The NPZ extras (x) are built only when an NPZ is written: a CSV output of an
+    NPY points file reads the points a chunk at a time, never the whole array."""
+    from jaccli.io import points as points_module
+
+    np.save(linear["dir"] / "q.npy", linear["Xq"])
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError("the whole points file was read")
+
+    monkeypatch.setattr(points_module.NpyRows, "__array__", whole)
+    base = ["confint", linear["model"], "--train", linear["train"], "--points",
+            linear["dir"] / "q.npy", "-q", "--chunk-size", "2"]
+    res = run(*base)
+    assert res.exit_code == 0, res.output
+    assert res.stdout == run("confint", linear["model"], "--train", linear["train"],
+                             "--points", linear["points"], "-q").stdout
+    monkeypatch.undo()
+    out = linear["dir"] / "ci.npz"
+    assert run(*base, "-o", out).exit_code == 0
+    np.testing.assert_array_equal(np.load(out)["x"], linear["Xq"])
+
+
+def test_python_api_confint_matches_the_command(linear):
+    import jaccli
+
+    model = jaccli.load(linear["model"])
+    cli_rows = nets.read_csv(run("confint", linear["model"], "--train", linear["train"],
+                                 "--points", linear["points"], "--level", "0.9", "-q").stdout)[1]
+    result = jaccli.confint(model, str(linear["train"]), linear["Xq"], level=0.9)
+    assert result.intervals.shape == (6, 2, 6)
+    assert result.columns[:2] == ["u", "u_se"]
+    np.testing.assert_array_equal(result.table(), cli_rows)
+    from_arrays = jaccli.confint(model, (linear["X"], linear["Y"]), linear["points"], level=0.9)
+    np.testing.assert_allclose(from_arrays.table(), cli_rows, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(result["v_upper"], result.intervals[:, 1, 3])
+    assert [st.rank for st in result.fit.stats] == [3, 3]
+    with pytest.raises(jaccli.JaccliError, match="no target column 'u', 'v'"):
+        renamed = nets.write_csv(linear["dir"] / "obs.csv", ["a", "b", "p", "q"],
+                                 np.column_stack([linear["X"], linear["Y"]]))
+        jaccli.confint(model, str(renamed), linear["Xq"])
+    ok = jaccli.confint(model, str(renamed), linear["Xq"], level=0.9, targets=["p", "q"])
+    np.testing.assert_array_equal(ok.table(), cli_rows)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import jaccli
 import oracle
 from conftest import SMOOTH, random_model, save_model
-from jaccli import engine
+from jaccli.engine import sweeps as engine
 
 RTOL_FIRST = 1e-9  # complex step is exact to rounding
 RTOL_SECOND = 1e-7  # Richardson-extrapolated differences of complex-step derivatives
@@ -152,8 +152,8 @@ def test_parameter_jacobian_predicts_parameter_steps(seed, activation):
     rng = np.random.default_rng(seed)
     spec, tensors = random_model(rng, [2, 6, 5, 2], [activation, activation, "linear"])
     from jaccli.model import build_model
-    from jaccli.spec import parse_spec
-    from jaccli.weights import TensorStore
+    from jaccli.formats.spec import parse_spec
+    from jaccli.formats.tensors import TensorStore
 
     model = build_model(parse_spec(spec, "spec"), TensorStore("mem", tensors.get, list(tensors)))
     x = rng.normal(size=(4, 2))

@@ -284,6 +284,21 @@ def test_sklearn_transformed_target_regressor(tmp_path, data, target_scaler):
     assert_same(forward(tmp_path / "model.npz", X)[:, 0], model.predict(X))
 
 
+def test_sklearn_nested_target_regressors_apply_inner_inverse_first(tmp_path, data):
+    """predict = outer.inverse(inner.inverse(net)): the output scalings compose in that order."""
+    pytest.importorskip("sklearn")
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    from jaccli.export import from_sklearn
+
+    X, y = data
+    inner = TransformedTargetRegressor(regressor=mlp_regressor(activation="tanh"), transformer=StandardScaler())
+    model = fit(TransformedTargetRegressor(regressor=inner, transformer=MinMaxScaler()), X, 5 * y + 100)
+    from_sklearn(model, tmp_path / "model.npz")
+    assert_same(forward(tmp_path / "model.npz", X)[:, 0], model.predict(X))
+
+
 def test_sklearn_binary_classifier_is_probability_of_class_1(tmp_path, data):
     pytest.importorskip("sklearn")
     from sklearn.neural_network import MLPClassifier
@@ -600,6 +615,7 @@ def test_torch_refusals(tmp_path):
         (nn.Sequential(nn.Flatten(0)), ["module 0 (Flatten) is not supported (only Flatten()"]),
         (nn.Sequential(nn.Dropout()), ["no Linear layer"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 1)), ["module 1 (Linear) takes 5 inputs but receives 4"]),
+        (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(5), nn.Linear(5, 1)), ["module 1 (BatchNorm1d) takes 5 inputs but receives 4"]),
         (nn.Sequential(nn.LazyLinear(4)), ["lazy"]),
         (nn.Sequential(MyLinear(3, 4)), ["module 0 (MyLinear)"]),
         (MySequential(nn.Linear(3, 4)), ["only torch.nn.Sequential"]),
@@ -621,7 +637,7 @@ def test_torch_refusals(tmp_path):
         module[0].weight[0, 0] = float("nan")
     with pytest.raises(JaccliError) as excinfo:
         from_torch(module, path)
-    assert_one_line_error(excinfo, "module 0 (Linear) weight contains NaN")
+    assert_one_line_error(excinfo, "module 0 (Linear) weight holds a non-finite value (nan)")
     assert os.listdir(tmp_path) == []
 
 
@@ -829,3 +845,29 @@ def test_cli_on_exported_models(tmp_path, data):
     assert header == "dy1/da,dy1/db,dy1/dc"
     expected = jaccli.load(tmp_path / "sk.npz").jacobian(X[:4]).reshape(4, -1)
     np.testing.assert_array_equal(np.array([[float(v) for v in row.split(",")] for row in rows]), expected)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+def test_loading_an_exported_model_leaves_no_file_open(tmp_path, data, suffix):
+    pytest.importorskip("sklearn")
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    import jaccli
+    from jaccli.export import from_sklearn
+
+    X, y = data
+    path = tmp_path / f"model{suffix}"
+    from_sklearn(fit(mlp_regressor(), X, y), path)
+    model = jaccli.load(path)
+
+    def open_files():
+        names = set()
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                names.add(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return names
+
+    assert str(path) not in open_files()
+    assert model.value(X[:2]).shape == (2, 1)  # the tensors were read before closing

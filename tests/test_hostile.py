@@ -757,7 +757,7 @@ def test_write_failure_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     """A full disk while writing: one error line naming the output, no temporary file."""
     import errno
 
-    from jaccli import writers
+    from jaccli.io import writers
 
     d = make_model_dir(tmp_path)
 

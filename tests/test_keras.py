@@ -19,7 +19,7 @@ from scipy.special import erf
 import jaccli
 from jaccli.cli import cli
 from jaccli.errors import JaccliError
-from jaccli.keras import read_keras
+from jaccli.formats.keras import read_keras
 
 DATA = Path(__file__).parent / "data" / "keras"
 CANARY = "/tmp/jaccli_keras_lambda_canary_ran"  # see make_keras_files.py

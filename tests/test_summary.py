@@ -9,7 +9,7 @@ from rich.console import Console
 
 from conftest import SAMPLES
 from jaccli.cli import cli
-from jaccli.summary import ColumnStats, LazyProgress
+from jaccli.cli.summary import ColumnStats, LazyProgress
 
 
 def test_column_stats_merge_chunks_exactly():

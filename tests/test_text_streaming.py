@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import jaccli
 from conftest import SAMPLES
-from jaccli import points
+from jaccli.io import points
 from jaccli.cli import cli
 
 CANONICAL = os.path.join(SAMPLES, "canonical.npz")

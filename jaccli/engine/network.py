@@ -1,27 +1,38 @@
 """The network the engine differentiates: dense layers plus the input and output scalings.
 
     u = (x - offset) / scale,  a_l = s_l(a_{l-1} W_l + b_l),  y = a_L * out_scale + out_offset
+
+Layers and networks are built once and not changed afterwards (a new
+parameter vector makes a new network), so what is derived from their arrays
+is cached on them, declared below.
 """
 
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import List, Optional
 
 import numpy as np
 
-from .activations import SOFTMAX, Activation
+from jaccli.engine.activations import Activation
 
 
-@dataclass
+@dataclass(eq=False)
 class DenseLayer:
     kernel: np.ndarray  # (d_in, d_out), always in_out orientation here
     bias: Optional[np.ndarray]  # (d_out,) or None
-    activation: object  # an Activation, or the string SOFTMAX
+    activation: Activation
     params: dict  # the activation's parameters (alpha, ...)
 
     @property
     def is_softmax(self):
-        return self.activation == SOFTMAX
+        """Whether the activation couples its units (softmax, the one vector entry)."""
+        return not self.activation.elementwise
+
+    @cached_property
+    def kernel_t(self):
+        """The kernel transposed, C-contiguous (BLAS runs faster on it)."""
+        return np.ascontiguousarray(self.kernel.T)
 
     def pre_activation(self, a):
         z = a @ self.kernel
@@ -30,20 +41,19 @@ class DenseLayer:
         return z
 
     def derivatives(self, z):
-        """(s, s', s'') at z; for softmax only s (its derivatives are not elementwise)."""
-        if self.is_softmax:
-            return softmax(z), None, None
-        act: Activation = self.activation
-        return act.rule(z, **self.params)
+        """(s, s', s'') at z; a vector activation gives only s (see ``Activation.jvp``)."""
+        return self.activation.rule(z, **self.params)
 
 
-@dataclass
+@dataclass(eq=False)
 class Network:
     layers: List[DenseLayer]
     in_offset: np.ndarray  # (n,)
     in_inv_scale: np.ndarray  # (n,)
     out_offset: np.ndarray  # (m,)
     out_scale: np.ndarray  # (m,)
+    # engine.fused_tangents's matrix per dtype, built on first use
+    fused_cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_inputs(self):
@@ -56,11 +66,6 @@ class Network:
     @property
     def widths(self):
         return [self.n_inputs] + [layer.kernel.shape[1] for layer in self.layers]
-
-
-def softmax(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def _scaled_inputs(net, x):

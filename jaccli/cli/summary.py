@@ -59,8 +59,8 @@ def stderr_console():
 
 def describe_model(model):
     names = [f"{model.n_inputs} in"]
-    for layer, (activation, _) in zip(model.network.layers, model.activations):
-        names.append(f"{layer.kernel.shape[1]} {activation}")
+    for layer in model.network.layers:
+        names.append(f"{layer.kernel.shape[1]} {layer.activation.name}")
     return " -> ".join(names) + f"  ({model.n_parameters} parameters)"
 
 
@@ -126,7 +126,7 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     import numpy as np
     from rich.table import Table
 
-    from . import confint as ci
+    from jaccli.stats import confint as ci
 
     console.print(f"[bold]jaccli confint[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
@@ -191,7 +191,7 @@ def print_check_report(console, model, rows, failures, n_points, dtype, tol, val
 
 
 def describe_failure(model, quantity, res):
-    from .columns import parameter_labels
+    from jaccli.io.columns import parameter_labels
 
     i, k, j = res["worst"]
     where = f"point {i + 1}, output {model.output_names[k]}"

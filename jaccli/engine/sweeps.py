@@ -8,14 +8,14 @@ Shapes: x (N, n); tangents T (N, n, d) hold d(activation)/dx_j in row j;
 adjoints A (N, m, d) hold dy_k/d(activation) in row k.
 
 These are the fast sweeps (buffers reused across chunks, activations in
-place); ``jaccli.reference`` has the plain version of every formula, which
-they fall back on for a softmax output.
+place); ``jaccli.engine.reference`` has the plain version of every formula, which
+they fall back on for a vector (softmax) activation, whose derivatives are
+maps (``activations.VectorRule``) rather than the elementwise s' and s''.
 """
 
 import numpy as np
 
-from .network import softmax
-from .reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
+from jaccli.engine.reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
                         write_parameter_blocks)
 
 
@@ -43,17 +43,13 @@ class Workspace:
         return buffer[:size].reshape(shape)
 
 
-def _kernel_t(layer):
-    """The layer's kernel transposed, C-contiguous (BLAS runs faster on it), cached."""
-    cached = layer.__dict__.get("_kernel_t")
-    if cached is None or cached[0] is not layer.kernel:
-        cached = (layer.kernel, np.ascontiguousarray(layer.kernel.T))
-        layer.__dict__["_kernel_t"] = cached
-    return cached[1]
+def _has_vector(net):
+    """Whether some layer's activation couples its units (softmax)."""
+    return any(not layer.activation.elementwise for layer in net.layers)
 
 
-def _has_softmax(net):
-    return any(layer.is_softmax for layer in net.layers)
+def _vector_output(net):
+    return not net.layers[-1].activation.elementwise
 
 
 def _dtype(net, x):
@@ -85,10 +81,9 @@ def _activate(layer, z, order, ws, tag):
     """(s(z), s'(z), s''(z)) for ``order`` 0, 1, 2; None stands for 1 (s') or 0 (s'').
 
     z may be overwritten. An activation with an in-place rule in the table
-    works in this thread's workspace; the others use their plain rule.
+    works in this thread's workspace; the others use their plain rule. A
+    vector activation gives (s, None, None): callers check ``elementwise``.
     """
-    if layer.is_softmax:
-        return softmax(z), None, None
     act = layer.activation
     if act.in_place is not None:
         def scratch(key):
@@ -125,17 +120,17 @@ def _adjoints(net, records, ws, dtype, stop=0):
     A_l = dy/da_l and delta_l = dy/dz_l, both (N, m, d_l). The output scaling
     enters as A_L = diag(out_scale); an elementwise last layer then has a
     diagonal delta_L, given as diag_L (N, m) with delta_L = None, and the
-    product delta_L W_L^T is a broadcast, not a matrix product.
+    product delta_L W_L^T is a broadcast, not a matrix product. A vector last
+    layer gives a dense delta_L from its vector-Jacobian product.
     """
     n_points, m = len(records[0][0]), net.n_outputs
     last = len(net.layers) - 1
     result = [None] * (last + 1)
     a_last, s1_last = records[last][1], records[last][2]
     diag = delta = None
-    if net.layers[last].is_softmax:
-        jac = -a_last[:, :, None] * a_last[:, None, :]
-        jac[:, np.arange(m), np.arange(m)] += a_last
-        delta = net.out_scale[None, :, None] * jac
+    if _vector_output(net):
+        output_adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
+        delta = net.layers[last].activation.vjp(a_last, None, output_adjoint)
     elif s1_last is None:
         diag = np.broadcast_to(net.out_scale, (n_points, m))
     else:
@@ -143,7 +138,7 @@ def _adjoints(net, records, ws, dtype, stop=0):
         np.multiply(s1_last, net.out_scale, out=diag)
     result[last] = (None, delta, diag)
     for index in range(last - 1, stop - 1, -1):
-        kernel_t = _kernel_t(net.layers[index + 1])
+        kernel_t = net.layers[index + 1].kernel_t
         shape = (n_points, m, kernel_t.shape[1])
         if delta is not None:
             adjoint = ws.get(("A", index), shape, dtype)
@@ -206,7 +201,7 @@ def jacobian_reverse(net, x, out=None, work=None):
     if delta is None:
         np.multiply(diag[:, :, None], first.T[None, :, :], out=target)
     else:
-        np.matmul(delta.reshape(n_points * m, -1), _kernel_t(net.layers[0]),
+        np.matmul(delta.reshape(n_points * m, -1), net.layers[0].kernel_t,
                   out=target.reshape(n_points * m, n))
     if (net.in_inv_scale != 1).any():
         target *= net.in_inv_scale
@@ -270,18 +265,18 @@ def _fused_tangents(net, dtype):
     k0, k1 = net.layers[0].kernel, net.layers[1].kernel
     if net.n_inputs * k1.size > FUSED_LIMIT:
         return None
-    cached = net.__dict__.get("_fused")
-    if cached is not None and cached[0] is k0 and cached[1] is k1 and cached[2] is net.in_inv_scale:
-        return cached[3]
-    t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
-    fused = np.ascontiguousarray((t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1))
-    net.__dict__["_fused"] = (k0, k1, net.in_inv_scale, fused)
+    key = np.dtype(dtype).str
+    fused = net.fused_cache.get(key)
+    if fused is None:
+        t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
+        fused = np.ascontiguousarray((t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1))
+        net.fused_cache[key] = fused
     return fused
 
 
 def jacobian_forward(net, x, out=None, work=None):
     """dy/dx (N, m, n) by n tangent sweeps."""
-    if _has_softmax(net):
+    if _has_vector(net):
         return _finish(out, ref_jacobian_forward(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     records = _forward(net, x, 1, ws, dtype)
@@ -298,11 +293,11 @@ def jacobian(net, x, out=None, work=None):
     return jacobian_forward(net, x, out, work)
 
 
-def param_jacobian(net, x, layouts, out=None, work=None):
+def param_jacobian(net, x, layout, out=None, work=None):
     """dy/dtheta (N, m, P), each byte of ``out`` written once.
 
-    ``layouts`` says, per layer, whether its kernel is stored transposed
-    ("out_in") in the file, which fixes the flattening order of its block.
+    ``layout`` says whether the kernels are stored transposed ("out_in") in
+    the file, which fixes the flattening order of each kernel's block.
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
     """
     ws, dtype = work or Workspace(), _dtype(net, x)
@@ -313,7 +308,7 @@ def param_jacobian(net, x, layouts, out=None, work=None):
                 for layer in net.layers)
     out = _output(out, (n_points, m, total), dtype)
     deltas = [_dense_delta(adjoints, index, ws, dtype) for index in range(len(net.layers))]
-    return write_parameter_blocks(out, net.layers, [r[0] for r in records], deltas, layouts)
+    return write_parameter_blocks(out, net.layers, [r[0] for r in records], deltas, layout)
 
 
 # ---------------------------------------------------------------- second order
@@ -352,8 +347,8 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
     (exact for elementwise activations: the linear maps add no curvature).
     Costs n tangent sweeps and m adjoint sweeps; Taylor mode costs 2 n.
     """
-    if net.layers[-1].is_softmax:
-        return hessdiag_taylor(net, x, out)
+    if _vector_output(net):
+        return _finish(out, ref_hessdiag(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
@@ -387,21 +382,17 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
     return _finish(hd if acc is not hd else None, acc)
 
 
-def hessdiag_taylor(net, x, out=None, work=None):
-    """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation (about 2 n sweeps)."""
-    return _finish(out, ref_hessdiag(net, x))
-
-
 def hessdiag(net, x, out=None, work=None):
-    """d2y_k/dx_j2 (N, m, n): tangents + one adjoint sweep when m <= n, else Taylor mode."""
-    if net.n_outputs <= net.n_inputs and not net.layers[-1].is_softmax:
+    """d2y_k/dx_j2 (N, m, n): tangents + one adjoint sweep when m <= n, else Taylor
+    mode (``reference.ref_hessdiag``, about 2 n forward sweeps)."""
+    if net.n_outputs <= net.n_inputs and not _vector_output(net):
         return hessdiag_tangent_adjoint(net, x, out, work)
-    return hessdiag_taylor(net, x, out, work)
+    return _finish(out, ref_hessdiag(net, x))
 
 
 def laplacian(net, x, out=None, work=None):
     """sum_j d2y_k/dx_j2 (N, m): the Hessian diagonal's sum, or the forward Laplacian."""
-    if net.n_outputs <= net.n_inputs and not net.layers[-1].is_softmax:
+    if net.n_outputs <= net.n_inputs and not _vector_output(net):
         ws = work or Workspace()
         dtype = _dtype(net, x)
         hd = hessdiag_tangent_adjoint(net, x, ws.get("lap_hd", (len(x), net.n_outputs, net.n_inputs), dtype), ws)
@@ -416,9 +407,10 @@ def hessian(net, x, out=None, work=None):
 
     H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l; the first layer's T is the
     same at every point, so its term is one matrix product for the chunk.
-    A final softmax adds the curvature of p itself (reference path).
+    A vector (softmax) output takes the reference path, which adds the
+    curvature of p itself. Each chunk's result is exactly symmetric.
     """
-    if net.layers[-1].is_softmax:
+    if _vector_output(net):
         return _finish(out, ref_hessian(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
@@ -455,4 +447,16 @@ def hessian(net, x, out=None, work=None):
 
     if upto >= 0:
         _tangents(net, records, ws, dtype, upto, visit)
+    _mirror_upper_triangle(acc)
     return _finish(hess if acc is not hess else None, acc)
+
+
+def _mirror_upper_triangle(hess):
+    """Copy H's upper triangle onto the lower, in place, so H == H^T exactly.
+
+    The two triangles come from sums taken in different orders and would
+    differ in the last bits; a copy costs less than averaging them.
+    """
+    n = hess.shape[-1]
+    rows, columns = np.triu_indices(n, 1)
+    hess[..., columns, rows] = hess[..., rows, columns]

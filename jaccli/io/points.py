@@ -1,8 +1,10 @@
 """Reading the points: CSV, TSV, NPY, standard input, or ``--at`` inline.
 
-A CSV/TSV may start with a header. If the header names every input of the
-spec, those columns are taken by name (in the spec's order) and the rest
-are ignored; otherwise the file must have exactly n columns, in order.
+A CSV/TSV may start with a header: a first row most of whose cells are not
+numbers (``is_header``, the one rule every reader uses). If the header names
+every input of the spec, those columns are taken by name (in the spec's
+order) and the rest are ignored; otherwise the file must have exactly n
+columns, in order.
 NPY files are read a chunk at a time (pread), so a huge file streams.
 """
 
@@ -11,8 +13,8 @@ import os
 
 import numpy as np
 
-from .errors import JaccliError
-from .spec import clip
+from jaccli.errors import JaccliError
+from jaccli.formats.spec import clip
 
 # A larger CSV/TSV file is parsed a chunk at a time (TextRows), so memory stays
 # bounded; a smaller one is read whole, which is faster.
@@ -31,27 +33,69 @@ def parse_inline_point(text, n_inputs):
     return np.array([values])
 
 
-def read_points(path, input_names, stdin=None):
-    """An (N, n) array (a read-only memory map for NPY) of the points in ``path``."""
-    n_inputs = len(input_names)
+def read_points(path, input_names, stdin=None, extra_names=()):
+    """An (N, n) array (read lazily for a large file) of the points in ``path``.
+
+    ``extra_names`` (e.g. a training file's targets) are read too, by the same
+    rules, as further columns after the inputs: (N, n + k). A text file whose
+    header names every input but not every extra name is refused
+    (``MissingColumns``).
+    """
+    names = list(input_names) + list(extra_names)
     if path == "-":
         data = stdin.read() if stdin is not None else b""
-        return parse_text_points(data, ",", "<stdin>", input_names)
+        return parse_text_points(data, ",", "<stdin>", names)
     if os.path.isdir(path):
         raise JaccliError(f"{path}: is a directory, not a points file")
     if not os.path.isfile(path):
         raise JaccliError(f"{path}: no such points file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
-        return read_npy_points(path, n_inputs)
+        return read_npy_points(path, len(names))
     if suffix not in TEXT_SUFFIXES:
         raise JaccliError(f"{path}: unknown points format '{suffix}' "
                           f"(use .csv, .tsv, .txt or .npy)")
+    if extra_names:
+        header = text_header(path)
+        missing = [name for name in extra_names if header is not None and name not in header]
+        if missing and all(name in header for name in input_names):
+            raise MissingColumns(path, missing, header)
     if os.path.getsize(path) > STREAM_TEXT_BYTES and not _starts_utf16(path):
-        return TextRows(path, TEXT_SUFFIXES[suffix], input_names, suffix == ".txt")
+        return TextRows(path, TEXT_SUFFIXES[suffix], names, suffix == ".txt")
     with open(path, "rb") as handle:
         data = handle.read()
-    return parse_text_points(data, TEXT_SUFFIXES[suffix], path, input_names, suffix == ".txt")
+    return parse_text_points(data, TEXT_SUFFIXES[suffix], path, names, suffix == ".txt")
+
+
+class MissingColumns(JaccliError):
+    """A header names every input but not every extra column asked for."""
+
+    def __init__(self, path, missing, header):
+        self.path, self.missing, self.header = path, missing, header
+        super().__init__(f"{path}: no column {', '.join(repr(n) for n in missing)} "
+                         f"(the header has {', '.join(header)})")
+
+
+def text_header(path):
+    """The header cells of a CSV/TSV/TXT points file, or None: no header (the
+    first row is data), not a text file by its extension, or standard input."""
+    if path in (None, "-") or not os.path.isfile(path):
+        return None
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in TEXT_SUFFIXES:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(TextRows.HEAD_BYTES)
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: whole code units
+            head = head[:len(head) // 2 * 2]
+        else:  # whole lines (a UTF-8 character is never cut)
+            head = head[:head.rfind(b"\n") + 1] or head
+        text = _decode(head, path)
+    except (OSError, JaccliError):
+        return None
+    _, _, _, cells = _first_row(text.replace("\r", ""), TEXT_SUFFIXES[suffix], suffix == ".txt")
+    return cells if cells and is_header(cells) else None
 
 
 def _starts_utf16(path):
@@ -61,7 +105,7 @@ def _starts_utf16(path):
 
 def _check_npy_header(path):
     """Refuse, from the header alone, object arrays and files shorter than the header promises."""
-    from .weights import NPY_HEADER_ERRORS, read_npy_header
+    from jaccli.formats.tensors import NPY_HEADER_ERRORS, read_npy_header
 
     try:
         with open(path, "rb") as handle:
@@ -181,8 +225,11 @@ def _looks_like_utf16(text_bytes, zero_bytes):
     return printable >= 0.9 * len(text_bytes)
 
 
-def _is_number(cell):
-    """A number as numpy.loadtxt reads it: Python's float() also takes 1_000 and non-ASCII digits."""
+def is_number(cell):
+    """A number, as the points reader parses it (numpy.loadtxt): ASCII only, no
+    '_' digit separators (Python's float() takes '1_000' and non-ASCII digits,
+    loadtxt does not). 'inf' and 'nan' are numbers: they are refused later, by
+    row and column, as not finite."""
     if "_" in cell or not cell.isascii():
         return False
     try:
@@ -190,6 +237,13 @@ def _is_number(cell):
         return True
     except ValueError:
         return False
+
+
+def is_header(cells):
+    """The one header rule: a first row most of whose cells are not numbers is a
+    header. A row of numbers with a label in it ('id,1.5,2.5') is data, and so
+    is a row with a malformed number ('1_000,2'): both fail with the cell named."""
+    return 2 * sum(not is_number(cell) for cell in cells) > len(cells)
 
 
 def _split(line, delimiter):
@@ -210,26 +264,36 @@ def _first_data_line(text):
     return None, len(text), ""
 
 
+def _first_row(text, delimiter, whitespace_ok):
+    """(delimiter, line index, offset, cells) of the first data line of a table's head.
+
+    A .txt (``whitespace_ok``) whose first line has no tab is space-separated,
+    as numpy.savetxt writes it. No data line: (delimiter, None, len(text), []).
+    """
+    first, offset, line = _first_data_line(text)
+    if first is None:
+        return delimiter, None, offset, []
+    if whitespace_ok and delimiter == "\t" and "\t" not in line:
+        delimiter = None
+    return delimiter, first, offset, _split(line.rstrip("\r"), delimiter)
+
+
 def _text_layout(text, delimiter, source, input_names, whitespace_ok):
     """Where the data starts and which columns to take, from the head of a table.
 
     Returns (delimiter, number of columns, columns to take, the body's first
     line number (0-based), the body's offset in ``text``).
     """
-    first, offset, first_line = _first_data_line(text)
+    delimiter, first, offset, head = _first_row(text, delimiter, whitespace_ok)
     if first is None:
         raise JaccliError(f"{source}: zero points (the file is empty)")
-    if whitespace_ok and delimiter == "\t" and "\t" not in first_line:
-        delimiter = None  # a .txt written by numpy.savetxt: space-separated
-    head = _split(first_line.rstrip("\r"), delimiter)
-    # A header is a row of names: most of its cells are not numbers ("1,2,a" is
-    # a data row with a label in it, not a header).
-    has_header = 2 * sum(not _is_number(cell) for cell in head) >= len(head)
+    has_header = is_header(head)
     columns = _select_columns(head if has_header else None, len(head), input_names, source)
     if columns is None:
         columns = list(range(len(head)))
     if has_header:
-        return delimiter, len(head), columns, first + 1, offset + len(first_line) + 1
+        end = text.find("\n", offset)
+        return delimiter, len(head), columns, first + 1, len(text) if end < 0 else end + 1
     return delimiter, len(head), columns, first, offset
 
 
@@ -403,7 +467,7 @@ def _first_bad_cell(lines, first_line, delimiter, columns):
     for number, line in _data_lines(lines, first_line):
         cells = [cell.strip() for cell in (line.split(delimiter) if delimiter else line.split())]
         for index in columns:
-            if not _is_number(cells[index].strip('"')) or cells[index].startswith(' "'):
+            if not is_number(cells[index].strip('"')) or cells[index].startswith(' "'):
                 return f"line {number}, column {index + 1}: {cells[index][:40]!r} is not a number"
     return None
 

@@ -1,6 +1,8 @@
 """Read a Keras model file as a jaccli spec plus its tensors, without Keras.
 
-Two layouts are read (contract section 1, step 4):
+A Keras model file needs no spec: when none is given (--spec, a spec file
+beside the model, one embedded in the file), its own configuration is read.
+Two layouts are read:
 
 * the Keras 3 ``.keras`` archive: a zip holding ``config.json`` (the model's
   architecture) and ``model.weights.h5``, whose variables live in
@@ -22,15 +24,17 @@ Supported: Sequential models and single-chain functional models built from
 ``InputLayer``, ``Dense``, ``Activation`` / ``ReLU`` / ``LeakyReLU`` / ``ELU`` /
 ``Softmax`` (folded into the preceding linear ``Dense``), ``Dropout`` and the
 other layers that are the identity at inference, ``Flatten`` (of a vector),
-``Normalization`` (first layer only: it becomes the input scaling) and
-``BatchNormalization`` (its inference map ``x * s + c`` is folded exactly).
+``Normalization`` (before any ``Dense`` or ``BatchNormalization``: it becomes
+the input scaling) and ``BatchNormalization`` (its inference map ``x * s + c``
+is folded exactly).
 
-Folding ``BatchNormalization``: where it follows a linear ``Dense`` it is
-folded into that layer's kernel and bias; where it comes before the first
-``Dense`` it becomes part of the input scaling; after the last ``Dense`` it
-becomes the output scaling; between a non-linear ``Dense`` and the next one it
-is folded into the next layer's kernel and bias. Folded tensors keep the Keras
-names (``dense/kernel``, ``dense/bias``) but hold the folded values, so
+Folding ``BatchNormalization`` (jaccli.formats.folding): where it follows a linear
+``Dense`` it is folded into that layer's kernel and bias; where it comes before
+the first ``Dense`` it becomes part of the input scaling (or, with a zero or
+negative scale, is folded into the first ``Dense``); after the last ``Dense``
+it becomes the output scaling; between a non-linear ``Dense`` and the next one
+it is folded into the next layer's kernel and bias. Folded tensors keep the
+Keras names (``dense/kernel``, ``dense/bias``) but hold the folded values, so
 parameter derivatives (``--wrt params``) of such a layer are with respect to
 the folded weights, not the raw Keras variables.
 """
@@ -47,6 +51,8 @@ import h5py
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.spec import clip
 
 # Keras activation names (as serialized in a layer config) -> ours.
 # `gelu`: keras.activations.gelu(x, approximate=False) in Keras 3
@@ -71,7 +77,6 @@ _ACTIVATIONS = {
     "softmax_v2": ("softmax", None),  # tf.nn.softmax's name in TF 2.x
     "leaky_relu": ("leaky_relu", 0.2),
 }
-_ACTIVATIONS_WITH_ALPHA = ("leaky_relu", "elu")
 
 # Modules under which Keras serializes its own built-in activation functions.
 _BUILTIN_ACTIVATION_MODULES = (
@@ -120,7 +125,7 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a Keras model file (.keras archive, or legacy HDF5 full-model file with a
     `model_config` attribute) and return (spec, tensors).
 
-    ``spec`` follows the contract's YAML schema (inputs and outputs as counts,
+    ``spec`` is a spec as YAML would give it (inputs and outputs as counts,
     layout ``in_out``); ``tensors`` maps every tensor name the spec uses
     (``<layer name>/kernel``, ``<layer name>/bias``) to a float64 array.
     Raises JaccliError, with one line naming the file, for anything that is
@@ -432,17 +437,9 @@ def _weight_roles(entry):
     return []
 
 
-def _as_float_array(value, fname, where):
-    array = np.asarray(value)
-    if array.dtype.kind not in "fiub":
-        raise JaccliError(
-            f"{fname}: weight {where} has data type {array.dtype}, not a number"
-        )
-    return array.astype(np.float64)
-
-
 def _read_dataset(dataset, fname, where, home):
-    """A dataset's values, after refusing data kept in other files or too large to hold."""
+    """A dataset's values as checked float64, after refusing data kept in other
+    files or too large to hold."""
     from jaccli.limits import check_memory
 
     if dataset.file != home.file or dataset.external or dataset.is_virtual:
@@ -450,7 +447,7 @@ def _read_dataset(dataset, fname, where, home):
     nbytes = int(np.prod(dataset.shape or (), dtype=object)) * max(dataset.dtype.itemsize, 1)
     check_memory(nbytes, f"{fname}: '{where}' {dataset.shape}",
                  "a dense MLP's weights are far smaller: is this the right file?")
-    return dataset[()]
+    return checked_tensor(dataset[()], f"{fname}: weight '{where}'")
 
 
 class _ArchiveWeights:
@@ -504,8 +501,7 @@ class _ArchiveWeights:
                     f"{self.fname}: model.weights.h5 has no '{where}/{index}' "
                     f"({role} of layer '{name}')"
                 )
-            arrays[role] = _as_float_array(_read_dataset(dataset, self.fname, f"{where}/{index}", self.h5),
-                                           self.fname, f"{where}/{index}")
+            arrays[role] = _read_dataset(dataset, self.fname, f"{where}/{index}", self.h5)
         return arrays
 
 
@@ -536,9 +532,7 @@ class _LegacyWeights:
             # 'dense/kernel:0' (Keras 2), 'sequential/dense/kernel' (Keras 3).
             role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
             where = f"model_weights/{name}/{weight_name}"
-            arrays[role] = _as_float_array(
-                _read_dataset(dataset, self.fname, where, self.group), self.fname, where
-            )
+            arrays[role] = _read_dataset(dataset, self.fname, where, self.group)
         for role in _weight_roles(entry):
             if role not in arrays and role != "count":
                 raise JaccliError(
@@ -573,15 +567,6 @@ def _snake_case(name):
 # --------------------------------------------------------------------------
 
 
-class _Dense:
-    def __init__(self, name, kernel, bias, activation, alpha):
-        self.name = name
-        self.kernel = kernel
-        self.bias = bias
-        self.activation = activation
-        self.alpha = alpha
-
-
 def _activation(identifier, fname, entry):
     """Our (name, alpha) for a serialized Keras activation."""
     if identifier is None:
@@ -596,7 +581,7 @@ def _activation(identifier, fname, entry):
         ):
             identifier = inner
         else:
-            _refuse(fname, entry, f"a custom activation ({_short(identifier)})")
+            _refuse(fname, entry, f"a custom activation ({clip(identifier)})")
     if not isinstance(identifier, str) or identifier not in _ACTIVATIONS:
         _refuse(
             fname,
@@ -606,11 +591,6 @@ def _activation(identifier, fname, entry):
     return _ACTIVATIONS[identifier]
 
 
-def _short(obj):
-    text = json.dumps(obj)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _is_last_axis(axis):
     if isinstance(axis, list) and len(axis) == 1:
         axis = axis[0]
@@ -618,7 +598,7 @@ def _is_last_axis(axis):
 
 
 def _layer_activation(entry, fname):
-    """(name, alpha) of an activation-only layer."""
+    """(name, alpha) of an activation-only layer (Activation, ReLU, LeakyReLU, ELU, Softmax)."""
     cls = _layer_class(entry)
     config = entry.get("config") or {}
     if cls == "Activation":
@@ -638,11 +618,10 @@ def _layer_activation(entry, fname):
         # Keras 3's ELU layer does not save alpha; Keras reloads it with the
         # class default 1.0, and so do we.
         return "elu", float(config.get("alpha", 1.0))
-    if cls == "Softmax":
-        if not _is_last_axis(config.get("axis", -1)):
-            _refuse(fname, entry, f"softmax over axis {config.get('axis')}")
-        return "softmax", None
-    return None
+    # Softmax: _model_chain refused every other class.
+    if not _is_last_axis(config.get("axis", -1)):
+        _refuse(fname, entry, f"softmax over axis {config.get('axis')}")
+    return "softmax", None
 
 
 def _batchnorm_affine(entry, arrays, fname):
@@ -674,10 +653,9 @@ def _normalization_scaling(entry, arrays, fname):
     if axis not in (None, []) and not _is_last_axis(axis):
         _refuse(fname, entry, f"normalization over axis {axis}")
     if config.get("mean") is not None:
-        mean = _as_float_array(config["mean"], fname, "mean of " + _layer_name(entry))
-        variance = _as_float_array(
-            config.get("variance"), fname, "variance of " + _layer_name(entry)
-        )
+        where = f"{fname}: layer '{_layer_name(entry)}' (Normalization)"
+        mean = checked_tensor(config["mean"], f"{where} mean")
+        variance = checked_tensor(config.get("variance"), f"{where} variance")
     else:
         mean, variance = arrays["mean"], arrays["variance"]
     # keras/src/layers/preprocessing/normalization.py (and tf-keras):
@@ -685,9 +663,9 @@ def _normalization_scaling(entry, arrays, fname):
     return mean, np.maximum(np.sqrt(variance), _KERAS_EPSILON)
 
 
-def _check_dense(entry, arrays, n_in, fname):
+def _check_dense(entry, arrays, fname):
+    """Refuse quantized weights and a kernel that disagrees with the layer's units."""
     config = entry.get("config") or {}
-    name = _layer_name(entry)
     policy = config.get("dtype")
     policy_name = ""
     if isinstance(policy, dict):
@@ -700,183 +678,49 @@ def _check_dense(entry, arrays, n_in, fname):
     units = config.get("units")
     if kernel.ndim != 2 or (units is not None and kernel.shape[1] != units):
         raise JaccliError(
-            f"{fname}: kernel of layer '{name}' has shape {kernel.shape}, the "
+            f"{fname}: kernel of layer '{_layer_name(entry)}' has shape {kernel.shape}, the "
             f"config says {units} units"
-        )
-    if n_in is not None and kernel.shape[0] != n_in:
-        raise JaccliError(
-            f"{fname}: kernel of layer '{name}' has shape {kernel.shape} but its "
-            f"input has {n_in} features"
-        )
-    bias = arrays.get("bias")
-    if bias is not None and bias.shape != (kernel.shape[1],):
-        raise JaccliError(
-            f"{fname}: bias of layer '{name}' has shape {bias.shape}, expected "
-            f"({kernel.shape[1]},)"
         )
 
 
 def _build(chain, n_inputs, weights, fname):
-    dense_layers = []
-    input_scaling = None  # (offset, scale)
-    pending = None  # (s, c): an affine map not folded yet
-    pending_entry = None  # the BatchNormalization it came from
-    width = n_inputs  # features flowing between layers, when known
-
-    def fold_into_last(s, c):
-        last = dense_layers[-1]
-        last.kernel = last.kernel * s
-        last.bias = (last.bias if last.bias is not None else 0.0) * s + c
-
+    """(spec, tensors) of the layer chain: each layer reported to a DenseStack in order."""
+    stack = DenseStack(fname, layout="in_out", dense="Dense", inputs=n_inputs,
+                       leading_to_input_scaling=True, trailing_to_output_scaling=True)
     for entry in chain:
         cls = _layer_class(entry)
-        name = _layer_name(entry)
+        where = f"layer '{_layer_name(entry)}' ({cls})"
         if cls in _IDENTITY_LAYERS:
-            continue
-        if cls == "Dense":
+            stack.identity()
+        elif cls == "Dense":
             arrays = weights.get(entry)
-            _check_dense(entry, arrays, width, fname)
-            config = entry.get("config") or {}
-            act, alpha = _activation(config.get("activation"), fname, entry)
-            layer = _Dense(name, arrays["kernel"], arrays.get("bias"), act, alpha)
-            if pending is not None:
-                s, c = pending
-                pending = None
-                if not dense_layers and np.all(s > 0):
-                    # Before the first Dense: part of the input scaling, so the
-                    # Dense keeps its own weights.
-                    offset, scale = input_scaling or (0.0, 1.0)
-                    input_scaling = (offset - c * scale / s, scale / s)
-                else:
-                    layer.bias = c @ layer.kernel + (
-                        layer.bias if layer.bias is not None else 0.0
-                    )
-                    layer.kernel = s[:, None] * layer.kernel
-            if dense_layers and dense_layers[-1].activation == "softmax":
-                _refuse(fname, entry, "a layer after a softmax (softmax must be last)")
-            dense_layers.append(layer)
-            width = layer.kernel.shape[1]
-            continue
-        if cls == "Normalization":
-            if dense_layers or pending is not None or input_scaling is not None:
-                _refuse(fname, entry, "Normalization is supported as the first layer only")
-            from_config = (entry.get("config") or {}).get("mean") is not None
-            arrays = {} if from_config else weights.get(entry)
-            offset, scale = _normalization_scaling(entry, arrays, fname)
-            if width is None:
-                width = offset.size if offset.ndim == 1 else None
-            if width is None:
-                _refuse(fname, entry, "the number of inputs is unknown")
-            offset = np.broadcast_to(offset, (width,)).astype(np.float64)
-            scale = np.broadcast_to(scale, (width,)).astype(np.float64)
-            input_scaling = (offset, scale)
-            continue
-        if cls == "BatchNormalization":
-            s, c = _batchnorm_affine(entry, weights.get(entry), fname)
-            if width is not None and s.shape != (width,):
-                raise JaccliError(
-                    f"{fname}: layer '{name}' normalizes {s.size} features, its "
-                    f"input has {width}"
-                )
-            width = s.size
-            if dense_layers and dense_layers[-1].activation == "linear" and pending is None:
-                fold_into_last(s, c)
-            elif pending is None:
-                pending = (s, c)
-                pending_entry = entry
-            else:
-                s0, c0 = pending
-                pending = (s0 * s, c0 * s + c)
-            continue
-        activation = _layer_activation(entry, fname)
-        if activation is None:
-            why = "jaccli reads Dense stacks only"
-            if cls == "Lambda":
-                why += " (Lambda code is never run)"
-            _refuse(fname, entry, why)
-        act, alpha = activation
-        if act == "linear":
-            continue
-        if not dense_layers or pending is not None:
-            _refuse(
-                fname,
-                entry,
-                f"{act} applied to an affine map of the inputs or of a "
-                "non-linear layer cannot be folded into a Dense layer",
-            )
-        last = dense_layers[-1]
-        if last.activation != "linear":
-            _refuse(
-                fname,
-                entry,
-                f"{act} after layer '{last.name}', which already applies "
-                f"{last.activation}: two activations cannot be folded into one "
-                "Dense layer",
-            )
-        last.activation, last.alpha = act, alpha
-
-    if not dense_layers:
-        raise JaccliError(f"{fname}: the model has no Dense layer")
-    for layer in dense_layers[:-1]:
-        if layer.activation == "softmax":
-            raise JaccliError(
-                f"{fname}: layer '{layer.name}' applies softmax but is not the "
-                "last layer (jaccli supports softmax on the last layer only)"
-            )
-
-    output_scaling = None
-    if pending is not None:
-        s, c = pending
-        if np.any(s <= 0):
-            # The output scaling must be positive; after a non-linear last
-            # Dense there is no kernel to fold a sign flip into.
-            _refuse(
-                fname,
-                pending_entry,
-                "a zero or negative gamma after the last non-linear Dense "
-                "cannot become jaccli's (positive) output scaling",
-            )
-        output_scaling = (c, s)
-
-    return _spec_and_tensors(dense_layers, input_scaling, output_scaling)
+            _check_dense(entry, arrays, fname)
+            act, alpha = _activation((entry.get("config") or {}).get("activation"), fname, entry)
+            name = _layer_name(entry)
+            stack.dense(arrays["kernel"], arrays.get("bias"), where=where,
+                        weight_name=f"{name}/kernel", bias_name=f"{name}/bias")
+            stack.activation(act, alpha, where=where)
+        elif cls == "Normalization":
+            _add_normalization(stack, entry, weights, fname, where)
+        elif cls == "BatchNormalization":
+            scale, offset = _batchnorm_affine(entry, weights.get(entry), fname)
+            stack.affine(scale, offset, where=where)
+        else:
+            act, alpha = _layer_activation(entry, fname)
+            stack.activation(act, alpha, where=where)
+    return stack.build()
 
 
-def _spec_and_tensors(dense_layers, input_scaling, output_scaling):
-    spec = {
-        "inputs": int(dense_layers[0].kernel.shape[0]),
-        "outputs": int(dense_layers[-1].kernel.shape[1]),
-        "layout": "in_out",
-    }
-    if input_scaling is not None:
-        offset, scale = input_scaling
-        n = spec["inputs"]
-        spec["input_scaling"] = {
-            "offset": np.broadcast_to(offset, (n,)).astype(float).tolist(),
-            "scale": np.broadcast_to(scale, (n,)).astype(float).tolist(),
-        }
-    if output_scaling is not None:
-        offset, scale = output_scaling
-        spec["output_scaling"] = {
-            "offset": np.asarray(offset, dtype=float).tolist(),
-            "scale": np.asarray(scale, dtype=float).tolist(),
-        }
-    tensors = {}
-    layers = []
-    for layer in dense_layers:
-        weight = f"{layer.name}/kernel"
-        tensors[weight] = np.ascontiguousarray(layer.kernel, dtype=np.float64)
-        entry = {
-            "units": int(layer.kernel.shape[1]),
-            "activation": layer.activation,
-            "weight": weight,
-            "bias": None,
-        }
-        if layer.bias is not None:
-            entry["bias"] = f"{layer.name}/bias"
-            bias = np.broadcast_to(layer.bias, (layer.kernel.shape[1],))
-            tensors[entry["bias"]] = np.ascontiguousarray(bias, dtype=np.float64)
-        if layer.activation in _ACTIVATIONS_WITH_ALPHA:
-            entry["alpha"] = float(layer.alpha)
-        layers.append(entry)
-    spec["layers"] = layers
-    return spec, tensors
+def _add_normalization(stack, entry, weights, fname, where):
+    """Normalization as the input scaling, one value per input."""
+    from_config = (entry.get("config") or {}).get("mean") is not None
+    arrays = {} if from_config else weights.get(entry)
+    offset, scale = _normalization_scaling(entry, arrays, fname)
+    width = stack.width
+    if width is None:
+        width = offset.size if offset.ndim == 1 else None
+    if width is None:
+        _refuse(fname, entry, "the number of inputs is unknown")
+    offset = np.broadcast_to(offset, (width,)).astype(np.float64)
+    scale = np.broadcast_to(scale, (width,)).astype(np.float64)
+    stack.scale_inputs(offset, scale, where=where)

@@ -1,9 +1,10 @@
 """Weight files (HDF5, NPZ) and where the spec comes from.
 
 Nothing is executed: NPZ is opened with ``allow_pickle=False``, HDF5 is read
-as plain datasets, YAML with the safe loader. ``open_model_file`` returns
-the spec and a ``TensorStore`` (name -> array); the arrays are checked for
-dtype and finiteness when a layer asks for them.
+as plain datasets, YAML with the safe loader. ``load_spec_and_tensors``
+returns the spec and a ``TensorStore`` (name -> array) holding the tensors the
+spec names, read before the file is closed; each array is checked for dtype
+and finiteness when a layer takes it.
 """
 
 import os
@@ -15,20 +16,52 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import JaccliError
-from .spec import clip, parse_spec, parse_spec_text, read_spec_file
+from jaccli.errors import JaccliError
+from jaccli.formats.folding import checked_tensor
+from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class TensorStore:
-    """Named tensors of one file, read lazily, checked when taken."""
+    """Named tensors of one file, read when asked for, checked when taken.
 
-    def __init__(self, path, getter, names):
+    ``close`` (if given) releases the open file; ``read`` first copies out the
+    tensors that will be taken.
+    """
+
+    def __init__(self, path, getter, names, close=None):
         self.path = str(path)
         self._get = getter
         self.names = names
+        self._close = close
+
+    def read(self, names):
+        """A store of ``names`` read now, which outlives this store's open file.
+
+        A tensor that cannot be read keeps its error until it is taken, so
+        errors still come in the order the layers take their tensors.
+        """
+        values = {}
+        for name in dict.fromkeys(names):
+            try:
+                values[name] = self._get(name)
+            except JaccliError as exc:
+                values[name] = exc
+
+        def get(name):
+            value = values.get(name)
+            if isinstance(value, JaccliError):
+                raise value
+            return value
+
+        return TensorStore(self.path, get, self.names)
+
+    def close(self):
+        if self._close is not None:
+            close, self._close = self._close, None
+            close()
 
     def take(self, name):
         array = self._get(name)
@@ -36,21 +69,6 @@ class TensorStore:
             raise JaccliError(f"{self.path}: no tensor '{name}' in the file "
                               f"(it has: {_short_list(self.names)})")
         return checked_tensor(array, f"{self.path}: tensor '{name}'")
-
-
-def checked_tensor(array, where):
-    array = np.asarray(array)
-    if array.dtype.kind == "c":
-        raise JaccliError(f"{where} is complex ({array.dtype}); jaccli needs real weights")
-    if array.dtype.kind not in "fiu":
-        raise JaccliError(f"{where} has dtype {array.dtype}, not numbers")
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = array.astype(np.float64)
-    if not np.all(np.isfinite(result)):
-        bad = np.argwhere(~np.isfinite(result))[0]
-        raise JaccliError(f"{where} holds a non-finite value ({result[tuple(bad)]}) "
-                          f"at index {list(map(int, bad))}")
-    return result
 
 
 def _short_list(names, most=12):
@@ -70,7 +88,7 @@ def _tensor_bytes(shape, dtype):
 
 
 def _check_tensor_size(nbytes, where):
-    from .limits import check_memory
+    from jaccli.limits import check_memory
 
     check_memory(nbytes, where, "a dense MLP's weights are far smaller: is this the right file?")
 
@@ -86,14 +104,18 @@ def _open_hdf5(path):
         handle = h5py.File(path, "r")
     except _H5_ERRORS as exc:
         raise JaccliError(f"{path}: not a readable HDF5 file ({clip(str(exc), 200)})") from None
-    store = hdf5_store(handle, path)
     try:
-        spec_text = handle.attrs.get(EMBEDDED_SPEC)
-        keras = "model_config" in handle.attrs
-    except _H5_ERRORS as exc:
-        raise JaccliError(f"{path}: damaged HDF5 file: cannot read its attributes "
-                          f"({clip(str(exc), 200)})") from None
-    return store, _spec_text(spec_text, path, f"the HDF5 attribute '{EMBEDDED_SPEC}'"), keras
+        store = hdf5_store(handle, path)
+        try:
+            spec_text = handle.attrs.get(EMBEDDED_SPEC)
+            keras = "model_config" in handle.attrs
+        except _H5_ERRORS as exc:
+            raise JaccliError(f"{path}: damaged HDF5 file: cannot read its attributes "
+                              f"({clip(str(exc), 200)})") from None
+        return store, _spec_text(spec_text, path, f"the HDF5 attribute '{EMBEDDED_SPEC}'"), keras
+    except BaseException:
+        handle.close()
+        raise
 
 
 def _spec_text(value, path, what):
@@ -115,7 +137,8 @@ def _spec_text(value, path, what):
 
 
 def hdf5_store(handle, path, prefix=""):
-    """A TensorStore over the datasets of an open HDF5 file (links to other files refused)."""
+    """A TensorStore over the datasets of an open HDF5 file (links to other files
+    refused); closing the store closes the file."""
     import h5py
 
     names = []
@@ -160,7 +183,7 @@ def hdf5_store(handle, path, prefix=""):
         except _H5_ERRORS as exc:
             raise JaccliError(f"{where} cannot be read: {clip(str(exc), 200)}") from None
 
-    return TensorStore(path, get, names)
+    return TensorStore(path, get, names, close=handle.close)
 
 
 # Errors zipfile / zlib / numpy raise for a damaged archive member.
@@ -201,7 +224,19 @@ def _private_header_reader():
 def _open_npz(path):
     try:
         archive = zipfile.ZipFile(path)
-        members = {}
+    except _ZIP_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable NPZ file ({clip(str(exc), 200)})") from None
+    try:
+        return _npz_store(archive, path)
+    except BaseException:
+        archive.close()
+        raise
+
+
+def _npz_store(archive, path):
+    """(TensorStore, embedded spec text or None, False) of an open NPZ archive."""
+    members = {}
+    try:
         for info in archive.infolist():
             if not info.is_dir():
                 members[info.filename[:-4] if info.filename.endswith(".npy") else info.filename] = info
@@ -239,7 +274,7 @@ def _open_npz(path):
             raise JaccliError(f"{path}: '{EMBEDDED_SPEC}' must be a 0-d string array holding the "
                               f"YAML spec, not {raw.dtype} {raw.shape}")
         spec_text = _spec_text(raw, path, f"'{EMBEDDED_SPEC}'")
-    return TensorStore(path, get, names), spec_text, False
+    return TensorStore(path, get, names, close=archive.close), spec_text, False
 
 
 def open_weight_file(path):
@@ -265,37 +300,53 @@ def open_weight_file(path):
 
 
 def sibling_spec_paths(path):
+    """The spec files beside a model file (model.yaml, model.yml), which win over its embedded spec."""
     stem = Path(path).with_suffix("")
     return [str(stem) + ".yaml", str(stem) + ".yml"]
 
 
 def load_spec_and_tensors(path, spec_path=None):
-    """Find the spec (contract 1, first match wins) and the tensors it names."""
+    """The spec and the tensors it names; the file is closed when this returns.
+
+    The spec is the first found of: ``spec_path`` (--spec), a spec file beside
+    the model (``sibling_spec_paths``), the spec embedded in the weight file,
+    a Keras model's own configuration.
+    """
     store, embedded, keras = open_weight_file(path)
-    if spec_path is not None:
-        spec = read_spec_file(spec_path)
-    else:
-        siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
-        if siblings:
-            spec = read_spec_file(siblings[0])
-        elif embedded is not None:
-            spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
-        elif keras:
-            return _keras_model(path)
+    try:
+        if spec_path is not None:
+            spec = read_spec_file(spec_path)
         else:
-            tried = sibling_spec_paths(path) + [
-                f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-            raise JaccliError(f"{path}: no spec found; tried --spec, {', '.join(tried)}")
-    if store is None:  # a .keras archive with a user spec: read its weights file
-        return spec, _keras_weights_store(path)
-    return spec, store
+            siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
+            if siblings:
+                spec = read_spec_file(siblings[0])
+            elif embedded is not None:
+                spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
+            elif keras:
+                return _keras_model(path)
+            else:
+                tried = sibling_spec_paths(path) + [
+                    f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
+                raise JaccliError(f"{path}: no spec found; tried --spec, {', '.join(tried)}")
+        if store is None:  # a .keras archive with a user spec: read its weights file
+            store = _keras_weights_store(path)
+        return spec, store.read(_tensor_names(spec))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _tensor_names(spec):
+    """The tensors a spec's layers take, in the order they take them."""
+    names = []
+    for layer in spec.layers:
+        names += [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
+    return names
 
 
 def _keras_model(path):
-    try:
-        from .keras import read_keras
-    except ImportError:
-        raise JaccliError(f"{path}: Keras model files are not supported yet; give a --spec") from None
+    from jaccli.formats.keras import read_keras
+
     spec_dict, tensors = read_keras(path)
     store = TensorStore(path, tensors.get, list(tensors))
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
@@ -306,7 +357,7 @@ def _keras_weights_store(path):
 
     import h5py
 
-    from .keras import _zip_read
+    from jaccli.formats.keras import _zip_read
 
     name = os.path.basename(path)
     try:
@@ -321,4 +372,8 @@ def _keras_weights_store(path):
     except _H5_ERRORS:
         raise JaccliError(f"{path}: model.weights.h5 in the archive is not a readable "
                           f"HDF5 file") from None
-    return hdf5_store(handle, path, "model.weights.h5 ")
+    try:
+        return hdf5_store(handle, path, "model.weights.h5 ")
+    except BaseException:
+        handle.close()
+        raise

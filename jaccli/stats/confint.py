@@ -39,13 +39,13 @@ about a network trained with early stopping far from a minimum, with weight
 decay, or with a non-squared loss.
 """
 
+import os
 from dataclasses import dataclass, field
-
 
 import numpy as np
 from scipy import stats as _stats
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 #: Total size of the q x q triangular factors (one per output) that confint
 #: keeps in memory. q = 10,000 parameters and one output needs 800 MB.
@@ -275,6 +275,7 @@ class ModelFit:
     leverages: np.ndarray  # (N_train, m)
     loo_residuals: np.ndarray  # (N_train, m)
     masks: np.ndarray  # (m, P): the parameters that can move each output
+    X_train: np.ndarray = field(default=None, repr=False)  # (N_train, n)
 
     @property
     def loo_scores(self):
@@ -298,7 +299,7 @@ def output_parameter_masks(model):
         return masks
     table = model.parameter_table
     kernel_info = table[-2] if last.bias is not None else table[-1]
-    out_axis = 0 if model.layouts[-1] == "out_in" else 1
+    out_axis = 0 if model.layout == "out_in" else 1
     owner = np.indices(kernel_info.shape)[out_axis].ravel()  # the output of each kernel entry
     for k in range(m):
         masks[k, kernel_info.offset:kernel_info.offset + kernel_info.size] = owner == k
@@ -308,15 +309,24 @@ def output_parameter_masks(model):
     return masks
 
 
-def fit_model(model, X_train, Y_train, chunk_size=None):
+def fit_model(model, X_train, Y_train, chunk_size=None, source=None):
     """Fit statistics of every output of ``model`` on a training set.
 
     X_train (N, n), Y_train (N, m). Z is computed one chunk of training points
     at a time and folded into the per-output triangular factors; the
     leverages need a second pass over Z, which reuses the first pass's blocks
-    when they fit in ``KEEP_Z_BYTES`` and recomputes them otherwise.
+    when they fit in ``KEEP_Z_BYTES`` and recomputes them otherwise. An error
+    names ``source`` (the training file) when given.
     """
-    X_train = np.asarray(X_train)
+    try:
+        return _fit_model(model, np.asarray(X_train), Y_train, chunk_size)
+    except JaccliError as exc:  # the fit's problems are the training set's
+        if source is None:
+            raise
+        raise JaccliError(f"{source}: {exc}") from None
+
+
+def _fit_model(model, X_train, Y_train, chunk_size):
     Y_train = np.asarray(Y_train, dtype=np.float64)
     N, m = Y_train.shape
     masks = output_parameter_masks(model)
@@ -325,10 +335,8 @@ def fit_model(model, X_train, Y_train, chunk_size=None):
     accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
-    for start in range(0, N, chunk):
-        x = X_train[start:start + chunk]
-        Z = np.asarray(model.param_jacobian(x), dtype=np.float64)  # (c, m, P)
-        r = Y_train[start:start + chunk] - np.asarray(model.value(x), dtype=np.float64)
+    for start, (Z, values) in model.map_chunks(_z_and_values(model), X_train, chunk):
+        r = Y_train[start:start + chunk] - values
         residuals[start:start + chunk] = r
         for k in range(m):
             accs[k].add(Z[:, k, masks[k]], r[:, k])
@@ -336,30 +344,39 @@ def fit_model(model, X_train, Y_train, chunk_size=None):
             kept_bytes += Z.nbytes
             kept = kept + [Z] if kept_bytes <= KEEP_Z_BYTES else None
     stats = [acc.finish() for acc in accs]
+    blocks = enumerate(kept) if kept is not None else (
+        (i, Z) for i, (_, (Z, _)) in enumerate(model.map_chunks(_z_and_values(model), X_train, chunk)))
     lev = np.empty((N, m))
-    for i, start in enumerate(range(0, N, chunk)):
-        Z = kept[i] if kept is not None else np.asarray(
-            model.param_jacobian(X_train[start:start + chunk]), dtype=np.float64)
+    for i, Z in blocks:
         for k in range(m):
-            lev[start:start + chunk, k] = stats[k].gain(Z[:, k, masks[k]])
+            lev[i * chunk:(i + 1) * chunk, k] = stats[k].gain(Z[:, k, masks[k]])
     loo = np.column_stack([loo_residuals(residuals[:, k], lev[:, k]) for k in range(m)])
-    return ModelFit(stats, residuals, lev, loo, masks)
+    return ModelFit(stats, residuals, lev, loo, masks, X_train)
+
+
+def _z_and_values(model):
+    """The chunk function of ``Model.map_chunks``: (Z (c, m, P), f (c, m)) in float64."""
+    def compute(x, workspace):
+        Z = model.compute_chunk("param_jacobian", x, work=workspace)
+        values = model.compute_chunk("value", x, work=workspace)
+        return np.asarray(Z, dtype=np.float64), np.asarray(values, dtype=np.float64)
+
+    return compute
 
 
 INTERVAL_FIELDS = ("value", "se", "lower", "upper", "pred_lower", "pred_upper")
-#: The CSV column suffix of each field (contract section 5): y, y_se, ...
+#: The CSV column suffix of each field: output y gives y, y_se, y_lower, ...
 COLUMN_SUFFIX = {"value": "", "se": "_se", "lower": "_lower", "upper": "_upper",
                  "pred_lower": "_pred_lower", "pred_upper": "_pred_upper"}
 
 
-def model_intervals(model, fit, X, level=0.95):
-    """Intervals of every output at the query points X (one chunk).
+def model_intervals(model, fit, X, level=0.95, workspace=None):
+    """Intervals of every output at the query points X (one chunk, in the model's dtype).
 
     Returns an (N, m, 6) array; the last axis in ``INTERVAL_FIELDS`` order.
     """
     level = check_level(level)
-    values = np.asarray(model.value(X), dtype=np.float64)
-    Z = np.asarray(model.param_jacobian(X), dtype=np.float64)
+    Z, values = _z_and_values(model)(X, workspace)
     out = np.empty(values.shape + (len(INTERVAL_FIELDS),))
     for k, st in enumerate(fit.stats):
         ci = intervals(values[:, k], Z[:, k, fit.masks[k]], st, level)
@@ -368,61 +385,41 @@ def model_intervals(model, fit, X, level=0.95):
     return out
 
 
+def interval_columns(model):
+    """The CSV columns of the intervals: per output y, y, y_se, y_lower, ... ."""
+    return [f"{y}{COLUMN_SUFFIX[f]}" for y in model.output_names for f in INTERVAL_FIELDS]
+
+
+def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="points", threads=None):
+    """Yield (start, (c, m, 6) intervals) chunk by chunk, in order: ``points`` may be
+    read lazily (a large file streams); each chunk is checked for finite numbers."""
+    level = check_level(level)
+    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+
+    def compute(x, workspace):
+        return model_intervals(model, fit, x, level, workspace)
+
+    return model.map_chunks(compute, points, chunk, source, threads)
+
+
 # --- the training file ---------------------------------------------------------------
 
 
-def sniff_header(path):
-    """The header cells of a CSV/TSV/TXT file, or None (no header, not text, stdin)."""
-    import os
-
-    if path in (None, "-") or not os.path.isfile(path):
-        return None
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".csv", ".tsv", ".txt"):
-        return None
-    try:
-        with open(path, "r", encoding="utf-8-sig", errors="replace") as handle:
-            for line in handle:
-                if line.strip():
-                    break
-            else:
-                return None
-    except OSError:
-        return None
-    delimiter = "," if suffix == ".csv" else ("\t" if "\t" in line else None)
-    cells = [c.strip().strip('"').strip("'").strip() for c in
-             (line.split(delimiter) if delimiter else line.split())]
-
-    def number(cell):
-        try:
-            float(cell)
-            return True
-        except ValueError:
-            return False
-
-    return None if all(number(c) for c in cells) else cells
-
-
 def read_training_set(path, input_names, target_names, stdin=None):
-    """(X (N, n), Y (N, m)) from a training file.
-
-    The file holds the inputs and the targets: a header naming them all (other
-    columns ignored), or exactly n + m columns, the inputs then the targets.
-    """
-    from .model import check_finite_points
-    from .points import read_points
+    """(X (N, n), Y (N, m)) from a training file, read as a points file with the
+    targets as extra columns: a header naming the inputs and the targets (other
+    columns ignored), or exactly n + m columns, the inputs then the targets."""
+    from jaccli.model import check_finite_points
+    from jaccli.io.points import MissingColumns, read_points
 
     input_names, target_names = list(input_names), list(target_names)
-    header = sniff_header(path)
-    if header is not None and all(name in header for name in input_names):
-        missing = [name for name in target_names if name not in header]
-        if missing:
-            raise JaccliError(
-                f"{path}: no target column {', '.join(repr(n) for n in missing)} (the header "
-                f"has {', '.join(header)}); name the targets as the spec's outputs or "
-                f"choose the columns with --target")
     try:
-        table = read_points(path, input_names + target_names, stdin)
+        table = read_points(path, input_names, stdin, extra_names=target_names)
+    except MissingColumns as exc:
+        raise JaccliError(
+            f"{path}: no target column {', '.join(repr(n) for n in exc.missing)} (the header "
+            f"has {', '.join(exc.header)}); name the targets as the spec's outputs or "
+            f"choose the columns with --target") from None
     except JaccliError as exc:
         raise JaccliError(
             f"{exc} (a training file holds the inputs and the targets: "
@@ -432,3 +429,54 @@ def read_training_set(path, input_names, target_names, stdin=None):
     source = "<stdin>" if path == "-" else path
     check_finite_points(table, source)
     return table[:, :n], table[:, n:]
+
+
+def training_set(model, train, targets=None, stdin=None):
+    """(X (N, n), Y (N, m)) from ``train``: a training file's path (``-``: ``stdin``)
+    or an (X, Y) pair. ``targets``: the file's target column of each output, in
+    output order (default: the model's output names)."""
+    target_names = list(targets) if targets else list(model.output_names)
+    if len(target_names) != model.n_outputs:
+        raise JaccliError(f"--target given {len(target_names)} time(s); the model has "
+                          f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
+                          f"give one target column per output, in that order")
+    if isinstance(train, (tuple, list)):
+        X_train = model.as_points(train[0], "the training set")
+        return X_train, np.asarray(train[1], dtype=np.float64).reshape(len(X_train), -1)
+    return read_training_set(str(train), model.input_names, target_names, stdin)
+
+
+@dataclass
+class ConfintResult:
+    """What ``jaccli.confint`` returns: the intervals and the fit behind them."""
+
+    intervals: np.ndarray  # (N, m, 6): the last axis in INTERVAL_FIELDS order
+    fit: ModelFit  # per output: rank, condition number, s, leverages, LOO residuals
+    level: float
+    columns: list  # the CSV column of each (output, field): y, y_se, y_lower, ...
+
+    def table(self):
+        """(N, 6 m): one column per name in ``columns``."""
+        return self.intervals.reshape(len(self.intervals), -1)
+
+    def __getitem__(self, column):
+        """One column by name, e.g. result["y_upper"]."""
+        return self.table()[:, self.columns.index(column)]
+
+
+def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
+    """Confidence and prediction intervals of ``model`` at ``points`` (array-like
+    (N, n), or a points file's path), fitted on ``train`` (a training file's path,
+    or an (X, Y) pair). See ``training_set`` for ``targets``."""
+    from jaccli.io.points import read_points
+
+    level = check_level(level)
+    X_train, Y_train = training_set(model, train, targets)
+    fit = fit_model(model, X_train, Y_train, chunk_size,
+                    None if isinstance(train, (tuple, list)) else str(train))
+    if isinstance(points, (str, os.PathLike)):
+        points = read_points(str(points), model.input_names)
+    else:
+        points = model.as_points(points)
+    blocks = [block for _, block in iter_intervals(model, fit, points, level, chunk_size)]
+    return ConfintResult(np.concatenate(blocks), fit, level, interval_columns(model))

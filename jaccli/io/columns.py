@@ -1,4 +1,4 @@
-"""CSV column names (contract section 4): output-major, one per array entry."""
+"""CSV column names: one per array entry, output-major (all of y1's columns, then y2's)."""
 
 import numpy as np
 

@@ -1,14 +1,16 @@
 """The plain propagation: every intermediate a fresh array, each formula as written.
 
 The first implementation of the engine, kept because it is the easiest to
-read and check: ``jaccli.engine`` runs it for a softmax output (a vector
-function the fast sweeps do not cover) and for the Taylor-mode Hessian
-diagonal and Laplacian, and the tests hold the fast sweeps to it.
+read and check: ``jaccli.engine.sweeps`` runs it for a vector (softmax) output,
+which the fast sweeps do not cover, and for the Taylor-mode Hessian diagonal
+and Laplacian. Each layer's derivatives come from its activation's maps
+(``Activation.jvp``, ``vjp``, ``second``, ``curvature``), one path for
+elementwise and vector activations alike.
 """
 
 import numpy as np
 
-from .network import _scaled_inputs
+from jaccli.engine.network import _scaled_inputs
 
 
 def ref_value(net, x):
@@ -38,24 +40,14 @@ def _per_point(tangents, n_points):
     return tangents
 
 
-def _softmax_tangents(p, tz):
-    """dp/dx_j = p * (dz/dx_j - p . dz/dx_j); p (N, m), tz (N, n, m)."""
-    centred = tz - np.einsum("njm,nm->nj", tz, p)[:, :, None]
-    return p[:, None, :] * centred, centred
-
-
 def ref_forward_tangents(net, x):
     """Values of the last layer and dy/dx as (N, n, m) tangents, by forward mode."""
     a = _scaled_inputs(net, x)
-    tz = None
     for index, layer in enumerate(net.layers):
         z = layer.pre_activation(a)
-        tz = _first_tangents(net) if index == 0 else _propagate(ta, layer.kernel)
+        tz = _per_point(_first_tangents(net), len(x)) if index == 0 else _propagate(ta, layer.kernel)
         a, s1, _ = layer.derivatives(z)
-        if layer.is_softmax:
-            ta = _softmax_tangents(a, _per_point(tz, len(x)))[0]
-        else:
-            ta = s1[:, None, :] * tz
+        ta = layer.activation.jvp(a, s1, tz)
     return ta * net.out_scale
 
 
@@ -84,20 +76,14 @@ def ref_backward_adjoints(net, cache):
     The output scaling enters here: A_L = diag(out_scale) at every point.
     """
     n_points, m = len(cache[0][0]), net.n_outputs
-    last = net.layers[-1]
     a_last, s1_last = cache[-1][2], cache[-1][3]
     adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
-    if last.is_softmax:
-        # dp_k/dz = p_k (e_k - p): the softmax Jacobian is symmetric, so A @ J = scaled J.
-        jac = -a_last[:, :, None] * a_last[:, None, :]
-        jac[:, np.arange(m), np.arange(m)] += a_last
-        delta = net.out_scale[None, :, None] * jac
-    else:
-        delta = adjoint * s1_last[:, None, :]
+    delta = net.layers[-1].activation.vjp(a_last, s1_last, adjoint)
     result = [(adjoint, delta)]
     for index in range(len(net.layers) - 1, 0, -1):
         adjoint = delta @ net.layers[index].kernel.T
-        delta = adjoint * cache[index - 1][3][:, None, :]
+        _, _, a, s1, _ = cache[index - 1]
+        delta = net.layers[index - 1].activation.vjp(a, s1, adjoint)
         result.append((adjoint, delta))
     result.reverse()
     return result
@@ -112,11 +98,11 @@ def ref_jacobian_reverse(net, x):
 # ---------------------------------------------------------------- parameters
 
 
-def ref_param_jacobian(net, x, layouts, out=None):
+def ref_param_jacobian(net, x, layout, out=None):
     """dy/dtheta (N, m, P), written block by block into ``out``.
 
-    ``layouts`` says, per layer, whether its kernel is stored transposed
-    ("out_in") in the file, which fixes the flattening order of its block.
+    ``layout`` says whether the kernels are stored transposed ("out_in") in
+    the file, which fixes the flattening order of each kernel's block.
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
     """
     cache = ref_forward_cache(net, x)
@@ -127,18 +113,18 @@ def ref_param_jacobian(net, x, layouts, out=None):
     if out is None:
         out = np.empty((n_points, m, total), dtype=x.dtype)
     return write_parameter_blocks(out, net.layers, [c[0] for c in cache],
-                                  [delta for _, delta in adjoints], layouts)
+                                  [delta for _, delta in adjoints], layout)
 
 
-def write_parameter_blocks(out, layers, inputs, deltas, layouts):
+def write_parameter_blocks(out, layers, inputs, deltas, layout):
     """Fill dy/dtheta (N, m, P) layer by layer, each entry written once.
 
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}, an outer product per point;
-    the block's flattening follows the kernel's shape in the file (``layouts``).
+    the block's flattening follows the kernels' shape in the file (``layout``).
     """
     n_points, m = out.shape[:2]
     offset = 0
-    for layer, a_in, delta, layout in zip(layers, inputs, deltas, layouts):
+    for layer, a_in, delta in zip(layers, inputs, deltas):
         d_in, d_out = layer.kernel.shape
         block = out[:, :, offset:offset + d_in * d_out]
         if layout == "out_in":
@@ -173,26 +159,11 @@ def ref_hessdiag(net, x):
             sz = None  # the first layer is linear in x: no curvature yet
         else:
             tz, sz = _propagate(ta, layer.kernel), _propagate(sa, layer.kernel)
-        if layer.is_softmax:
-            ta, sa = _softmax_second_tangents(a, tz, sz)
-        else:
-            ta = s1[:, None, :] * tz
-            sa = s2[:, None, :] * tz * tz
-            if sz is not None:
-                sa += s1[:, None, :] * sz
+        ta = layer.activation.jvp(a, s1, tz)
+        sa = layer.activation.second(a, s1, s2, tz, ta)
+        if sz is not None:
+            sa += layer.activation.jvp(a, s1, sz)
     return np.ascontiguousarray((sa * net.out_scale).transpose(0, 2, 1))
-
-
-def _softmax_second_tangents(p, tz, sz):
-    """First and second directional derivatives of p = softmax(z(t)).
-
-    d2p_k = dp_k (z'_k - p.z') + p_k (z''_k - p.z'' - dp.z'), for each direction j.
-    """
-    ta, centred = _softmax_tangents(p, tz)
-    sa = ta * centred - p[:, None, :] * np.einsum("njm,njm->nj", ta, tz)[:, :, None]
-    if sz is not None:
-        sa += p[:, None, :] * (sz - np.einsum("njm,nm->nj", sz, p)[:, :, None])
-    return ta, sa
 
 
 def ref_laplacian(net, x):
@@ -210,26 +181,20 @@ def ref_laplacian(net, x):
             lz = None
         else:
             tz, lz = _propagate(ta, layer.kernel), la @ layer.kernel
-        if layer.is_softmax:
-            ta, centred = _softmax_tangents(a, tz)
-            la = (np.einsum("njm,njm->nm", ta, centred)
-                  - a * np.einsum("njm,njm->n", ta, tz)[:, None])
-            if lz is not None:
-                la += a * (lz - np.einsum("nm,nm->n", lz, a)[:, None])
-        else:
-            ta = s1[:, None, :] * tz
-            la = s2 * np.einsum("njd,njd->nd", tz, tz)
-            if lz is not None:
-                la += s1 * lz
+        ta = layer.activation.jvp(a, s1, tz)
+        la = layer.activation.second(a, s1, s2, tz, ta).sum(axis=1)
+        if lz is not None:
+            la += layer.activation.jvp(a, s1, lz[:, None, :])[:, 0, :]
     return la * net.out_scale
 
 
 def ref_hessian(net, x):
     """d2y_k/dx_i dx_j (N, m, n, n): forward tangents plus one adjoint sweep.
 
-    Linear maps add no curvature, so H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l,
-    with T_l = dz_l/dx the forward tangents and A_l = dy/da_l the adjoints;
-    a final softmax adds the curvature of p itself.
+    Linear maps add no curvature, so H_k = sum_l T_l^T C_l,k T_l, with T_l = dz_l/dx
+    the forward tangents and C_l,k = sum_u A_l,ku d2s_u/dz2 the activation's
+    curvature weighted by the adjoints A_l = dy/da_l (diag(A_l,k * s''(z_l))
+    for an elementwise activation).
     """
     cache = ref_forward_cache(net, x)
     adjoints = ref_backward_adjoints(net, cache)
@@ -241,25 +206,10 @@ def ref_hessian(net, x):
             tz = _per_point(_first_tangents(net), n_points)
         else:
             tz = _propagate(ta, layer.kernel)
-        tz_t = tz.transpose(0, 2, 1)
-        if layer.is_softmax:
-            _add_softmax_curvature(out, a, tz, net.out_scale)
-            break
-        curvature = adjoint * s2[:, None, :]  # (N, m, d)
         for k in range(m):
-            out[:, k] += (tz * curvature[:, k, None, :]) @ tz_t
-        ta = s1[:, None, :] * tz
+            out[:, k] += layer.activation.curvature(a, s2, tz, adjoint[:, k])
+        ta = layer.activation.jvp(a, s1, tz)
     # Both triangles come from sums taken in different orders: make H exactly symmetric.
     out += out.transpose(0, 1, 3, 2)
     out *= 0.5
     return out
-
-
-def _add_softmax_curvature(out, p, tz, out_scale):
-    """T^T (d2 p_k/dz2) T with d2p_k/dz2 = p_k [(e_k - p)(e_k - p)^T - diag(p) + p p^T]."""
-    w = np.einsum("njm,nm->nj", tz, p)  # T p
-    spread = (tz * p[:, None, :]) @ tz.transpose(0, 2, 1)  # T diag(p) T^T
-    common = spread - w[:, :, None] * w[:, None, :]
-    for k in range(p.shape[1]):
-        v = tz[:, :, k] - w
-        out[:, k] += (out_scale[k] * p[:, k])[:, None, None] * (v[:, :, None] * v[:, None, :] - common)

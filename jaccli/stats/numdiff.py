@@ -264,30 +264,13 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
     """
     a = np.asarray(analytic, dtype=np.float64)
     candidates = numeric if isinstance(numeric, list) else [(numeric, err_est)]
-    reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
-    scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True) if a.size else np.ones(1)
-    chosen = None
-    for cand, est in candidates:
-        d = np.broadcast_to(np.asarray(cand, dtype=np.float64), a.shape)
-        e = np.zeros(a.shape) if est is None else np.broadcast_to(np.asarray(est, dtype=np.float64), a.shape)
-        diff = np.abs(a - d)
-        allowed = tol * scale + SAFETY * e
-        finite = np.isfinite(a) & np.isfinite(d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0),
-                             np.where(diff > 0, np.inf, 0.0))
-        ratio = np.where(finite, ratio, np.inf)
-        if chosen is None:
-            chosen = [d.copy(), e.copy(), diff, np.broadcast_to(allowed, a.shape).copy(), ratio]
-        else:
-            better = ratio < chosen[4]
-            for slot, new_value in enumerate([d, e, diff, np.broadcast_to(allowed, a.shape), ratio]):
-                chosen[slot] = np.where(better, new_value, chosen[slot])
-    d, e, diff, allowed, ratio = chosen
-    bad = ~(ratio <= 1.0)
     if not a.size:
         return dict(max_abs=0.0, max_rel=0.0, max_err_est=0.0, n_bad=0, passed=True, worst=None,
                     worst_analytic=None, worst_numeric=None, worst_allowed=None)
+    reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
+    scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True)
+    d, e, diff, allowed, ratio = _best_candidate(a, candidates, tol * scale)
+    bad = ~(ratio <= 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff > 0, np.inf, 0.0))
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape))
@@ -305,87 +288,27 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
     }
 
 
-# --- checking a model -------------------------------------------------------------
+def _best_candidate(a, candidates, tolerance):
+    """Element by element, the candidate (numeric, err_est) that ``a`` agrees with best,
+    judged by |a - numeric| / (tolerance + SAFETY * err_est); NaN anywhere is infinitely bad.
 
-QUANTITIES = ("jacobian", "hessdiag", "params")
-
-
-def _timed(fn, *args):
-    import time
-
-    start = time.perf_counter()
-    result = fn(*args)
-    return result, time.perf_counter() - start
-
-
-def check_quantity(model, X, quantity, tol=DEFAULT_TOL, numeric_model=None):
-    """Analytic vs central vs Richardson for one quantity, at the points X (N, n).
-
-    The analytic derivative comes from ``model``, the numerical ones from
-    ``numeric_model`` (default: the same model; a float64 copy of a float32
-    model, so that the differences are not swamped by float32 rounding).
-
-    Returns a list of row dicts (method: analytic, central, richardson) and
-    the verdict. Richardson decides (``compare`` with its error estimate);
-    the central differences are reported, with |central - richardson| as
-    their error estimate, to show what a plain finite difference gives.
+    Returns (numeric, err_est, |a - numeric|, allowed difference, ratio), each shaped as a.
     """
-    X = np.asarray(X, dtype=np.float64)
-    num = numeric_model or model
-    if quantity in ("jacobian", "hessdiag"):
-        # Step in the network's own units u = (x - offset) / scale: an input
-        # scale of 0.01 makes the function vary a hundred times faster in x,
-        # and steps sized for x would swamp the estimate (and its error bound).
-        scale = 1.0 / np.asarray(num.network.in_inv_scale, dtype=np.float64)
-        offset = np.asarray(num.network.in_offset, dtype=np.float64)
-        U = (X - offset) / scale
-        power = 1 if quantity == "jacobian" else 2
-        differentiate = input_jacobian if quantity == "jacobian" else input_hessdiag
-
-        def in_u(U):
-            return num.value(U * scale + offset)
-
-        def to_x(pair):
-            value, err = pair
-            return value / scale ** power, None if err is None else err / scale ** power
-
-        analytic, t_a = _timed(getattr(model, quantity), X)
-        (central, _), t_c = _timed(differentiate, in_u, U, "central")
-        central = to_x((central, None))[0]
-        ladders, t_r = _timed(differentiate, in_u, U, "richardson", True)
-        ladders = [to_x(pair) for pair in ladders]
-    elif quantity == "params":
-        analytic, t_a = _timed(model.param_jacobian, X)
-        theta = num.parameter_vector()
-
-        def g(t):
-            return num.with_parameters(t).value(X)
-
-        (central, _), t_c = _timed(param_jacobian, g, theta, "central")
-        ladders, t_r = _timed(param_jacobian, g, theta, "richardson", True)
-    else:
-        raise ValueError(f"unknown quantity {quantity!r}")
-    analytic = np.asarray(analytic, dtype=np.float64)
-    rich, _ = _pick(ladders)
-    c_est = np.abs(central - rich)
-    res_c = compare(analytic, central, None, tol)
-    res_r = compare(analytic, ladders, None, tol)
-    rows = [
-        dict(quantity=quantity, method="analytic", seconds=t_a),
-        dict(quantity=quantity, method="central", max_abs_error=res_c["max_abs"],
-             max_rel_error=res_c["max_rel"], error_estimate=float(c_est.max()), seconds=t_c),
-        dict(quantity=quantity, method="richardson", max_abs_error=res_r["max_abs"],
-             max_rel_error=res_r["max_rel"], error_estimate=res_r["max_err_est"], seconds=t_r,
-             tolerance=tol, n_bad=res_r["n_bad"], status="PASS" if res_r["passed"] else "FAIL"),
-    ]
-    return rows, res_r
-
-
-def check_value(model, X, reference, tol):
-    """jaccli's forward pass against reference outputs (N, m) computed elsewhere."""
-    (values, t_a) = _timed(model.value, X)
-    values = np.asarray(values, dtype=np.float64)[:, :, None]
-    res = compare(values, np.asarray(reference, dtype=np.float64)[:, :, None], None, tol)
-    return [dict(quantity="value", method="reference", max_abs_error=res["max_abs"],
-                 max_rel_error=res["max_rel"], seconds=t_a, tolerance=tol,
-                 n_bad=res["n_bad"], status="PASS" if res["passed"] else "FAIL")], res
+    chosen = None
+    for cand, est in candidates:
+        d = np.broadcast_to(np.asarray(cand, dtype=np.float64), a.shape)
+        e = np.zeros(a.shape) if est is None else np.broadcast_to(np.asarray(est, dtype=np.float64), a.shape)
+        diff = np.abs(a - d)
+        allowed = np.broadcast_to(tolerance + SAFETY * e, a.shape)
+        finite = np.isfinite(a) & np.isfinite(d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(allowed > 0, diff / np.where(allowed > 0, allowed, 1.0),
+                             np.where(diff > 0, np.inf, 0.0))
+        ratio = np.where(finite, ratio, np.inf)
+        if chosen is None:
+            chosen = [d.copy(), e.copy(), diff, allowed.copy(), ratio]
+        else:
+            better = ratio < chosen[4]
+            for slot, new_value in enumerate([d, e, diff, allowed, ratio]):
+                chosen[slot] = np.where(better, new_value, chosen[slot])
+    return chosen

@@ -1,6 +1,6 @@
 """The architecture spec: YAML (safe loader only) -> a checked ``Spec``.
 
-Every field of the contract is read here and nothing else is accepted: an
+Every field a spec may have is read here and nothing else is accepted: an
 unknown field (a typo such as ``activaton``) is an error, never ignored.
 """
 
@@ -11,14 +11,13 @@ from typing import List, Optional
 
 import yaml
 
-from .activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
-from .errors import JaccliError
+from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
+from jaccli.errors import JaccliError
 
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
 LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha"}
 SCALING_FIELDS = {"offset", "scale"}
 LAYOUTS = ("in_out", "out_in")
-_DEFAULT = object()
 
 
 @dataclass
@@ -197,7 +196,7 @@ def _scaling(value, field, source):
 
 
 def reject_unknown(mapping, known, where, prefix=""):
-    """A field the contract does not define is an error (a typo is not silently ignored)."""
+    """A field outside ``known`` is an error (a typo is not silently ignored)."""
     unknown = set(mapping) - known
     if unknown:
         raise JaccliError(f"{where}: unknown field '{prefix}{clip(sorted(unknown, key=str)[0])}' "

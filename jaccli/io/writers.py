@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".npy": "npy", ".npz": "npz"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
@@ -74,7 +74,7 @@ DISK_ADVICE = ("compute hessdiag instead of hessian, use fewer points, or write 
 
 def check_output_room(path, fmt, shape, dtype):
     """Refuse, before any work, an output that cannot fit: NPZ in memory, any file on disk."""
-    from .limits import check_disk, check_memory
+    from jaccli.limits import check_disk, check_memory
 
     count = int(np.prod(shape, dtype=object))
     nbytes = count * np.dtype(dtype).itemsize
@@ -115,6 +115,16 @@ def format_rows(rows, delimiter):
     step = max(1, (1 << 17) // max(rows.shape[1], 1))
     return "".join((row_format * len(part)) % tuple(part.ravel().tolist())
                    for part in (rows[i:i + step] for i in range(0, len(rows), step)))
+
+
+def format_cells(rows, delimiter):
+    """Rows of mixed cells (a report): floats as their repr, None as an empty cell."""
+    def cell(value):
+        if value is None:
+            return ""
+        return repr(float(value)) if isinstance(value, float) else str(value)
+
+    return "".join(delimiter.join(cell(value) for value in row) + "\n" for row in rows)
 
 
 def header_line(columns, delimiter):
@@ -204,6 +214,11 @@ class TableWriter:
     @_writing
     def write(self, start, rows):
         self.handle.write(format_rows(rows, self.delimiter))
+
+    @_writing
+    def write_cells(self, rows):
+        """Rows of mixed cells (text, numbers, None for an empty cell)."""
+        self.handle.write(format_cells(rows, self.delimiter))
 
     @_writing
     def commit(self):

@@ -11,9 +11,13 @@ like z) so that the engine's hot loops make no fresh temporaries; it
 overwrites z and returns None for a derivative that is constant (s' = 1,
 s'' = 0) or for an order it does not cover (then the plain rule is used).
 
-Softmax is a vector function and is not in this table: its derivatives
-couple the units, so the engine treats it on its own (``jaccli.engine``).
-At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
+Softmax is the one vector entry: its derivatives couple the units, so
+instead of s' and s'' it gives the maps the sweeps need (``VectorRule``):
+the Jacobian-vector product, the vector-Jacobian product, the second-order
+tangent term and the curvature contracted with adjoint weights. An
+elementwise entry answers the same four questions from s' and s''
+(``Activation.jvp`` and friends), so the sweeps written with them have one
+path for both kinds. At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
 and the second derivative of a piecewise-linear function is 0.
 """
 
@@ -32,11 +36,46 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 @dataclass(frozen=True)
+class VectorRule:
+    """The derivatives of a vector activation p = s(z) (z, p: (N, d)), as maps.
+
+    Tangents t are (N, n, d) (one direction per row), adjoints A (N, m, d).
+    """
+
+    jvp: Callable  # jvp(p, t) -> dp[t], (N, n, d)
+    vjp: Callable  # vjp(p, A) -> A dp/dz, (N, m, d)
+    second: Callable  # second(p, t, dp) -> d2p[t, t] per direction, (N, n, d)
+    curvature: Callable  # curvature(p, t, c) -> t (sum_u c_u d2p_u/dz2) t^T, (N, n, n)
+
+
+@dataclass(frozen=True)
 class Activation:
     name: str
-    rule: Callable  # rule(z, **params) -> (value, first, second)
+    rule: Callable  # rule(z, **params) -> (value, first, second); a vector rule: second is None
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
+    vector: Optional[VectorRule] = None  # set for a function that couples its units
+
+    @property
+    def elementwise(self):
+        return self.vector is None
+
+    # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule.
+    def jvp(self, s, s1, t):
+        return self.vector.jvp(s, t) if self.vector else s1[:, None, :] * t
+
+    def vjp(self, s, s1, adjoint):
+        return self.vector.vjp(s, adjoint) if self.vector else adjoint * s1[:, None, :]
+
+    def second(self, s, s1, s2, t, dt):
+        """d2s[t, t] per direction (the Taylor term; ``dt`` = jvp(t) already computed)."""
+        return self.vector.second(s, t, dt) if self.vector else s2[:, None, :] * t * t
+
+    def curvature(self, s, s2, t, weights):
+        """t (sum_u c_u d2s_u/dz2) t^T (N, n, n) for adjoint weights c (N, d)."""
+        if self.vector:
+            return self.vector.curvature(s, t, weights)
+        return (t * (weights * s2)[:, None, :]) @ t.transpose(0, 2, 1)
 
 
 def _linear(z):
@@ -188,6 +227,38 @@ def _exp(z):
     return e, e, e
 
 
+def _softmax(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True), None, None
+
+
+def _softmax_jvp(p, t):
+    # dp = p * (t - p.t): the Jacobian diag(p) - p p^T applied to each direction
+    return p[:, None, :] * (t - np.einsum("njd,nd->nj", t, p)[:, :, None])
+
+
+def _softmax_vjp(p, adjoint):
+    # the Jacobian is symmetric, so A J = (A - A.p) * p
+    return (adjoint - np.einsum("nkd,nd->nk", adjoint, p)[:, :, None]) * p[:, None, :]
+
+
+def _softmax_second(p, t, dp):
+    # d2p_u = dp_u (t_u - p.t) - p_u (dp.t), for each direction
+    centred = t - np.einsum("njd,nd->nj", t, p)[:, :, None]
+    return dp * centred - p[:, None, :] * np.einsum("njd,njd->nj", dp, t)[:, :, None]
+
+
+def _softmax_curvature(p, t, c):
+    # sum_u c_u d2p_u/dz2 = diag(q) - q p^T - p q^T with q = p (c - c.p)
+    q = p * (c - np.einsum("nd,nd->n", c, p)[:, None])
+    tq = np.einsum("njd,nd->nj", t, q)
+    tp = np.einsum("njd,nd->nj", t, p)
+    cross = tq[:, :, None] * tp[:, None, :]
+    return (t * q[:, None, :]) @ t.transpose(0, 2, 1) - cross - cross.transpose(0, 2, 1)
+
+
+SOFTMAX_RULE = VectorRule(_softmax_jvp, _softmax_vjp, _softmax_second, _softmax_curvature)
+
 ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
     for a in [
@@ -205,11 +276,12 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("gelu_tanh", _gelu_tanh),
         Activation("sin", _sin),
         Activation("exp", _exp),
+        Activation("softmax", _softmax, vector=SOFTMAX_RULE),  # allowed on the last layer only
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu"}
-SOFTMAX = "softmax"  # vector-valued: handled by the engine, last layer only
-KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES) + [SOFTMAX])
+SOFTMAX = "softmax"  # the name the spec checks: a vector activation, last layer only
+KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES))
 
 
 def canonical_name(name: str) -> str:

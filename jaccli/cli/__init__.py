@@ -1,0 +1,88 @@
+"""The command line: parse, call the library, write. Nothing else lives here.
+
+``jaccli`` is a click group; each command lives in a module of this package
+(``compute``: info and the derivatives; ``stats``: confint and check) and is
+registered here with ``add_command``. NumPy, h5py and rich are imported
+inside the commands, so ``--help`` is fast.
+"""
+
+import sys
+
+import click
+
+from ..errors import JaccliError
+from . import compute, stats
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+MAX_MESSAGE = 500
+
+
+class UserError(click.ClickException):
+    exit_code = EXIT_USER_ERROR
+
+
+class JaccliGroup(click.Group):
+    """Turns a JaccliError into one 'Error: ...' line and exit 2, Ctrl-C into 130."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare 'jaccli': the help, as click shows it
+                raise
+            raise one_line_usage(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise one_line_usage(exc) from None
+        except JaccliError as exc:
+            if ctx.params.get("debug"):
+                import traceback
+
+                traceback.print_exc()  # and still exit 2: --debug adds detail, not a new outcome
+            raise UserError(one_line(str(exc))) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader of our standard output went away (| head): not an error of ours.
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+def one_line(message):
+    """An error message as one line of bounded length, whatever a bad file put in it."""
+    message = " ".join(message.split())
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
+    return message
+
+
+def one_line_usage(exc):
+    """click's usage error (usage, hint, blank line, error) as one 'Error: ...' line."""
+    where = exc.ctx.command_path if exc.ctx is not None else "jaccli"
+    return UserError(one_line(f"{exc.format_message()} (see '{where} --help')"))
+
+
+@click.group(cls=JaccliGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jaccli")
+@click.option("--debug", is_flag=True, help="Show a traceback for errors too.")
+def cli(debug):
+    """Exact derivatives of a saved MLP at your points: values, input and
+    parameter Jacobians, Hessians, Laplacians.
+
+    \b
+    Example:
+      jaccli jacobian sample_models/canonical.npz --at 1,1
+    """
+
+
+for _command in compute.COMMANDS + stats.COMMANDS:
+    cli.add_command(_command)
+
+
+def main():
+    cli(prog_name="jaccli")

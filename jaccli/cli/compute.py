@@ -1,0 +1,150 @@
+"""``info`` and the computing commands (value, jacobian, hessdiag, hessian, laplacian)."""
+
+import sys
+import time
+import warnings
+
+import click
+
+from .options import compute_options, input_paths, load_model, load_points, model_options, npz_extras
+
+
+@click.command()
+@model_options
+def info(model, spec, dtype):
+    """Architecture and parameter table (name, shape, offset) of MODEL.
+
+    \b
+    Example:
+      jaccli info sample_models/canonical.npz
+    """
+    from jaccli.cli.summary import describe_model
+
+    loaded = load_model(model, spec, dtype)
+    out = sys.stdout
+    out.write(f"model: {loaded.path}\n")
+    out.write(f"inputs: {', '.join(loaded.input_names)}\n")
+    out.write(f"outputs: {', '.join(loaded.output_names)}\n")
+    out.write(f"architecture: {describe_model(loaded)}\n")
+    net = loaded.network
+    if net.in_offset.any() or (net.in_inv_scale != 1).any():
+        out.write("input scaling: (x - offset) / scale\n")
+    if net.out_offset.any() or (net.out_scale != 1).any():
+        out.write("output scaling: y_net * scale + offset\n")
+    out.write("\nname\tshape\toffset\tsize\n")
+    for param in loaded.parameter_table:
+        shape = "(" + ", ".join(map(str, param.shape)) + ("," if len(param.shape) == 1 else "") + ")"
+        out.write(f"{param.name}\t{shape}\t{param.offset}\t{param.size}\n")
+    out.write(f"total\t\t\t{loaded.n_parameters}\n")
+
+
+def run_quantity(quantity, command, model, spec, dtype, points_path, at, chunk_size,
+                 output, fmt, quiet):
+    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
+    from jaccli.io.columns import column_names
+    from ..model import check_finite_points
+    from jaccli.io.points import is_streamed
+    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.io.writers import check_output_path, open_writer, output_format
+
+    model_path, model = model, load_model(model, spec, dtype)
+    check_output_path(output, input_paths(model_path, spec, points_path))
+    fmt = output_format(output, fmt)
+    points, source = load_points(model, points_path, at)
+    if not is_streamed(points):  # a file read whole is checked whole, up front
+        check_finite_points(points, source)
+        model.in_dtype(points, source)
+    shape = model.result_shape(quantity, len(points))  # streamed: no memory check
+    columns = column_names(quantity, model)
+    console = stderr_console()
+    stats = None if quiet else ColumnStats(len(columns))
+    writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
+                         npz_extras(model, points), stdout=sys.stdout)
+    chunks = model.iter_chunks(quantity, points, chunk_size, source)
+    started = time.perf_counter()
+    # an overflow inside the network is counted and reported once, not warned per chunk
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
+    seconds = time.perf_counter() - started
+    if non_finite:
+        console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
+                      f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
+    if not quiet:
+        summarise(console, model, quantity, command, columns, stats, len(points), seconds)
+        if output not in (None, "-"):
+            console.print(f"wrote {output} ({fmt}, shape {shape})")
+
+
+def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
+    """Write each (start, result) of ``chunks`` in order, then commit (abort on any
+    error); returns how many results are NaN or infinite."""
+    import numpy as np
+
+    from jaccli.cli.summary import LazyProgress
+
+    progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
+    non_finite = 0
+    try:
+        for start, result in chunks:
+            rows = result.reshape(len(result), -1)
+            writer.write(start, rows)
+            if stats is not None:
+                stats.update(rows)
+            non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+            progress.advance(start + len(rows))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        progress.close()
+    return non_finite
+
+
+def summarise(console, model, quantity, command, columns, stats, n_points, seconds):
+    from jaccli.cli.summary import print_summary
+
+    per_output = len(columns) // model.n_outputs
+    if quantity in ("value", "laplacian"):
+        groups = [("outputs", list(range(len(columns))))]
+    else:
+        groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
+                  for k, y in enumerate(model.output_names)]
+    print_summary(console, model, command, columns, stats, n_points, seconds, groups)
+
+
+def _quantity_command(quantity, summary, example):
+    def command(**kwargs):
+        run_quantity(quantity, quantity, **kwargs)
+
+    command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
+    return click.command(name=quantity)(compute_options(command))
+
+
+@click.command()
+@compute_options
+@click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
+              show_default=True, help="Differentiate with respect to the inputs or the parameters.")
+def jacobian(wrt, **kwargs):
+    """dy/dx at each point: shape (N, m, n); with --wrt params, dy/dtheta (N, m, P).
+
+    \b
+    Examples:
+      jaccli jacobian sample_models/canonical.npz --at 1,1
+      jaccli jacobian sample_models/canonical.npz --at 1,1 --wrt params
+    """
+    quantity = "jacobian" if wrt == "inputs" else "param_jacobian"
+    run_quantity(quantity, "jacobian" if wrt == "inputs" else "jacobian --wrt params", **kwargs)
+
+
+COMMANDS = [info] + [_quantity_command(*entry) for entry in [
+    ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
+     "jaccli value sample_models/canonical.npz --at 1,1"),
+    ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
+     "jaccli hessdiag sample_models/sincos.npz --points pts.csv -o hd.npy"),
+    ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
+     "jaccli hessian sample_models/sincos.npz --at 0.5,-0.2"),
+    ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
+     "jaccli laplacian sample_models/sincos.npz --points pts.csv"),
+]] + [jacobian]

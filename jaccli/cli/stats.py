@@ -1,0 +1,182 @@
+"""The ``confint`` and ``check`` commands: parse, call the library, write."""
+
+import sys
+import time
+
+import click
+
+from ..errors import JaccliError
+from .options import compute_options, input_paths, load_model, load_points, npz_extras
+
+
+@click.command()
+@compute_options
+@click.option("--train", "-t", "train_path", type=str, required=True,
+              help="Training file (.csv, .tsv/.txt, .npy, or -): the inputs and the targets.")
+@click.option("--level", type=float, default=0.95, show_default=True,
+              help="Confidence level, strictly between 0 and 1.")
+@click.option("--target", "targets", multiple=True, metavar="COLUMN",
+              help="Training-file column of each output's target, in output order "
+                   "(default: the spec's output names). Repeat for several outputs.")
+@click.option("--leverage", "leverage_path", type=str, default=None,
+              help="Also write, per training point and output: residual, leverage h_kk, "
+                   "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
+def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
+            train_path, level, targets, leverage_path):
+    """Confidence and prediction intervals of f(x) for a least-squares-fitted model.
+
+    Z, the parameter Jacobian at the training inputs, gives through its SVD
+    se = s * sqrt(z^T (Z^T Z)^+ z) with s^2 = SSE / (N_train - rank Z), and
+    f(x) +- t * se (the prediction interval adds 1 under the root). Valid near
+    a minimum of the training SSE, with homoscedastic independent noise. Each
+    output is its own regression. Columns per output y: y, y_se, y_lower,
+    y_upper, y_pred_lower, y_pred_upper.
+
+    \b
+    Example:
+      jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv \\
+          --points sample_models/noisy_points.csv
+    """
+    import numpy as np
+
+    from jaccli.stats import confint as ci
+    from ..model import check_finite_points
+    from jaccli.io.points import is_streamed
+    from jaccli.cli.summary import print_fit_summary, stderr_console
+    from jaccli.io.writers import check_output_room, open_writer
+    from .compute import write_chunks
+
+    level = ci.check_level(level)
+    model_path, model = model, load_model(model, spec, dtype)
+    fmt, lev_fmt = _output_formats(model_path, spec, points_path, train_path, output, fmt,
+                                   leverage_path)
+    if train_path == "-" and points_path == "-":
+        raise JaccliError("--train - and --points -: only one of them can be standard input")
+    X_train, Y_train = ci.training_set(model, train_path, targets,
+                                       sys.stdin.buffer if train_path == "-" else None)
+    points, source = load_points(model, points_path, at)
+    if not is_streamed(points):
+        check_finite_points(points, source)
+    shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
+    check_output_room(output, fmt, shape, np.float64)
+    started = time.perf_counter()
+    fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
+    console = stderr_console()
+    writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
+                         npz_extras(model, points, ci.INTERVAL_FIELDS, level), stdout=sys.stdout)
+    chunks = ci.iter_intervals(model, fit, points, level, chunk_size, source)
+    if leverage_path is None:
+        write_chunks(chunks, writer, console, len(points), quiet)
+    else:
+        lev_writer = _write_leverages(model, fit, leverage_path, lev_fmt, writer)
+        try:
+            write_chunks(chunks, writer, console, len(points), quiet)
+        except BaseException:
+            lev_writer.abort()
+            raise
+        lev_writer.commit()
+    if not quiet:
+        print_fit_summary(console, model, fit, train_path, len(points), level,
+                          time.perf_counter() - started)
+
+
+def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
+    """The formats of -o and --leverage, each output checked before any work."""
+    from jaccli.io.writers import check_output_path, output_format
+
+    check_output_path(output, input_paths(model_path, spec, points_path, train_path))
+    fmt = output_format(output, fmt)
+    if leverage_path is None:
+        return fmt, None
+    check_output_path(leverage_path, input_paths(model_path, spec, points_path, train_path, output))
+    if leverage_path == "-" and output in (None, "-"):
+        raise JaccliError("--leverage - needs the intervals in a file (-o): "
+                          "both cannot go to standard output")
+    return fmt, output_format(leverage_path)
+
+
+def _write_leverages(model, fit, path, fmt, intervals_writer):
+    """Open and fill the --leverage output (committed by the caller after the intervals)."""
+    import numpy as np
+
+    from jaccli.io.writers import open_writer
+
+    fields = ["residual", "leverage", "loo_residual"]
+    lev = np.stack([fit.residuals, fit.leverages, fit.loo_residuals], axis=-1)
+    columns = [f"{y}_{field}" for y in model.output_names for field in fields]
+    try:
+        writer = open_writer(path, fmt, "leverage", lev.shape, np.float64, columns,
+                             npz_extras(model, fit.X_train, fields), stdout=sys.stdout)
+        writer.write(0, lev.reshape(len(lev), -1))
+    except BaseException:
+        intervals_writer.abort()
+        raise
+    return writer
+
+
+@click.command()
+@compute_options
+@click.option("--what", default=None, metavar="LIST",
+              help="Comma-separated: jacobian, hessdiag, params, value. Default: "
+                   "jacobian,hessdiag,params, plus value when the points file's header "
+                   "also names the outputs (reference outputs).")
+@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Derivative tolerance, relative to each output's largest derivative "
+                   "(default 1e-6; 1e-4 with --dtype float32).")
+@click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
+              show_default=True,
+              help="Tolerance of value against the reference outputs, relative to their scale.")
+def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, what, tol,
+          value_tol):
+    """Analytic derivatives against finite differences at your points.
+
+    Each quantity is computed analytically, by central differences and by
+    Richardson-extrapolated central differences (with an error estimate).
+    An element fails when |analytic - richardson| > tol * scale + 3 * estimate
+    (scale: the largest |derivative| of that output). If the points file's
+    header also names the outputs (e.g. model.predict from the framework that
+    trained the model), jaccli's values are checked against them: this is what
+    catches a wrong spec (a transposed kernel, a wrong activation), which
+    derivatives of the same wrong function cannot. The table goes to standard
+    error; the per-quantity CSV to standard output or -o. Exit 1 on a failure.
+
+    \b
+    Example:
+      jaccli check sample_models/noisy.npz --points sample_models/noisy_points.csv
+    """
+    import numpy as np
+
+    from jaccli.stats import check as checking
+    from ..model import check_finite_points
+    from jaccli.cli.summary import print_check_report, stderr_console
+    from jaccli.io.writers import TableWriter, check_output_path, output_format
+
+    model_path, model = model, load_model(model, spec, dtype)
+    numeric = model if dtype == "float64" else load_model(model_path, spec, "float64")
+    check_output_path(output, input_paths(model_path, spec, points_path))
+    fmt = output_format(output, fmt)
+    if fmt not in ("csv", "tsv"):
+        raise JaccliError(f"{output}: check writes a table of errors: use .csv or .tsv, not {fmt}")
+    has_reference = checking.names_the_outputs(points_path, model)
+    quantities = checking.quantities_to_check(what, has_reference, model.output_names)
+    points, source = load_points(model, points_path, at)
+    points = np.asarray(points, dtype=np.float64)
+    check_finite_points(points, source)
+    reference = checking.read_reference(points_path, model) if "value" in quantities else None
+    report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
+                            chunk_size, source)
+    writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
+    try:
+        writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    if not quiet:
+        print_check_report(stderr_console(), model, report.rows, report.failures,
+                           report.n_points, dtype, report.tol, value_tol)
+    if not report.passed:
+        click.get_current_context().exit(1)
+
+
+COMMANDS = [confint, check]

@@ -1,0 +1,1 @@
+"""Computing derivatives: the activation table, the network, the batched sweeps and the chunk loop."""

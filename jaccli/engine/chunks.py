@@ -1,0 +1,108 @@
+"""Chunks of points on worker threads, each with its own scratch buffers.
+
+NumPy releases the GIL inside ufuncs and BLAS calls, so two threads that
+each take whole chunks run the elementwise work (tanh, the products) on
+both cores, which BLAS threading alone does not. While chunks run on
+workers, BLAS is pinned to one thread (threadpoolctl) so the cores are not
+oversubscribed and every chunk is computed by the same single-threaded
+kernels whichever thread runs it: the threaded result is bitwise the
+single-threaded one. Only a run of a single chunk leaves BLAS free to use
+every core on it.
+
+``iter_chunks`` is the one chunk loop: ordered, bounded, threaded.
+"""
+
+import os
+import threading
+
+_controller = None
+_lock = threading.Lock()
+
+
+def default_threads():
+    """JACCLI_THREADS, or the usable cores (at most 8 workers)."""
+    env = os.environ.get("JACCLI_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def single_threaded_blas():
+    """A context manager pinning BLAS (OpenBLAS, MKL, ...) to one thread."""
+    global _controller
+    with _lock:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
+    """Yield ``(start, work(start, stop, state))`` for every chunk, in order.
+
+    Chunk boundaries depend only on ``chunk``, never on the number of
+    threads. Each worker owns a ``state`` (``make_state()``, e.g. an engine
+    Workspace). At most two chunks per worker are in flight, so memory stays
+    bounded whatever ``n_points`` is. The first failing chunk's exception is
+    raised here; closing the generator early (an error while writing,
+    Ctrl-C) cancels the chunks not yet started.
+    """
+    make_state = make_state or (lambda: None)
+    starts = range(0, n_points, chunk)
+    threads = max(1, min(threads or default_threads(), len(starts)))
+    if len(starts) <= 1:  # one chunk: BLAS may use every core on it
+        for start in starts:
+            yield start, work(start, n_points, make_state())
+        return
+    with single_threaded_blas():
+        if threads == 1:
+            state = make_state()
+            for start in starts:
+                yield start, work(start, min(start + chunk, n_points), state)
+        else:
+            yield from _on_workers(work, starts, n_points, chunk, threads, make_state)
+
+
+def _on_workers(work, starts, n_points, chunk, threads, make_state):
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def task(start):
+        if not hasattr(local, "state"):
+            local.state = make_state()
+        return work(start, min(start + chunk, n_points), local.state)
+
+    pending = []
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="jaccli")
+    try:
+        upcoming = iter(starts)
+        for start in upcoming:
+            pending.append((start, pool.submit(task, start)))
+            if len(pending) >= 2 * threads:
+                break
+        while pending:
+            start, future = pending.pop(0)
+            result = future.result()
+            following = next(upcoming, None)
+            if following is not None:
+                pending.append((following, pool.submit(task, following)))
+            yield start, result
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+def run_chunks(work, n_points, chunk, threads=None, make_state=None):
+    """Call ``work(start, stop, state)`` for every chunk (``iter_chunks``, results dropped)."""
+    for _ in iter_chunks(work, n_points, chunk, threads, make_state):
+        pass

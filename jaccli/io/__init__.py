@@ -1,0 +1,1 @@
+"""Points in and results out: point readers, output writers and column names."""

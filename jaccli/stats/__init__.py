@@ -1,0 +1,1 @@
+"""Statistics built on the derivatives: confidence intervals and finite-difference checks."""

@@ -1,0 +1,178 @@
+"""Every example in README.md and docs/*.md is run and its output compared with the text.
+
+In the spirit of sqlite-utils' cog-built docs: a discrepancy between what the
+docs show and what the code prints fails the suite. The rules (also stated in
+docs/README.md, for whoever writes docs):
+
+- A fenced block whose info string is ``console`` is run. Its lines are
+  ``$ COMMAND`` (a trailing ``\\`` continues it on the next line) followed by
+  the output, as a terminal shows it: standard output first, then standard
+  error (jaccli writes its summary after the data).
+  * Standard output must match exactly, line for line.
+  * Standard error, the human summary, is compared line by line after
+    trailing spaces are dropped and runs of spaces made one; ``...`` in the
+    text stands for any characters within that line (timings, which change
+    from run to run).
+  * Commands: ``jaccli ...`` (run in process through ``jaccli.cli.main``),
+    ``python FILE ...`` (run with this interpreter) and ``cat FILE``. ``> FILE``
+    at the end sends standard output to FILE (not compared).
+- ``console not-run`` marks an example that needs files not in the
+  repository (a Keras or PyTorch model); it is not run, so check its numbers
+  by hand when the code changes. Any other block holding a ``$ `` line fails
+  the test, so an example cannot silently drop out of it.
+- A ``python`` block holding ``>>>`` lines is run as a doctest; a python block
+  without them is a sketch and is not run.
+- A block whose info string has ``file=NAME`` (e.g. ``yaml file=my_model.yaml``)
+  is written to NAME before the blocks after it run.
+
+Each documentation file runs, block after block, in a scratch directory of
+its own where ``sample_models``, ``docs`` and ``tests`` are links to the repository's,
+with NO_COLOR=1, so examples can write files without touching the repository.
+"""
+
+import doctest
+import glob
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOC_FILES = sorted([os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md")))
+FENCE = re.compile(r"^```(.*)$")
+
+
+def fenced_blocks(path):
+    """(first line number, info string, lines) of each fenced block, in order."""
+    blocks, info, lines, start = [], None, [], 0
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle.read().splitlines(), 1):
+            match = FENCE.match(line)
+            if match and info is None:
+                info, lines, start = match.group(1).strip(), [], number + 1
+            elif line.startswith("```") and info is not None:
+                blocks.append((start, info, lines))
+                info = None
+            elif info is not None:
+                lines.append(line)
+    return blocks
+
+
+def commands(lines):
+    """(command, expected output lines) of a console block."""
+    runs, i = [], 0
+    while i < len(lines):
+        assert lines[i].startswith("$ "), f"a console block starts with '$ ': {lines[i]!r}"
+        command = lines[i][2:]
+        while command.endswith("\\"):
+            i += 1
+            command = command[:-1] + " " + lines[i].strip()
+        i += 1
+        output = []
+        while i < len(lines) and not lines[i].startswith("$ "):
+            output.append(lines[i])
+            i += 1
+        runs.append((command, output))
+    return runs
+
+
+def run_jaccli(args, capfd, monkeypatch):
+    from jaccli.cli import main
+
+    capfd.readouterr()
+    monkeypatch.setattr(sys, "argv", ["jaccli", *args])
+    try:
+        main()
+    except SystemExit:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    captured = capfd.readouterr()
+    return captured.out, captured.err
+
+
+def run(command, capfd, monkeypatch):
+    """Standard output and standard error of one documented command."""
+    args, target = shlex.split(command), None
+    if len(args) > 2 and args[-2] == ">":
+        args, target = args[:-2], args[-1]
+    if args[0] == "jaccli":
+        out, err = run_jaccli(args[1:], capfd, monkeypatch)
+    elif args[0] == "python":
+        done = subprocess.run([sys.executable, *args[1:]], capture_output=True, text=True)
+        out, err = done.stdout, done.stderr
+    elif args[0] == "cat":
+        with open(args[1], encoding="utf-8") as handle:
+            out, err = handle.read(), ""
+    else:
+        raise AssertionError(f"cannot run {command!r}: mark its block 'console not-run'")
+    if target is not None:
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(out)
+        out = ""
+    return out.splitlines(), err.splitlines()
+
+
+def summary_line_matches(expected, actual):
+    squeeze = lambda text: re.sub(r" +", " ", text.rstrip())  # noqa: E731
+    pattern = ".*".join(re.escape(part) for part in squeeze(expected).split("..."))
+    return re.fullmatch(pattern, squeeze(actual)) is not None
+
+
+def mismatch(command, expected, out, err):
+    """None when the output is the documented one, else what differs."""
+    stdout_ok = expected[:len(out)] == out
+    rest = expected[len(out):]
+    stderr_ok = len(rest) == len(err) and all(map(summary_line_matches, rest, err))
+    if stdout_ok and stderr_ok:
+        return None
+    shown = "\n".join(out + ["--- standard error ---"] + err)
+    return f"$ {command}\n--- documented ---\n" + "\n".join(expected) + f"\n--- printed ---\n{shown}"
+
+
+def run_doctest(text, globs, name, line):
+    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    test = parser.get_doctest(text, globs, name, name, line)
+    report = []
+    runner.run(test, out=report.append, clear_globs=False)
+    globs.update(test.globs)  # later blocks of the page use the names defined here
+    return "".join(report) or None
+
+
+@pytest.mark.parametrize("path", DOC_FILES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_examples_print_what_the_docs_say(path, tmp_path, capfd, monkeypatch):
+    for name in ("sample_models", "docs", "tests"):
+        os.symlink(os.path.join(ROOT, name), tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+    where, failures, globs = os.path.relpath(path, ROOT), [], {}
+    for line, info, lines in fenced_blocks(path):
+        words = info.split()
+        language = words[0] if words else ""
+        files = [word[5:] for word in words if word.startswith("file=")]
+        if files:
+            (tmp_path / files[0]).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        elif language == "python" and any(text.lstrip().startswith(">>>") for text in lines):
+            report = run_doctest("\n".join(lines) + "\n", globs, where, line - 1)
+            if report:
+                failures.append(f"{where}:{line}: python example\n{report}")
+        elif info == "console":
+            for command, expected in commands(lines):
+                out, err = run(command, capfd, monkeypatch)
+                problem = mismatch(command, expected, out, err)
+                if problem:
+                    failures.append(f"{where}:{line}:\n{problem}")
+        elif info != "console not-run":
+            assert not any(text.startswith("$ ") for text in lines), (
+                f"{where}:{line}: a block with '$ ' lines must be 'console' (run) or 'console not-run'")
+    assert not failures, "\n\n".join(failures)
+
+
+def test_the_docs_have_run_examples():
+    """The collector finds the examples (a broken fence rule would pass vacuously)."""
+    counted = sum(len(commands(lines)) for path in DOC_FILES
+                  for _, info, lines in fenced_blocks(path) if info == "console")
+    assert counted >= 20
