@@ -26,7 +26,7 @@ from .workloads import Workload, write_model
 
 SCALE = Workload("S1", "input Jacobian, 8-64-64-1 tanh, Zarr -> Zarr", "jacobian",
                  [8, 64, 64, 1], "tanh", 2_000_000, 1)
-ZARR_CHUNK_ROWS = 1 << 18
+ZARR_CHUNK_ROWS = 1 << 16
 WRITE_ROWS = 1 << 20
 
 

@@ -71,7 +71,7 @@ def loopback(tmp_path_factory):
     from bench.scale import LoopbackCluster
 
     cluster = LoopbackCluster(str(tmp_path_factory.mktemp("scheduler")), n_workers=2,
-                              environ={"PYTHONPATH": ROOT,
+                              environ={"PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]),
                                        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
     yield cluster
     cluster.close()

@@ -21,8 +21,8 @@ from conftest import random_model  # noqa: E402
 
 from jaccli.errors import JaccliError  # noqa: E402
 from jaccli.model import build_model  # noqa: E402
-from jaccli.spec import parse_spec  # noqa: E402
-from jaccli.weights import TensorStore  # noqa: E402
+from jaccli.formats.spec import parse_spec  # noqa: E402
+from jaccli.formats.tensors import TensorStore  # noqa: E402
 
 QUANTITIES = ["value", "jacobian", "param_jacobian", "hessdiag", "hessian", "laplacian"]
 CHUNK = 64
@@ -86,7 +86,7 @@ def test_bad_points_name_the_row_of_the_whole_array(model, points):
 def test_on_a_distributed_cluster(model, points):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  dashboard_address=None) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         X = da.from_array(points, chunks=(3 * CHUNK, 3))
         got = client.compute(model.hessdiag(X, chunk_size=CHUNK)).result()

@@ -9,7 +9,7 @@ import pytest
 zarr = pytest.importorskip("zarr")
 
 from jaccli.errors import JaccliError  # noqa: E402
-from jaccli.zarr_store import ZarrRows, ZarrWriter, is_zarr_path  # noqa: E402
+from jaccli.io.zarr_store import ZarrRows, ZarrWriter, is_zarr_path  # noqa: E402
 
 
 def make_store(path, data, chunks="auto"):
@@ -102,7 +102,7 @@ def test_writer_chunks_by_rows_and_names_things(tmp_path):
 
 
 def test_writer_single_quantity_buffers_to_whole_chunks(tmp_path, monkeypatch):
-    import jaccli.zarr_store as zs
+    import jaccli.io.zarr_store as zs
 
     monkeypatch.setattr(zs, "OUTPUT_CHUNK_BYTES", 100 * 16)  # 100 rows of 2 float64
     target = str(tmp_path / "v.zarr")

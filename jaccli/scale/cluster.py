@@ -21,6 +21,7 @@ of an in-process run.
 import contextlib
 import logging
 import os
+import time
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from . import require
 CONNECT_TIMEOUT = 10.0
 #: Points per task, about (a whole number of chunks): large enough that the
 #: scheduler's per-task cost (about a millisecond) is lost in the compute.
+#: JACCLI_TASK_POINTS overrides it.
 TASK_POINTS = 1 << 16
 #: Tasks in flight per worker thread: enough to hide the round trips.
 IN_FLIGHT_PER_THREAD = 3
@@ -97,7 +99,7 @@ def _local_cluster(distributed, n_workers):
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
         cluster = distributed.LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, silence_logs=logging.CRITICAL)
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     try:
         client = distributed.Client(cluster, set_as_default=False)
         try:
@@ -108,9 +110,14 @@ def _local_cluster(distributed, n_workers):
         cluster.close()
 
 
-def task_rows(chunk, points):
-    """Rows per task: a whole number of chunks, about TASK_POINTS."""
-    return chunk * max(1, TASK_POINTS // chunk)
+def task_points():
+    text = os.environ.get("JACCLI_TASK_POINTS", "")
+    return int(text) if text.isdigit() and int(text) > 0 else TASK_POINTS
+
+
+def task_rows(chunk, at_least=0):
+    """Rows per task: a whole number of chunks, about ``task_points()`` (or ``at_least``)."""
+    return chunk * max(1, max(task_points(), at_least) // chunk)
 
 
 def reads_itself(points):
@@ -118,22 +125,21 @@ def reads_itself(points):
     return getattr(points, "reopens_by_path", False)
 
 
-def iter_chunks(client, model, quantities, points, chunk, source="points", progress=None):
-    """Yield ``(start, result)`` in row order, computed on the cluster.
+def iter_chunks(client, function, shared, points, rows, source="points", progress=None):
+    """Yield ``(start, function(*shared, x))`` for blocks of ``rows`` points, in order,
+    computed on the cluster (``tasks.compute_slice``).
 
-    ``result``: the quantities' rows side by side, as ``tasks.compute_rows``
-    returns them. ``progress(done)`` is called with the points computed so
-    far (finished tasks, not only the ones written). Closing the generator
-    (an error while writing, Ctrl-C) cancels the tasks still queued.
+    ``shared`` (the model first) is sent once and held on the cluster.
+    ``progress(done)`` is called with the points computed so far (finished
+    tasks, not only the ones yielded). Closing the generator (an error while
+    writing, Ctrl-C) cancels the tasks still queued.
     """
     from .tasks import compute_slice
 
     n_points = len(points)
-    rows = task_rows(chunk, points)
     remote = points if reads_itself(points) else None
-    model_future = client.submit(held, model, pure=False)
-    threads = max(1, sum(client.nthreads().values()))
-    window = IN_FLIGHT_PER_THREAD * threads
+    shared_future = client.submit(held, tuple(shared), pure=False)
+    window = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
     starts = iter(range(0, n_points, rows))
     pending = []  # (start, stop, future), in row order
     yielded = 0
@@ -141,9 +147,12 @@ def iter_chunks(client, model, quantities, points, chunk, source="points", progr
     def submit(start):
         stop = min(start + rows, n_points)
         block = remote if remote is not None else np.asarray(points[start:stop], dtype=np.float64)
-        future = client.submit(compute_slice, model_future, list(quantities), block, start, stop,
-                               chunk, source, pure=False)
-        pending.append((start, stop, future))
+        pending.append((start, stop, client.submit(compute_slice, function, shared_future, block,
+                                                   start, stop, source, pure=False)))
+
+    def report():
+        if progress is not None:
+            progress(yielded + sum(b - a for a, b, f in pending if f.done()))
 
     try:
         for start in starts:
@@ -152,21 +161,32 @@ def iter_chunks(client, model, quantities, points, chunk, source="points", progr
                 break
         while pending:
             start, stop, future = pending[0]
-            result = None
-            while result is None:
-                result = task_result(future, start, stop, timeout=0.25)
-                if result is None and progress is not None:
-                    progress(yielded + sum(b - a for a, b, f in pending if f.done()))
+            waited = 0
+            while not future.done():  # a cheap local check; the bar moves meanwhile
+                time.sleep(0.005)
+                waited += 1
+                if waited % 50 == 0:
+                    report()
+            result = task_result(future, start, stop)
             pending.pop(0)
             following = next(starts, None)
             if following is not None:
                 submit(following)
             yielded = stop
             yield start, result
+            report()
     finally:
         for _, _, future in pending:
             future.cancel()
-        model_future.cancel()
+        shared_future.cancel()
+
+
+def quantity_chunks(client, model, quantities, points, chunk, source="points", progress=None):
+    """``iter_chunks`` of the CLI's computing commands: every quantity side by side per row."""
+    from .tasks import quantity_rows
+
+    return iter_chunks(client, quantity_rows, (model, list(quantities), chunk), points,
+                       task_rows(chunk), source, progress)
 
 
 def held(value):
@@ -175,17 +195,12 @@ def held(value):
     return value
 
 
-def task_result(future, start, stop, timeout):
-    """The task's result (None if not ready within ``timeout`` s); a cluster
-    failure as one line naming the rows."""
+def task_result(future, start, stop):
+    """The task's result; a cluster failure as one line naming the rows."""
     from distributed.scheduler import KilledWorker
 
     try:
-        return future.result(timeout=timeout)
-    except TimeoutError:
-        if not future.done():
-            return None
-        raise
+        return future.result()
     except JaccliError:
         raise
     except KilledWorker:

@@ -12,14 +12,9 @@ only: the intervals agree to about 1e-12.
 
 import numpy as np
 
-from .. import confint as ci
+from ..stats import confint as ci
 from ..errors import JaccliError
-from .cluster import TASK_POINTS, held, reads_itself, task_result
-
-
-def fit_task_rows(chunk, q):
-    """Rows per fit task: a whole number of chunks, at least a few times q (R is q x q)."""
-    return chunk * max(1, max(TASK_POINTS, 4 * q) // chunk)
+from .cluster import held, reads_itself, task_result, task_rows
 
 
 def fit_on_cluster(client, model, table, n_inputs, chunk_size=None, source="training set"):
@@ -28,7 +23,7 @@ def fit_on_cluster(client, model, table, n_inputs, chunk_size=None, source="trai
     q = int(masks.sum(axis=1).max())
     ci.check_factor_memory(q, model.n_outputs)
     chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
-    rows = fit_task_rows(chunk, q)
+    rows = task_rows(chunk, at_least=4 * q)  # a block's Z taller than its q x q factor
     n_rows = len(table)
     if n_rows == 0:
         raise JaccliError(f"{source}: zero points")
@@ -43,30 +38,28 @@ def fit_on_cluster(client, model, table, n_inputs, chunk_size=None, source="trai
     while len(level) > 1:  # the tree: merge neighbours until one is left
         level = [client.submit(merge, *level[i:i + 2], pure=False) if i + 1 < len(level)
                  else level[i] for i in range(0, len(level), 2)]
-    accumulators = task_result(level[0], 0, n_rows, timeout=None)
+    accumulators = task_result(level[0], 0, n_rows)
     stats = [acc.finish() for acc in accumulators]
     stats_future = client.submit(held, stats, pure=False)
     parts = [client.submit(leverage_block, model_future, stats_future, masks, data(a, b), a, b, n_inputs,
                            chunk, pure=False) for a, b in blocks]
     residuals, leverages = (np.concatenate(arrays) for arrays in zip(
-        *(task_result(part, a, b, timeout=None) for part, (a, b) in zip(parts, blocks))))
+        *(task_result(part, a, b) for part, (a, b) in zip(parts, blocks))))
     loo = np.column_stack([ci.loo_residuals(residuals[:, k], leverages[:, k])
                            for k in range(model.n_outputs)])
     return ci.ModelFit(stats, residuals, leverages, loo, masks)
 
 
 def _rows(table, start, stop, n_inputs, source):
-    from ..model import check_finite_points
+    from .tasks import checked_rows
 
-    block = table if isinstance(table, np.ndarray) else table[start:stop]
-    block = np.asarray(block, dtype=np.float64)
-    check_finite_points(block, source, first_row=start)
+    block = checked_rows(table, start, stop, source)
     return block[:, :n_inputs], block[:, n_inputs:]
 
 
 def fit_block(model, masks, table, start, stop, n_inputs, chunk, source):
     """One block of training rows folded into one accumulator per output (a task)."""
-    from ..parallel import single_threaded_blas
+    from ..engine.chunks import single_threaded_blas
 
     X, Y = _rows(table, start, stop, n_inputs, source)
     accumulators = [ci.FitAccumulator(int(mask.sum())) for mask in masks]
@@ -81,7 +74,7 @@ def fit_block(model, masks, table, start, stop, n_inputs, chunk, source):
 
 def merge(left, right):
     """Two blocks' accumulators as one (a task of the tree)."""
-    from ..parallel import single_threaded_blas
+    from ..engine.chunks import single_threaded_blas
 
     with single_threaded_blas():
         return [a.merge(b) for a, b in zip(left, right)]
@@ -89,7 +82,7 @@ def merge(left, right):
 
 def leverage_block(model, stats, masks, table, start, stop, n_inputs, chunk):
     """Residuals and leverages (rows, m) of one block of training rows (a task)."""
-    from ..parallel import single_threaded_blas
+    from ..engine.chunks import single_threaded_blas
 
     X, Y = _rows(table, start, stop, n_inputs, "training set")
     residuals, leverages = [], []

@@ -10,15 +10,25 @@ bitwise those of an in-process run with the same ``--chunk-size``.
 import numpy as np
 
 
-def compute_rows(model, quantities, x, first_row=0, chunk_size=None, source="points"):
-    """Every quantity at the rows ``x`` (the points' rows from ``first_row`` on),
-    flattened per row and side by side: (rows, sum of each quantity's width)."""
+def checked_rows(points, start, stop, source, model=None):
+    """Rows ``start:stop`` as float64, checked finite (and representable in the model's
+    dtype), errors naming the row in the whole set. ``points``: the rows themselves
+    (sent by the client) or a source the worker reads (an NPY file, a Zarr store)."""
     from ..model import check_finite_points
-    from ..parallel import single_threaded_blas
 
+    x = points if isinstance(points, np.ndarray) else points[start:stop]
     x = np.asarray(x, dtype=np.float64)
-    check_finite_points(x, source, first_row=first_row)
-    model.in_dtype(x, source, first_row)
+    check_finite_points(x, source, first_row=start)
+    if model is not None:
+        model.in_dtype(x, source, start)
+    return x
+
+
+def quantity_rows(model, quantities, chunk_size, x):
+    """Every quantity at the rows ``x``, flattened per row and side by side:
+    (rows, sum of each quantity's width)."""
+    from ..engine.chunks import single_threaded_blas
+
     with single_threaded_blas():
         parts = [model.compute(q, x, chunk_size=chunk_size, threads=1).reshape(len(x), -1)
                  for q in quantities]
@@ -28,14 +38,25 @@ def compute_rows(model, quantities, x, first_row=0, chunk_size=None, source="poi
 def compute_block(x, model, quantities, chunk_size=None, block_info=None):
     """The ``map_blocks`` function of the Dask-array API: ``block_info`` gives the block's first row."""
     first_row = block_info[0]["array-location"][0][0] if block_info else 0
-    return compute_rows(model, quantities, x, first_row, chunk_size)
+    x = checked_rows(x, first_row, first_row + len(x), "points", model)
+    return quantity_rows(model, quantities, chunk_size, x)
 
 
-def compute_slice(model, quantities, points, start, stop, chunk_size, source):
-    """A CLI task: rows ``start:stop`` of ``points`` (a block shipped by the client
-    starting at row ``start``, or a file the worker reads itself)."""
-    if isinstance(points, np.ndarray):
-        x = points
-    else:
-        x = points[start:stop]
-    return compute_rows(model, quantities, x, start, chunk_size, source)
+def compute_slice(function, held, points, start, stop, source):
+    """A CLI task: ``function(*held, x)`` at rows ``start:stop`` of the points.
+
+    ``held``: what every task of the run shares (the model first), sent once.
+    """
+    x = checked_rows(points, start, stop, source, held[0])
+    return function(*held, x)
+
+
+def intervals_task(model, fit, level, chunk, x):
+    """confint at the rows ``x``, chunk by chunk as in-process: (rows, m * 6)."""
+    from ..stats import confint as ci
+    from ..engine.chunks import single_threaded_blas
+
+    with single_threaded_blas():
+        parts = [ci.model_intervals(model, fit, x[i:i + chunk], level).reshape(len(x[i:i + chunk]), -1)
+                 for i in range(0, len(x), chunk)]
+    return np.concatenate(parts)

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .errors import JaccliError
+from ..errors import JaccliError
 
 SUFFIX = ".zarr"
 #: Files that mark a directory as a Zarr array or group (format 3, then 2).
@@ -33,11 +33,11 @@ OUTPUT_CHUNK_BYTES = 4 << 20
 #: Decoded input chunks kept for the next reads (a compute chunk is often
 #: smaller than a Zarr chunk: each Zarr chunk is then decoded once, not once
 #: per compute chunk).
-CACHED_CHUNKS = 4
+CACHED_CHUNKS = 2
 
 
 def _zarr():
-    from .scale import require
+    from ..scale import require
 
     return require("zarr", "Zarr points and outputs (.zarr)")
 
