@@ -24,16 +24,34 @@ def model_options(func):
 def compute_options(func):
     @model_options
     @click.option("--points", "-p", "points_path", type=str, default=None,
-                  help="Points file: .csv, .tsv/.txt, .npy, or - for CSV on standard input.")
+                  help="Points file: .csv, .tsv/.txt, .npy, .zarr (a store, or an array in one: "
+                       "pts.zarr/group/array), or - for CSV on standard input.")
     @click.option("--at", "at", type=str, default=None,
                   help="One point inline, e.g. --at 1,2.5.")
+    @click.option("--points-format", type=click.Choice(["csv", "tsv", "txt", "npy", "zarr"]),
+                  default=None, help="Format of --points, overriding its extension.")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
                   help="Points per batch (default: chosen from the layer widths).")
     @click.option("-o", "--output", type=str, default=None,
-                  help="Output file: .csv, .tsv, .npy or .npz (default: CSV on standard output).")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz"]),
+                  help="Output file: .csv, .tsv, .npy, .npz or .zarr (default: CSV on standard "
+                       "output).")
+    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz", "zarr"]),
                   default=None, help="Output format, overriding the extension of -o.")
     @click.option("--quiet", "-q", is_flag=True, help="No summary on standard error.")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def cluster_options(func):
+    """--scheduler / --workers: the chunks on a Dask cluster (the jaccli[dask] extra)."""
+    @click.option("--scheduler", metavar="ADDRESS", default=None,
+                  help="Run the chunks on this Dask scheduler (e.g. tcp://host:8786); the "
+                       "workers read NPY and Zarr points at the same path (shared storage).")
+    @click.option("--workers", type=click.IntRange(min=1), default=None,
+                  help="Run the chunks on a local Dask cluster of N processes, one thread each.")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -54,7 +72,7 @@ def load_model(model, spec, dtype):
     return load(model, spec=spec, dtype=dtype)
 
 
-def load_points(model, points_path, at):
+def load_points(model, points_path, at, points_format=None):
     """(points (N, n), their source's name); a large file is read lazily, a chunk at a time."""
     from jaccli.io.points import parse_inline_point, read_points
 
@@ -65,7 +83,7 @@ def load_points(model, points_path, at):
     if at is not None:
         return parse_inline_point(at, model.n_inputs), "--at"
     stdin = sys.stdin.buffer if points_path == "-" else None
-    return read_points(points_path, model.input_names, stdin), points_path
+    return read_points(points_path, model.input_names, stdin, fmt=points_format), points_path
 
 
 def npz_extras(model, points, fields=None, level=None):
@@ -84,3 +102,9 @@ def npz_extras(model, points, fields=None, level=None):
         return arrays
 
     return extras
+
+
+def store_attributes(model, command):
+    """What a Zarr output records beside its arrays."""
+    return {"input_names": list(model.input_names), "output_names": list(model.output_names),
+            "command": command}

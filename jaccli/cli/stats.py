@@ -6,11 +6,13 @@ import time
 import click
 
 from ..errors import JaccliError
-from .options import compute_options, input_paths, load_model, load_points, npz_extras
+from .options import (cluster_options, compute_options, input_paths, load_model, load_points,
+                      npz_extras, store_attributes)
 
 
 @click.command()
 @compute_options
+@cluster_options
 @click.option("--train", "-t", "train_path", type=str, required=True,
               help="Training file (.csv, .tsv/.txt, .npy, or -): the inputs and the targets.")
 @click.option("--level", type=float, default=0.95, show_default=True,
@@ -21,8 +23,8 @@ from .options import compute_options, input_paths, load_model, load_points, npz_
 @click.option("--leverage", "leverage_path", type=str, default=None,
               help="Also write, per training point and output: residual, leverage h_kk, "
                    "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
-def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
-            train_path, level, targets, leverage_path):
+def confint(model, spec, dtype, points_path, at, points_format, chunk_size, output, fmt, quiet,
+            scheduler, workers, train_path, level, targets, leverage_path):
     """Confidence and prediction intervals of f(x) for a least-squares-fitted model.
 
     Z, the parameter Jacobian at the training inputs, gives through its SVD
@@ -44,6 +46,7 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import print_fit_summary, stderr_console
     from jaccli.io.writers import check_output_room, open_writer
+    from jaccli.scale.cluster import dask_client
     from .compute import write_chunks
 
     level = ci.check_level(level)
@@ -52,32 +55,50 @@ def confint(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet,
                                    leverage_path)
     if train_path == "-" and points_path == "-":
         raise JaccliError("--train - and --points -: only one of them can be standard input")
-    X_train, Y_train = ci.training_set(model, train_path, targets,
-                                       sys.stdin.buffer if train_path == "-" else None)
-    points, source = load_points(model, points_path, at)
+    table = ci.training_table(model, train_path, targets,
+                              sys.stdin.buffer if train_path == "-" else None)
+    points, source = load_points(model, points_path, at, points_format)
     if not is_streamed(points):
         check_finite_points(points, source)
     shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
     check_output_room(output, fmt, shape, np.float64)
     started = time.perf_counter()
-    fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
     console = stderr_console()
-    writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
-                         npz_extras(model, points, ci.INTERVAL_FIELDS, level), stdout=sys.stdout)
-    chunks = ci.iter_intervals(model, fit, points, level, chunk_size, source)
-    if leverage_path is None:
-        write_chunks(chunks, writer, console, len(points), quiet)
-    else:
-        lev_writer = _write_leverages(model, fit, leverage_path, lev_fmt, writer)
-        try:
+    with dask_client(scheduler, workers) as client:
+        fit, chunks = _fit_and_intervals(client, model, table, train_path, points, level,
+                                         chunk_size, source)
+        writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
+                             npz_extras(model, points, ci.INTERVAL_FIELDS, level),
+                             stdout=sys.stdout, attributes=store_attributes(model, "confint"))
+        if leverage_path is None:
             write_chunks(chunks, writer, console, len(points), quiet)
-        except BaseException:
-            lev_writer.abort()
-            raise
-        lev_writer.commit()
+        else:
+            lev_writer = _write_leverages(model, fit, leverage_path, lev_fmt, writer)
+            try:
+                write_chunks(chunks, writer, console, len(points), quiet)
+            except BaseException:
+                lev_writer.abort()
+                raise
+            lev_writer.commit()
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
+
+
+def _fit_and_intervals(client, model, table, train_path, points, level, chunk_size, source):
+    """The fit on the training table and the intervals' chunks: in this process, or on
+    the cluster (the fit as a tree reduction of per-block factors)."""
+    from jaccli.stats import confint as ci
+
+    if client is None:
+        X_train, Y_train = ci.split_training_table(table, model.n_inputs, train_path)
+        fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
+        return fit, ci.iter_intervals(model, fit, points, level, chunk_size, source)
+    from jaccli.scale.fit import fit_on_cluster, interval_chunks
+
+    fit = fit_on_cluster(client, model, table, model.n_inputs, chunk_size,
+                         "<stdin>" if train_path == "-" else train_path)
+    return fit, interval_chunks(client, model, fit, points, level, chunk_size, source)
 
 
 def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
@@ -106,7 +127,8 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
     columns = [f"{y}_{field}" for y in model.output_names for field in fields]
     try:
         writer = open_writer(path, fmt, "leverage", lev.shape, np.float64, columns,
-                             npz_extras(model, fit.X_train, fields), stdout=sys.stdout)
+                             npz_extras(model, fit.X_train, fields), stdout=sys.stdout,
+                             attributes=store_attributes(model, "confint --leverage"))
         writer.write(0, lev.reshape(len(lev), -1))
     except BaseException:
         intervals_writer.abort()
@@ -126,8 +148,8 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 @click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True,
               help="Tolerance of value against the reference outputs, relative to their scale.")
-def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, what, tol,
-          value_tol):
+def check(model, spec, dtype, points_path, at, points_format, chunk_size, output, fmt, quiet,
+          what, tol, value_tol):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
@@ -159,7 +181,7 @@ def check(model, spec, dtype, points_path, at, chunk_size, output, fmt, quiet, w
         raise JaccliError(f"{output}: check writes a table of errors: use .csv or .tsv, not {fmt}")
     has_reference = checking.names_the_outputs(points_path, model)
     quantities = checking.quantities_to_check(what, has_reference, model.output_names)
-    points, source = load_points(model, points_path, at)
+    points, source = load_points(model, points_path, at, points_format)
     points = np.asarray(points, dtype=np.float64)
     check_finite_points(points, source)
     reference = checking.read_reference(points_path, model) if "value" in quantities else None

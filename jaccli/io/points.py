@@ -33,28 +33,32 @@ def parse_inline_point(text, n_inputs):
     return np.array([values])
 
 
-def read_points(path, input_names, stdin=None, extra_names=()):
+def read_points(path, input_names, stdin=None, extra_names=(), fmt=None):
     """An (N, n) array (read lazily for a large file) of the points in ``path``.
 
     ``extra_names`` (e.g. a training file's targets) are read too, by the same
     rules, as further columns after the inputs: (N, n + k). A text file whose
     header names every input but not every extra name is refused
-    (``MissingColumns``).
+    (``MissingColumns``). ``fmt`` (``--points-format``) overrides the extension.
     """
+    from jaccli.io.zarr_store import ZarrRows, is_zarr_path
+
     names = list(input_names) + list(extra_names)
     if path == "-":
         data = stdin.read() if stdin is not None else b""
         return parse_text_points(data, ",", "<stdin>", names)
+    if fmt == "zarr" or (fmt is None and is_zarr_path(path)):
+        return ZarrRows(path, len(names))
     if os.path.isdir(path):
         raise JaccliError(f"{path}: is a directory, not a points file")
     if not os.path.isfile(path):
         raise JaccliError(f"{path}: no such points file")
-    suffix = os.path.splitext(path)[1].lower()
+    suffix = f".{fmt}" if fmt else os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         return read_npy_points(path, len(names))
     if suffix not in TEXT_SUFFIXES:
         raise JaccliError(f"{path}: unknown points format '{suffix}' "
-                          f"(use .csv, .tsv, .txt or .npy)")
+                          f"(use .csv, .tsv, .txt, .npy or .zarr)")
     if extra_names:
         header = text_header(path)
         missing = [name for name in extra_names if header is not None and name not in header]
@@ -159,6 +163,8 @@ class NpyRows:
     Thread-safe (pread has no shared file position).
     """
 
+    reopens_by_path = True  # a Dask worker opens the file itself (shared storage)
+
     def __init__(self, path, mapped):
         self.path = path
         self.dtype = mapped.dtype
@@ -171,6 +177,9 @@ class NpyRows:
 
     def __len__(self):
         return self.shape[0]
+
+    def __reduce__(self):
+        return read_npy_points, (self.path, self.shape[1])
 
     def __getitem__(self, rows):
         if not isinstance(rows, slice):
@@ -197,7 +206,7 @@ class NpyRows:
 
 def is_streamed(points):
     """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
-    return isinstance(points, (NpyRows, TextRows, np.memmap))
+    return isinstance(points, (NpyRows, TextRows, np.memmap)) or getattr(points, "streamed", False)
 
 
 def _decode(data, source):

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".npy": "npy", ".npz": "npz"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".npy": "npy", ".npz": "npz", ".zarr": "zarr"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
@@ -25,12 +25,12 @@ def output_format(path, fmt=None):
         return fmt
     if path in (None, "-"):
         return "csv"
-    if os.path.isdir(path):
+    suffix = os.path.splitext(path.rstrip(os.sep))[1].lower()
+    if os.path.isdir(path) and not (suffix == ".zarr" and _replaceable_store(path)):
         raise JaccliError(f"{path}: is a directory; -o needs a file name")
-    suffix = os.path.splitext(path)[1].lower()
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use .csv, .tsv, .npy or .npz, or --format)")
+                          f"(use .csv, .tsv, .npy, .npz or .zarr, or --format)")
     return FORMATS[suffix]
 
 
@@ -41,7 +41,7 @@ def check_output_path(path, inputs):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: the directory {directory} does not exist")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not _replaceable_store(path):
         raise JaccliError(f"{path}: is a directory")
     if not os.access(directory, os.W_OK):
         raise JaccliError(f"{path}: the directory {directory} is not writable")
@@ -51,8 +51,16 @@ def check_output_path(path, inputs):
             continue
         if is_special_file(path):
             break  # a pipe or device is no input's file
-        if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
+        inside = os.path.realpath(item).startswith(target + os.sep)  # an array in the store
+        if os.path.realpath(item) == target or inside or (os.path.exists(path) and _same_file(item, path)):
             raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
+
+
+def _replaceable_store(path):
+    """An existing Zarr store may be replaced by -o (a run writes a new one beside it)."""
+    from jaccli.io.zarr_store import is_zarr_store
+
+    return is_zarr_store(path)
 
 
 def _same_file(a, b):
@@ -83,7 +91,7 @@ def check_output_room(path, fmt, shape, dtype):
         check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
     if path in (None, "-") or is_special_file(path):
         return  # standard output and pipes are streamed; their consumer decides
-    estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
+    estimate = nbytes if fmt in ("npy", "npz", "zarr") else count * CSV_BYTES_PER_NUMBER
     check_disk(path, estimate, what, DISK_ADVICE)
 
 
@@ -309,11 +317,13 @@ class NpzWriter:
         self.atomic.abort()
 
 
-def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None):
+def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None,
+                attributes=None):
     """A writer with ``write(start, block)``, ``commit()`` and ``abort()``.
 
     ``extras`` (NPZ only): a dict of arrays saved beside the result, or a
     function returning it, called only when the NPZ is written.
+    ``attributes`` (Zarr only): the store's attributes (the input and output names).
     """
     check_output_room(path, fmt, shape, dtype)
     if fmt in DELIMITERS:
@@ -324,4 +334,8 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
         return NpyWriter(path, shape, dtype)
     if fmt == "npz":
         return NpzWriter(path, name, shape, dtype, extras or {})
-    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy or npz)")
+    if fmt == "zarr":
+        from jaccli.io.zarr_store import ZarrWriter
+
+        return ZarrWriter(path, {name: shape}, dtype, attributes)
+    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz or zarr)")

@@ -23,7 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..errors import JaccliError
+from jaccli.errors import JaccliError
 
 SUFFIX = ".zarr"
 #: Files that mark a directory as a Zarr array or group (format 3, then 2).
@@ -37,7 +37,7 @@ CACHED_CHUNKS = 2
 
 
 def _zarr():
-    from ..scale import require
+    from jaccli.scale import require
 
     return require("zarr", "Zarr points and outputs (.zarr)")
 
@@ -162,10 +162,6 @@ class ZarrRows:
 @functools.lru_cache(maxsize=8)
 def _reopen(path, n_inputs, token):
     return ZarrRows(path, n_inputs)
-
-
-def read_zarr_points(path, input_names):
-    return ZarrRows(path, len(input_names))
 
 
 #: Dimension names of each result array (xarray reads them), by quantity.

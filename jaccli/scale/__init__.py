@@ -7,7 +7,7 @@ extra behaves exactly as before.
 
 import importlib
 
-from ..errors import JaccliError
+from jaccli.errors import JaccliError
 
 EXTRA_HINT = "pip install 'jaccli[dask]'"
 

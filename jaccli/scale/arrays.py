@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from ..errors import JaccliError
+from jaccli.errors import JaccliError
 
 
 def is_dask_array(X):
@@ -48,7 +48,7 @@ def lazy_results(model, quantities, X, chunk_size=None):
     widths = [int(np.prod(shape)) for shape in shapes]
     held = dask.delayed(model, pure=True)
     name = f"jaccli-{'-'.join(quantities)}-" + dask.base.tokenize(X, held, quantities, chunk_size)
-    from .tasks import compute_block
+    from jaccli.scale.tasks import compute_block
 
     flat = da.map_blocks(compute_block, X, held, list(quantities), chunk_size, name=name,
                          chunks=(X.chunks[0], (sum(widths),)), dtype=dtype,

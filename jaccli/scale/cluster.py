@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from ..errors import JaccliError
-from . import require
+from jaccli.errors import JaccliError
+from jaccli.scale import require
 
 #: Seconds to wait for a scheduler to answer (JACCLI_SCHEDULER_TIMEOUT overrides).
 CONNECT_TIMEOUT = 10.0
@@ -125,68 +125,80 @@ def reads_itself(points):
     return getattr(points, "reopens_by_path", False)
 
 
-def iter_chunks(client, function, shared, points, rows, source="points", progress=None):
-    """Yield ``(start, function(*shared, x))`` for blocks of ``rows`` points, in order,
-    computed on the cluster (``tasks.compute_slice``).
+class ClusterChunks:
+    """Iterate over ``(start, function(*shared, x))`` for blocks of ``rows`` points, in
+    order, computed on the cluster (``tasks.compute_slice``).
 
-    ``shared`` (the model first) is sent once and held on the cluster.
-    ``progress(done)`` is called with the points computed so far (finished
-    tasks, not only the ones yielded). Closing the generator (an error while
-    writing, Ctrl-C) cancels the tasks still queued.
+    ``shared`` (the model first) is sent once and held on the cluster. The
+    progress bar follows the cluster: ``follow(advance)`` has ``advance(done)``
+    called with the points computed so far (finished tasks, not only the ones
+    yielded). Leaving the loop early (an error while writing, Ctrl-C)
+    cancels the tasks still queued.
     """
-    from .tasks import compute_slice
 
-    n_points = len(points)
-    remote = points if reads_itself(points) else None
-    shared_future = client.submit(held, tuple(shared), pure=False)
-    window = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
-    starts = iter(range(0, n_points, rows))
-    pending = []  # (start, stop, future), in row order
-    yielded = 0
+    def __init__(self, client, function, shared, points, rows, source="points"):
+        self.client, self.function, self.shared = client, function, tuple(shared)
+        self.points, self.rows, self.source = points, rows, source
+        self.progress = None
 
-    def submit(start):
-        stop = min(start + rows, n_points)
-        block = remote if remote is not None else np.asarray(points[start:stop], dtype=np.float64)
-        pending.append((start, stop, client.submit(compute_slice, function, shared_future, block,
-                                                   start, stop, source, pure=False)))
+    def follow(self, advance):
+        self.progress = advance
 
-    def report():
-        if progress is not None:
-            progress(yielded + sum(b - a for a, b, f in pending if f.done()))
+    def __iter__(self):
+        from jaccli.scale.tasks import compute_slice
 
-    try:
-        for start in starts:
-            submit(start)
-            if len(pending) >= window:
-                break
-        while pending:
-            start, stop, future = pending[0]
-            waited = 0
-            while not future.done():  # a cheap local check; the bar moves meanwhile
-                time.sleep(0.005)
-                waited += 1
-                if waited % 50 == 0:
-                    report()
-            result = task_result(future, start, stop)
-            pending.pop(0)
-            following = next(starts, None)
-            if following is not None:
-                submit(following)
-            yielded = stop
-            yield start, result
-            report()
-    finally:
-        for _, _, future in pending:
-            future.cancel()
-        shared_future.cancel()
+        client, points, rows = self.client, self.points, self.rows
+        n_points = len(points)
+        remote = points if reads_itself(points) else None
+        shared = client.submit(held, self.shared, pure=False)
+        window = IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
+        starts = iter(range(0, n_points, rows))
+        pending = []  # (start, stop, future), in row order
+        yielded = 0
+
+        def submit(start):
+            stop = min(start + rows, n_points)
+            block = remote if remote is not None else np.asarray(points[start:stop], dtype=np.float64)
+            pending.append((start, stop, client.submit(compute_slice, self.function, shared, block,
+                                                       start, stop, self.source, pure=False)))
+
+        def report():
+            if self.progress is not None:
+                self.progress(yielded + sum(b - a for a, b, f in pending if f.done()))
+
+        try:
+            for start in starts:
+                submit(start)
+                if len(pending) >= window:
+                    break
+            while pending:
+                start, stop, future = pending[0]
+                waited = 0
+                while not future.done():  # a cheap local check; the bar moves meanwhile
+                    time.sleep(0.005)
+                    waited += 1
+                    if waited % 50 == 0:
+                        report()
+                result = task_result(future, start, stop)
+                pending.pop(0)
+                following = next(starts, None)
+                if following is not None:
+                    submit(following)
+                yielded = stop
+                yield start, result
+                report()
+        finally:
+            for _, _, future in pending:
+                future.cancel()
+            shared.cancel()
 
 
-def quantity_chunks(client, model, quantities, points, chunk, source="points", progress=None):
-    """``iter_chunks`` of the CLI's computing commands: every quantity side by side per row."""
-    from .tasks import quantity_rows
+def quantity_chunks(client, model, quantities, points, chunk, source="points"):
+    """The computing commands' chunks on the cluster: every quantity side by side per row."""
+    from jaccli.scale.tasks import quantity_rows
 
-    return iter_chunks(client, quantity_rows, (model, list(quantities), chunk), points,
-                       task_rows(chunk), source, progress)
+    return ClusterChunks(client, quantity_rows, (model, list(quantities), chunk), points,
+                         task_rows(chunk), source)
 
 
 def held(value):

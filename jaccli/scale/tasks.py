@@ -14,7 +14,7 @@ def checked_rows(points, start, stop, source, model=None):
     """Rows ``start:stop`` as float64, checked finite (and representable in the model's
     dtype), errors naming the row in the whole set. ``points``: the rows themselves
     (sent by the client) or a source the worker reads (an NPY file, a Zarr store)."""
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
 
     x = points if isinstance(points, np.ndarray) else points[start:stop]
     x = np.asarray(x, dtype=np.float64)
@@ -27,7 +27,7 @@ def checked_rows(points, start, stop, source, model=None):
 def quantity_rows(model, quantities, chunk_size, x):
     """Every quantity at the rows ``x``, flattened per row and side by side:
     (rows, sum of each quantity's width)."""
-    from ..engine.chunks import single_threaded_blas
+    from jaccli.engine.chunks import single_threaded_blas
 
     with single_threaded_blas():
         parts = [model.compute(q, x, chunk_size=chunk_size, threads=1).reshape(len(x), -1)
@@ -53,10 +53,7 @@ def compute_slice(function, held, points, start, stop, source):
 
 def intervals_task(model, fit, level, chunk, x):
     """confint at the rows ``x``, chunk by chunk as in-process: (rows, m * 6)."""
-    from ..stats import confint as ci
-    from ..engine.chunks import single_threaded_blas
+    from jaccli.stats import confint as ci
 
-    with single_threaded_blas():
-        parts = [ci.model_intervals(model, fit, x[i:i + chunk], level).reshape(len(x[i:i + chunk]), -1)
-                 for i in range(0, len(x), chunk)]
-    return np.concatenate(parts)
+    parts = [block for _, block in ci.iter_intervals(model, fit, x, level, chunk, threads=1)]
+    return np.concatenate(parts).reshape(len(x), -1)

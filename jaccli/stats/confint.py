@@ -171,17 +171,28 @@ class FitAccumulator:
         self._pending.append(Z)
         self._pending_rows += Z.shape[0]
         if self._pending_rows >= self._block_rows:
-            self._fold()
+            self.fold()
 
-    def _fold(self):
+    def fold(self):
         if not self._pending:
             return
         stacked = np.vstack([self._R] + self._pending)
         self._pending, self._pending_rows = [], 0
         self._R = np.linalg.qr(stacked, mode="r")
 
+    def merge(self, other):
+        """Take in another accumulator's rows through its factor R: a step of a tree
+        reduction (blocks of rows folded apart, then merged pairwise)."""
+        other.fold()
+        self.n_train += other.n_train
+        self.sse += other.sse
+        self._pending.append(other._R)
+        self._pending_rows += other._R.shape[0]
+        self.fold()
+        return self
+
     def finish(self):
-        self._fold()
+        self.fold()
         if self.n_train == 0:
             raise JaccliError("confint: the training set has no points")
         # The singular values of R are those of Z (Z = Q R, Q orthonormal).
@@ -335,26 +346,37 @@ def _fit_model(model, X_train, Y_train, chunk_size):
     accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
-    for start, (Z, values) in model.map_chunks(_z_and_values(model), X_train, chunk):
-        r = Y_train[start:start + chunk] - values
-        residuals[start:start + chunk] = r
-        for k in range(m):
-            accs[k].add(Z[:, k, masks[k]], r[:, k])
+    for start, (Z, values) in model.map_chunks(z_and_values(model), X_train, chunk):
+        residuals[start:start + chunk] = fold_rows(accs, masks, Z, values,
+                                                   Y_train[start:start + chunk])
         if kept is not None:
             kept_bytes += Z.nbytes
             kept = kept + [Z] if kept_bytes <= KEEP_Z_BYTES else None
     stats = [acc.finish() for acc in accs]
     blocks = enumerate(kept) if kept is not None else (
-        (i, Z) for i, (_, (Z, _)) in enumerate(model.map_chunks(_z_and_values(model), X_train, chunk)))
+        (i, Z) for i, (_, (Z, _)) in enumerate(model.map_chunks(z_and_values(model), X_train, chunk)))
     lev = np.empty((N, m))
     for i, Z in blocks:
-        for k in range(m):
-            lev[i * chunk:(i + 1) * chunk, k] = stats[k].gain(Z[:, k, masks[k]])
+        lev[i * chunk:(i + 1) * chunk] = chunk_leverages(stats, masks, Z)
     loo = np.column_stack([loo_residuals(residuals[:, k], lev[:, k]) for k in range(m)])
     return ModelFit(stats, residuals, lev, loo, masks, X_train)
 
 
-def _z_and_values(model):
+def fold_rows(accumulators, masks, Z, values, targets):
+    """Fold a chunk of training rows (its Z (c, m, P) and values) into each output's
+    accumulator; returns the residuals (c, m)."""
+    r = targets - values
+    for k, acc in enumerate(accumulators):
+        acc.add(Z[:, k, masks[k]], r[:, k])
+    return r
+
+
+def chunk_leverages(stats, masks, Z):
+    """The leverages (c, m) of a chunk of training rows, given its Z (c, m, P)."""
+    return np.column_stack([st.gain(Z[:, k, masks[k]]) for k, st in enumerate(stats)])
+
+
+def z_and_values(model):
     """The chunk function of ``Model.map_chunks``: (Z (c, m, P), f (c, m)) in float64."""
     def compute(x, workspace):
         Z = model.compute_chunk("param_jacobian", x, work=workspace)
@@ -376,7 +398,7 @@ def model_intervals(model, fit, X, level=0.95, workspace=None):
     Returns an (N, m, 6) array; the last axis in ``INTERVAL_FIELDS`` order.
     """
     level = check_level(level)
-    Z, values = _z_and_values(model)(X, workspace)
+    Z, values = z_and_values(model)(X, workspace)
     out = np.empty(values.shape + (len(INTERVAL_FIELDS),))
     for k, st in enumerate(fit.stats):
         ci = intervals(values[:, k], Z[:, k, fit.masks[k]], st, level)
@@ -405,16 +427,16 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
 # --- the training file ---------------------------------------------------------------
 
 
-def read_training_set(path, input_names, target_names, stdin=None):
-    """(X (N, n), Y (N, m)) from a training file, read as a points file with the
-    targets as extra columns: a header naming the inputs and the targets (other
-    columns ignored), or exactly n + m columns, the inputs then the targets."""
-    from jaccli.model import check_finite_points
+def open_training_table(path, input_names, target_names, stdin=None):
+    """A training file's (N, n + m) table, the inputs then the targets, read as a
+    points file with the targets as extra columns: a header naming the inputs and
+    the targets (other columns ignored), or exactly n + m columns. A large file
+    (NPY, Zarr, a big CSV) is read lazily, a chunk at a time."""
     from jaccli.io.points import MissingColumns, read_points
 
     input_names, target_names = list(input_names), list(target_names)
     try:
-        table = read_points(path, input_names, stdin, extra_names=target_names)
+        return read_points(path, input_names, stdin, extra_names=target_names)
     except MissingColumns as exc:
         raise JaccliError(
             f"{path}: no target column {', '.join(repr(n) for n in exc.missing)} (the header "
@@ -424,26 +446,49 @@ def read_training_set(path, input_names, target_names, stdin=None):
         raise JaccliError(
             f"{exc} (a training file holds the inputs and the targets: "
             f"{', '.join(input_names)} then {', '.join(target_names)})") from None
+
+
+def read_training_set(path, input_names, target_names, stdin=None):
+    """(X (N, n), Y (N, m)) from a training file (see ``open_training_table``)."""
+    table = open_training_table(path, input_names, target_names, stdin)
+    return split_training_table(table, len(list(input_names)), path)
+
+
+def split_training_table(table, n_inputs, path):
+    """(X, Y) of a training table, read whole and checked finite."""
+    from jaccli.model import check_finite_points
+
     table = np.asarray(table, dtype=np.float64)
-    n = len(input_names)
-    source = "<stdin>" if path == "-" else path
-    check_finite_points(table, source)
-    return table[:, :n], table[:, n:]
+    check_finite_points(table, "<stdin>" if path == "-" else path)
+    return table[:, :n_inputs], table[:, n_inputs:]
 
 
-def training_set(model, train, targets=None, stdin=None):
-    """(X (N, n), Y (N, m)) from ``train``: a training file's path (``-``: ``stdin``)
-    or an (X, Y) pair. ``targets``: the file's target column of each output, in
-    output order (default: the model's output names)."""
+def training_table(model, path, targets=None, stdin=None):
+    """The (N, n + m) table of a training file (``-``: ``stdin``), read lazily when
+    large. ``targets``: the file's target column of each output, in output order
+    (default: the model's output names)."""
+    return open_training_table(str(path), model.input_names, _target_names(model, targets),
+                               stdin)
+
+
+def _target_names(model, targets):
     target_names = list(targets) if targets else list(model.output_names)
     if len(target_names) != model.n_outputs:
         raise JaccliError(f"--target given {len(target_names)} time(s); the model has "
                           f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
                           f"give one target column per output, in that order")
+    return target_names
+
+
+def training_set(model, train, targets=None, stdin=None):
+    """(X (N, n), Y (N, m)) from ``train``: a training file's path (see
+    ``training_table``) or an (X, Y) pair."""
     if isinstance(train, (tuple, list)):
+        _target_names(model, targets)
         X_train = model.as_points(train[0], "the training set")
         return X_train, np.asarray(train[1], dtype=np.float64).reshape(len(X_train), -1)
-    return read_training_set(str(train), model.input_names, target_names, stdin)
+    table = training_table(model, train, targets, stdin)
+    return split_training_table(table, model.n_inputs, str(train))
 
 
 @dataclass
