@@ -229,3 +229,20 @@ def test_without_the_extra_one_line_says_what_to_install(files, monkeypatch, tmp
     monkeypatch.chdir(tmp_path)
     result = run("value", files["model"], "--at", "1,2,3", *args)
     assert "pip install 'jaccli[dask]'" in one_line_error(result)
+
+
+def test_the_progress_follows_finished_tasks(files, loopback, monkeypatch):
+    from jaccli.io.zarr_store import ZarrRows
+    from jaccli.model import load
+    from jaccli.scale.cluster import quantity_chunks
+
+    monkeypatch.setenv("JACCLI_TASK_POINTS", "256")
+    model = load(files["model"])
+    chunks = quantity_chunks(loopback.client, model, ["value"], ZarrRows(str(files["dir"] / "pts.zarr"), 3), 128)
+    seen = []
+    chunks.follow(seen.append)
+    blocks = list(chunks)
+    assert [start for start, _ in blocks] == list(range(0, N_POINTS, 256))
+    assert seen == sorted(seen) and seen[-1] == N_POINTS
+    np.testing.assert_array_equal(np.concatenate([b for _, b in blocks]),
+                                  model.value(files["points"], chunk_size=128))

@@ -145,3 +145,64 @@ def test_writer_replaces_an_existing_store_only_on_commit(tmp_path):
     third.commit()
     assert written(target)["value"][...].tolist() == [[1.0]] * 3
     assert sorted(os.listdir(tmp_path)) == ["out.zarr"]
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def cli_run(*args):
+    from click.testing import CliRunner
+
+    from jaccli.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def canonical(tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    points = np.random.default_rng(3).normal(size=(50, 2))
+    root_group = zarr.open_group(str(tmp_path / "set.zarr"), mode="w")
+    root_group.create_array("x", shape=points.shape, chunks=(16, 2), dtype="f8")[...] = points
+    np.save(tmp_path / "pts.npy", points)
+    return os.path.join(root, "sample_models", "canonical.npz"), points
+
+
+def test_cli_points_format_and_an_array_inside_a_store(canonical, tmp_path):
+    model, points = canonical
+    os.rename(tmp_path / "set.zarr", tmp_path / "set.store")  # a name that does not say Zarr
+    by_format = cli_run("value", model, "--points", tmp_path / "set.store" / "x",
+                        "--points-format", "zarr", "-q")
+    assert by_format.exit_code == 0, by_format.output
+    expected = cli_run("value", model, "--points", tmp_path / "pts.npy", "-q")
+    assert by_format.output == expected.output
+    by_content = cli_run("value", model, "--points", tmp_path / "set.store" / "x", "-q")
+    assert by_content.output == expected.output  # a directory Zarr wrote is known by its files
+
+
+def test_cli_format_zarr_and_confint_into_a_store(canonical, tmp_path):
+    model, points = canonical
+    out = tmp_path / "result"
+    result = cli_run("hessdiag", model, "--points", tmp_path / "set.zarr" / "x", "-o", out,
+                     "--format", "zarr", "-q")
+    assert result.exit_code == 0, result.output
+    import jaccli
+
+    np.testing.assert_array_equal(written(out)["hessdiag"][...], jaccli.load(model).hessdiag(points))
+    train = np.column_stack([points, np.sin(points[:, :1])])
+    np.save(tmp_path / "train.npy", train)
+    ci = cli_run("confint", model, "--train", tmp_path / "train.npy", "--points",
+                 tmp_path / "set.zarr" / "x", "-o", tmp_path / "ci.zarr", "-q")
+    assert ci.exit_code == 0, ci.output
+    assert written(tmp_path / "ci.zarr")["confint"].shape == (50, 1, 6)
+    assert written(tmp_path / "ci.zarr")["confint"].metadata.dimension_names == ("point", "output", "field")
+
+
+def test_cli_refuses_to_replace_a_directory_or_the_input_store(canonical, tmp_path):
+    model, _ = canonical
+    (tmp_path / "plain.zarr").mkdir()
+    plain = cli_run("value", model, "--at", "1,1", "-o", tmp_path / "plain.zarr")
+    assert plain.exit_code == 2 and "is a directory" in plain.output
+    own = cli_run("value", model, "--points", tmp_path / "set.zarr" / "x", "-o", tmp_path / "set.zarr")
+    assert own.exit_code == 2 and "is one of the inputs" in own.output
+    assert written(tmp_path / "set.zarr")["x"].shape == (50, 2)
