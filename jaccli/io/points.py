@@ -182,11 +182,7 @@ class NpyRows:
         return read_npy_points, (self.path, self.shape[1])
 
     def __getitem__(self, rows):
-        if not isinstance(rows, slice):
-            raise TypeError("NpyRows takes a slice of rows")
-        start, stop, step = rows.indices(len(self))
-        if step != 1:
-            raise TypeError("NpyRows takes a contiguous slice of rows")
+        start, stop = row_range(self, rows)
         count = max(stop - start, 0)
         data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
         if len(data) != count * self._row_bytes:
@@ -202,6 +198,17 @@ class NpyRows:
             os.close(self._fd)
         except (OSError, AttributeError):
             pass
+
+
+def row_range(source, rows):
+    """(start, stop) of ``rows``, a contiguous slice of a row source's rows (all a
+    chunk loop asks of a source read lazily)."""
+    if not isinstance(rows, slice):
+        raise TypeError(f"{type(source).__name__} takes a slice of rows")
+    start, stop, step = rows.indices(len(source))
+    if step != 1:
+        raise TypeError(f"{type(source).__name__} takes a contiguous slice of rows")
+    return start, stop
 
 
 def is_streamed(points):

@@ -140,11 +140,9 @@ class ZarrRows:
         return block
 
     def __getitem__(self, rows):
-        if not isinstance(rows, slice):
-            raise TypeError("ZarrRows takes a slice of rows")
-        start, stop, step = rows.indices(len(self))
-        if step != 1:
-            raise TypeError("ZarrRows takes a contiguous slice of rows")
+        from jaccli.io.points import row_range
+
+        start, stop = row_range(self, rows)
         if self.one_point:
             return np.asarray(self._array[:])[None, :][start:stop]
         if stop <= start:
