@@ -66,11 +66,11 @@ def dask_client(scheduler=None, workers=None):
     require("dask", option)
     for name in ("distributed", "tornado", "asyncio"):
         logging.getLogger(name).setLevel(logging.CRITICAL)  # failures reach the user as one line
-    with contextlib.ExitStack() as stack:
-        if scheduler is not None:
-            client = stack.enter_context(_connect(distributed, scheduler))
-        else:
-            client = stack.enter_context(_local_cluster(distributed, workers))
+    if scheduler is not None:
+        context = _connect(distributed, scheduler)
+    else:
+        context = _local_cluster(distributed, workers)
+    with context as client:
         yield client
 
 
@@ -96,10 +96,14 @@ def _local_cluster(distributed, n_workers):
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     environ.update(OMP_NUM_THREADS=1, MKL_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1, JACCLI_THREADS=1)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-        cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+            cluster = distributed.LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
+    except Exception as exc:  # distributed wraps what went wrong in RuntimeError
+        raise JaccliError(f"--workers {n_workers}: could not start a local Dask cluster "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     try:
         client = distributed.Client(cluster, set_as_default=False)
         try:
@@ -209,6 +213,8 @@ def held(value):
 
 def task_result(future, start, stop):
     """The task's result; a cluster failure as one line naming the rows."""
+    from concurrent.futures import CancelledError
+
     from distributed.scheduler import KilledWorker
 
     try:
@@ -218,7 +224,7 @@ def task_result(future, start, stop):
     except KilledWorker:
         raise JaccliError(f"Dask workers died repeatedly computing points {start + 1:,}-{stop:,} "
                           f"(out of memory? see the workers' logs); the run failed") from None
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, CancelledError) as exc:  # cancelled: the scheduler went away
         raise JaccliError(f"lost the Dask scheduler while computing points {start + 1:,}-{stop:,} "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
 
