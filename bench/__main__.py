@@ -387,7 +387,8 @@ def main(argv=None):
         if not only or "S1" in only:
             scale = bench_scale_out(directory, args.scale_points, run_timed, peak_command, command)
     info["seconds"] = time.perf_counter() - started
-    print_table(rows, cli, rate, info)
+    if rows or cli:
+        print_table(rows, cli, rate, info)
     if scale:
         print(describe_scale_row(scale))
     print(f"(bench took {info['seconds']:.0f} s)")
