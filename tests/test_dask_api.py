@@ -111,3 +111,14 @@ def test_numpy_callers_never_import_dask(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     model_path = os.path.join(root, "sample_models", "canonical.npz")
     subprocess.run([sys.executable, "-c", code, model_path], check=True, cwd=str(tmp_path))
+
+
+def test_float32_models_give_float32_blocks(points):
+    import jaccli
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    model = jaccli.load(os.path.join(root, "sample_models", "canonical.npz"), dtype="float32")
+    X = np.random.default_rng(2).normal(size=(300, 2))
+    lazy = model.hessdiag(da.from_array(X, chunks=(100, 2)), chunk_size=50)
+    assert lazy.dtype == np.float32
+    np.testing.assert_array_equal(lazy.compute(), model.hessdiag(X, chunk_size=50))

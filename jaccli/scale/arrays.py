@@ -2,8 +2,9 @@
 
 The result is a lazy Dask array chunked by rows as X is, one task per block
 of X. Each task runs the same in-process code on its block with one jaccli
-thread (the Dask scheduler owns the parallelism), so a block's rows come out
-bitwise as an in-process call on them would give. The model enters the graph
+thread (the Dask scheduler owns the parallelism): when the blocks are whole
+numbers of ``chunk_size`` points, the result is bitwise that of an
+in-process call with the same ``chunk_size``. The model enters the graph
 once, as one key that every block depends on (it pickles small: its engine
 caches are dropped). Nothing here imports dask unless X already is a Dask
 array, i.e. the caller imported it.
@@ -36,6 +37,9 @@ def lazy_results(model, quantities, X, chunk_size=None):
     import dask
     import dask.array as da
 
+    from jaccli.model import DTYPES
+    from jaccli.scale.tasks import compute_block
+
     if X.ndim == 1:
         X = X[None, :]
     if X.ndim != 2 or X.shape[1] != model.n_inputs:
@@ -43,13 +47,11 @@ def lazy_results(model, quantities, X, chunk_size=None):
                           f"got {X.shape}")
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
-    dtype = np.dtype(model.in_dtype(np.zeros((1, 1)), "points").dtype)
+    dtype = np.dtype(DTYPES[model.dtype])
     shapes = [model.result_shape(q, 1)[1:] for q in quantities]
     widths = [int(np.prod(shape)) for shape in shapes]
     held = dask.delayed(model, pure=True)
     name = f"jaccli-{'-'.join(quantities)}-" + dask.base.tokenize(X, held, quantities, chunk_size)
-    from jaccli.scale.tasks import compute_block
-
     flat = da.map_blocks(compute_block, X, held, list(quantities), chunk_size, name=name,
                          chunks=(X.chunks[0], (sum(widths),)), dtype=dtype,
                          meta=np.empty((0, 0), dtype=dtype))
