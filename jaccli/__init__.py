@@ -5,12 +5,13 @@
     model.jacobian([[1.0, 1.0]])            # (N, m, n)
     jaccli.confint(model, "train.csv", [[0.5, 1.0]]).intervals   # (N, m, 6)
     jaccli.check(model, [[0.5, 1.0]]).passed
+    jaccli.sensitivity(model, "points.csv").nu      # (m, n): E[(dy/dx)^2]
 """
 
 from .errors import JaccliError
 
 __version__ = "0.1.0"
-__all__ = ["load", "confint", "check", "JaccliError", "__version__"]
+__all__ = ["load", "confint", "check", "sensitivity", "JaccliError", "__version__"]
 
 
 def load(path, spec=None, dtype="float64"):
@@ -47,3 +48,22 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
     from jaccli.stats.check import check as _check
 
     return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size)
+
+
+def sensitivity(model, points, bootstrap=1000, level=0.95, bounds=None, seed=0, chunk_size=None):
+    """Derivative-based global sensitivity of ``model`` over ``points``.
+
+    ``points``: (N, n) array-like or a points file's path (streamed in
+    chunks). Per output k and input j: ``nu`` = E[(dy_k/dx_j)^2] with a
+    Poisson-bootstrap interval (``nu_lower``, ``nu_upper``; ``bootstrap``
+    replicates, ``level``, ``seed``), ``mean_abs`` = E|dy_k/dx_j| with its
+    interval, ``mean``, ``share`` of nu in sum_j nu, and ``bound``, an upper
+    bound on the total Sobol' index from ``bounds`` (e.g. "uniform:0:1",
+    "x1=uniform:0:1,x2=normal:0.5"; default: uniform on the points' range).
+    Returns a ``SensitivityResult``: arrays (m, n), ``rows()`` for the table,
+    ``warnings()``.
+    """
+    from .stats.sensitivity import sensitivity as _sensitivity
+
+    return _sensitivity(model, points, bootstrap, level, bounds, seed, chunk_size)
+

@@ -15,3 +15,8 @@ class ResourceError(JaccliError, MemoryError):
     Also a ``MemoryError``, so Python code that already guards against
     running out of memory catches it.
     """
+
+
+class JaccliWarning(UserWarning):
+    """Something a user should know that does not stop the run (tensors a spec never
+    uses); the CLI prints it on standard error, whatever --quiet says."""

@@ -89,7 +89,7 @@ class Model:
         self.path = path
         self.dtype = dtype
 
-    # -- the contract's API
+    # -- the Python API
     @property
     def parameters(self):
         return [(p.name, p.shape) for p in self.parameter_table]
@@ -207,8 +207,10 @@ class Model:
 
         return self.map_chunks(compute, points, chunk, source, threads)
 
-    def map_chunks(self, compute, points, chunk, source="points", threads=None):
-        """Yield (start, compute(x, workspace)) for every chunk x of ``points``, in order.
+    def map_chunks(self, compute, points, chunk, source="points", threads=None, with_start=False):
+        """Yield (start, compute(x, workspace)) for every chunk x of ``points``, in order
+        (``compute(x, workspace, start)`` with ``with_start``, for a result keyed by
+        the rows' numbers).
 
         ``points`` may be read lazily (an NPY or a large CSV file): each chunk is
         read, checked (a NaN in row 1,000,000 fails with its row number), cast to
@@ -221,7 +223,8 @@ class Model:
         def work(start, stop, workspace):
             block = np.asarray(points[start:stop], dtype=np.float64)
             check_finite_points(block, source, first_row=start)
-            return compute(self.in_dtype(block, source, start), workspace)
+            x = self.in_dtype(block, source, start)
+            return compute(x, workspace, start) if with_start else compute(x, workspace)
 
         return iter_chunks(work, len(points), int(chunk), threads, engine.Workspace)
 

@@ -232,13 +232,13 @@ def test_without_the_extra_one_line_says_what_to_install(files, monkeypatch, tmp
 
 
 def test_the_progress_follows_finished_tasks(files, loopback, monkeypatch):
-    from jaccli.io.zarr_store import ZarrRows
+    from jaccli.io.points import read_points
     from jaccli.model import load
     from jaccli.scale.cluster import quantity_chunks
 
     monkeypatch.setenv("JACCLI_TASK_POINTS", "256")
     model = load(files["model"])
-    chunks = quantity_chunks(loopback.client, model, ["value"], ZarrRows(str(files["dir"] / "pts.zarr"), 3), 128)
+    chunks = quantity_chunks(loopback.client, model, ["value"], read_points(str(files["dir"] / "pts.zarr"), model.input_names), 128)
     seen = []
     chunks.follow(seen.append)
     blocks = list(chunks)

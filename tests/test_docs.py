@@ -14,7 +14,8 @@ docs/README.md, for whoever writes docs):
     text stands for any characters within that line (timings, which change
     from run to run).
   * Commands: ``jaccli ...`` (run in process through ``jaccli.cli.main``),
-    ``python FILE ...`` (run with this interpreter) and ``cat FILE``. ``> FILE``
+    ``python FILE ...`` (run with this interpreter) and ``cat FILE``, also as
+    ``cat FILE | jaccli ...`` (FILE is jaccli's standard input). ``> FILE``
     at the end sends standard output to FILE (not compared).
 - ``console not-run`` marks an example that needs files not in the
   repository (a Keras or PyTorch model); it is not run, so check its numbers
@@ -79,15 +80,26 @@ def commands(lines):
     return runs
 
 
-def run_jaccli(args, capfd, monkeypatch):
+def run_jaccli(args, capfd, monkeypatch, stdin=None):
+    """jaccli in process; ``stdin``: the bytes a pipe on standard input holds
+    (``cat FILE | jaccli``; a documented file is far smaller than a pipe's buffer)."""
     from jaccli.cli import main
 
     capfd.readouterr()
     monkeypatch.setattr(sys, "argv", ["jaccli", *args])
+    if stdin is not None:
+        read_end, write_end = os.pipe()
+        os.write(write_end, stdin)
+        os.close(write_end)
+        pipe = os.fdopen(read_end, "r")
+        monkeypatch.setattr(sys, "stdin", pipe)
     try:
         main()
     except SystemExit:
         pass
+    finally:
+        if stdin is not None:
+            pipe.close()
     sys.stdout.flush()
     sys.stderr.flush()
     captured = capfd.readouterr()
@@ -96,11 +108,14 @@ def run_jaccli(args, capfd, monkeypatch):
 
 def run(command, capfd, monkeypatch):
     """Standard output and standard error of one documented command."""
-    args, target = shlex.split(command), None
+    args, target, stdin = shlex.split(command), None, None
     if len(args) > 2 and args[-2] == ">":
         args, target = args[:-2], args[-1]
+    if args[0] == "cat" and len(args) > 3 and args[2] == "|":
+        with open(args[1], "rb") as handle:
+            stdin, args = handle.read(), args[3:]
     if args[0] == "jaccli":
-        out, err = run_jaccli(args[1:], capfd, monkeypatch)
+        out, err = run_jaccli(args[1:], capfd, monkeypatch, stdin)
     elif args[0] == "python":
         done = subprocess.run([sys.executable, *args[1:]], capture_output=True, text=True)
         out, err = done.stdout, done.stderr

@@ -9,7 +9,13 @@ import pytest
 zarr = pytest.importorskip("zarr")
 
 from jaccli.errors import JaccliError  # noqa: E402
-from jaccli.io.zarr_store import ZarrRows, ZarrWriter, is_zarr_path  # noqa: E402
+from jaccli.io.points import read_points  # noqa: E402
+from jaccli.io.zarr_store import ZarrWriter, is_zarr_path  # noqa: E402
+
+
+def ZarrRows(path, n_inputs):
+    """The rows a command reads from ``path`` for a model of ``n_inputs`` inputs."""
+    return read_points(str(path), [f"x{i + 1}" for i in range(n_inputs)])
 
 
 def make_store(path, data, chunks="auto"):
@@ -206,3 +212,13 @@ def test_cli_refuses_to_replace_a_directory_or_the_input_store(canonical, tmp_pa
     own = cli_run("value", model, "--points", tmp_path / "set.zarr" / "x", "-o", tmp_path / "set.zarr")
     assert own.exit_code == 2 and "is one of the inputs" in own.output
     assert written(tmp_path / "set.zarr")["x"].shape == (50, 2)
+
+
+def test_columns_picked_by_number_travel_with_the_rows(tmp_path):
+    data = np.arange(60.0).reshape(20, 3)
+    path = make_store(tmp_path / "p.zarr", data, (8, 3))
+    rows = read_points(path, ["a", "b"], columns="3,1")
+    np.testing.assert_array_equal(rows[5:15], data[5:15][:, [2, 0]])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(rows))[0:20], data[:, [2, 0]])
+    with pytest.raises(JaccliError, match=r"expected \(N, 2\) or \(2,\), or pick the columns"):
+        read_points(path, ["a", "b"])

@@ -1,7 +1,8 @@
 """The command line: parse, call the library, write. Nothing else lives here.
 
 ``jaccli`` is a click group; each command lives in a module of this package
-(``compute``: info and the derivatives; ``stats``: confint and check) and is
+(``compute``: info and the derivatives; ``stats``: confint and check;
+``sensitivity``: sensitivity) and is
 registered here with ``add_command``. NumPy, h5py and rich are imported
 inside the commands, so ``--help`` is fast.
 """
@@ -11,7 +12,7 @@ import sys
 import click
 
 from ..errors import JaccliError
-from . import compute, stats
+from . import compute, sensitivity, stats
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -80,7 +81,7 @@ def cli(debug):
     """
 
 
-for _command in compute.COMMANDS + stats.COMMANDS:
+for _command in compute.COMMANDS + stats.COMMANDS + [sensitivity.sensitivity]:
     cli.add_command(_command)
 
 

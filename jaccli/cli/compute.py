@@ -7,7 +7,7 @@ import warnings
 import click
 
 from .options import (cluster_options, compute_options, input_paths, load_model, load_points,
-                      model_options, npz_extras, store_attributes)
+                      model_options, npz_extras, one_stdin, store_attributes)
 
 
 @click.command()
@@ -39,7 +39,7 @@ def info(model, spec, dtype):
     out.write(f"total\t\t\t{loaded.n_parameters}\n")
 
 
-def run_quantity(quantity, command, model, spec, dtype, points_path, at, points_format,
+def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
                  chunk_size, output, fmt, quiet, scheduler, workers):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
     from jaccli.io.columns import column_names
@@ -49,10 +49,11 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, at, points_
     from jaccli.io.writers import check_output_path, open_writer, output_format
     from jaccli.scale.cluster import dask_client, quantity_chunks
 
+    one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    points, source = load_points(model, points_path, at, points_format)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     if not is_streamed(points):  # a file read whole is checked whole, up front
         check_finite_points(points, source)
         model.in_dtype(points, source)

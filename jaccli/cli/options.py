@@ -1,17 +1,25 @@
 """What every command shares: its options, and loading the model and the points."""
 
 import functools
+import os
+import stat
 import sys
 
 import click
 
-from ..errors import JaccliError
+from jaccli.errors import JaccliError
+
+# Kept here, not imported from jaccli.io, so that --help loads no NumPy.
+POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr"]
+OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "zarr"]
+TABLE_FORMATS = ["csv", "tsv"]
 
 
 def model_options(func):
     @click.argument("model", type=click.Path(dir_okay=True))
-    @click.option("--spec", type=click.Path(), default=None,
-                  help="Architecture YAML (default: MODEL with .yaml/.yml, or the spec inside MODEL).")
+    @click.option("--spec", type=click.Path(allow_dash=True), default=None,
+                  help="Architecture YAML, or - for standard input (default: MODEL with "
+                       ".yaml/.yml, or the spec inside MODEL).")
     @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
                   show_default=True, help="Floating-point type of the computation.")
     @functools.wraps(func)
@@ -21,23 +29,38 @@ def model_options(func):
     return wrapper
 
 
-def compute_options(func):
+def _output_help(formats):
+    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz", "zarr": ".zarr"}
+    listed = ", ".join(suffixes[f] for f in formats)
+    return (f"Output file: {listed}; no extension (a pipe, /dev/null): CSV "
+            f"(default: CSV on standard output).")
+
+
+def compute_options(func=None, *, formats=OUTPUT_FORMATS):
+    """The options of a command that reads points and writes a table: ``@compute_options``,
+    or ``@compute_options(formats=TABLE_FORMATS)`` for one that writes only CSV/TSV."""
+    if func is None:
+        return functools.partial(compute_options, formats=formats)
+
     @model_options
-    @click.option("--points", "-p", "points_path", type=str, default=None,
-                  help="Points file: .csv, .tsv/.txt, .npy, .zarr (a store, or an array in one: "
-                       "pts.zarr/group/array), or - for CSV on standard input.")
+    @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
+                  help="Points: a .csv, .tsv/.txt or .npy file, a .zarr store (or an array in "
+                       "one: pts.zarr/group/array), a pipe, or - for standard input.")
+    @click.option("--points-format", "points_fmt", type=click.Choice(POINT_FORMATS), default=None,
+                  help="Format of --points (default: from the extension, else the content).")
+    @click.option("--columns", default=None, metavar="A,B,...",
+                  help="Columns of --points holding the inputs, in the spec's order: header "
+                       "names or numbers from 1 (default: the header's names of the inputs).")
     @click.option("--at", "at", type=str, default=None,
                   help="One point inline, e.g. --at 1,2.5.")
-    @click.option("--points-format", type=click.Choice(["csv", "tsv", "txt", "npy", "zarr"]),
-                  default=None, help="Format of --points, overriding its extension.")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
                   help="Points per batch (default: chosen from the layer widths).")
-    @click.option("-o", "--output", type=str, default=None,
-                  help="Output file: .csv, .tsv, .npy, .npz or .zarr (default: CSV on standard "
-                       "output).")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "npy", "npz", "zarr"]),
-                  default=None, help="Output format, overriding the extension of -o.")
-    @click.option("--quiet", "-q", is_flag=True, help="No summary on standard error.")
+    @click.option("-o", "--output", type=click.Path(allow_dash=True), default=None,
+                  help=_output_help(formats))
+    @click.option("--format", "fmt", type=click.Choice(formats), default=None,
+                  help="Output format, overriding the extension of -o.")
+    @click.option("--quiet", "-q", is_flag=True,
+                  help="No summary on standard error (warnings are still shown).")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -66,24 +89,71 @@ def input_paths(model, spec, *others):
     return [model, spec, *others] + sibling_spec_paths(model)
 
 
+def one_stdin(**paths):
+    """Refuse two options reading standard input (``--spec -`` and ``--points -``)."""
+    dashes = [f"--{name.replace('_', '-')} -" for name, path in paths.items() if path == "-"]
+    if len(dashes) > 1:
+        raise JaccliError(f"{' and '.join(dashes)}: only one of them can be standard input")
+
+
 def load_model(model, spec, dtype):
-    from ..model import load
+    """The model; a warning about its file (tensors its spec never uses) goes to standard
+    error whatever --quiet says."""
+    import warnings
 
-    return load(model, spec=spec, dtype=dtype)
+    from jaccli.errors import JaccliWarning
+    from jaccli.model import load
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", JaccliWarning)
+        loaded = load(model, spec=spec, dtype=dtype)
+    for warning in caught:
+        if issubclass(warning.category, JaccliWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+    return loaded
 
 
-def load_points(model, points_path, at, points_format=None):
-    """(points (N, n), their source's name); a large file is read lazily, a chunk at a time."""
-    from jaccli.io.points import parse_inline_point, read_points
+def open_point_table(points_path, at, points_fmt=None, columns=None, spec=None):
+    """The points table of --points (None with --at), its options checked."""
+    from jaccli.io.points import open_points
 
     if points_path is not None and at is not None:
         raise JaccliError("give either --points FILE or --at 1,2,..., not both")
-    if points_path is None and at is None:
-        raise JaccliError("give the points with --points FILE or one point with --at 1,2,...")
     if at is not None:
+        if columns is not None or points_fmt is not None:
+            option = "--columns" if columns is not None else "--points-format"
+            raise JaccliError(f"{option} is about a --points file; --at takes the inputs "
+                              f"in the spec's order")
+        return None
+    if points_path is None:
+        hint = " (standard input is a pipe: did you mean --points -?)" \
+            if spec != "-" and _stdin_holds_data() else ""
+        raise JaccliError(f"give the points with --points FILE or one point with --at 1,2,...{hint}")
+    return open_points(points_path, points_fmt, sys.stdin.buffer if points_path == "-" else None)
+
+
+def load_points(model, points_path, at, points_fmt=None, columns=None, spec=None, table=None):
+    """(points (N, n), their source's name); a large file is read lazily, a chunk at a time.
+    ``table``: the points table if the caller opened it already (``open_point_table``)."""
+    from jaccli.io.points import input_columns, parse_inline_point
+
+    if table is None:
+        table = open_point_table(points_path, at, points_fmt, columns, spec)
+    if table is None:
         return parse_inline_point(at, model.n_inputs), "--at"
-    stdin = sys.stdin.buffer if points_path == "-" else None
-    return read_points(points_path, model.input_names, stdin, fmt=points_format), points_path
+    return table.take([input_columns(model.input_names, columns)]), table.source
+
+
+def _stdin_holds_data():
+    """Standard input is a pipe or a file (not a terminal, not /dev/null): data meant for us?"""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
 def npz_extras(model, points, fields=None, level=None):

@@ -6,25 +6,34 @@ import time
 import click
 
 from ..errors import JaccliError
-from .options import (cluster_options, compute_options, input_paths, load_model, load_points,
-                      npz_extras, store_attributes)
+from .options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_options, input_paths,
+                      load_model, load_points, npz_extras, one_stdin, open_point_table,
+                      store_attributes)
 
 
 @click.command()
 @compute_options
 @cluster_options
-@click.option("--train", "-t", "train_path", type=str, required=True,
-              help="Training file (.csv, .tsv/.txt, .npy, or -): the inputs and the targets.")
+@click.option("--train", "-t", "train_path", type=click.Path(allow_dash=True), required=True,
+              help="Training file (.csv, .tsv/.txt, .npy, a pipe, or -): the inputs and the "
+                   "targets.")
+@click.option("--train-format", "train_fmt", type=click.Choice(POINT_FORMATS), default=None,
+              help="Format of --train (default: from the extension, else the content).")
+@click.option("--train-columns", default=None, metavar="A,B,...",
+              help="Columns of --train holding the inputs, in the spec's order: header names "
+                   "or numbers from 1 (the targets: --target).")
 @click.option("--level", type=float, default=0.95, show_default=True,
               help="Confidence level, strictly between 0 and 1.")
 @click.option("--target", "targets", multiple=True, metavar="COLUMN",
-              help="Training-file column of each output's target, in output order "
-                   "(default: the spec's output names). Repeat for several outputs.")
+              help="Training-file column of each output's target, in output order: a header "
+                   "name or a number from 1 (default: the spec's output names). Repeat for "
+                   "several outputs.")
 @click.option("--leverage", "leverage_path", type=str, default=None,
               help="Also write, per training point and output: residual, leverage h_kk, "
                    "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
-def confint(model, spec, dtype, points_path, at, points_format, chunk_size, output, fmt, quiet,
-            scheduler, workers, train_path, level, targets, leverage_path):
+def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
+            quiet, scheduler, workers, train_path, train_fmt, train_columns, level, targets,
+            leverage_path):
     """Confidence and prediction intervals of f(x) for a least-squares-fitted model.
 
     Z, the parameter Jacobian at the training inputs, gives through its SVD
@@ -50,14 +59,14 @@ def confint(model, spec, dtype, points_path, at, points_format, chunk_size, outp
     from .compute import write_chunks
 
     level = ci.check_level(level)
+    one_stdin(spec=spec, train=train_path, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     fmt, lev_fmt = _output_formats(model_path, spec, points_path, train_path, output, fmt,
                                    leverage_path)
-    if train_path == "-" and points_path == "-":
-        raise JaccliError("--train - and --points -: only one of them can be standard input")
-    table = ci.training_table(model, train_path, targets,
-                              sys.stdin.buffer if train_path == "-" else None)
-    points, source = load_points(model, points_path, at, points_format)
+    train_rows, train_source = ci.training_table(
+        train_path, model, targets, sys.stdin.buffer if train_path == "-" else None, train_fmt,
+        train_columns)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     if not is_streamed(points):
         check_finite_points(points, source)
     shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
@@ -65,8 +74,8 @@ def confint(model, spec, dtype, points_path, at, points_format, chunk_size, outp
     started = time.perf_counter()
     console = stderr_console()
     with dask_client(scheduler, workers) as client:
-        fit, chunks = _fit_and_intervals(client, model, table, train_path, points, level,
-                                         chunk_size, source)
+        fit, chunks = _fit_and_intervals(client, model, train_rows, train_source, train_path,
+                                         points, level, chunk_size, source)
         writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
                              npz_extras(model, points, ci.INTERVAL_FIELDS, level),
                              stdout=sys.stdout, attributes=store_attributes(model, "confint"))
@@ -85,19 +94,19 @@ def confint(model, spec, dtype, points_path, at, points_format, chunk_size, outp
                           time.perf_counter() - started)
 
 
-def _fit_and_intervals(client, model, table, train_path, points, level, chunk_size, source):
-    """The fit on the training table and the intervals' chunks: in this process, or on
+def _fit_and_intervals(client, model, train_rows, train_source, train_path, points, level,
+                       chunk_size, source):
+    """The fit on the training rows and the intervals' chunks: in this process, or on
     the cluster (the fit as a tree reduction of per-block factors)."""
     from jaccli.stats import confint as ci
 
     if client is None:
-        X_train, Y_train = ci.split_training_table(table, model.n_inputs, train_path)
+        X_train, Y_train = ci.split_training_rows(train_rows, train_source, model.n_inputs)
         fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
         return fit, ci.iter_intervals(model, fit, points, level, chunk_size, source)
     from jaccli.scale.fit import fit_on_cluster, interval_chunks
 
-    fit = fit_on_cluster(client, model, table, model.n_inputs, chunk_size,
-                         "<stdin>" if train_path == "-" else train_path)
+    fit = fit_on_cluster(client, model, train_rows, model.n_inputs, chunk_size, train_source)
     return fit, interval_chunks(client, model, fit, points, level, chunk_size, source)
 
 
@@ -137,7 +146,7 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 
 
 @click.command()
-@compute_options
+@compute_options(formats=TABLE_FORMATS)
 @click.option("--what", default=None, metavar="LIST",
               help="Comma-separated: jacobian, hessdiag, params, value. Default: "
                    "jacobian,hessdiag,params, plus value when the points file's header "
@@ -148,8 +157,8 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 @click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True,
               help="Tolerance of value against the reference outputs, relative to their scale.")
-def check(model, spec, dtype, points_path, at, points_format, chunk_size, output, fmt, quiet,
-          what, tol, value_tol):
+def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
+          quiet, what, tol, value_tol):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
@@ -173,18 +182,20 @@ def check(model, spec, dtype, points_path, at, points_format, chunk_size, output
     from jaccli.cli.summary import print_check_report, stderr_console
     from jaccli.io.writers import TableWriter, check_output_path, output_format
 
+    one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     numeric = model if dtype == "float64" else load_model(model_path, spec, "float64")
     check_output_path(output, input_paths(model_path, spec, points_path))
     fmt = output_format(output, fmt)
-    if fmt not in ("csv", "tsv"):
+    if fmt not in TABLE_FORMATS:
         raise JaccliError(f"{output}: check writes a table of errors: use .csv or .tsv, not {fmt}")
-    has_reference = checking.names_the_outputs(points_path, model)
+    table = open_point_table(points_path, at, points_fmt, columns, spec)  # read once
+    has_reference = checking.names_the_outputs(table, model)
     quantities = checking.quantities_to_check(what, has_reference, model.output_names)
-    points, source = load_points(model, points_path, at, points_format)
+    points, source = load_points(model, points_path, at, columns=columns, table=table)
     points = np.asarray(points, dtype=np.float64)
     check_finite_points(points, source)
-    reference = checking.read_reference(points_path, model) if "value" in quantities else None
+    reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
                             chunk_size, source)
     writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)

@@ -9,35 +9,22 @@ import time
 
 import numpy as np
 
+from ..stats.moments import Moments
+
 MAX_ROWS = 15
 
 
-class ColumnStats:
+class ColumnStats(Moments):
     """Running mean, variance (Chan's merge), min, max and mean |.| per column."""
 
     def __init__(self, n_columns):
-        self.count = 0
-        self.mean = np.zeros(n_columns)
-        self.m2 = np.zeros(n_columns)
+        super().__init__(n_columns, track_range=True)
         self.abs_sum = np.zeros(n_columns)
-        self.low = np.full(n_columns, np.inf)
-        self.high = np.full(n_columns, -np.inf)
 
     def update(self, rows):
         rows = np.asarray(rows, dtype=np.float64)
-        k = len(rows)
-        if k == 0:
-            return
-        mean = rows.mean(axis=0)
-        m2 = ((rows - mean) ** 2).sum(axis=0)
-        total = self.count + k
-        delta = mean - self.mean
-        self.m2 += m2 + delta ** 2 * self.count * k / total
-        self.mean += delta * k / total
-        self.count = total
+        self.add(rows)
         self.abs_sum += np.abs(rows).sum(axis=0)
-        np.minimum(self.low, rows.min(axis=0), out=self.low)
-        np.maximum(self.high, rows.max(axis=0), out=self.high)
 
     @property
     def std(self):
@@ -203,3 +190,62 @@ def describe_failure(model, quantity, res):
     return (f"[red]FAIL[/red] {quantity}: {res['n_bad']} value(s) beyond the tolerance; worst at "
             f"{where}: jaccli {res['worst_analytic']:.10g}, {against} {res['worst_numeric']:.10g} "
             f"(allowed difference {res['worst_allowed']:.3g})")
+
+
+# ---------------------------------------------------------------- sensitivity
+
+BAR_WIDTH = 20
+
+
+def _g(value, digits=4):
+    """A number in a few significant digits (nan and inf as such)."""
+    return f"{value:.{digits}g}"
+
+
+def print_sensitivity_summary(console, model, result, seconds):
+    """Per output: inputs sorted by nu, a bar per input (its share of sum nu), the
+    bootstrap interval and the Sobol' bound."""
+    from rich.bar import Bar
+    from rich.table import Table
+
+    n = result.n_points
+    console.print(f"[bold]jaccli sensitivity[/bold] {model.path}")
+    console.print(f"model: {describe_model(model)}")
+    console.print(f"{n:,} points in {seconds:.3f} s; {result.bootstrap} Poisson bootstrap "
+                  f"replicates (seed {result.seed}), {result.level:.0%} percentile intervals")
+    described = [_describe_bound(b) for b in result.bounds]
+    if len(set(described)) == 1 and len(described) > 1:
+        console.print(f"bounds: every input {described[0]}")
+    else:
+        console.print("bounds: " + ", ".join(f"{name} {text}" for name, text
+                                             in zip(result.input_names, described)))
+    for k, output in enumerate(result.output_names):
+        nu = np.where(np.isnan(result.nu[k]), -np.inf, result.nu[k])  # NaN (overflow) last
+        order = np.argsort(-nu, kind="stable")
+        finite = result.nu[k][np.isfinite(result.nu[k])]
+        top = finite.max() if finite.size and finite.max() > 0 else 1.0
+        table = Table(title=f"{output}  (Var {_g(result.output_variance[k])})", title_justify="left")
+        for header in ("input", "nu = E(dy/dx)^2", f"{result.level:.0%} CI", "share", "",
+                       "E|dy/dx|", "E dy/dx", "S_T <="):
+            table.add_column(header, justify="left" if header in ("input", "") else "right")
+        for j in order:
+            nu = result.nu[k, j]
+            table.add_row(result.input_names[j], _g(nu),
+                          f"{_g(result.nu_lower[k, j])} - {_g(result.nu_upper[k, j])}",
+                          _percent(result.share[k, j]),
+                          Bar(top, 0, nu, width=BAR_WIDTH) if np.isfinite(nu) else "",
+                          _g(result.mean_abs[k, j]), _g(result.mean[k, j]),
+                          "-" if output in result.constant_outputs else _g(result.bound[k, j], 3))
+        console.print(table)
+
+
+def _percent(share):
+    return f"{100 * share:.1f}%" if np.isfinite(share) else f"{share}"
+
+
+def _describe_bound(bound):
+    if bound.kind == "uniform":
+        numbers = f"[{bound.low:.4g}, {bound.high:.4g}]"
+    else:
+        numbers = f"sd {bound.sd:.4g}"
+    return f"{bound.kind} {numbers} ({bound.source})"

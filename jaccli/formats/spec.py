@@ -142,7 +142,23 @@ def parse_spec_text(text, source):
     return parse_spec(data, source)
 
 
+# ``--spec -``: standard input, read once per stream (check --dtype float32 loads
+# the model twice, and a pipe cannot be read twice).
+_STDIN_SPEC = {"stream": None, "raw": b""}
+
+
+def _read_stdin_spec():
+    import sys
+
+    if _STDIN_SPEC["stream"] is not sys.stdin:
+        _STDIN_SPEC.update(stream=sys.stdin, raw=sys.stdin.buffer.read(MAX_SPEC_BYTES + 1))
+    return _STDIN_SPEC["raw"]
+
+
 def read_spec_file(path):
+    """The spec in the YAML file ``path`` (``-``: standard input)."""
+    if path == "-":
+        return _parse_spec_bytes(_read_stdin_spec(), "<stdin>")
     try:
         size = os.path.getsize(path)
         if os.path.isdir(path):
@@ -156,11 +172,15 @@ def read_spec_file(path):
         raise JaccliError(f"{path}: is a directory, not a spec file") from None
     except OSError as exc:
         raise JaccliError(f"{path}: cannot read the spec: {exc.strerror}") from None
+    return _parse_spec_bytes(raw, str(path))
+
+
+def _parse_spec_bytes(raw, source):
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise JaccliError(f"{path}: the spec is not UTF-8 text (byte {exc.start})") from None
-    return parse_spec_text(text, str(path))
+        raise JaccliError(f"{source}: the spec is not UTF-8 text (byte {exc.start})") from None
+    return parse_spec_text(text, source)
 
 
 def _names(value, field, source, prefix):

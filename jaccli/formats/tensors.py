@@ -286,6 +286,7 @@ def open_weight_file(path):
         raise JaccliError(f"{path}: is a directory, not a model file")
     if os.path.getsize(path) == 0:
         raise JaccliError(f"{path}: the model file is empty")
+    refuse_code_files(path)
     if path.endswith(".keras"):
         return None, None, True
     if _is_hdf5(path):
@@ -297,6 +298,44 @@ def open_weight_file(path):
             raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
                               f"weights with numpy.savez (NPZ) or as HDF5")
     raise JaccliError(f"{path}: not an HDF5 or NPZ weight file")
+
+
+# Files only running code can read (torch.save, pickle, joblib): recognised by
+# their extension and by their content, refused before anything in them is read.
+CODE_FILE_SUFFIXES = {".pt": "torch", ".pth": "torch", ".ckpt": "torch",
+                      ".pkl": "pickle", ".pickle": "pickle", ".joblib": "pickle"}
+CODE_FILE_ADVICE = {
+    "torch": ("a PyTorch file (torch.save: pickled Python objects)",
+              "export the model with jaccli.export.from_torch(module, 'model.npz') and use that"),
+    "pickle": ("a Python pickle",
+               "export the model with jaccli.export.from_sklearn(estimator, 'model.npz') "
+               "(scikit-learn) or jaccli.export.from_torch(module, 'model.npz') (PyTorch)"),
+}
+
+
+def refuse_code_files(path):
+    """Refuse a torch.save file or a pickle: by extension, by a pickle's first opcode
+    (PROTO, 0x80), or by a zip holding a data.pkl (torch.save's format). Nothing is unpickled."""
+    kind = CODE_FILE_SUFFIXES.get(os.path.splitext(path)[1].lower())
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if kind is None and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        kind = "pickle"
+    if kind is None and head == b"PK" and _zip_holds_a_pickle(path):
+        kind = "torch"
+    if kind is not None:
+        what, advice = CODE_FILE_ADVICE[kind]
+        raise JaccliError(f"{path}: {what}, which only running its code could read; jaccli "
+                          f"never unpickles: {advice}")
+
+
+def _zip_holds_a_pickle(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl")
+                       for name in archive.namelist())
+    except _ZIP_ERRORS:
+        return False
 
 
 def sibling_spec_paths(path):
@@ -330,7 +369,9 @@ def load_spec_and_tensors(path, spec_path=None):
                 raise JaccliError(f"{path}: no spec found; tried --spec, {', '.join(tried)}")
         if store is None:  # a .keras archive with a user spec: read its weights file
             store = _keras_weights_store(path)
-        return spec, store.read(_tensor_names(spec))
+        used = _tensor_names(spec)
+        _warn_unused(store, used)
+        return spec, store.read(used)
     finally:
         if store is not None:
             store.close()
@@ -342,6 +383,25 @@ def _tensor_names(spec):
     for layer in spec.layers:
         names += [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
     return names
+
+
+# Keras files keep the optimizer's state beside the weights: not the network's tensors.
+TRAINING_STATE = ("optimizer_weights/", "optimizer/")
+
+
+def _warn_unused(store, used):
+    """Warn about tensors the spec never takes (a 2-layer spec against a 3-layer file)."""
+    import warnings
+
+    from jaccli.errors import JaccliWarning
+
+    used = set(used)
+    unused = [name for name in store.names
+              if name not in used and not name.startswith(TRAINING_STATE)]
+    if unused:
+        warnings.warn(JaccliWarning(
+            f"{store.path}: the spec never uses the tensor(s) {_short_list(unused)}; "
+            f"is it the spec of this file (a layer missing)?"), stacklevel=2)
 
 
 def _keras_model(path):

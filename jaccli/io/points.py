@@ -1,25 +1,39 @@
-"""Reading the points: CSV, TSV, NPY, standard input, or ``--at`` inline.
+"""Reading the points: CSV, TSV/TXT or NPY from any readable path or standard input, or ``--at``.
 
-A CSV/TSV may start with a header: a first row most of whose cells are not
-numbers (``is_header``, the one rule every reader uses). If the header names
-every input of the spec, those columns are taken by name (in the spec's
-order) and the rest are ignored; otherwise the file must have exactly n
-columns, in order.
-NPY files are read a chunk at a time (pread), so a huge file streams.
+The format is the one asked for (``--points-format``), else the extension's,
+else the content's: NPY by its magic bytes, otherwise text, whose delimiter
+is found in the first data line (csv: a comma, or a tab when the line has
+tabs and no comma; tsv, txt or unknown: a tab, else a comma, else spaces).
+A text table may start with a header: a first row most of whose cells are
+not numbers (``is_header``, the one rule every reader uses). Which columns
+hold the inputs is ``selection.select_columns``'s one rule.
+
+A regular file is read lazily when large (NPY by pread, text a chunk at a
+time), so memory stays bounded. Anything else (a pipe, ``/dev/stdin``,
+``<(cmd)``, standard input) is read once, front to back, as it cannot be
+read twice: held in memory when small, else copied to a temporary file as
+it is read and then read from there like a large file.
 """
 
 import io
 import os
+import stat
+from dataclasses import dataclass
+from typing import List, Optional
 
 import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.formats.spec import clip
+from jaccli.io.npy_points import NPY_MAGIC, NpyRows, NpyTable
+from jaccli.io.selection import Wanted, names_all, parse_picks, placeholder_names, select_columns
+from jaccli.io.zarr_store import ZarrTable, is_zarr_path
 
 # A larger CSV/TSV file is parsed a chunk at a time (TextRows), so memory stays
 # bounded; a smaller one is read whole, which is faster.
 STREAM_TEXT_BYTES = int(os.environ.get("JACCLI_STREAM_TEXT_BYTES", 64 << 20))
-TEXT_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+POINT_FORMATS = ("csv", "tsv", "txt", "npy", "zarr")
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".npy": "npy", ".zarr": "zarr"}
 
 
 def parse_inline_point(text, n_inputs):
@@ -33,187 +47,191 @@ def parse_inline_point(text, n_inputs):
     return np.array([values])
 
 
-def read_points(path, input_names, stdin=None, extra_names=(), fmt=None):
+def input_columns(input_names, columns=None, option="--columns"):
+    """What a points file must hold: the inputs, in the spec's order, by header name or
+    picked by ``columns`` (the text of ``option``: header names or numbers from 1)."""
+    return Wanted(list(input_names), picks=parse_picks(columns), option=option,
+                  placeholders=placeholder_names(input_names, "x"))
+
+
+def read_points(path, input_names, stdin=None, fmt=None, columns=None):
     """An (N, n) array (read lazily for a large file) of the points in ``path``.
 
-    ``extra_names`` (e.g. a training file's targets) are read too, by the same
-    rules, as further columns after the inputs: (N, n + k). A text file whose
-    header names every input but not every extra name is refused
-    (``MissingColumns``). ``fmt`` (``--points-format``) overrides the extension.
+    ``path``: a file, a pipe, or ``-`` for ``stdin`` (a binary stream);
+    ``fmt``: csv, tsv, txt or npy (default: from the extension, else the
+    content); ``columns``: --columns (header names or numbers from 1).
     """
-    from jaccli.io.zarr_store import ZarrRows, is_zarr_path
+    return open_points(path, fmt, stdin).take([input_columns(input_names, columns)])
 
-    names = list(input_names) + list(extra_names)
+
+def open_points(path, fmt=None, stdin=None):
+    """A points table (``TextTable``, ``NpyTable``, ``ZarrTable``): its format found and its head read,
+    its columns chosen by ``take``. A regular file is not read whole when large."""
+    if fmt is not None and fmt not in POINT_FORMATS:
+        raise JaccliError(f"unknown points format {fmt!r} (use {', '.join(POINT_FORMATS)})")
     if path == "-":
-        data = stdin.read() if stdin is not None else b""
-        return parse_text_points(data, ",", "<stdin>", names)
-    if fmt == "zarr" or (fmt is None and is_zarr_path(path)):
-        return ZarrRows(path, len(names))
-    if os.path.isdir(path):
+        return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", fmt)
+    if fmt == "zarr" or (fmt is None and is_zarr_path(path)):  # a directory, read by zarr
+        return ZarrTable(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise JaccliError(f"{path}: no such points file") from None
+    except OSError as exc:
+        raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
         raise JaccliError(f"{path}: is a directory, not a points file")
-    if not os.path.isfile(path):
-        raise JaccliError(f"{path}: no such points file")
-    suffix = f".{fmt}" if fmt else os.path.splitext(path)[1].lower()
-    if suffix == ".npy":
-        return read_npy_points(path, len(names))
-    if suffix not in TEXT_SUFFIXES:
-        raise JaccliError(f"{path}: unknown points format '{suffix}' "
-                          f"(use .csv, .tsv, .txt, .npy or .zarr)")
-    if extra_names:
-        header = text_header(path)
-        missing = [name for name in extra_names if header is not None and name not in header]
-        if missing and all(name in header for name in input_names):
-            raise MissingColumns(path, missing, header)
-    if os.path.getsize(path) > STREAM_TEXT_BYTES and not _starts_utf16(path):
-        return TextRows(path, TEXT_SUFFIXES[suffix], names, suffix == ".txt")
+    suffix = os.path.splitext(path)[1].lower()
+    if fmt is not None or suffix in SUFFIX_FORMATS or not suffix:
+        return _open_path(path, mode, fmt or SUFFIX_FORMATS.get(suffix))
+    try:  # an extension that names no format (.json, .dat): the content decides
+        return _open_path(path, mode, None)
+    except JaccliError as exc:
+        raise JaccliError(f"{exc} (read by its content: '{suffix}' is no points format; "
+                          f"--points-format {'|'.join(POINT_FORMATS)} names one)") from None
+
+
+def _open_path(path, mode, fmt):
+    try:
+        if not stat.S_ISREG(mode):  # a pipe or a device: read once, front to back
+            with open(path, "rb") as handle:
+                return _read_stream(handle, path, fmt)
+        return _open_regular(path, fmt, path)
+    except OSError as exc:
+        raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
+
+
+def _open_regular(path, fmt, source):
     with open(path, "rb") as handle:
-        data = handle.read()
-    return parse_text_points(data, TEXT_SUFFIXES[suffix], path, names, suffix == ".txt")
+        head = handle.read(TextRows.HEAD_BYTES)
+        size = os.fstat(handle.fileno()).st_size
+    if fmt == "npy" or (fmt is None and head.startswith(NPY_MAGIC)):
+        return NpyTable.from_file(path, source)
+    if size > STREAM_TEXT_BYTES and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return TextTable.streamed(path, head, fmt, source)
+    with open(path, "rb") as handle:
+        return TextTable(_decode(handle.read(), source), source, fmt)
 
 
-class MissingColumns(JaccliError):
-    """A header names every input but not every extra column asked for."""
+def _read_stream(handle, source, fmt):
+    """A pipe, a device or standard input, read once, front to back: held in memory
+    up to STREAM_TEXT_BYTES; a larger one is copied to a temporary file as it is
+    read, then read from there as a large file is, so memory stays bounded."""
+    import shutil
+    import tempfile
 
-    def __init__(self, path, missing, header):
-        self.path, self.missing, self.header = path, missing, header
-        super().__init__(f"{path}: no column {', '.join(repr(n) for n in missing)} "
-                         f"(the header has {', '.join(header)})")
+    data = handle.read(STREAM_TEXT_BYTES + 1)
+    if len(data) <= STREAM_TEXT_BYTES:
+        if fmt == "npy" or (fmt is None and data.startswith(NPY_MAGIC)):
+            return NpyTable.from_bytes(data, source)
+        return TextTable(_decode(data, source), source, fmt)
+    spool = tempfile.NamedTemporaryFile(prefix="jaccli-points-", suffix=".part")
+    try:
+        try:
+            spool.write(data)
+            del data
+            shutil.copyfileobj(handle, spool, 1 << 20)
+            spool.flush()
+        except OSError as exc:
+            raise JaccliError(f"{source}: cannot copy the points to a temporary file in "
+                              f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
+        table = _open_regular(spool.name, fmt, source)
+    except BaseException:
+        spool.close()
+        raise
+    table.keep = spool  # deleted when the table and the rows it gave are gone
+    return table
 
 
 def text_header(path):
-    """The header cells of a CSV/TSV/TXT points file, or None: no header (the
-    first row is data), not a text file by its extension, or standard input."""
-    if path in (None, "-") or not os.path.isfile(path):
-        return None
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in TEXT_SUFFIXES:
-        return None
+    """The header cells of a text points file, or None (no header, not text, unreadable)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(TextRows.HEAD_BYTES)
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: whole code units
-            head = head[:len(head) // 2 * 2]
-        else:  # whole lines (a UTF-8 character is never cut)
-            head = head[:head.rfind(b"\n") + 1] or head
-        text = _decode(head, path)
-    except (OSError, JaccliError):
+        return open_points(path).header
+    except JaccliError:
         return None
-    _, _, _, cells = _first_row(text.replace("\r", ""), TEXT_SUFFIXES[suffix], suffix == ".txt")
-    return cells if cells and is_header(cells) else None
-
-
-def _starts_utf16(path):
-    with open(path, "rb") as handle:
-        return handle.read(2) in (b"\xff\xfe", b"\xfe\xff")
-
-
-def _check_npy_header(path):
-    """Refuse, from the header alone, object arrays and files shorter than the header promises."""
-    from jaccli.formats.tensors import NPY_HEADER_ERRORS, read_npy_header
-
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(6) != b"\x93NUMPY":
-                raise JaccliError(f"{path}: not an NPY file (no NPY header)")
-            handle.seek(0)
-            shape, _, dtype, header = read_npy_header(handle)
-    except NPY_HEADER_ERRORS as exc:
-        raise JaccliError(f"{path}: not a readable NPY file (damaged header: "
-                          f"{clip(str(exc) or type(exc).__name__, 200)})") from None
-    if dtype.hasobject:
-        raise JaccliError(f"{path}: holds Python objects (a pickle); refused, never unpickled")
-    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    have = os.path.getsize(path) - header
-    if nbytes > have:
-        raise JaccliError(f"{path}: truncated: the header promises {nbytes:,} bytes of data, "
-                          f"the file holds {have:,}")
-
-
-def read_npy_points(path, n_inputs):
-    _check_npy_header(path)
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        reason = "holds Python objects; refused" if "pickle" in str(exc) else str(exc)
-        raise JaccliError(f"{path}: not a readable NPY file ({reason})") from None
-    except (OSError, EOFError) as exc:
-        raise JaccliError(f"{path}: not a readable NPY file ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        getattr(array, "close", lambda: None)()
-        raise JaccliError(f"{path}: expected a single NPY array")
-    if array.dtype.kind not in "fiu":
-        raise JaccliError(f"{path}: the array has dtype {array.dtype}, not real numbers")
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[1] != n_inputs:
-        raise JaccliError(f"{path}: the array has shape {array.shape}; expected (N, {n_inputs}) "
-                          f"or ({n_inputs},)")
-    if array.shape[0] == 0:
-        raise JaccliError(f"{path}: zero points")
-    if isinstance(array, np.memmap) and array.flags.c_contiguous and array.ndim == 2:
-        return NpyRows(path, array)
-    return array
-
-
-class NpyRows:
-    """The rows of a 2-D C-order NPY file, read a slice at a time with pread.
-
-    Not a memory map: a map's pages stay resident as it is read, so the
-    process would grow with N; a read of one chunk at a time does not.
-    Thread-safe (pread has no shared file position).
-    """
-
-    reopens_by_path = True  # a Dask worker opens the file itself (shared storage)
-
-    def __init__(self, path, mapped):
-        self.path = path
-        self.dtype = mapped.dtype
-        self.shape = mapped.shape
-        self.ndim = 2
-        self._offset = mapped.offset
-        self._row_bytes = mapped.shape[1] * mapped.dtype.itemsize
-        self._fd = os.open(path, os.O_RDONLY)
-        mapped._mmap.close()
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __reduce__(self):
-        return read_npy_points, (self.path, self.shape[1])
-
-    def __getitem__(self, rows):
-        start, stop = row_range(self, rows)
-        count = max(stop - start, 0)
-        data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
-        if len(data) != count * self._row_bytes:
-            raise JaccliError(f"{self.path}: the file is shorter than its header says")
-        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
-
-    def __array__(self, dtype=None, copy=None):
-        whole = self[0:len(self)]
-        return whole if dtype is None else whole.astype(dtype)
-
-    def __del__(self):
-        try:
-            os.close(self._fd)
-        except (OSError, AttributeError):
-            pass
-
-
-def row_range(source, rows):
-    """(start, stop) of ``rows``, a contiguous slice of a row source's rows (all a
-    chunk loop asks of a source read lazily)."""
-    if not isinstance(rows, slice):
-        raise TypeError(f"{type(source).__name__} takes a slice of rows")
-    start, stop, step = rows.indices(len(source))
-    if step != 1:
-        raise TypeError(f"{type(source).__name__} takes a contiguous slice of rows")
-    return start, stop
 
 
 def is_streamed(points):
     """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
     return isinstance(points, (NpyRows, TextRows, np.memmap)) or getattr(points, "streamed", False)
+
+
+@dataclass
+class Layout:
+    """A text table's head: how to split it, its header, and where its data start."""
+
+    delimiter: Optional[str]  # None: runs of spaces
+    width: int
+    header: Optional[List[str]]
+    body_line: int  # the 0-based line number of the first line after the header
+    body_offset: int  # that line's offset in the text the layout was read from
+
+
+def sniff_delimiter(line, fmt):
+    """csv: a comma (a tab if the line has tabs and no comma); tsv, txt or
+    unknown: a tab, else a comma, else runs of spaces (numpy.savetxt's .txt)."""
+    if fmt == "csv":
+        return "\t" if "\t" in line and "," not in line else ","
+    for delimiter in ("\t", ","):
+        if delimiter in line:
+            return delimiter
+    return None
+
+
+def text_layout(text, fmt, source):
+    """The ``Layout`` of a table from its head (whole lines, '\\r' already removed)."""
+    first, offset, line = _first_data_line(text)
+    if first is None:
+        raise JaccliError(f"{source}: zero points (the file is empty)")
+    delimiter = sniff_delimiter(line, fmt)
+    cells = _split(line.rstrip("\r"), delimiter)
+    if not is_header(cells):
+        return Layout(delimiter, len(cells), None, first, offset)
+    end = text.find("\n", offset)
+    return Layout(delimiter, len(cells), cells, first + 1, len(text) if end < 0 else end + 1)
+
+
+class TextTable:
+    """A CSV/TSV/TXT table: its layout read from its head; ``take`` parses its columns.
+
+    Held as text (a small file, a pipe, standard input), or ``streamed``: a
+    large regular file, parsed a chunk at a time (``TextRows``).
+    """
+
+    def __init__(self, text, source, fmt, path=None, layout=None, start=None):
+        if text is not None and "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.text, self.source, self.path, self.start = text, source, path, start
+        self.keep = None  # what the rows must keep alive (a spooled pipe's temporary file)
+        self.layout = layout or text_layout(text, fmt, source)
+        self.header, self.width = self.layout.header, self.layout.width
+        if text is not None and _first_data_line(text[self.layout.body_offset:])[0] is None:
+            raise JaccliError(f"{source}: zero points (a header and no rows)")
+
+    @classmethod
+    def streamed(cls, path, head, fmt, source):
+        """A large file: the layout from its first megabyte, the rows read when taken."""
+        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+        cut = head.rfind(b"\n")
+        text = _decode(head[:cut + 1] if cut >= 0 else head, source)
+        layout = text_layout(text, fmt, source)
+        start = bom + len(text[:layout.body_offset].encode("utf-8"))
+        return cls(None, source, fmt, path=path, layout=layout, start=start)
+
+    def names(self, names):
+        """Whether the header names every one of ``names`` (case-insensitively)."""
+        return names_all(self.header, names, self.source)
+
+    def take(self, groups):
+        """The columns holding ``groups`` (a list of ``selection.Wanted``), (N, k)."""
+        columns = select_columns(self.header, self.width, groups, self.source)
+        layout = self.layout
+        if self.text is None:
+            rows = TextRows(self.path, layout, columns, self.start, self.source)
+            rows.keep = self.keep
+            return rows
+        return _parse_body(self.text[layout.body_offset:], layout.delimiter, layout.width,
+                           columns, layout.body_line, self.source)
 
 
 def _decode(data, source):
@@ -226,7 +244,8 @@ def _decode(data, source):
         if _looks_like_utf16(head[0::2], head[1::2]) or _looks_like_utf16(head[1::2], head[0::2]):
             raise JaccliError(f"{source}: looks like UTF-16 text without a byte order mark; "
                               f"save it as UTF-8 (or UTF-16 with a BOM)")
-        raise JaccliError(f"{source}: binary data, not a text table")
+        raise JaccliError(f"{source}: binary data, not a text table (points are CSV, TSV/TXT "
+                          f"or NPY; --points-format names the format)")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -280,51 +299,6 @@ def _first_data_line(text):
     return None, len(text), ""
 
 
-def _first_row(text, delimiter, whitespace_ok):
-    """(delimiter, line index, offset, cells) of the first data line of a table's head.
-
-    A .txt (``whitespace_ok``) whose first line has no tab is space-separated,
-    as numpy.savetxt writes it. No data line: (delimiter, None, len(text), []).
-    """
-    first, offset, line = _first_data_line(text)
-    if first is None:
-        return delimiter, None, offset, []
-    if whitespace_ok and delimiter == "\t" and "\t" not in line:
-        delimiter = None
-    return delimiter, first, offset, _split(line.rstrip("\r"), delimiter)
-
-
-def _text_layout(text, delimiter, source, input_names, whitespace_ok):
-    """Where the data starts and which columns to take, from the head of a table.
-
-    Returns (delimiter, number of columns, columns to take, the body's first
-    line number (0-based), the body's offset in ``text``).
-    """
-    delimiter, first, offset, head = _first_row(text, delimiter, whitespace_ok)
-    if first is None:
-        raise JaccliError(f"{source}: zero points (the file is empty)")
-    has_header = is_header(head)
-    columns = _select_columns(head if has_header else None, len(head), input_names, source)
-    if columns is None:
-        columns = list(range(len(head)))
-    if has_header:
-        end = text.find("\n", offset)
-        return delimiter, len(head), columns, first + 1, len(text) if end < 0 else end + 1
-    return delimiter, len(head), columns, first, offset
-
-
-def parse_text_points(data, delimiter, source, input_names, whitespace_ok=False):
-    text = _decode(data, source)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    delimiter, n_columns, columns, body_start, body_offset = _text_layout(
-        text, delimiter, source, input_names, whitespace_ok)
-    body = text[body_offset:]
-    if _first_data_line(body)[0] is None:
-        raise JaccliError(f"{source}: zero points (a header and no rows)")
-    return _parse_body(body, delimiter, n_columns, columns, body_start, source)
-
-
 def _parse_body(body, delimiter, n_columns, columns, body_start, source):
     """The numbers of the data lines in ``body``; errors counted from the file's lines."""
     try:
@@ -358,26 +332,20 @@ class TextRows:
 
     HEAD_BYTES = 1 << 20
 
-    def __init__(self, path, delimiter, input_names, whitespace_ok):
+    def __init__(self, path, layout, columns, start, source=None):
         import threading
 
-        self.path = path
-        with open(path, "rb") as handle:
-            head = handle.read(self.HEAD_BYTES)
-        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-        cut = head.rfind(b"\n")
-        text = _decode(head[:cut + 1] if cut >= 0 else head, path)
-        (self.delimiter, self.n_columns, self.columns, self._next_line,
-         body_offset) = _text_layout(text, delimiter, path, input_names, whitespace_ok)
-        start = bom + len(text[:body_offset].encode("utf-8"))
+        self.path, self.source = path, source or path
+        self.delimiter, self.n_columns, self.columns = layout.delimiter, layout.width, columns
         n_rows = _count_data_lines(path, start)
         if n_rows == 0:
-            raise JaccliError(f"{path}: zero points (a header and no rows)")
+            raise JaccliError(f"{self.source}: zero points (a header and no rows)")
         self.shape = (n_rows, len(self.columns))
         self.ndim, self.dtype = 2, np.dtype(np.float64)
         self._handle = open(path, "rb")
         self._handle.seek(start)
-        self._start, self._first_line = start, self._next_line
+        self._start, self._first_line = start, layout.body_line
+        self._next_line = layout.body_line
         self._next_row = 0
         self._failed = False
         self._turn = threading.Condition()
@@ -395,7 +363,7 @@ class TextRows:
                 self._next_row, self._next_line = 0, self._first_line
             self._turn.wait_for(lambda: self._next_row == start or self._failed)
             if self._failed:
-                raise JaccliError(f"{self.path}: reading stopped at an earlier error")
+                raise JaccliError(f"{self.source}: reading stopped at an earlier error")
             try:
                 lines, rows, first_line = [], 0, self._next_line
                 while rows < count:
@@ -407,7 +375,7 @@ class TextRows:
                     if stripped and not stripped.startswith(b"#"):
                         rows += 1
                 if rows < count:
-                    raise JaccliError(f"{self.path}: the file changed while it was read")
+                    raise JaccliError(f"{self.source}: the file changed while it was read")
             except BaseException:
                 self._failed = True
                 self._turn.notify_all()
@@ -425,11 +393,11 @@ class TextRows:
         try:
             body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise JaccliError(f"{self.path}: not UTF-8 text after line {first_line}") from None
+            raise JaccliError(f"{self.source}: not UTF-8 text after line {first_line}") from None
         if "\r" in body:
             body = body.replace("\r\n", "\n").replace("\r", "\n")
         return _parse_body(body, self.delimiter, self.n_columns, self.columns, first_line,
-                           self.path)
+                           self.source)
 
     def __array__(self, dtype=None, copy=None):
         whole = np.concatenate([self[i:i + 65536] for i in range(0, len(self), 65536)])
@@ -488,24 +456,3 @@ def _first_bad_cell(lines, first_line, delimiter, columns):
     return None
 
 
-def _select_columns(header, n_columns, input_names, source):
-    """Column indices to take, or None for all columns in order."""
-    n_inputs = len(input_names)
-    if header is not None and all(name in header for name in input_names):
-        twice = [name for name in input_names if header.count(name) > 1]
-        if twice:
-            raise JaccliError(f"{source}: the header names the input {twice[0]!r} twice")
-        return [header.index(name) for name in input_names]
-    if n_columns == n_inputs:
-        return None
-    hint = ""
-    if n_columns == 1 and header is not None and any(sep in header[0] for sep in ";| "):
-        hint = " (is it separated by ';' or spaces? .csv is read with ',', .tsv/.txt with tabs)"
-    if header is not None:
-        missing = [name for name in input_names if name not in header]
-        raise JaccliError(f"{source}: the header does not name the inputs {missing} and has "
-                          f"{n_columns} column(s); expected the inputs by name or exactly "
-                          f"{n_inputs} columns{hint}")
-    raise JaccliError(f"{source}: {n_columns} columns; the model has {n_inputs} inputs "
-                      f"({', '.join(input_names)}): give a header naming them to pick "
-                      f"columns by name")

@@ -15,12 +15,14 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".npy": "npy", ".npz": "npz", ".zarr": "zarr"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz",
+           ".zarr": "zarr"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
 def output_format(path, fmt=None):
-    """The format for ``-o path`` (``--format`` wins over the extension)."""
+    """The format for ``-o path``: ``--format``, else the extension (.txt is TSV, as
+    for the points), else CSV (a path with no extension: /dev/null, a pipe)."""
     if fmt:
         return fmt
     if path in (None, "-"):
@@ -28,9 +30,11 @@ def output_format(path, fmt=None):
     suffix = os.path.splitext(path.rstrip(os.sep))[1].lower()
     if os.path.isdir(path) and not (suffix == ".zarr" and _replaceable_store(path)):
         raise JaccliError(f"{path}: is a directory; -o needs a file name")
+    if not suffix:  # /dev/null, a pipe, a plain name: text, like standard output
+        return "csv"
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use .csv, .tsv, .npy, .npz or .zarr, or --format)")
+                          f"(use .csv, .tsv/.txt, .npy, .npz or .zarr, or --format)")
     return FORMATS[suffix]
 
 
@@ -162,15 +166,15 @@ class AtomicFile:
 
     @_writing
     def __init__(self, path):
+        self.direct = is_special_file(path)
+        if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
+            self.path = self.target = self.temp_path = path
+            return
         # A symbolic link is followed: its target is what gets replaced, not the link.
         path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
         self.target = path
-        self.direct = is_special_file(path)
-        if self.direct:
-            self.temp_path = path
-            return
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)

@@ -81,8 +81,39 @@ def _open_array(path):
     return node
 
 
+class ZarrTable:
+    """A Zarr array of points: like an NPY array, it has no header and its columns
+    are chosen by number (``--columns 3,1``) or taken whole."""
+
+    header = None
+
+    def __init__(self, path, source=None):
+        self.path, self.source = path, source or path
+        array = _open_array(path)
+        if array.dtype.kind not in "fiu":
+            raise JaccliError(f"{self.source}: the array has dtype {array.dtype}, not real numbers")
+        if array.ndim not in (1, 2):
+            raise JaccliError(f"{self.source}: the array has shape {tuple(array.shape)}; expected "
+                              f"(N, n) or (n,)")
+        self.array = array
+        self.width = array.shape[-1]
+
+    def names(self, names):
+        """An array has no header: it names nothing."""
+        return False
+
+    def take(self, groups):
+        from jaccli.io.npy_points import array_columns
+
+        shape = (1,) + self.array.shape if self.array.ndim == 1 else self.array.shape
+        columns = array_columns(shape, groups, self.source)
+        return ZarrRows(self.path, None if columns == list(range(self.width)) else columns,
+                        self.source, self.array)
+
+
 class ZarrRows:
-    """The rows of an (N, n) Zarr array, read a slice at a time.
+    """The rows of an (N, n) Zarr array (its ``columns``, None: all), read a slice
+    at a time; each Zarr chunk is decoded once for the next few reads.
 
     Pickles as its path, so a Dask worker re-opens the store itself (it must
     see the same path: shared storage). Thread-safe.
@@ -91,21 +122,15 @@ class ZarrRows:
     streamed = True  # read and checked chunk by chunk, never held whole
     reopens_by_path = True  # a Dask worker opens the store itself
 
-    def __init__(self, path, n_inputs):
-        self.path = path
-        array = _open_array(path)
-        if array.dtype.kind not in "fiu":
-            raise JaccliError(f"{path}: the array has dtype {array.dtype}, not real numbers")
-        if array.ndim not in (1, 2) or array.shape[-1] != n_inputs:
-            raise JaccliError(f"{path}: the array has shape {tuple(array.shape)}; expected "
-                              f"(N, {n_inputs}) or ({n_inputs},)")
-        if array.ndim == 2 and array.shape[0] == 0:
-            raise JaccliError(f"{path}: zero points")
+    def __init__(self, path, columns=None, source=None, array=None):
+        self.path, self.columns, self.source = path, columns, source or path
+        array = _open_array(path) if array is None else array
         self.one_point = array.ndim == 1
-        self.shape = (1, n_inputs) if self.one_point else tuple(array.shape)
+        n_rows = 1 if self.one_point else array.shape[0]
+        self.shape = (n_rows, array.shape[-1] if columns is None else len(columns))
         self.ndim = 2
         self.dtype = array.dtype
-        self.chunk_rows = self.shape[0] if self.one_point else int(array.chunks[0])
+        self.chunk_rows = n_rows if self.one_point else int(array.chunks[0])
         self._array = array
         self.token = uuid.uuid4().hex
         self._cache = OrderedDict()
@@ -114,7 +139,8 @@ class ZarrRows:
     def __reduce__(self):
         # The path, and a token of this opening: a worker's tasks of one run
         # share one opened store (and its decoded chunks); a later run opens afresh.
-        return _reopen, (self.path, self.shape[1], self.token)
+        return _reopen, (self.path, None if self.columns is None else tuple(self.columns),
+                         self.source, self.token)
 
     def __len__(self):
         return self.shape[0]
@@ -128,11 +154,14 @@ class ZarrRows:
                 return block
         start = index * self.chunk_rows
         try:
-            block = np.asarray(self._array[start:start + self.chunk_rows])
+            raw = self._array[...] if self.one_point else self._array[start:start + self.chunk_rows]
+            block = np.asarray(raw).reshape(-1, self._array.shape[-1])
         except Exception as exc:  # a missing or damaged chunk file
-            raise JaccliError(f"{self.path}: cannot read rows {start + 1:,}-"
+            raise JaccliError(f"{self.source}: cannot read rows {start + 1:,}-"
                               f"{min(start + self.chunk_rows, len(self)):,} "
                               f"({type(exc).__name__}: {exc})") from None
+        if self.columns is not None:
+            block = block[:, self.columns]
         with self._lock:
             self._cache[index] = block
             while len(self._cache) > CACHED_CHUNKS:
@@ -140,11 +169,9 @@ class ZarrRows:
         return block
 
     def __getitem__(self, rows):
-        from jaccli.io.points import row_range
+        from jaccli.io.npy_points import row_range
 
         start, stop = row_range(self, rows)
-        if self.one_point:
-            return np.asarray(self._array[:])[None, :][start:stop]
         if stop <= start:
             return np.empty((0, self.shape[1]), dtype=self.dtype)
         first, last = start // self.chunk_rows, (stop - 1) // self.chunk_rows
@@ -153,13 +180,13 @@ class ZarrRows:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def __array__(self, dtype=None, copy=None):
-        whole = np.asarray(self._array[:]).reshape(self.shape)
+        whole = np.concatenate([self._chunk(k) for k in range(-(-len(self) // self.chunk_rows))])
         return whole if dtype is None else whole.astype(dtype)
 
 
 @functools.lru_cache(maxsize=8)
-def _reopen(path, n_inputs, token):
-    return ZarrRows(path, n_inputs)
+def _reopen(path, columns, source, token):
+    return ZarrRows(path, None if columns is None else list(columns), source)
 
 
 #: Dimension names of each result array (xarray reads them), by quantity.

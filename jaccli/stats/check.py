@@ -120,22 +120,20 @@ def check_value(model, X, reference, tol, chunk_size=None):
                  n_bad=res["n_bad"], status="PASS" if res["passed"] else "FAIL")], res
 
 
-def names_the_outputs(path, model):
-    """Whether ``path`` is a CSV/TSV points file whose header also names the
-    model's outputs: reference outputs computed elsewhere."""
-    from jaccli.io.points import text_header
-
-    header = text_header(path)
-    return header is not None and all(y in header for y in model.output_names)
+def names_the_outputs(table, model):
+    """Whether a points table (``io.points.open_points``; None: no file) has a header
+    that also names the model's outputs: reference outputs computed elsewhere."""
+    return table is not None and table.names(model.output_names)
 
 
-def read_reference(path, model):
-    """The reference outputs (N, m) of a points file that ``names_the_outputs``."""
+def read_reference(table, model):
+    """The reference outputs (N, m) of a points table that ``names_the_outputs``."""
+    from jaccli.io.selection import Wanted
     from jaccli.model import check_finite_points
-    from jaccli.io.points import read_points
 
-    reference = np.asarray(read_points(path, model.output_names), dtype=np.float64)
-    check_finite_points(reference, path)
+    reference = np.asarray(table.take([Wanted(list(model.output_names), what="output")]),
+                           dtype=np.float64)
+    check_finite_points(reference, table.source)
     return reference
 
 

@@ -427,68 +427,59 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
 # --- the training file ---------------------------------------------------------------
 
 
-def open_training_table(path, input_names, target_names, stdin=None):
-    """A training file's (N, n + m) table, the inputs then the targets, read as a
-    points file with the targets as extra columns: a header naming the inputs and
-    the targets (other columns ignored), or exactly n + m columns. A large file
-    (NPY, Zarr, a big CSV) is read lazily, a chunk at a time."""
-    from jaccli.io.points import MissingColumns, read_points
-
-    input_names, target_names = list(input_names), list(target_names)
-    try:
-        return read_points(path, input_names, stdin, extra_names=target_names)
-    except MissingColumns as exc:
-        raise JaccliError(
-            f"{path}: no target column {', '.join(repr(n) for n in exc.missing)} (the header "
-            f"has {', '.join(exc.header)}); name the targets as the spec's outputs or "
-            f"choose the columns with --target") from None
-    except JaccliError as exc:
-        raise JaccliError(
-            f"{exc} (a training file holds the inputs and the targets: "
-            f"{', '.join(input_names)} then {', '.join(target_names)})") from None
+def read_training_set(path, model, targets=None, stdin=None, fmt=None, columns=None):
+    """(X (N, n), Y (N, m)) from a training file (``-``: ``stdin``), by the points'
+    column rule (``io.selection``): the inputs, picked by ``columns``
+    (--train-columns) or by header name, then the targets, picked by ``targets``
+    (--target: names or numbers from 1) or named as the spec's outputs; with no
+    header, exactly n + m columns, the inputs then the targets."""
+    rows, source = training_table(path, model, targets, stdin, fmt, columns)
+    return split_training_rows(rows, source, model.n_inputs)
 
 
-def read_training_set(path, input_names, target_names, stdin=None):
-    """(X (N, n), Y (N, m)) from a training file (see ``open_training_table``)."""
-    table = open_training_table(path, input_names, target_names, stdin)
-    return split_training_table(table, len(list(input_names)), path)
-
-
-def split_training_table(table, n_inputs, path):
-    """(X, Y) of a training table, read whole and checked finite."""
+def split_training_rows(rows, source, n_inputs):
+    """(X, Y) of a training table's rows, read whole and checked finite."""
     from jaccli.model import check_finite_points
 
-    table = np.asarray(table, dtype=np.float64)
-    check_finite_points(table, "<stdin>" if path == "-" else path)
-    return table[:, :n_inputs], table[:, n_inputs:]
+    data = np.asarray(rows, dtype=np.float64)
+    check_finite_points(data, source)
+    return data[:, :n_inputs], data[:, n_inputs:]
 
 
-def training_table(model, path, targets=None, stdin=None):
-    """The (N, n + m) table of a training file (``-``: ``stdin``), read lazily when
-    large. ``targets``: the file's target column of each output, in output order
-    (default: the model's output names)."""
-    return open_training_table(str(path), model.input_names, _target_names(model, targets),
-                               stdin)
+def training_table(path, model, targets=None, stdin=None, fmt=None, columns=None):
+    """(rows, source name): a training file's inputs then targets, (N, n + m), chosen as
+    ``read_training_set`` says but not read whole: a large file (NPY, Zarr, a big
+    CSV) is read a chunk at a time (unchecked: the chunks are checked as read)."""
+    from jaccli.io.points import input_columns, open_points
+    from jaccli.io.selection import Wanted, placeholder_names
+
+    _check_target_count(model, targets)
+    inputs = input_columns(model.input_names, columns, option="--train-columns")
+    outputs = list(model.output_names)
+    wanted_targets = Wanted(outputs, what="target", picks=list(targets) if targets else None,
+                            option="--target",
+                            placeholders=not targets and placeholder_names(outputs, "y"))
+    table = open_points(path, fmt, stdin)
+    return table.take([inputs, wanted_targets]), table.source
 
 
-def _target_names(model, targets):
-    target_names = list(targets) if targets else list(model.output_names)
-    if len(target_names) != model.n_outputs:
-        raise JaccliError(f"--target given {len(target_names)} time(s); the model has "
+def _check_target_count(model, targets):
+    if targets and len(targets) != model.n_outputs:
+        raise JaccliError(f"--target given {len(targets)} time(s); the model has "
                           f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
                           f"give one target column per output, in that order")
-    return target_names
 
 
-def training_set(model, train, targets=None, stdin=None):
-    """(X (N, n), Y (N, m)) from ``train``: a training file's path (see
-    ``training_table``) or an (X, Y) pair."""
+def training_set(model, train, targets=None, stdin=None, fmt=None, columns=None):
+    """(X (N, n), Y (N, m)) from ``train``: a training file's path (``-``: ``stdin``)
+    or an (X, Y) pair. ``targets``: the file's target column of each output, in
+    output order (default: the model's output names); ``fmt`` and ``columns``:
+    the file's format and its input columns (see ``read_training_set``)."""
+    _check_target_count(model, targets)
     if isinstance(train, (tuple, list)):
-        _target_names(model, targets)
         X_train = model.as_points(train[0], "the training set")
         return X_train, np.asarray(train[1], dtype=np.float64).reshape(len(X_train), -1)
-    table = training_table(model, train, targets, stdin)
-    return split_training_table(table, model.n_inputs, str(train))
+    return read_training_set(str(train), model, targets, stdin, fmt, columns)
 
 
 @dataclass

@@ -1,0 +1,113 @@
+"""The ``sensitivity`` command: parse, call the library, write the table."""
+
+import sys
+import time
+import warnings
+
+import click
+
+from ..errors import JaccliError
+from .options import compute_options, input_paths, load_model, load_points, one_stdin
+
+# The table has text columns: -o and --format offer only the formats that can hold it.
+SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
+
+BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for every input "
+               "(uniform:0:1 or normal:SD), one per input in order (uniform:0:1,normal:0.5), or by "
+               "name (x1=uniform:0:1,x2=normal:0.5); 'uniform' or 'normal' alone takes the range "
+               "or the standard deviation from the points. Default: uniform on the points' range.")
+
+
+@click.command()
+@compute_options(formats=SENSITIVITY_FORMATS)
+@click.option("--bootstrap", "-B", type=int, default=1000, show_default=True,
+              help="Poisson bootstrap replicates for the intervals of nu and E|dy/dx|.")
+@click.option("--level", type=float, default=0.95, show_default=True,
+              help="Confidence level of the intervals, strictly between 0 and 1.")
+@click.option("--bounds", type=str, default=None, metavar="SPEC", help=BOUNDS_HELP)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the bootstrap weights (the same seed gives the same intervals "
+                   "whatever the chunk size).")
+def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output,
+                fmt, quiet, bootstrap, level, bounds, seed):
+    """Derivative-based global sensitivity of each output to each input.
+
+    Over the points, per output y and input x: nu = E[(dy/dx)^2] (the DGSM of
+    Sobol' and Kucherenko) with a bootstrap interval, E|dy/dx| (Morris's mu*)
+    with its interval, E[dy/dx], the share of nu in the sum over the inputs,
+    Var(y), and an upper bound on the total Sobol' index: (b - a)^2 nu /
+    (pi^2 Var y) for x uniform on [a, b], s^2 nu / Var y for x normal with
+    standard deviation s (valid for independent inputs that the points
+    sample). One row per (output, input): output, input, nu, nu_lower,
+    nu_upper, mean_abs, mean_abs_lower, mean_abs_upper, mean, share,
+    output_variance, bound, bound_kind (.csv, .tsv or .npz).
+
+    \b
+    Example:
+      jaccli sensitivity sample_models/screen7.npz \\
+          --points sample_models/screen7_points.csv --bounds uniform:0:1
+    """
+    from .summary import LazyProgress, print_sensitivity_summary, stderr_console
+    from ..io.writers import check_output_path, output_format
+    from ..stats.sensitivity import SensitivityAccumulator
+    from ..stats.sensitivity import sensitivity as run
+
+    one_stdin(spec=spec, points=points_path)
+    model_path, model = model, load_model(model, spec, dtype)
+    check_output_path(output, input_paths(model_path, spec, points_path))
+    fmt = output_format(output, fmt)
+    if fmt not in SENSITIVITY_FORMATS:
+        raise JaccliError(f"{output}: the sensitivity table has text columns (the names, the bound's "
+                          f"kind): write .csv, .tsv or .npz, not {fmt}")
+    # the options are checked before the points are read
+    SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level, bounds, seed)
+    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
+    console = stderr_console()
+    progress = LazyProgress(console, len(points), enabled=not quiet and console.is_terminal)
+    started = time.perf_counter()
+    try:
+        # an overflow inside the network is reported once (result.warnings), not warned per chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = run(model, points, bootstrap, level, bounds, seed, chunk_size, source,
+                         progress=progress.advance)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - started
+    write_table(result, output, fmt)
+    for warning in result.warnings():
+        console.print(f"warning: {warning}", soft_wrap=True)
+    if not quiet:
+        print_sensitivity_summary(console, model, result, seconds)
+        if output not in (None, "-"):
+            console.print(f"wrote {output} ({fmt}, {len(result.rows())} rows)")
+
+
+def write_table(result, output, fmt):
+    """The table, whole or not at all: CSV/TSV one row per (output, input); NPZ its numbers
+    (m, n, fields) with the names, the bounds' kinds and the settings beside them."""
+    import numpy as np
+
+    from ..io.writers import open_writer
+
+    columns = result.COLUMNS
+    m, n = len(result.output_names), len(result.input_names)
+    table = np.stack([result.column(name).reshape(m, n) for name in result.NUMERIC], axis=-1)
+    extras = {"fields": np.array(result.NUMERIC), "input_names": np.array(result.input_names),
+              "output_names": np.array(result.output_names),
+              "bound_kind": np.array([b.label for b in result.bounds]),
+              "level": np.array(result.level), "bootstrap": np.array(result.bootstrap),
+              "seed": np.array(result.seed), "n_points": np.array(result.n_points)}
+    shape = (m * n, len(columns)) if fmt in ("csv", "tsv") else table.shape
+    writer = open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
+                         stdout=sys.stdout)
+    try:
+        if fmt == "npz":
+            writer.write(0, table)
+        else:
+            writer.write_cells([[row[c] for c in columns] for row in result.rows()])
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
