@@ -61,8 +61,8 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     columns = column_names(quantity, model)
     console = stderr_console()
     stats = None if quiet else ColumnStats(len(columns))
-    started = time.perf_counter()
     with dask_client(scheduler, workers) as client:
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
         writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
                              npz_extras(model, points), stdout=sys.stdout,
                              attributes=store_attributes(model, command))

@@ -71,9 +71,9 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
         check_finite_points(points, source)
     shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
     check_output_room(output, fmt, shape, np.float64)
-    started = time.perf_counter()
     console = stderr_console()
     with dask_client(scheduler, workers) as client:
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
         fit, chunks = _fit_and_intervals(client, model, train_rows, train_source, train_path,
                                          points, level, chunk_size, source)
         writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
