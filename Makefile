@@ -10,7 +10,7 @@ export NO_COLOR ?=
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --quiet --upgrade pip
-	$(BIN)/pip install --quiet --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --quiet -e '.[test,onnx]'
 	touch $(BIN)/activate
 
 install: $(BIN)/activate

@@ -77,7 +77,9 @@ def check_memory(nbytes, what, advice=""):
 
 def check_disk(path, nbytes, what, advice=""):
     """Raise ResourceError if the file system of ``path`` has less than ``nbytes`` free."""
-    directory = os.path.dirname(os.path.abspath(path))
+    from jaccli.io.writers import folder_as_written
+
+    directory = folder_as_written(path)
     try:
         free = shutil.disk_usage(directory).free
     except OSError:

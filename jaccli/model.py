@@ -80,7 +80,7 @@ class ParameterInfo:
 
 class Model:
     def __init__(self, network, input_names, output_names, parameters, layout,
-                 path="", dtype="float64"):
+                 path="", dtype="float64", notes=()):
         self.network = network
         self.input_names = list(input_names)
         self.output_names = list(output_names)
@@ -88,6 +88,7 @@ class Model:
         self.layout = layout  # every kernel in the file: "in_out" or "out_in"
         self.path = path
         self.dtype = dtype
+        self.notes = tuple(notes)  # what the reader chose, e.g. a classifier's probabilities output
 
     # -- the Python API
     @property
@@ -275,7 +276,7 @@ class Model:
         network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
-                     self.layout, self.path, self.dtype)
+                     self.layout, self.path, self.dtype, self.notes)
 
 
 def check_finite_points(points, source, first_row=0):
@@ -330,7 +331,7 @@ def build_model(spec, store, dtype="float64"):
     network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
                       out_offset.astype(np_dtype), out_scale.astype(np_dtype))
     return Model(network, input_names, output_names, parameters, spec.layout,
-                 path=store.path, dtype=dtype)
+                 path=store.path, dtype=dtype, notes=spec.notes)
 
 
 def _checked_tensors(spec, store):

@@ -174,7 +174,7 @@ case("model-zero-byte-npz", ["z.npz", "empty"])(
                "--at", "1,2"])
 case("model-zero-byte-h5", ["z.h5", "empty"])(
     lambda d: ["value", write(d, "z.h5", b""), "--at", "1,2"])
-case("model-text-named-h5", ["t.h5", "not an HDF5 or NPZ"])(
+case("model-text-named-h5", ["t.h5", "not an HDF5, NPZ or safetensors"])(
     lambda d: ["value", write(d, "t.h5", "W0: [1, 2]\n"), "--at", "1,2"])
 case("model-pickle-named-npz", ["p.npz", "pickle", "jaccli.export"])(
     lambda d: ["value", write(d, "p.npz", b"\x80\x04K\x01."), "--at", "1,2"])

@@ -217,7 +217,7 @@ def test_refusals_are_one_line_naming_file_and_problem(name, expected):
         read_keras(str(DATA / name))
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(f"{name}: ")
+    assert message.startswith(f"{DATA / name}: ")  # the path as given
     assert expected in message
 
 

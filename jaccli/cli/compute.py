@@ -27,6 +27,8 @@ def info(model, spec, dtype):
     out.write(f"inputs: {', '.join(loaded.input_names)}\n")
     out.write(f"outputs: {', '.join(loaded.output_names)}\n")
     out.write(f"architecture: {describe_model(loaded)}\n")
+    for note in loaded.notes:
+        out.write(f"note: {note}\n")
     net = loaded.network
     if net.in_offset.any() or (net.in_inv_scale != 1).any():
         out.write("input scaling: (x - offset) / scale\n")

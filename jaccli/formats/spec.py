@@ -38,6 +38,7 @@ class Spec:
     output_scaling: Optional[dict]
     layers: List[LayerSpec]
     source: str  # where the spec came from, for error messages
+    notes: tuple = ()  # what a reader chose for the user to know (shown by `info`)
 
 
 # A spec is a few hundred bytes; anything near this is not a spec (and a bound

@@ -42,7 +42,7 @@ def check_output_path(path, inputs):
     """Refuse, before any work, an output that cannot be written or would clobber an input."""
     if path in (None, "-"):
         return
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: the directory {directory} does not exist")
     if os.path.isdir(path) and not _replaceable_store(path):
@@ -65,6 +65,11 @@ def _replaceable_store(path):
     from jaccli.io.zarr_store import is_zarr_store
 
     return is_zarr_store(path)
+
+
+def folder_as_written(path):
+    """The folder of ``path`` as the user wrote it (``.`` for a bare name), for messages."""
+    return os.path.dirname(str(path)) or "."
 
 
 def _same_file(a, b):
@@ -170,11 +175,11 @@ class AtomicFile:
         if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
             self.path = self.target = self.temp_path = path
             return
+        self.target = path  # errors name the output as the user wrote it
         # A symbolic link is followed: its target is what gets replaced, not the link.
         path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
-        self.target = path
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
         os.close(fd)
