@@ -793,9 +793,12 @@ def test_real_sigint_exits_130_with_no_partial_file(tmp_path):
     x = np.random.default_rng(1).normal(size=(3_000_000, 2))
     np.save(os.path.join(d, "p.npy"), x)
     out = os.path.join(d, "big.csv")
+    # A suite run in the background (cmd &) inherits an ignored SIGINT, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default back.
     proc = subprocess.Popen([sys.executable, "-m", "jaccli.cli", "hessian", os.path.join(d, "model.npz"),
                              "-p", os.path.join(d, "p.npy"), "-o", out, "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 30
     while not leftovers(d) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

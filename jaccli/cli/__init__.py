@@ -52,6 +52,10 @@ class JaccliGroup(click.Group):
             # The reader of our standard output went away (| head): not an error of ours.
             sys.stderr.close()
             ctx.exit(0)
+        finally:
+            writers = sys.modules.get("jaccli.io.writers")  # not imported: nothing was written
+            if writers is not None:
+                writers.remove_unfinished()
 
 
 def one_line(message):

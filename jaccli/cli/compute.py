@@ -12,33 +12,42 @@ from .options import (cluster_options, compute_options, input_paths, load_model,
 
 @click.command()
 @model_options
-def info(model, spec, dtype):
+@click.option("--json", "as_json", is_flag=True,
+              help="The same facts as JSON, for scripts: inputs, outputs, layers, parameters "
+                   "(name, shape, offset, size), scalings, where the spec came from.")
+def info(model, spec, dtype, as_json):
     """Architecture and parameter table (name, shape, offset) of MODEL.
 
     \b
-    Example:
+    Examples:
       jaccli info sample_models/canonical.npz
+      jaccli info sample_models/canonical.npz --json
     """
+    import json
+
     from jaccli.cli.summary import describe_model
 
     loaded = load_model(model, spec, dtype)
+    facts = loaded.describe()
     out = sys.stdout
-    out.write(f"model: {loaded.path}\n")
-    out.write(f"inputs: {', '.join(loaded.input_names)}\n")
-    out.write(f"outputs: {', '.join(loaded.output_names)}\n")
+    if as_json:
+        out.write(json.dumps(facts, indent=2) + "\n")
+        return
+    out.write(f"model: {facts['model']}\n")
+    out.write(f"inputs: {', '.join(facts['inputs'])}\n")
+    out.write(f"outputs: {', '.join(facts['outputs'])}\n")
     out.write(f"architecture: {describe_model(loaded)}\n")
-    for note in loaded.notes:
+    for note in facts["notes"]:
         out.write(f"note: {note}\n")
-    net = loaded.network
-    if net.in_offset.any() or (net.in_inv_scale != 1).any():
+    if facts["input_scaling"]:
         out.write("input scaling: (x - offset) / scale\n")
-    if net.out_offset.any() or (net.out_scale != 1).any():
+    if facts["output_scaling"]:
         out.write("output scaling: y_net * scale + offset\n")
     out.write("\nname\tshape\toffset\tsize\n")
-    for param in loaded.parameter_table:
-        shape = "(" + ", ".join(map(str, param.shape)) + ("," if len(param.shape) == 1 else "") + ")"
-        out.write(f"{param.name}\t{shape}\t{param.offset}\t{param.size}\n")
-    out.write(f"total\t\t\t{loaded.n_parameters}\n")
+    for param in facts["parameters"]:
+        shape = "(" + ", ".join(map(str, param["shape"])) + ("," if len(param["shape"]) == 1 else "") + ")"
+        out.write(f"{param['name']}\t{shape}\t{param['offset']}\t{param['size']}\n")
+    out.write(f"total\t\t\t{facts['n_parameters']}\n")
 
 
 def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
@@ -47,7 +56,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     from jaccli.io.columns import column_names
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
     from jaccli.scale.cluster import dask_client, quantity_chunks
 
@@ -79,8 +88,8 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
             non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
     seconds = time.perf_counter() - started
     if non_finite:
-        console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
-                      f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
+        warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
+                      f"at some points (an exp layer, extreme inputs, or float32?)")
     if not quiet:
         summarise(console, model, quantity, command, columns, stats, len(points), seconds)
         if output not in (None, "-"):
@@ -121,8 +130,13 @@ def summarise(console, model, quantity, command, columns, stats, n_points, secon
     from jaccli.cli.summary import print_summary
 
     per_output = len(columns) // model.n_outputs
+    n = model.n_inputs
     if quantity in ("value", "laplacian"):
         groups = [("outputs", list(range(len(columns))))]
+    elif quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
+        groups = [(f"{y}: {command} (symmetric: each pair once)", [k * per_output + j * n + l
+                                       for j in range(n) for l in range(j, n)])
+                  for k, y in enumerate(model.output_names)]
     else:
         groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
                   for k, y in enumerate(model.output_names)]
@@ -158,9 +172,9 @@ COMMANDS = [info] + [_quantity_command(*entry) for entry in [
     ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
      "jaccli value sample_models/canonical.npz --at 1,1"),
     ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
-     "jaccli hessdiag sample_models/sincos.npz --points pts.csv -o hd.npy"),
+     "jaccli hessdiag sample_models/sincos.npz --points sample_models/sincos_points.csv -o hd.npy"),
     ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
      "jaccli hessian sample_models/sincos.npz --at 0.5,-0.2"),
     ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
-     "jaccli laplacian sample_models/sincos.npz --points pts.csv"),
+     "jaccli laplacian sample_models/sincos.npz --points sample_models/sincos_points.csv"),
 ]] + [jacobian]

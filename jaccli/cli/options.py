@@ -109,7 +109,9 @@ def load_model(model, spec, dtype):
         loaded = load(model, spec=spec, dtype=dtype)
     for warning in caught:
         if issubclass(warning.category, JaccliWarning):
-            click.echo(f"warning: {warning.message}", err=True)
+            from jaccli.cli.summary import warn
+
+            warn(None, warning.message)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)

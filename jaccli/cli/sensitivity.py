@@ -47,7 +47,7 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
       jaccli sensitivity sample_models/screen7.npz \\
           --points sample_models/screen7_points.csv --bounds uniform:0:1
     """
-    from .summary import LazyProgress, print_sensitivity_summary, stderr_console
+    from .summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
     from ..io.writers import check_output_path, output_format
     from ..stats.sensitivity import SensitivityAccumulator
     from ..stats.sensitivity import sensitivity as run
@@ -76,7 +76,7 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
     seconds = time.perf_counter() - started
     write_table(result, output, fmt)
     for warning in result.warnings():
-        console.print(f"warning: {warning}", soft_wrap=True)
+        warn(console, warning)
     if not quiet:
         print_sensitivity_summary(console, model, result, seconds)
         if output not in (None, "-"):

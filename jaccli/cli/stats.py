@@ -28,7 +28,7 @@ from .options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_opt
               help="Training-file column of each output's target, in output order: a header "
                    "name or a number from 1 (default: the spec's output names). Repeat for "
                    "several outputs.")
-@click.option("--leverage", "leverage_path", type=str, default=None,
+@click.option("--leverage", "leverage_path", type=click.Path(allow_dash=True), default=None,
               help="Also write, per training point and output: residual, leverage h_kk, "
                    "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
 def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
@@ -53,7 +53,7 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     from jaccli.stats import confint as ci
     from ..model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import print_fit_summary, stderr_console
+    from jaccli.cli.summary import print_fit_summary, stderr_console, warn
     from jaccli.io.writers import check_output_room, open_writer
     from jaccli.scale.cluster import dask_client
     from .compute import write_chunks
@@ -92,6 +92,8 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
+    for message in fit.warnings(model.output_names):
+        warn(console, message)
 
 
 def _fit_and_intervals(client, model, train_rows, train_source, train_path, points, level,
@@ -157,14 +159,20 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 @click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True,
               help="Tolerance of value against the reference outputs, relative to their scale.")
+@click.option("--all", "check_all", is_flag=True,
+              help="params: check every point and parameter (default: a seeded sample of "
+                   "64 points and 128 parameters).")
 def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
-          quiet, what, tol, value_tol):
+          quiet, what, tol, value_tol, check_all):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
     Richardson-extrapolated central differences (with an error estimate).
     An element fails when |analytic - richardson| > tol * scale + 3 * estimate
-    (scale: the largest |derivative| of that output). If the points file's
+    (scale: the largest |derivative| of that output); one whose difference
+    stencil crosses a kink (a relu unit changes side within the steps) is
+    skipped instead, and counted. params is checked at a seeded sample of
+    points and parameters unless --all. If the points file's
     header also names the outputs (e.g. model.predict from the framework that
     trained the model), jaccli's values are checked against them: this is what
     catches a wrong spec (a transposed kernel, a wrong activation), which
@@ -197,7 +205,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     check_finite_points(points, source)
     reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
-                            chunk_size, source)
+                            chunk_size, source, sample=not check_all)
     writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
     try:
         writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
@@ -206,8 +214,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
         writer.abort()
         raise
     if not quiet:
-        print_check_report(stderr_console(), model, report.rows, report.failures,
-                           report.n_points, dtype, report.tol, value_tol)
+        print_check_report(stderr_console(), model, report, dtype)
     if not report.passed:
         click.get_current_context().exit(1)
 

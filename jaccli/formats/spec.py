@@ -184,6 +184,19 @@ def _parse_spec_bytes(raw, source):
     return parse_spec_text(text, source)
 
 
+def spec_from(value):
+    """A ``Spec`` from what the Python API accepts as one: a path (str or
+    os.PathLike), a dict (the YAML's mapping), or a YAML text (a str holding a
+    newline or ': ', which no spec file name does)."""
+    if isinstance(value, dict):
+        return parse_spec(value, "the spec dict")
+    if isinstance(value, str) and ("\n" in value or ": " in value) and not os.path.isfile(value):
+        return parse_spec_text(value, "the spec text")
+    if isinstance(value, (str, os.PathLike)):
+        return read_spec_file(os.fspath(value))
+    raise JaccliError(f"spec: expected a path, a dict or a YAML text, not {type(value).__name__}")
+
+
 def _names(value, field, source, prefix):
     if value is None:
         return None

@@ -19,7 +19,7 @@ import numpy as np
 from jaccli.errors import JaccliError
 from jaccli.formats.folding import checked_tensor
 from jaccli.formats.safetensors import is_safetensors, open_safetensors
-from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
+from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -363,7 +363,8 @@ def load_spec_and_tensors(path, spec_path=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
     The spec is the first found of: ``spec_path`` (--spec: a YAML spec, or a
-    Keras architecture JSON), a spec file beside the model
+    Keras architecture JSON; from Python also a dict or a YAML text,
+    ``spec.spec_from``), a spec file beside the model
     (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
     weights file, the spec embedded in the weight file, a Keras model's own
     configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
@@ -375,7 +376,7 @@ def load_spec_and_tensors(path, spec_path=None):
             config = _keras_json(spec_path)
             if config is not None:
                 return _keras_json_model(spec_path, config, path, store)
-            spec = read_spec_file(spec_path)
+            spec = spec_from(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
             stem_json, folder_json = _keras_jsons_beside(path, store)
@@ -434,7 +435,8 @@ def _is_hdf5_store(store, path):
 def _keras_json(path):
     from jaccli.formats.keras import keras_json_config
 
-    return keras_json_config(path) if os.path.isfile(path) else None
+    is_file = isinstance(path, (str, os.PathLike)) and os.path.isfile(path)
+    return keras_json_config(path) if is_file else None
 
 
 def _keras_json_model(json_path, config, path, store):

@@ -15,6 +15,11 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 
+# Temporary outputs neither committed nor aborted yet. A Ctrl-C can land
+# anywhere, even between creating a temporary file and the try block that
+# would remove it: the command line calls ``remove_unfinished`` on its way out.
+_UNFINISHED = set()
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz",
            ".zarr": "zarr"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
@@ -122,16 +127,62 @@ def _writing(method):
 
 
 def format_rows(rows, delimiter):
-    """Shortest round-trip text of every float (Python's repr), one line per row.
+    """Shortest round-trip text of every number, one line per row.
 
-    One %-format over the whole block runs the repr loop in C, about as fast
-    as numpy.savetxt's "%.17g" and with the shortest exact digits.
+    float64: Python's repr. One %-format over the whole block runs the repr
+    loop in C, about as fast as numpy.savetxt's "%.17g" and with the shortest
+    exact digits. float32: the shortest text that reads back as the same
+    float32 (``float32_texts``), not the float64 digits of it.
     """
-    row_format = delimiter.join(["%r"] * rows.shape[1]) + "\n"
-    # a few hundred thousand Python floats at a time, however wide the rows
-    step = max(1, (1 << 17) // max(rows.shape[1], 1))
-    return "".join((row_format * len(part)) % tuple(part.ravel().tolist())
-                   for part in (rows[i:i + step] for i in range(0, len(rows), step)))
+    rows = np.asarray(rows)
+    width = max(rows.shape[1], 1)
+    # a few hundred thousand numbers at a time, however wide the rows
+    step = max(1, (1 << 17) // width)
+    parts = []
+    for block in (rows[i:i + step] for i in range(0, len(rows), step)):
+        if block.dtype == np.float32:
+            cells = float32_texts(block.ravel())
+            row_format = delimiter.join(["%s"] * width) + "\n"
+        else:
+            cells = tuple(block.ravel().tolist())
+            row_format = delimiter.join(["%r"] * width) + "\n"
+        parts.append((row_format * len(block)) % tuple(cells))
+    return "".join(parts)
+
+
+def float32_texts(values):
+    """The shortest decimal text of each float32 that reads back as the same float32
+    (numpy's float32 repr, np.format_float_scientific(unique=True), in %g notation).
+
+    A whole block is formatted with "%.6g", then "%.7g", "%.8g", "%.9g" (one
+    %-format each, in C), and each number keeps the first that round-trips:
+    "%.pg" is the nearest p-digit decimal, so it round-trips if any p-digit
+    decimal does, and a normal float32 is closer to a 6-digit decimal that
+    reads back as itself than half a 6-digit step, so fewer digits need no
+    pass of their own. Subnormals (fewer significant bits) go through numpy.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN
+        wide = values.astype(np.float64)
+    texts = np.empty(values.size, dtype=object)
+    pending = np.arange(values.size)
+    for digits in (6, 7, 8, 9):
+        numbers = wide[pending].tolist()
+        text = (f"%.{digits}g " * len(numbers)) % tuple(numbers)
+        candidates = text.split()
+        if digits == 9:  # nine significant digits always identify a float32
+            texts[pending] = candidates
+            break
+        back = np.fromstring(text, dtype=np.float64, sep=" ").astype(np.float32)
+        exact = (back == values[pending]) | ~np.isfinite(values[pending])
+        texts[pending[exact]] = np.array(candidates, dtype=object)[exact]
+        pending = pending[~exact]
+        if not pending.size:
+            break
+    tiny = np.flatnonzero((values != 0) & (np.abs(values) < np.finfo(np.float32).tiny))
+    for i in tiny:
+        texts[i] = np.format_float_scientific(values[i], unique=True, trim="-")
+    return texts.tolist()
 
 
 def format_cells(rows, delimiter):
@@ -182,6 +233,7 @@ class AtomicFile:
         directory = os.path.dirname(os.path.abspath(path))
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        _UNFINISHED.add(self.temp_path)
         os.close(fd)
         if os.path.isfile(path):
             mode = os.stat(path).st_mode & 0o7777  # an overwritten file keeps its permissions
@@ -195,14 +247,47 @@ class AtomicFile:
     def commit(self):
         if not self.direct:
             os.replace(self.temp_path, self.path)
+            _UNFINISHED.discard(self.temp_path)
 
-    def abort(self):
-        if self.direct:
-            return  # never unlink a device or a pipe
+    def abort(self, handle=None):
+        """Close ``handle`` (the temporary file's, if open) and remove the temporary file.
+
+        Closing flushes what is buffered, which fails again after a full disk
+        or a file-size limit (EFBIG): that second error is dropped, the first
+        one is being reported, and the file goes anyway."""
         try:
-            os.unlink(self.temp_path)
-        except FileNotFoundError:
+            if handle is not None:
+                handle.close()
+        except OSError:
             pass
+        finally:
+            if not self.direct:  # never unlink a device or a pipe
+                _remove(self.temp_path)
+
+
+def _remove(temp_path):
+    try:
+        if os.path.isdir(temp_path) and not os.path.islink(temp_path):
+            import shutil
+
+            shutil.rmtree(temp_path)  # a store being built (Zarr)
+        else:
+            os.unlink(temp_path)
+    except FileNotFoundError:
+        pass
+    _UNFINISHED.discard(temp_path)
+
+
+def track_unfinished(temp_path, done=False):
+    """Have a temporary output built elsewhere (a Zarr store, a directory) removed
+    like the files here if the run stops first; ``done``: committed or removed."""
+    (_UNFINISHED.discard if done else _UNFINISHED.add)(temp_path)
+
+
+def remove_unfinished():
+    """Remove every temporary output still open (an interrupted or failed run)."""
+    for temp_path in list(_UNFINISHED):
+        _remove(temp_path)
 
 
 class TableWriter:
@@ -246,11 +331,7 @@ class TableWriter:
 
     def abort(self):
         if self.atomic:
-            try:
-                self.handle.close()
-            except OSError:
-                pass  # a full disk fails the flush too; the file goes anyway
-            self.atomic.abort()
+            self.atomic.abort(self.handle)
 
 
 class NpyWriter:
@@ -290,10 +371,7 @@ class NpyWriter:
         self.atomic.commit()
 
     def abort(self):
-        handle = getattr(self, "handle", None)
-        if handle is not None:
-            handle.close()
-        self.atomic.abort()
+        self.atomic.abort(getattr(self, "handle", None))
 
 
 def _needs_v2(header):

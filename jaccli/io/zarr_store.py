@@ -24,6 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.io.writers import track_unfinished
 
 SUFFIX = ".zarr"
 #: Files that mark a directory as a Zarr array or group (format 3, then 2).
@@ -226,6 +227,7 @@ class ZarrWriter:
                                               suffix=".part")
         except OSError as exc:
             raise JaccliError(f"{path}: cannot write the output: {exc.strerror or exc}") from None
+        track_unfinished(self.temp_path)
         try:
             umask = os.umask(0)
             os.umask(umask)
@@ -282,9 +284,11 @@ class ZarrWriter:
                 raise ValueError(f"Zarr output incomplete: {self.written[name]} of "
                                  f"{array.shape[0]} rows of {name}")
         replace_directory(self.temp_path, self.path)
+        track_unfinished(self.temp_path, done=True)
 
     def abort(self):
         shutil.rmtree(self.temp_path, ignore_errors=True)
+        track_unfinished(self.temp_path, done=True)
 
 
 def replace_directory(source, target):

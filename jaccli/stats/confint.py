@@ -292,6 +292,15 @@ class ModelFit:
     def loo_scores(self):
         return [loo_score(self.loo_residuals[:, k]) for k in range(self.loo_residuals.shape[1])]
 
+    def warnings(self, output_names):
+        """What a user must hear about this fit (rank, conditioning, leverage 1), as lines."""
+        out = [f"({y}) {warning}" for y, st in zip(output_names, self.stats)
+               for warning in st.warnings()]
+        if not np.all(np.isfinite(self.loo_residuals)):
+            out.append("some training points have leverage 1 (they alone fix a parameter "
+                       "direction): their leave-one-out residual, and the LOO score, are infinite")
+        return out
+
 
 def output_parameter_masks(model):
     """For each output, which parameters can move it: (m, P) booleans.
@@ -342,7 +351,7 @@ def _fit_model(model, X_train, Y_train, chunk_size):
     N, m = Y_train.shape
     masks = output_parameter_masks(model)
     check_factor_memory(int(masks.sum(axis=1).max()), m)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(X_train))
     accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
@@ -416,7 +425,7 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
     """Yield (start, (c, m, 6) intervals) chunk by chunk, in order: ``points`` may be
     read lazily (a large file streams); each chunk is checked for finite numbers."""
     level = check_level(level)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(points))
 
     def compute(x, workspace):
         return model_intervals(model, fit, x, level, workspace)
