@@ -131,7 +131,8 @@ def reads_itself(points):
 
 class ClusterChunks:
     """Iterate over ``(start, function(*shared, x))`` for blocks of ``rows`` points, in
-    order, computed on the cluster (``tasks.compute_slice``).
+    order, computed on the cluster (``tasks.compute_slice``; ``function(*shared, x,
+    start)`` with ``with_start``).
 
     ``shared`` (the model first) is sent once and held on the cluster. The
     progress bar follows the cluster: ``follow(advance)`` has ``advance(done)``
@@ -140,9 +141,10 @@ class ClusterChunks:
     cancels the tasks still queued.
     """
 
-    def __init__(self, client, function, shared, points, rows, source="points"):
+    def __init__(self, client, function, shared, points, rows, source="points", with_start=False):
         self.client, self.function, self.shared = client, function, tuple(shared)
         self.points, self.rows, self.source = points, rows, source
+        self.with_start = with_start
         self.progress = None
 
     def follow(self, advance):
@@ -164,7 +166,8 @@ class ClusterChunks:
             stop = min(start + rows, n_points)
             block = remote if remote is not None else np.asarray(points[start:stop], dtype=np.float64)
             pending.append((start, stop, client.submit(compute_slice, self.function, shared, block,
-                                                       start, stop, self.source, pure=False)))
+                                                       start, stop, self.source, self.with_start,
+                                                       pure=False)))
 
         def report():
             if self.progress is not None:

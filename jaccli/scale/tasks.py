@@ -42,13 +42,14 @@ def compute_block(x, model, quantities, chunk_size=None, block_info=None):
     return quantity_rows(model, quantities, chunk_size, x)
 
 
-def compute_slice(function, held, points, start, stop, source):
-    """A CLI task: ``function(*held, x)`` at rows ``start:stop`` of the points.
+def compute_slice(function, held, points, start, stop, source, with_start=False):
+    """A CLI task: ``function(*held, x)`` at rows ``start:stop`` of the points
+    (``function(*held, x, start)`` with ``with_start``, for a result keyed by row numbers).
 
     ``held``: what every task of the run shares (the model first), sent once.
     """
     x = checked_rows(points, start, stop, source, held[0])
-    return function(*held, x)
+    return function(*held, x, start) if with_start else function(*held, x)
 
 
 def intervals_task(model, fit, level, chunk, x):
