@@ -65,8 +65,8 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
 def sensitivity(model, points, bootstrap=1000, level=0.95, bounds=None, seed=0, chunk_size=None):
     """Derivative-based global sensitivity of ``model`` over ``points``.
 
-    ``points``: (N, n) array-like or a points file's path (streamed in
-    chunks). Per output k and input j: ``nu`` = E[(dy_k/dx_j)^2] with a
+    ``points``: (N, n) array-like, a points file's path (streamed in
+    chunks) or a Dask array (summed block by block on the Dask scheduler in use). Per output k and input j: ``nu`` = E[(dy_k/dx_j)^2] with a
     Poisson-bootstrap interval (``nu_lower``, ``nu_upper``; ``bootstrap``
     replicates, ``level``, ``seed``), ``mean_abs`` = E|dy_k/dx_j| with its
     interval, ``mean``, ``share`` of nu in sum_j nu, and ``bound``, an upper

@@ -258,9 +258,15 @@ class Model:
         return QUANTITIES[quantity].compute(self.network, x, out=out, work=work)
 
     def compute(self, quantity, X, chunk_size=None, threads=None):
-        """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from jaccli.engine.chunks import default_threads, run_chunks
+        """The whole result, chunk by chunk, on ``threads`` workers (default: the cores).
 
+        A Dask array X gives a lazy Dask array of the result, chunked by rows as X is.
+        """
+        from jaccli.engine.chunks import default_threads, run_chunks
+        from jaccli.scale.arrays import is_dask_array, lazy_results
+
+        if is_dask_array(X):
+            return lazy_results(self, [quantity], X, chunk_size)[0]
         points = self.as_points(X)
         chunk = self.chunk_points(quantity, chunk_size, len(points))
         if not chunk_size:  # the default, and at least 4 chunks per worker for load balance

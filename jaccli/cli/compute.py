@@ -6,8 +6,9 @@ import warnings
 
 import click
 
-from jaccli.cli.options import (compute_options, input_paths, load_model, load_points,
-                                model_options, npz_extras, one_stdin, written_whole)
+from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
+                                load_points, model_options, npz_extras, one_stdin,
+                                store_attributes, written_whole)
 
 
 @click.command()
@@ -51,13 +52,14 @@ def info(model, spec, dtype, as_json):
 
 
 def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
-                 chunk_size, output, fmt, quiet):
+                 chunk_size, output, fmt, quiet, scheduler, workers):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
     from jaccli.io.columns import column_names
     from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
+    from jaccli.scale.cluster import dask_client, quantity_chunks
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
@@ -71,14 +73,20 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     columns = column_names(quantity, model)
     console = stderr_console()
     stats = None if quiet else ColumnStats(len(columns))
-    writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
-                         npz_extras(model, points), stdout=sys.stdout)
-    chunks = model.iter_chunks(quantity, points, chunk_size, source)
-    started = time.perf_counter()
-    # an overflow inside the network is counted and reported once, not warned per chunk
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
+    with dask_client(scheduler, workers) as client:
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
+        writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
+                             npz_extras(model, points), stdout=sys.stdout,
+                             attributes=store_attributes(model, command))
+        if client is None:
+            chunks = model.iter_chunks(quantity, points, chunk_size, source)
+        else:
+            chunks = quantity_chunks(client, model, [quantity], points,
+                                     chunk_size or model.chunk_size_for(quantity), source)
+        # an overflow inside the network is counted and reported once, not warned per chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
     seconds = time.perf_counter() - started
     if non_finite:
         warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
@@ -97,6 +105,9 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     from jaccli.cli.summary import LazyProgress
 
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
+    following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
+    if following:
+        chunks.follow(progress.advance)
     non_finite = 0
     try:
         with written_whole(writer):
@@ -106,7 +117,8 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
                 if stats is not None:
                     stats.update(rows)
                 non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-                progress.advance(start + len(rows))
+                if not following:
+                    progress.advance(start + len(rows))
     finally:
         progress.close()
     return non_finite
@@ -134,11 +146,12 @@ def _quantity_command(quantity, summary, example):
         run_quantity(quantity, quantity, **kwargs)
 
     command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
-    return click.command(name=quantity)(compute_options(command))
+    return click.command(name=quantity)(compute_options(cluster_options(command)))
 
 
 @click.command()
 @compute_options
+@cluster_options
 @click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
               show_default=True, help="Differentiate with respect to the inputs or the parameters.")
 def jacobian(wrt, **kwargs):

@@ -20,7 +20,8 @@ from jaccli.errors import JaccliError
 # would remove it: the command line calls ``remove_unfinished`` on its way out.
 _UNFINISHED = set()
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz"}
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz",
+           ".zarr": "zarr"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
@@ -31,14 +32,14 @@ def output_format(path, fmt=None):
         return fmt
     if path in (None, "-"):
         return "csv"
-    if os.path.isdir(path):
+    suffix = os.path.splitext(path.rstrip(os.sep))[1].lower()
+    if os.path.isdir(path) and not (suffix == ".zarr" and _replaceable_store(path)):
         raise JaccliError(f"{path}: is a directory; -o needs a file name")
-    suffix = os.path.splitext(path)[1].lower()
     if not suffix:  # /dev/null, a pipe, a plain name: text, like standard output
         return "csv"
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use .csv, .tsv/.txt, .npy or .npz, or --format)")
+                          f"(use .csv, .tsv/.txt, .npy, .npz or .zarr, or --format)")
     return FORMATS[suffix]
 
 
@@ -49,7 +50,7 @@ def check_output_path(path, inputs):
     directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: the directory {directory} does not exist")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not _replaceable_store(path):
         raise JaccliError(f"{path}: is a directory")
     if not os.access(directory, os.W_OK):
         raise JaccliError(f"{path}: the directory {directory} is not writable")
@@ -59,8 +60,16 @@ def check_output_path(path, inputs):
             continue
         if is_special_file(path):
             break  # a pipe or device is no input's file
-        if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
+        inside = os.path.realpath(item).startswith(target + os.sep)  # an array in the store
+        if os.path.realpath(item) == target or inside or (os.path.exists(path) and _same_file(item, path)):
             raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
+
+
+def _replaceable_store(path):
+    """An existing Zarr store may be replaced by -o (a run writes a new one beside it)."""
+    from jaccli.io.zarr_store import is_zarr_store
+
+    return is_zarr_store(path)
 
 
 def folder_as_written(path):
@@ -96,7 +105,7 @@ def check_output_room(path, fmt, shape, dtype):
         check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
     if path in (None, "-") or is_special_file(path):
         return  # standard output and pipes are streamed; their consumer decides
-    estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
+    estimate = nbytes if fmt in ("npy", "npz", "zarr") else count * CSV_BYTES_PER_NUMBER
     check_disk(path, estimate, what, DISK_ADVICE)
 
 
@@ -258,10 +267,21 @@ class AtomicFile:
 
 def _remove(temp_path):
     try:
-        os.unlink(temp_path)
+        if os.path.isdir(temp_path) and not os.path.islink(temp_path):
+            import shutil
+
+            shutil.rmtree(temp_path)  # a store being built (Zarr)
+        else:
+            os.unlink(temp_path)
     except FileNotFoundError:
         pass
     _UNFINISHED.discard(temp_path)
+
+
+def track_unfinished(temp_path, done=False):
+    """Have a temporary output built elsewhere (a Zarr store, a directory) removed
+    like the files here if the run stops first; ``done``: committed or removed."""
+    (_UNFINISHED.discard if done else _UNFINISHED.add)(temp_path)
 
 
 def remove_unfinished():
@@ -384,11 +404,13 @@ class NpzWriter:
         self.atomic.abort()
 
 
-def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None):
+def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None,
+                attributes=None):
     """A writer with ``write(start, block)``, ``commit()`` and ``abort()``.
 
     ``extras`` (NPZ only): a dict of arrays saved beside the result, or a
     function returning it, called only when the NPZ is written.
+    ``attributes`` (Zarr only): the store's attributes (the input and output names).
     """
     check_output_room(path, fmt, shape, dtype)
     if fmt in DELIMITERS:
@@ -399,4 +421,8 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
         return NpyWriter(path, shape, dtype)
     if fmt == "npz":
         return NpzWriter(path, name, shape, dtype, extras or {})
-    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy or npz)")
+    if fmt == "zarr":
+        from jaccli.io.zarr_store import ZarrWriter
+
+        return ZarrWriter(path, {name: shape}, dtype, attributes)
+    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz or zarr)")
