@@ -8,7 +8,7 @@
     jaccli.sensitivity(model, "points.csv").nu      # (m, n): E[(dy/dx)^2]
 """
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 __version__ = "0.1.0"
 __all__ = ["load", "Model", "confint", "check", "sensitivity", "JaccliError", "__version__"]
@@ -16,7 +16,7 @@ __all__ = ["load", "Model", "confint", "check", "sensitivity", "JaccliError", "_
 
 def load(path, spec=None, dtype="float64"):
     """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to discover it."""
-    from .model import load as _load  # numpy and h5py load only when needed
+    from jaccli.model import load as _load  # numpy and h5py load only when needed
 
     return _load(path, spec=spec, dtype=dtype)
 
@@ -24,7 +24,7 @@ def load(path, spec=None, dtype="float64"):
 def __getattr__(name):
     """``jaccli.Model`` (with ``Model.from_arrays``), imported on first use."""
     if name == "Model":
-        from .model import Model
+        from jaccli.model import Model
 
         return Model
     raise AttributeError(f"module 'jaccli' has no attribute {name!r}")
@@ -75,7 +75,7 @@ def sensitivity(model, points, bootstrap=1000, level=0.95, bounds=None, seed=0, 
     Returns a ``SensitivityResult``: arrays (m, n), ``rows()`` for the table,
     ``warnings()``.
     """
-    from .stats.sensitivity import sensitivity as _sensitivity
+    from jaccli.stats.sensitivity import sensitivity as _sensitivity
 
     return _sensitivity(model, points, bootstrap, level, bounds, seed, chunk_size)
 

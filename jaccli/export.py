@@ -23,7 +23,7 @@ import os
 import numpy as np
 import yaml
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 from jaccli.formats.folding import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
 from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths

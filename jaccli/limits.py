@@ -9,7 +9,7 @@ replaces it. Disk space is checked with ``shutil.disk_usage``.
 import os
 import shutil
 
-from .errors import JaccliError, ResourceError
+from jaccli.errors import JaccliError, ResourceError
 
 MEMORY_ENV = "JACCLI_MAX_MEMORY"
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

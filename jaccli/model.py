@@ -2,9 +2,10 @@
 
 ``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
 (value, jacobian, param_jacobian, hessdiag, hessian, laplacian) take points
-of shape (N, n) or (n,). It turns a spec and a
-tensor store into an ``network.Network`` (kernels always in (in, out)
-orientation) and runs the engine over the points in chunks.
+of shape (N, n) or (n,). It turns a spec and a tensor store into a
+``jaccli.engine.network.Network`` (kernels always in (in, out) orientation)
+and runs the engine's sweeps (``jaccli.engine.sweeps``) over the points in
+chunks (``jaccli.engine.chunks``).
 """
 
 from dataclasses import dataclass
@@ -14,8 +15,8 @@ import numpy as np
 
 from jaccli.engine import sweeps as engine
 from jaccli.engine.activations import ACTIVATIONS
-from .errors import JaccliError
 from jaccli.engine.network import DenseLayer, Network
+from jaccli.errors import JaccliError
 from jaccli.formats.spec import clip
 from jaccli.formats.tensors import load_spec_and_tensors
 
@@ -213,7 +214,7 @@ class Model:
         (--chunk-size) if the chunks in flight fit the memory budget of results
         (jaccli.limits); a chunk that does not is refused, naming what fits."""
         from jaccli.engine.chunks import default_threads
-        from .limits import check_memory, memory_budget
+        from jaccli.limits import check_memory, memory_budget
 
         if not requested:
             return self.chunk_size_for(quantity)
@@ -240,7 +241,7 @@ class Model:
     def output_shape(self, quantity, n_points):
         """The shape of a result held in memory (the Python API), refused with a
         ResourceError (a JaccliError and a MemoryError) if it would not fit."""
-        from .limits import check_memory
+        from jaccli.limits import check_memory
 
         shape = self.result_shape(quantity, n_points)
         nbytes = int(np.prod(shape, dtype=object)) * np.dtype(DTYPES[self.dtype]).itemsize

@@ -16,7 +16,7 @@ from scipy.special import erf, expit
 
 from jaccli.errors import JaccliError
 
-# What the contract allows in a spec (section 1); the core rejects anything else.
+# The fields a spec may have; the core rejects anything else.
 SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
 LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha"}
 SCALING_KEYS = {"offset", "scale"}
@@ -386,7 +386,7 @@ def test_sklearn_refusals(tmp_path, data):
     ("model.json", '{"class_name": "Sequential", "config": {"layers": []}}', "model.h5"),
 ])
 def test_refuses_when_a_sidecar_spec_would_win(tmp_path, data, sidecar, text, model):
-    """model.yaml next to model.npz takes precedence over the embedded spec (contract 1)."""
+    """model.yaml next to model.npz takes precedence over the embedded spec (the first match wins)."""
     pytest.importorskip("sklearn")
     from jaccli.export import from_sklearn
 

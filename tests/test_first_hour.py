@@ -100,3 +100,13 @@ def test_file_options_complete_file_names(option, monkeypatch):
     complete = ShellComplete(cli, {}, "jaccli", "_JACCLI_COMPLETE")
     items = complete.get_completions([command, "model.npz", option], "")
     assert [item.type for item in items] == ["file"]
+
+
+def test_the_cli_format_lists_agree_with_the_readers_and_writers():
+    """cli/options.py keeps its own copies (so that --help imports no NumPy): they must not drift."""
+    from jaccli.cli import options
+    from jaccli.io import points, writers
+
+    assert set(options.POINT_FORMATS) == set(points.POINT_FORMATS)
+    assert set(options.OUTPUT_FORMATS) == set(writers.FORMATS.values())
+    assert set(options.TABLE_FORMATS) <= set(options.OUTPUT_FORMATS)

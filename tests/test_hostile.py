@@ -1,4 +1,4 @@
-"""Hostile and broken input (issue 8, contract section 6).
+"""Hostile and broken input (issue 8).
 
 Every case below runs the real CLI on a bad file and asserts: exit 2, exactly
 one ``Error: ...`` line on standard error naming the file and the problem, no

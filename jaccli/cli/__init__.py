@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ..errors import JaccliError
-from . import compute, sensitivity, stats
+from jaccli.errors import JaccliError
+from jaccli.cli import compute, sensitivity, stats
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

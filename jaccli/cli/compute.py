@@ -6,8 +6,9 @@ import warnings
 
 import click
 
-from .options import (cluster_options, compute_options, input_paths, load_model, load_points,
-                      model_options, npz_extras, one_stdin, store_attributes)
+from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
+                                load_points, model_options, npz_extras, one_stdin,
+                                store_attributes, written_whole)
 
 
 @click.command()
@@ -54,7 +55,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
                  chunk_size, output, fmt, quiet, scheduler, workers):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
     from jaccli.io.columns import column_names
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
@@ -109,18 +110,15 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
         chunks.follow(progress.advance)
     non_finite = 0
     try:
-        for start, result in chunks:
-            rows = result.reshape(len(result), -1)
-            writer.write(start, rows)
-            if stats is not None:
-                stats.update(rows)
-            non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-            if not following:
-                progress.advance(start + len(rows))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+        with written_whole(writer):
+            for start, result in chunks:
+                rows = result.reshape(len(result), -1)
+                writer.write(start, rows)
+                if stats is not None:
+                    stats.update(rows)
+                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+                if not following:
+                    progress.advance(start + len(rows))
     finally:
         progress.close()
     return non_finite

@@ -1,5 +1,6 @@
-"""What every command shares: its options, and loading the model and the points."""
+"""What every command shares: its options, loading the model and the points, writing whole."""
 
+import contextlib
 import functools
 import os
 import stat
@@ -180,3 +181,15 @@ def store_attributes(model, command):
     """What a Zarr output records beside its arrays."""
     return {"input_names": list(model.input_names), "output_names": list(model.output_names),
             "command": command}
+
+
+@contextlib.contextmanager
+def written_whole(writer):
+    """Commit ``writer`` when the block ends, abort it on any error (Ctrl-C too):
+    an output is written whole or not at all."""
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise

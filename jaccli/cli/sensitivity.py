@@ -6,9 +6,9 @@ import warnings
 
 import click
 
-from ..errors import JaccliError
-from .options import (cluster_options, compute_options, input_paths, load_model, load_points,
-                      one_stdin)
+from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
+                                load_points, one_stdin, written_whole)
+from jaccli.errors import JaccliError
 
 # The table has text columns: -o and --format offer only the formats that can hold it.
 SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
@@ -51,11 +51,11 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
       jaccli sensitivity sample_models/screen7.npz \\
           --points sample_models/screen7_points.csv --bounds uniform:0:1
     """
-    from .summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
-    from ..io.writers import check_output_path, output_format
-    from ..scale.cluster import dask_client
-    from ..stats.sensitivity import SensitivityAccumulator
-    from ..stats.sensitivity import sensitivity as run
+    from jaccli.cli.summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
+    from jaccli.io.writers import check_output_path, output_format
+    from jaccli.scale.cluster import dask_client
+    from jaccli.stats.sensitivity import SensitivityAccumulator
+    from jaccli.stats.sensitivity import sensitivity as run
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
@@ -94,7 +94,7 @@ def write_table(result, output, fmt):
     (m, n, fields) with the names, the bounds' kinds and the settings beside them."""
     import numpy as np
 
-    from ..io.writers import open_writer
+    from jaccli.io.writers import open_writer
 
     columns = result.COLUMNS
     m, n = len(result.output_names), len(result.input_names)
@@ -105,15 +105,10 @@ def write_table(result, output, fmt):
               "level": np.array(result.level), "bootstrap": np.array(result.bootstrap),
               "seed": np.array(result.seed), "n_points": np.array(result.n_points)}
     shape = (m * n, len(columns)) if fmt in ("csv", "tsv") else table.shape
-    writer = open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
-                         stdout=sys.stdout)
-    try:
+    with written_whole(open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
+                                   stdout=sys.stdout)) as writer:
         if fmt == "npz":
             writer.write(0, table)
         else:
             writer.write_cells([[row[c] for c in columns] for row in result.rows()])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
 

@@ -5,10 +5,10 @@ import time
 
 import click
 
-from ..errors import JaccliError
-from .options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_options, input_paths,
-                      load_model, load_points, npz_extras, one_stdin, open_point_table,
-                      store_attributes)
+from jaccli.cli.options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_options,
+                                input_paths, load_model, load_points, npz_extras, one_stdin,
+                                open_point_table, store_attributes, written_whole)
+from jaccli.errors import JaccliError
 
 
 @click.command()
@@ -51,12 +51,12 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     import numpy as np
 
     from jaccli.stats import confint as ci
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import print_fit_summary, stderr_console, warn
     from jaccli.io.writers import check_output_room, open_writer
     from jaccli.scale.cluster import dask_client
-    from .compute import write_chunks
+    from jaccli.cli.compute import write_chunks
 
     level = ci.check_level(level)
     one_stdin(spec=spec, train=train_path, points=points_path)
@@ -81,14 +81,9 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
                              stdout=sys.stdout, attributes=store_attributes(model, "confint"))
         if leverage_path is None:
             write_chunks(chunks, writer, console, len(points), quiet)
-        else:
-            lev_writer = _write_leverages(model, fit, leverage_path, lev_fmt, writer)
-            try:
+        else:  # the leverages are committed after the intervals, or not at all
+            with written_whole(_write_leverages(model, fit, leverage_path, lev_fmt, writer)):
                 write_chunks(chunks, writer, console, len(points), quiet)
-            except BaseException:
-                lev_writer.abort()
-                raise
-            lev_writer.commit()
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
@@ -186,7 +181,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     import numpy as np
 
     from jaccli.stats import check as checking
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.cli.summary import print_check_report, stderr_console
     from jaccli.io.writers import TableWriter, check_output_path, output_format
 
@@ -206,13 +201,8 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
                             chunk_size, source, sample=not check_all)
-    writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
-    try:
+    with written_whole(TableWriter(output, fmt, report.columns, stdout=sys.stdout)) as writer:
         writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     if not quiet:
         print_check_report(stderr_console(), model, report, dtype)
     if not report.passed:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..stats.moments import Moments
+from jaccli.stats.moments import Moments
 
 MAX_ROWS = 15
 
@@ -67,8 +67,9 @@ def describe_model(model):
     return f"{model.architecture}  ({model.n_parameters} parameters)"
 
 
-def _number(value):
-    return f"{value:.6g}"
+def _g(value, digits=4):
+    """A number in a few significant digits (nan and inf as such)."""
+    return f"{value:.{digits}g}"
 
 
 def print_summary(console, model, command, columns, stats, n_points, seconds, groups):
@@ -88,8 +89,8 @@ def print_summary(console, model, command, columns, stats, n_points, seconds, gr
         for header in ("rank", "column", "mean", "std", "min", "max", "mean |.|"):
             table.add_column(header, justify="left" if header == "column" else "right")
         for rank, i in enumerate(order[:MAX_ROWS], 1):
-            table.add_row(str(rank), columns[i], _number(stats.mean[i]), _number(stats.std[i]),
-                          _number(stats.low[i]), _number(stats.high[i]), _number(stats.mean_abs[i]))
+            table.add_row(str(rank), columns[i], _g(stats.mean[i], 6), _g(stats.std[i], 6),
+                          _g(stats.low[i], 6), _g(stats.high[i], 6), _g(stats.mean_abs[i], 6))
         if len(order) > MAX_ROWS:
             table.add_row("", f"... {len(order) - MAX_ROWS} more", "", "", "", "", "")
         console.print(table)
@@ -214,11 +215,6 @@ def describe_failure(model, quantity, res):
 # ---------------------------------------------------------------- sensitivity
 
 BAR_WIDTH = 20
-
-
-def _g(value, digits=4):
-    """A number in a few significant digits (nan and inf as such)."""
-    return f"{value:.{digits}g}"
 
 
 def print_sensitivity_summary(console, model, result, seconds):

@@ -34,7 +34,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..errors import JaccliError
+from jaccli.errors import JaccliError
 
 FLOAT_TYPES = {1: "float32", 11: "float64", 10: "float16"}  # TensorProto codes
 _STANDARD_DOMAINS = ("", "ai.onnx")
@@ -784,7 +784,7 @@ def onnx_spec_and_tensors(path):
     is the first dense layer's; a later layer stored the other way round is
     used transposed (and a note says so).
     """
-    from .folding import DenseStack
+    from jaccli.formats.folding import DenseStack
 
     graph = read_onnx(path)
     events = [e for e in graph.events if not isinstance(e, Identity)]

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, JaccliWarning
 from jaccli.formats.folding import checked_tensor
 from jaccli.formats.safetensors import is_safetensors, open_safetensors
 from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
@@ -467,8 +467,6 @@ TRAINING_STATE = ("optimizer_weights/", "optimizer/")
 def _warn_unused(store, used):
     """Warn about tensors the spec never takes (a 2-layer spec against a 3-layer file)."""
     import warnings
-
-    from jaccli.errors import JaccliWarning
 
     used = set(used)
     unused = [name for name in store.names

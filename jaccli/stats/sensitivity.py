@@ -44,10 +44,11 @@ from typing import List
 
 import numpy as np
 
-from .confint import check_level
-from .moments import Moments
-from ..errors import JaccliError
-from ..limits import check_memory
+from jaccli.errors import JaccliError
+from jaccli.io.selection import header_index
+from jaccli.limits import check_memory
+from jaccli.stats.confint import check_level
+from jaccli.stats.moments import Moments
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -215,13 +216,13 @@ def parse_bounds(bounds, input_names):
                               f"inputs ({', '.join(names)}): give one per input, in that order")
         return [_parse_bound(item, item) for item in items]
     by_name = {}
-    lookup = {name.strip().lower(): name for name in names}
     for item in items:
         key, text = (part.strip() for part in item.split("=", 1))
-        name = lookup.get(key.lower())
-        if name is None:
+        index = header_index(names, key, "--bounds", "input")  # matched like a header's names
+        if index is None:
             raise JaccliError(f"--bounds {item!r}: no input named {key!r} "
                               f"(the inputs: {', '.join(names)})")
+        name = names[index]
         if name in by_name:
             raise JaccliError(f"--bounds: input {name!r} is given twice")
         by_name[name] = _parse_bound(item, text)
@@ -440,8 +441,8 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     ``progress``, if given, is called with the number of points done.
     Returns a ``SensitivityResult``.
     """
-    from ..io.points import is_streamed, read_points
-    from ..scale.arrays import is_dask_array
+    from jaccli.io.points import is_streamed, read_points
+    from jaccli.scale.arrays import is_dask_array
 
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
@@ -456,7 +457,7 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     if is_dask_array(points):
         chunks = [(0, dask_array_sums(model, accumulator, points, chunk))]
     elif client is not None:
-        from ..scale.cluster import ClusterChunks, task_rows
+        from jaccli.scale.cluster import ClusterChunks, task_rows
 
         chunks = ClusterChunks(client, block_sums, (model, accumulator, chunk), points,
                                task_rows(chunk), source, with_start=True)
@@ -487,7 +488,7 @@ def block_sums(model, accumulator, chunk, x, first_row):
     """A cluster task: the ``ChunkSums`` of the rows ``x`` (rows first_row.. of the whole
     set), chunk by chunk as in-process, merged in order on one thread. Only the
     accumulator's settings are read."""
-    from ..engine.chunks import single_threaded_blas
+    from jaccli.engine.chunks import single_threaded_blas
 
     total = None
     with single_threaded_blas():
@@ -507,7 +508,7 @@ def dask_array_sums(model, accumulator, X, chunk):
     rows (each block checked as the CLI's are), merged as a tree of neighbours."""
     import dask
 
-    from ..scale.tasks import compute_slice
+    from jaccli.scale.tasks import compute_slice
 
     if X.ndim != 2 or X.shape[1] != model.n_inputs:
         raise JaccliError(f"points: expected shape (N, {model.n_inputs}), got {X.shape}")
