@@ -1,5 +1,6 @@
 # Two commands for a new user: `make demo` and `make test`. Both build the
-# virtual environment from scratch when it is missing.
+# virtual environment from scratch when it is missing; the demo installs only
+# jaccli and its dependencies, the tests add the test extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,12 +11,17 @@ export NO_COLOR ?=
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --quiet --upgrade pip
-	$(BIN)/pip install --quiet --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --quiet -e .
 	touch $(BIN)/activate
 
-install: $(BIN)/activate
+$(VENV)/.test-extra: $(BIN)/activate
+	$(BIN)/pip install --quiet --quiet -e '.[test]'
+	touch $@
 
-demo: install
+# a development install: jaccli and the test extra
+install: $(VENV)/.test-extra
+
+demo: $(BIN)/activate
 	@echo '$$ jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet'
 	@$(BIN)/jaccli jacobian sample_models/canonical.npz --at 1,1 --quiet
 	@echo
@@ -28,8 +34,9 @@ demo: install
 	@echo '$$ jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet'
 	@$(BIN)/jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet
 
+# -rs: the reason of every skipped test (an optional package not installed)
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 # The bench extra (JAX, torch CPU) installs on first use; without it the
 # JAX and torch.func columns are skipped. Timings: bench/results.json.

@@ -17,6 +17,8 @@ import time
 import numpy as np
 
 from .csv_bench import bench_csv, print_csv_rows
+from .scale import SCALE, bench_scale_out
+from .scale import describe as describe_scale_row
 from .workloads import WORKLOADS, make_points, make_weights, write_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -306,7 +308,7 @@ def machine():
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
 
 
-def print_table(rows, cli, rate, info, csv_rows=()):
+def print_table(rows, cli, rate, info):
     head = ["workload", "jaccli", "f32", "JAX best", "torch.func", "NumPy FD", "limit",
             "jaccli/JAX", "jaccli/limit"]
     lines = []
@@ -351,16 +353,18 @@ def print_table(rows, cli, rate, info, csv_rows=()):
               f"({cli['jaccli_csv_io'] / cli['numpy_csv_io']:.2f}x)")
         print(f"start-up: jaccli --help {fmt_seconds(cli['help'])}, jaccli info "
               f"{fmt_seconds(cli['info'])}")
-    print_csv_rows(csv_rows)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default="", help="comma-separated workloads (W1..W6, CLI, CSV)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated workloads (W1..W6, CLI, S1, CSV)")
     parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
+    parser.add_argument("--scale-points", type=int, default=SCALE.n_points,
+                        help=f"points of the S1 scale-out row (default {SCALE.n_points:,})")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -368,7 +372,7 @@ def main(argv=None):
     info = machine()
     rate = gemm_rate()
     print(f"GEMM: {rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
-    rows, cli = [], None
+    rows, cli, scale = [], None, None
     with tempfile.TemporaryDirectory(prefix="jaccli-bench-") as directory:
         for workload in WORKLOADS:
             if only and workload.key not in only:
@@ -382,14 +386,20 @@ def main(argv=None):
                 rows.append(row)
         if not only or "CLI" in only:
             cli = bench_cli_w1(directory)
+        if not only or "S1" in only:
+            scale = bench_scale_out(directory, args.scale_points, run_timed, peak_command, command)
         csv_rows = bench_csv(directory, args.csv_points) if not only or "CSV" in only else []
     info["seconds"] = time.perf_counter() - started
-    print_table(rows, cli, rate, info, csv_rows)
+    if rows or cli:
+        print_table(rows, cli, rate, info)
+    print_csv_rows(csv_rows)
+    if scale:
+        print(describe_scale_row(scale))
     print(f"(bench took {info['seconds']:.0f} s)")
     with open(args.json, "w") as handle:
         json.dump({"machine": info, "gemm_flops_per_second": rate, "repeats": REPEATS,
-                   "workloads": rows, "cli": cli,
-                   "csv": csv_rows}, handle, indent=1)
+                   "workloads": rows, "cli": cli, "scale_out": scale, "csv": csv_rows},
+                  handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -8,17 +8,26 @@
     jaccli.sensitivity(model, "points.csv").nu      # (m, n): E[(dy/dx)^2]
 """
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 
 __version__ = "0.1.0"
-__all__ = ["load", "confint", "check", "sensitivity", "JaccliError", "__version__"]
+__all__ = ["load", "Model", "confint", "check", "sensitivity", "JaccliError", "__version__"]
 
 
 def load(path, spec=None, dtype="float64"):
-    """Load a model file; ``spec`` is a YAML path, or None to discover it."""
-    from .model import load as _load  # numpy and h5py load only when needed
+    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to discover it."""
+    from jaccli.model import load as _load  # numpy and h5py load only when needed
 
     return _load(path, spec=spec, dtype=dtype)
+
+
+def __getattr__(name):
+    """``jaccli.Model`` (with ``Model.from_arrays``), imported on first use."""
+    if name == "Model":
+        from jaccli.model import Model
+
+        return Model
+    raise AttributeError(f"module 'jaccli' has no attribute {name!r}")
 
 
 def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
@@ -37,24 +46,27 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
 
 
 def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
-          numeric_model=None, chunk_size=None):
+          numeric_model=None, chunk_size=None, sample=True):
     """Analytic derivatives of ``model`` against finite differences at ``points``.
 
     ``what``: jacobian, hessdiag, params, value (a list or comma-separated;
     default: the first three, plus value when ``reference`` outputs (N, m) are
-    given). Returns a ``CheckReport``: ``rows`` (one per quantity and method),
-    ``failures``, ``passed``.
+    given). ``sample``: params at a seeded sample of points and parameters
+    (False: all of them). Returns a ``CheckReport``: ``rows`` (one per
+    quantity and method), ``failures``, ``passed``, ``n_skipped`` (elements
+    whose difference stencil crosses a relu kink), ``samples``.
     """
     from jaccli.stats.check import check as _check
 
-    return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size)
+    return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size,
+                  sample=sample)
 
 
 def sensitivity(model, points, bootstrap=1000, level=0.95, bounds=None, seed=0, chunk_size=None):
     """Derivative-based global sensitivity of ``model`` over ``points``.
 
-    ``points``: (N, n) array-like or a points file's path (streamed in
-    chunks). Per output k and input j: ``nu`` = E[(dy_k/dx_j)^2] with a
+    ``points``: (N, n) array-like, a points file's path (streamed in
+    chunks) or a Dask array (summed block by block on the Dask scheduler in use). Per output k and input j: ``nu`` = E[(dy_k/dx_j)^2] with a
     Poisson-bootstrap interval (``nu_lower``, ``nu_upper``; ``bootstrap``
     replicates, ``level``, ``seed``), ``mean_abs`` = E|dy_k/dx_j| with its
     interval, ``mean``, ``share`` of nu in sum_j nu, and ``bound``, an upper
@@ -63,7 +75,7 @@ def sensitivity(model, points, bootstrap=1000, level=0.95, bounds=None, seed=0, 
     Returns a ``SensitivityResult``: arrays (m, n), ``rows()`` for the table,
     ``warnings()``.
     """
-    from .stats.sensitivity import sensitivity as _sensitivity
+    from jaccli.stats.sensitivity import sensitivity as _sensitivity
 
     return _sensitivity(model, points, bootstrap, level, bounds, seed, chunk_size)
 

@@ -2,10 +2,10 @@
 
     from jaccli.export import from_sklearn, from_torch
     from_sklearn(pipeline, "model.npz")       # MLPRegressor / MLPClassifier
-    from_torch(net, "model.h5")               # torch.nn.Sequential
+    from_torch(net, "model.h5")               # torch.nn.Sequential (or .safetensors)
 
-Each call writes one weight file that carries its own spec (the NPZ entry or
-HDF5 root attribute ``jaccli_spec``), so ``jaccli info model.npz`` works with
+Each call writes one weight file that carries its own spec (the NPZ entry,
+HDF5 root attribute or safetensors ``__metadata__`` entry ``jaccli_spec``), so ``jaccli info model.npz`` works with
 nothing else. The layers are folded into a spec by jaccli.formats.folding, as a
 model file's reader does. Tensors are float64 and named after their
 source: ``coefs_0``/``intercepts_0`` for scikit-learn (its ``coefs_[0]`` and
@@ -23,10 +23,11 @@ import os
 import numpy as np
 import yaml
 
-from .errors import JaccliError
+from jaccli.errors import JaccliError
 from jaccli.formats.folding import DenseStack, checked_tensor
-from jaccli.formats.tensors import sibling_spec_paths
-from jaccli.io.writers import AtomicFile
+from jaccli.formats.safetensors import write_safetensors
+from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
+from jaccli.io.writers import AtomicFile, folder_as_written
 
 __all__ = ["from_sklearn", "from_torch"]
 
@@ -42,14 +43,19 @@ __all__ = ["from_sklearn", "from_torch"]
 def _check_model_path(path):
     """Refuse a path that cannot be written, or from which jaccli would not read the embedded spec."""
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".npz", ".h5", ".hdf5"):
-        raise JaccliError(f"{path}: the model file must end in .npz, .h5 or .hdf5")
-    directory = os.path.dirname(os.path.abspath(path))
+    if suffix not in (".npz", ".h5", ".hdf5", ".safetensors"):
+        raise JaccliError(f"{path}: the model file must end in .npz, .h5, .hdf5 or .safetensors")
+    directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: directory {directory} does not exist")
     # A spec file beside the model wins over the embedded one, so it would
     # silently replace ours.
-    for sidecar in sibling_spec_paths(path):
+    sidecars = sibling_spec_paths(path)
+    if suffix in (".h5", ".hdf5"):  # a Keras model JSON beside an HDF5 file wins too
+        from jaccli.formats.keras import keras_json_config
+
+        sidecars += [p for p in keras_json_paths(path)[:1] if keras_json_config(p) is not None]
+    for sidecar in sidecars:
         if os.path.exists(sidecar):
             raise JaccliError(
                 f"{sidecar} exists and would be used instead of the spec embedded in {path};"
@@ -69,6 +75,9 @@ def _write_model(path, built):
             # Plain float arrays and a 0-d unicode array: loadable with allow_pickle=False.
             with open(target.temp_path, "wb") as stream:
                 np.savez(stream, **tensors, jaccli_spec=np.array(spec_text))
+        elif path.lower().endswith(".safetensors"):
+            with open(target.temp_path, "wb") as stream:
+                write_safetensors(stream, tensors, {"jaccli_spec": spec_text})
         else:
             import h5py
 
@@ -181,7 +190,7 @@ def from_sklearn(estimator, path, scaler=None, input_names=None, output_names=No
         a regressor and what ``predict_proba`` returns for a classifier, except
         that a binary (or multilabel) classifier has one logistic output per
         label: P(class ``classes_[1]``), not ``predict_proba``'s two columns.
-    path: ``.npz``, ``.h5`` or ``.hdf5``; tensors ``coefs_i`` and ``intercepts_i``.
+    path: ``.npz``, ``.h5``, ``.hdf5`` or ``.safetensors``; tensors ``coefs_i`` and ``intercepts_i``.
     scaler: a fitted ``StandardScaler``/``MinMaxScaler``/``RobustScaler``/
         ``MaxAbsScaler`` applied to the raw inputs before ``estimator``; it
         becomes the input scaling (composed with any scalers in a Pipeline).
@@ -310,13 +319,14 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     Supported modules: ``Linear`` (with or without bias) and, each right after
     a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, ELU, SELU,
     Softplus (beta=1), Softsign, SiLU, GELU (both approximations) and Softmax
-    (dim=-1, last module only). Dropout, AlphaDropout, Identity and Flatten are
+    (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
+    Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
     flattened; ``BatchNorm1d`` (running statistics) is folded exactly into the
     neighbouring Linear, whose tensors are then named ``<linear>+<bn>.weight``.
     The network is exported as it computes in ``eval()`` mode.
 
-    path: ``.npz``, ``.h5`` or ``.hdf5``; tensors keep their module paths
+    path: ``.npz``, ``.h5``, ``.hdf5`` or ``.safetensors``; tensors keep their module paths
         (``0.weight``, ``0.bias``), layout out_in.
     input_scaling: the network sees (x - offset) / scale: a dict with keys
         ``offset`` and ``scale`` (arrays or scalars) or a fitted scikit-learn

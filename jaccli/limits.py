@@ -9,7 +9,7 @@ replaces it. Disk space is checked with ``shutil.disk_usage``.
 import os
 import shutil
 
-from .errors import JaccliError, ResourceError
+from jaccli.errors import JaccliError, ResourceError
 
 MEMORY_ENV = "JACCLI_MAX_MEMORY"
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -77,7 +77,9 @@ def check_memory(nbytes, what, advice=""):
 
 def check_disk(path, nbytes, what, advice=""):
     """Raise ResourceError if the file system of ``path`` has less than ``nbytes`` free."""
-    directory = os.path.dirname(os.path.abspath(path))
+    from jaccli.io.writers import folder_as_written
+
+    directory = folder_as_written(path)
     try:
         free = shutil.disk_usage(directory).free
     except OSError:

@@ -2,9 +2,11 @@
 
 ``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
 (value, jacobian, param_jacobian, hessdiag, hessian, laplacian,
-value_and_jacobian, compute_together) take points of shape (N, n) or (n,). It turns a spec and a
-tensor store into an ``network.Network`` (kernels always in (in, out)
-orientation) and runs the engine over the points in chunks.
+value_and_jacobian, compute_together) take points of shape (N, n) or (n,).
+It turns a spec and a tensor store into a
+``jaccli.engine.network.Network`` (kernels always in (in, out) orientation)
+and runs the engine's sweeps (``jaccli.engine.sweeps``) over the points in
+chunks (``jaccli.engine.chunks``).
 """
 
 from dataclasses import dataclass
@@ -14,8 +16,8 @@ import numpy as np
 
 from jaccli.engine import sweeps as engine
 from jaccli.engine.activations import ACTIVATIONS
-from .errors import JaccliError
 from jaccli.engine.network import DenseLayer, Network
+from jaccli.errors import JaccliError
 from jaccli.formats.spec import clip
 from jaccli.formats.tensors import load_spec_and_tensors
 
@@ -65,6 +67,9 @@ QUANTITIES = {
 CHUNK_BYTES = 1 << 22
 MIN_CHUNK, MAX_CHUNK = 256, 2048
 CHUNK_RESULT_BYTES = 1 << 25
+#: A chunk's scratch, in buffers of its widest size (activations, their two
+#: derivatives, tangents, adjoints and temporaries; measured: 4-9 on 8-64-64-1).
+SCRATCH_BUFFERS = 8
 
 
 @dataclass
@@ -80,14 +85,68 @@ class ParameterInfo:
 
 class Model:
     def __init__(self, network, input_names, output_names, parameters, layout,
-                 path="", dtype="float64"):
+                 path="", dtype="float64", spec_source="", notes=()):
         self.network = network
+        self.spec_source = spec_source  # where the architecture came from (a file, a dict...)
         self.input_names = list(input_names)
         self.output_names = list(output_names)
         self.parameter_table: List[ParameterInfo] = parameters
         self.layout = layout  # every kernel in the file: "in_out" or "out_in"
         self.path = path
         self.dtype = dtype
+        self.notes = tuple(notes)  # what the reader chose, e.g. a classifier's probabilities output
+
+    @staticmethod
+    def from_arrays(kernels, biases, activations, layout="in_out", inputs=None, outputs=None,
+                    input_scaling=None, output_scaling=None, dtype="float64"):
+        """A model from in-memory tensors, checked as a weight file and its spec are.
+
+        ``kernels``: one 2-D array per layer, (in, out) for layout in_out, (out, in)
+        for out_in (PyTorch's nn.Linear.weight); ``biases``: one 1-D array or None
+        per layer, or None for no biases; ``activations``: one per layer, a name
+        or a dict such as {"activation": "leaky_relu", "alpha": 0.2}; ``inputs``,
+        ``outputs``: names or a count; ``input_scaling``, ``output_scaling``:
+        {"offset": [...], "scale": [...]}. The parameters are named W0, b0, W1, ...
+        """
+        return _from_arrays(kernels, biases, activations, layout, inputs, outputs,
+                            input_scaling, output_scaling, dtype)
+
+    def __repr__(self):
+        return f"<jaccli.Model {self.architecture}, {self.n_parameters} parameters>"
+
+    @property
+    def architecture(self):
+        """The layers in one line: '2 in -> 32 tanh -> 1 linear'."""
+        return " -> ".join([f"{self.n_inputs} in"] + [
+            f"{layer.kernel.shape[1]} {layer.activation.name}" for layer in self.network.layers])
+
+    def describe(self):
+        """What ``jaccli info`` says, as plain data (JSON-ready): the model, its
+        inputs and outputs, layers, parameter table and scalings, and where the
+        spec came from. A scaling that changes nothing is None."""
+        net = self.network
+
+        def scaling(offset, scale):
+            if not offset.any() and (scale == 1).all():
+                return None
+            return {"offset": offset.astype(float).tolist(), "scale": scale.astype(float).tolist()}
+
+        return {
+            "model": self.path,
+            "spec": self.spec_source,
+            "inputs": list(self.input_names),
+            "outputs": list(self.output_names),
+            "layout": self.layout,
+            "layers": [{"units": int(layer.kernel.shape[1]), "activation": layer.activation.name,
+                        **{k: float(v) for k, v in layer.params.items()},
+                        "bias": layer.bias is not None} for layer in net.layers],
+            "input_scaling": scaling(net.in_offset, 1.0 / net.in_inv_scale),
+            "output_scaling": scaling(net.out_offset, net.out_scale),
+            "parameters": [{"name": p.name, "shape": list(p.shape), "offset": p.offset,
+                            "size": p.size} for p in self.parameter_table],
+            "n_parameters": self.n_parameters,
+            "notes": list(self.notes),
+        }
 
     # -- the Python API
     @property
@@ -134,11 +193,13 @@ class Model:
         laplacian, hessian, param_jacobian), each chunk in one sweep: the
         forward pass, the adjoints and the tangents are shared."""
         from jaccli.engine.chunks import run_chunks
+        from jaccli.scale.arrays import is_dask_array, lazy_results
 
         names = together_names(quantities)
+        if is_dask_array(X):  # lazy Dask arrays, one pass over X's blocks
+            return dict(zip(names, lazy_results(self, names, X, chunk_size)))
         points = self.as_points(X)
-        chunk = self._api_chunk(min(self.chunk_size_for(name) for name in names), len(points),
-                                chunk_size, threads)
+        chunk = self._api_chunk(names, len(points), chunk_size, threads)
         outs = {name: np.empty(self.output_shape(name, len(points)), dtype=points.dtype)
                 for name in names}
 
@@ -176,6 +237,31 @@ class Model:
         result_floats = int(np.prod(self.result_shape(quantity, 1)))
         return max(1, min(chunk, CHUNK_RESULT_BYTES // (result_floats * itemsize)))
 
+    def chunk_points(self, quantity, requested=None, n_points=None):
+        """Points per chunk: the default (``chunk_size_for``), or ``requested``
+        (--chunk-size) if the chunks in flight fit the memory budget of results
+        (jaccli.limits); a chunk that does not is refused, naming what fits."""
+        from jaccli.engine.chunks import default_threads
+        from jaccli.limits import check_memory, memory_budget
+
+        if not requested:
+            return self.chunk_size_for(quantity)
+        requested = int(requested)
+        chunk = requested if n_points is None else max(1, min(requested, n_points))
+        n_chunks = 1 if n_points is None else -(-n_points // chunk)
+        most = 2 * default_threads()  # chunks in flight at most: engine.chunks.iter_chunks
+        in_flight = min(n_chunks, most)
+        per_point = np.dtype(DTYPES[self.dtype]).itemsize * (
+            SCRATCH_BUFFERS * QUANTITIES[quantity].floats_per_point(self)
+            + int(np.prod(self.result_shape(quantity, 1))) + self.n_inputs)
+        budget = memory_budget()
+        fits = "" if budget is None else \
+            f"chunks of about {max(budget // (per_point * most), 1):,} points fit; "
+        check_memory(in_flight * chunk * per_point, f"--chunk-size {requested:,}: {in_flight} "
+                     f"chunk(s) of {chunk:,} points for {quantity}", f"{fits}use a smaller "
+                     f"--chunk-size, or leave it out (the default is sized for the cache)")
+        return requested
+
     def result_shape(self, quantity, n_points):
         """The shape of the whole result of ``quantity`` at ``n_points`` points."""
         return QUANTITIES[quantity].shape(self, n_points)
@@ -183,7 +269,7 @@ class Model:
     def output_shape(self, quantity, n_points):
         """The shape of a result held in memory (the Python API), refused with a
         ResourceError (a JaccliError and a MemoryError) if it would not fit."""
-        from .limits import check_memory
+        from jaccli.limits import check_memory
 
         shape = self.result_shape(quantity, n_points)
         nbytes = int(np.prod(shape, dtype=object)) * np.dtype(DTYPES[self.dtype]).itemsize
@@ -207,21 +293,29 @@ class Model:
             results["param_jacobian"] = self.compute_chunk("param_jacobian", x, work=work)
         return {name: results[name] for name in names}
 
-    def _api_chunk(self, default, n_points, chunk_size=None, threads=None):
-        """``chunk_size``, or ``default`` cut so each worker gets at least 4 chunks."""
+    def _api_chunk(self, names, n_points, chunk_size=None, threads=None):
+        """Points per chunk for ``names`` (``chunk_points``); by default cut so each
+        worker gets at least 4 chunks, for load balance."""
         from jaccli.engine.chunks import default_threads
 
+        chunk = min(self.chunk_points(name, chunk_size, n_points) for name in names)
         if chunk_size:
-            return int(chunk_size)
+            return int(chunk)
         workers = threads or default_threads()
-        return int(min(default, max(MIN_CHUNK, -(-n_points // (4 * workers)))))
+        return int(min(chunk, max(MIN_CHUNK, -(-n_points // (4 * workers)))))
 
     def compute(self, quantity, X, chunk_size=None, threads=None):
-        """The whole result, chunk by chunk, on ``threads`` workers (default: the cores)."""
-        from jaccli.engine.chunks import run_chunks
+        """The whole result, chunk by chunk, on ``threads`` workers (default: the cores).
 
+        A Dask array X gives a lazy Dask array of the result, chunked by rows as X is.
+        """
+        from jaccli.engine.chunks import run_chunks
+        from jaccli.scale.arrays import is_dask_array, lazy_results
+
+        if is_dask_array(X):
+            return lazy_results(self, [quantity], X, chunk_size)[0]
         points = self.as_points(X)
-        chunk = self._api_chunk(self.chunk_size_for(quantity), len(points), chunk_size, threads)
+        chunk = self._api_chunk([quantity], len(points), chunk_size, threads)
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
 
         def work(start, stop, workspace):
@@ -232,7 +326,7 @@ class Model:
 
     def iter_chunks(self, quantity, points, chunk_size=None, source="points", threads=None):
         """Stream: yield (start, result of ``quantity``) chunk by chunk, in order (``map_chunks``)."""
-        chunk = int(chunk_size or self.chunk_size_for(quantity))
+        chunk = self.chunk_points(quantity, chunk_size, len(points))
 
         def compute(x, workspace):
             return self.compute_chunk(quantity, x, work=workspace)
@@ -243,7 +337,7 @@ class Model:
         """Stream: yield (start, {quantity: result}) chunk by chunk, in order, each
         chunk in one sweep (``compute_together``)."""
         names = together_names(quantities)
-        chunk = int(chunk_size or min(self.chunk_size_for(name) for name in names))
+        chunk = min(self.chunk_points(name, chunk_size, len(points)) for name in names)
 
         def compute(x, workspace):
             return self.compute_chunk_together(names, x, workspace)
@@ -318,7 +412,7 @@ class Model:
         network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
-                     self.layout, self.path, self.dtype)
+                     self.layout, self.path, self.dtype, self.spec_source, self.notes)
 
 
 def together_names(quantities):
@@ -386,7 +480,7 @@ def build_model(spec, store, dtype="float64"):
     network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
                       out_offset.astype(np_dtype), out_scale.astype(np_dtype))
     return Model(network, input_names, output_names, parameters, spec.layout,
-                 path=store.path, dtype=dtype)
+                 path=store.path, dtype=dtype, spec_source=spec.source, notes=spec.notes)
 
 
 def _checked_tensors(spec, store):
@@ -456,7 +550,51 @@ def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
 
 
 def load(path, spec=None, dtype="float64"):
-    """Load a model file; ``spec`` is a YAML path, or None to find the spec beside it
-    (or inside it) as the command line does."""
-    parsed, store = load_spec_and_tensors(str(path), None if spec is None else str(spec))
+    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to
+    find the spec beside the file (or inside it) as the command line does."""
+    parsed, store = load_spec_and_tensors(str(path), spec)
     return build_model(parsed, store, dtype)
+
+
+ARRAYS_SOURCE = "Model.from_arrays"
+
+
+def _from_arrays(kernels, biases, activations, layout, inputs, outputs, input_scaling,
+                 output_scaling, dtype):
+    """``Model.from_arrays``: a spec and a tensor store built in memory, then ``build_model``."""
+    from jaccli.formats.spec import parse_spec
+    from jaccli.formats.tensors import TensorStore
+
+    kernels = list(kernels)
+    biases = [None] * len(kernels) if biases is None else list(biases)
+    activations = [activations] if isinstance(activations, (str, dict)) \
+        else list(activations)
+    if not kernels or not len(kernels) == len(biases) == len(activations):
+        raise JaccliError(f"{ARRAYS_SOURCE}: {len(kernels)} kernels, {len(biases)} biases and "
+                          f"{len(activations)} activations: give one of each per layer (at least one)")
+    tensors, layers = {}, []
+    for i, (kernel, bias, activation) in enumerate(zip(kernels, biases, activations)):
+        layer = dict(activation) if isinstance(activation, dict) else {"activation": activation}
+        tensors[f"W{i}"] = kernel
+        layer["weight"] = f"W{i}"
+        layer["bias"] = None if bias is None else f"b{i}"
+        if bias is not None:
+            tensors[f"b{i}"] = bias
+        layers.append(layer)
+    data = {"layout": layout, "layers": layers}
+    for key, value in (("inputs", inputs), ("outputs", outputs),
+                       ("input_scaling", input_scaling), ("output_scaling", output_scaling)):
+        if value is not None:
+            data[key] = value
+    spec = parse_spec(data, ARRAYS_SOURCE)
+    store = TensorStore(ARRAYS_SOURCE, lambda name: _as_array(tensors.get(name), name), list(tensors))
+    return build_model(spec, store, dtype)
+
+
+def _as_array(value, name):
+    if value is None:
+        return None
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise JaccliError(f"{ARRAYS_SOURCE}: tensor '{name}' is not an array ({exc})") from None

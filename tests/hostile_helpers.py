@@ -1,5 +1,6 @@
 """Shared by test_hostile.py and test_fuzz.py: a small valid model directory
-and the one assertion every refusal must pass (contract section 6)."""
+and the one assertion every refusal must pass: exit 2, one short line
+`Error: ...` with the expected words, no traceback, no file left behind."""
 
 import os
 import traceback

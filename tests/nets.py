@@ -1,7 +1,7 @@
 """Small networks written out by hand, independent of jaccli's engine.
 
 A one-hidden-layer tanh net y = tanh(x W0 + b0) W1 + b1 with its parameter
-vector in the contract order (W0 (n, h) in C order, b0, W1 (h, m), b1), its
+vector in parameter order (W0 (n, h) in C order, b0, W1 (h, m), b1), its
 exact parameter Jacobian, and a Levenberg-Marquardt least-squares fit.
 """
 

@@ -126,7 +126,7 @@ def parameter_names(spec):
 
 
 def param_jacobian(spec, tensors, x):
-    """dy/dtheta (N, m, P) by the complex step, in the contract's parameter order."""
+    """dy/dtheta (N, m, P) by the complex step, in parameter order (layer by layer, weight then bias)."""
     columns = []
     for name in parameter_names(spec):
         base = np.asarray(tensors[name], dtype=float)

@@ -1,4 +1,4 @@
-"""Nothing from a file is ever executed (contract section 6), proven with live payloads.
+"""Nothing from a file is ever executed , proven with live payloads.
 
 Each payload would create a marker file if it ran; the first test of each kind
 proves the payload is live by running it the unsafe way on purpose (into a

@@ -159,3 +159,68 @@ def test_python_api_check_returns_a_report(tmp_path):
     assert not bad.passed and bad.failures[0][0] == "value"
     with pytest.raises(jaccli.JaccliError, match="--what value needs reference outputs"):
         jaccli.check(model, x, what=["value"])
+
+
+def relu_net(directory, seed, n_points):
+    """A random relu 8-64-64-1 network and points in [-1, 1]^8."""
+    rng = np.random.default_rng(seed)
+    widths, arrays, layers = [8, 64, 64, 1], {}, []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        arrays[f"W{i}"] = rng.normal(size=(a, b)) / np.sqrt(a)
+        arrays[f"b{i}"] = rng.normal(size=b) * 0.1
+        layers.append({"units": b, "activation": "relu" if i < 2 else "linear"})
+    model = nets.write_model(directory, "relu", arrays, {"inputs": 8, "outputs": 1, "layers": layers})
+    X = rng.uniform(-1, 1, size=(n_points, 8))
+    return model, nets.write_csv(directory / "p.csv", [f"x{i + 1}" for i in range(8)], X)
+
+
+def test_a_correct_relu_net_passes_with_kink_crossings_skipped(tmp_path, monkeypatch):
+    model, points = relu_net(tmp_path, 2, 300)
+    res = run("check", model, "--points", points, "--what", "jacobian,hessdiag")
+    assert res.exit_code == 0, res.output
+    rows = {(r["quantity"], r["method"]): r for r in table(res)}
+    skipped = int(rows[("hessdiag", "richardson")]["n_skipped"])
+    assert skipped > 0 and rows[("hessdiag", "richardson")]["n_checked"] == str(300 * 8)
+    assert f"skipped: {skipped} element(s) whose difference stencil crosses a kink" in res.stderr
+
+    def wrong_relu(z):  # a derivative rule 0.1% off
+        return np.maximum(z, 0.0), (z > 0) * 1.001, np.zeros_like(z)
+
+    monkeypatch.setitem(activations.ACTIVATIONS, "relu",
+                        activations.Activation("relu", wrong_relu, kink_at_zero=True))
+    res = run("check", model, "--points", points, "--what", "jacobian,hessdiag")
+    assert res.exit_code == 1
+    assert "FAIL jacobian" in res.stderr
+
+
+def test_params_are_sampled_by_default_and_all_on_request(tmp_path):
+    model, points = relu_net(tmp_path, 3, 1000)
+    res = run("check", model, "--points", points, "--what", "params")
+    assert res.exit_code == 0, res.output
+    assert ("params: a seeded sample of 64 of 1,000 points and 128 of 4,801 parameters "
+            "(--all for every one)") in res.stderr
+    (row,) = [r for r in table(res) if r["method"] == "richardson"]
+    assert row["n_checked"] == str(64 * 128)
+    assert run("check", model, "--points", points, "--what", "params", "-q").stdout == res.stdout
+
+
+def test_check_all_checks_every_parameter(tanh_model):
+    res = run("check", tanh_model["model"], "--points", tanh_model["points"], "--what", "params",
+              "--all")
+    assert res.exit_code == 0, res.output
+    (row,) = [r for r in table(res) if r["method"] == "richardson"]
+    assert row["n_checked"] == str(12 * 2 * 22)  # N x m x P
+    assert "seeded sample" not in res.stderr
+
+
+def test_check_output_is_reproducible_and_says_only_what_was_checked(tanh_model):
+    args = ["check", tanh_model["model"], "--points", tanh_model["points"]]
+    first, second = run(*args), run(*args)
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout == second.stdout
+    assert "seconds" not in first.stdout.splitlines()[0]
+    assert "time (s)" in first.stderr  # the timings are in the summary
+    assert "tolerance:" in first.stderr and "value:" not in first.stderr
+    truth = nets.value(tanh_model["theta"], tanh_model["X"], 4, 2)
+    res = run("check", tanh_model["model"], "--points", reference_file(tanh_model, truth))
+    assert res.exit_code == 0 and "value: 1e-05 x largest |reference|" in res.stderr

@@ -16,7 +16,7 @@ from scipy.special import erf, expit
 
 from jaccli.errors import JaccliError
 
-# What the contract allows in a spec (section 1); the core rejects anything else.
+# The fields a spec may have; the core rejects anything else.
 SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
 LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha"}
 SCALING_KEYS = {"offset", "scale"}
@@ -366,7 +366,7 @@ def test_sklearn_refusals(tmp_path, data):
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, input_names=["a", "b"]), ["2 input names", "3 inputs"]),
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, output_names=["y", "z"]), ["2 output names"]),
         (lambda: from_sklearn(fit(mlp_regressor(), X, y), path, input_names=["a", "a", "b"]), ["distinct"]),
-        (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.pkl"), [".npz, .h5 or .hdf5"]),
+        (lambda: from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.pkl"), [".npz, .h5, .hdf5 or .safetensors"]),
         (
             lambda: from_sklearn(fit(make_pipeline(MinMaxScaler(), mlp_regressor()), X, y), path, scaler=MinMaxScaler().fit(X[:, :2])),
             ["from_sklearn(Pipeline): two scalings of 2 and 3 columns"],
@@ -380,17 +380,33 @@ def test_sklearn_refusals(tmp_path, data):
     assert os.listdir(tmp_path) == []
 
 
-def test_refuses_when_a_sidecar_spec_would_win(tmp_path, data):
-    """model.yaml next to model.npz takes precedence over the embedded spec (contract 1)."""
+@pytest.mark.parametrize("sidecar, text, model", [
+    ("model.yaml", "inputs: 1\n", "model.npz"),
+    # a Keras model's to_json() beside an HDF5 file wins over the embedded spec too
+    ("model.json", '{"class_name": "Sequential", "config": {"layers": []}}', "model.h5"),
+])
+def test_refuses_when_a_sidecar_spec_would_win(tmp_path, data, sidecar, text, model):
+    """model.yaml next to model.npz takes precedence over the embedded spec (the first match wins)."""
     pytest.importorskip("sklearn")
     from jaccli.export import from_sklearn
 
     X, y = data
-    (tmp_path / "model.yaml").write_text("inputs: 1\n")
+    (tmp_path / sidecar).write_text(text)
     with pytest.raises(JaccliError) as excinfo:
-        from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.npz")
-    assert_one_line_error(excinfo, "model.yaml", "instead of the spec embedded")
-    assert sorted(os.listdir(tmp_path)) == ["model.yaml"]
+        from_sklearn(fit(mlp_regressor(), X, y), tmp_path / model)
+    assert_one_line_error(excinfo, sidecar, "instead of the spec embedded")
+    assert sorted(os.listdir(tmp_path)) == [sidecar]
+
+
+def test_a_json_beside_that_would_not_be_read_does_not_matter(tmp_path, data):
+    pytest.importorskip("sklearn")
+    from jaccli.export import from_sklearn
+
+    X, y = data
+    (tmp_path / "model.json").write_text('{"class_name": "Sequential", "config": {"layers": []}}')
+    from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.npz")  # NPZ: a Keras JSON is not its spec
+    (tmp_path / "model.json").write_text('{"learning_rate": 0.1}')  # not a Keras model
+    from_sklearn(fit(mlp_regressor(), X, y), tmp_path / "model.h5")
 
 
 def test_failed_write_leaves_the_old_file_untouched(tmp_path, data, monkeypatch):

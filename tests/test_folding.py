@@ -177,3 +177,37 @@ def test_checked_tensor():
                        (np.array([True]), "not numbers"), (np.array([1.0, np.inf]), "non-finite value (inf) at index [1]")]:
         with pytest.raises(JaccliError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             checked_tensor(bad, "t")
+
+
+NON_NEGATIVE = {"relu": lambda z: np.maximum(z, 0.0), "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+                "softplus": lambda z: np.logaddexp(0.0, z), "exp": np.exp}
+SECOND = {"relu": (None, lambda a: np.maximum(a, 0.0)),
+          "leaky_relu": (0.1, lambda a: np.where(a > 0, a, 0.1 * a)),
+          "leaky_relu_steep": (-2.0, lambda a: np.where(a > 0, a, -2.0 * a))}
+
+
+@pytest.mark.parametrize("first", sorted(NON_NEGATIVE))
+@pytest.mark.parametrize("second", sorted(SECOND))
+def test_relu_after_a_non_negative_activation_is_folded_away(first, second, monkeypatch):
+    rng = np.random.default_rng(3)
+    w0, b0, w1 = rng.normal(size=(3, 4)), rng.normal(size=4), rng.normal(size=(4, 2))
+    alpha, apply = SECOND[second]
+    stack = DenseStack("m")
+    stack.dense(w0, b0, where="fc", weight_name="W0", bias_name="b0")
+    stack.activation(first, where="act")
+    stack.activation(second.removesuffix("_steep"), alpha, where="act2")
+    stack.dense(w1, None, where="fc2", weight_name="W1", bias_name="b1")
+    spec, tensors = stack.build()
+    assert [layer["activation"] for layer in spec["layers"]] == [first, "linear"]
+    assert "alpha" not in spec["layers"][0]
+    x = rng.normal(size=(9, 3)) * 3
+    expected = apply(NON_NEGATIVE[first](x @ w0 + b0)) @ w1  # the chain as given, second activation too
+    monkeypatch.setitem(ACT, first, NON_NEGATIVE[first])
+    np.testing.assert_allclose(run_spec(spec, tensors, x), expected, rtol=1e-13)
+
+
+@pytest.mark.parametrize("first, second", [("tanh", "relu"), ("leaky_relu", "relu"), ("elu", "leaky_relu"),
+                                           ("relu", "elu"), ("relu", "tanh"), ("sigmoid", "softplus")])
+def test_other_pairs_of_activations_are_still_refused(first, second):
+    assert "two activations in a row" in refusal({}, [dense(2, 2), lambda s: s.activation(first, where="a"),
+                                                      lambda s: s.activation(second, where="b")])

@@ -15,6 +15,7 @@ down. Derandomized: the same examples run every time.
 """
 
 import io
+import json
 import os
 import pickle
 import signal
@@ -298,6 +299,49 @@ def test_fuzz_hdf5(model_dir, ops, region):
     check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3)
 
 
+def _safetensors_bytes(header=None):
+    """The good model as safetensors (spec in __metadata__); ``header`` replaces the JSON header."""
+    from jaccli.formats.safetensors import write_safetensors
+
+    buffer = io.BytesIO()
+    write_safetensors(buffer, good_tensors(), {"jaccli_spec": GOOD_SPEC_TEXT})
+    blob = buffer.getvalue()
+    if header is None:
+        return blob
+    length = int.from_bytes(blob[:8], "little")
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + blob[8 + length:]
+
+
+SAFETENSORS = _safetensors_bytes()
+SAFETENSORS_HEADER = json.loads(SAFETENSORS[8:8 + int.from_bytes(SAFETENSORS[:8], "little")])
+header_values = st.one_of(yaml_values, st.sampled_from(["F16", "BF16", "BOOL", "C64", "I8", "X"]),
+                          st.lists(st.integers(-1, 200), max_size=3))
+
+
+@FUZZ
+@given(ops=operations, how=st.sampled_from(["anywhere", "header", "data", "field"]), data=st.data())
+def test_fuzz_safetensors(model_dir, ops, how, data):
+    """Byte mutations of a safetensors file (anywhere, in the JSON header, in the tensor
+    bytes), or one field of a tensor's header entry replaced (the length kept right)."""
+    d = model_dir
+    length = 8 + int.from_bytes(SAFETENSORS[:8], "little")
+    if how == "field":
+        header = json.loads(json.dumps(SAFETENSORS_HEADER))
+        name = data.draw(st.sampled_from(sorted(good_tensors())), label="tensor")
+        field = data.draw(st.sampled_from(["dtype", "shape", "data_offsets"]), label="field")
+        header[name][field] = data.draw(header_values, label="value")
+        blob = _safetensors_bytes(header)
+    else:
+        if how != "anywhere":
+            lo, hi = (0, length) if how == "header" else (length, len(SAFETENSORS))
+            ops = [(op, lo + position % (hi - lo), n, payload) for op, position, n, payload in ops]
+        blob = mutate(SAFETENSORS, ops)
+    path = _fresh(d, "fuzzed.safetensors", blob)
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", path, "-p", os.path.join(d, "pts.csv"), "-o", out], d, out, n_points=3)
+
+
 def test_fuzz_harness_sees_both_outcomes(model_dir):
     """The harness itself: a good run gives 'ok', a bad one 'error', a crash and a hang are caught."""
     import time
@@ -318,3 +362,113 @@ def test_fuzz_harness_sees_both_outcomes(model_dir):
         run_isolated(None, child=segfault)
     with pytest.raises(AssertionError, match="a hang"):
         run_isolated(None, child=lambda: time.sleep(30), timeout=1)
+
+
+# ---------------------------------------------------------------- ONNX models
+
+ONNX_DATA = os.path.join(os.path.dirname(__file__), "data", "onnx")
+ONNX_OPS = ["Gemm", "MatMul", "Add", "Sub", "Mul", "Div", "Relu", "Tanh", "Sigmoid", "Softmax",
+            "Reshape", "Identity", "Cast", "Scaler", "ZipMap", "Conv", "If", "Concat", "Erf",
+            "Pow", "Gelu", "Transpose", "Abs", "Nonsense", ""]
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    pytest.importorskip("onnx")
+    d = str(tmp_path_factory.mktemp("fuzz_onnx"))
+    with open(os.path.join(d, "pts3.csv"), "w") as handle:
+        handle.write("0.1,0.2,0.3\n-0.3,0.4,1.5\n1.5,-2.0,0.0\n")
+    with open(os.path.join(d, "out.csv"), "w") as handle:
+        handle.write(PRECIOUS)
+    return d
+
+
+def _onnx_bytes(name):
+    with open(os.path.join(ONNX_DATA, name), "rb") as handle:
+        return handle.read()
+
+
+def _run_onnx(d, path):
+    out = os.path.join(d, "out.csv")
+    check_outcome(["value", path, "-p", os.path.join(d, "pts3.csv"), "-o", out], d, out, n_points=3)
+
+
+@FUZZ
+@given(ops=operations, name=st.sampled_from(["skl_reg_standard_f64.onnx", "ts_gelu_op17_f64.onnx",
+                                              "skl_clf3_standard_zipmap_f32.onnx"]))
+def test_fuzz_onnx_bytes(onnx_dir, ops, name):
+    """Byte mutations of an exporter's ONNX file (protobuf parsing, then the graph walk)."""
+    _run_onnx(onnx_dir, _fresh(onnx_dir, "fuzzed.onnx", mutate(_onnx_bytes(name), ops)))
+
+
+def _mutate_graph(model, data):
+    """One structural change to a parsed model: an op, an input, an attribute, a tensor."""
+    import onnx
+
+    graph = model.graph
+    what = data.draw(st.sampled_from(["op", "input", "delete", "attribute", "tensor", "io", "opset"]),
+                     label="what")
+    node = graph.node[data.draw(st.integers(0, len(graph.node) - 1), label="node")]
+    if what == "op":
+        node.op_type = data.draw(st.sampled_from(ONNX_OPS), label="op")
+    elif what == "input" and node.input:
+        names = [t.name for t in graph.initializer] + [o for n in graph.node for o in n.output] + ["", "X"]
+        node.input[data.draw(st.integers(0, len(node.input) - 1))] = data.draw(st.sampled_from(names))
+    elif what == "delete":
+        graph.node.remove(node)
+    elif what == "attribute" and node.attribute:
+        attribute = node.attribute[data.draw(st.integers(0, len(node.attribute) - 1))]
+        attribute.i = data.draw(st.integers(-3, 3))
+        attribute.f = data.draw(st.floats(allow_nan=True, allow_infinity=True, width=32))
+    elif what == "tensor" and graph.initializer:
+        tensor = graph.initializer[data.draw(st.integers(0, len(graph.initializer) - 1))]
+        tensor.data_type = data.draw(st.sampled_from([1, 6, 7, 8, 10, 11, 16, 0, 99]))
+        if data.draw(st.booleans()):
+            tensor.dims.append(data.draw(st.sampled_from([0, 1, 2, 1 << 40, -1])))
+    elif what == "io":
+        target = data.draw(st.sampled_from([graph.input, graph.output]))
+        if data.draw(st.booleans()) and len(target):
+            target[0].name = data.draw(st.sampled_from(["", "x", "variable", "mul_result"]))
+        else:
+            target.add().CopyFrom(onnx.helper.make_tensor_value_info("extra", 1, ["N", 3]))
+    else:
+        model.opset_import[0].version = data.draw(st.sampled_from([1, 9, 13, 17, 99]))
+    return model.SerializeToString()
+
+
+@FUZZ
+@given(data=st.data(), name=st.sampled_from(["skl_reg_standard_f64.onnx", "ts_silu_dropout_flatten_f32.onnx",
+                                             "skl_clf2_zipmap_f32.onnx", "hand_constant_nodes_scaling_f64.onnx"]))
+def test_fuzz_onnx_graph(onnx_dir, data, name):
+    """Well-formed protobuf, wrong graph: changed ops, inputs, attributes, tensor types, opsets."""
+    import onnx
+
+    model = onnx.load_from_string(_onnx_bytes(name))
+    blob = _mutate_graph(model, data)
+    _run_onnx(onnx_dir, _fresh(onnx_dir, "fuzzed_graph.onnx", blob))
+
+
+@FUZZ
+@given(data=st.data(), ops=operations)
+def test_fuzz_onnx_external_data(onnx_dir, data, ops):
+    """The dynamo exporter's model and its weights file: either mutated, or the entries
+    (location, offset, length) pointing elsewhere."""
+    import onnx
+
+    name = "dy_tanh_relu_f32"
+    model = onnx.load_from_string(_onnx_bytes(name + ".onnx"))
+    weights = _onnx_bytes(name + ".onnx.data")
+    for tensor in model.graph.initializer:  # the weights file beside it, by its fuzzed name
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "fuzzed_x.onnx.data"
+    if data.draw(st.booleans(), label="mutate the data file"):
+        weights = mutate(weights, ops)
+    else:
+        tensor = model.graph.initializer[data.draw(st.integers(0, len(model.graph.initializer) - 1))]
+        entry = tensor.external_data[data.draw(st.integers(0, len(tensor.external_data) - 1))]
+        entry.value = data.draw(st.sampled_from(
+            ["../fuzz.data", "/etc/passwd", "", "fuzzed_x.onnx.data", "-1", "0", "99999999999999999999",
+             "17", "nan", "\x00", "fuzzed_x.onnx"]), label="value")
+    _fresh(onnx_dir, "fuzzed_x.onnx.data", weights)
+    _run_onnx(onnx_dir, _fresh(onnx_dir, "fuzzed_x.onnx", model.SerializeToString()))

@@ -1,4 +1,4 @@
-"""Hostile and broken input (issue 8, contract section 6).
+"""Hostile and broken input (issue 8).
 
 Every case below runs the real CLI on a bad file and asserts: exit 2, exactly
 one ``Error: ...`` line on standard error naming the file and the problem, no
@@ -174,7 +174,7 @@ case("model-zero-byte-npz", ["z.npz", "empty"])(
                "--at", "1,2"])
 case("model-zero-byte-h5", ["z.h5", "empty"])(
     lambda d: ["value", write(d, "z.h5", b""), "--at", "1,2"])
-case("model-text-named-h5", ["t.h5", "not an HDF5 or NPZ"])(
+case("model-text-named-h5", ["t.h5", "not an HDF5, NPZ or safetensors"])(
     lambda d: ["value", write(d, "t.h5", "W0: [1, 2]\n"), "--at", "1,2"])
 case("model-pickle-named-npz", ["p.npz", "pickle", "jaccli.export"])(
     lambda d: ["value", write(d, "p.npz", b"\x80\x04K\x01."), "--at", "1,2"])
@@ -793,9 +793,12 @@ def test_real_sigint_exits_130_with_no_partial_file(tmp_path):
     x = np.random.default_rng(1).normal(size=(3_000_000, 2))
     np.save(os.path.join(d, "p.npy"), x)
     out = os.path.join(d, "big.csv")
+    # A suite run in the background (cmd &) inherits an ignored SIGINT, and Python then
+    # installs no KeyboardInterrupt handler: give the child the default back.
     proc = subprocess.Popen([sys.executable, "-m", "jaccli.cli", "hessian", os.path.join(d, "model.npz"),
                              "-p", os.path.join(d, "p.npy"), "-o", out, "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 30
     while not leftovers(d) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Keras model files read with no spec (contract section 1, step 4).
+"""Keras model files read with no spec (the fourth place a spec is looked for: the Keras configuration).
 
 The files in tests/data/keras/ were written by Keras itself
 (tests/data/make_keras_files.py); each *_ref.npz holds points X, Keras's
@@ -69,7 +69,7 @@ def reference(path):
     return np.load(DATA / f"{model_name(path)}_ref.npz")
 
 
-# -- an independent forward pass of the spec, written from the contract -------
+# -- an independent forward pass of the spec, written from the spec rules -----
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -139,7 +139,7 @@ def test_read_keras_reproduces_keras_predictions(path):
 
 
 @pytest.mark.parametrize("path", MODEL_FILES, ids=lambda p: p.name)
-def test_spec_uses_only_contract_fields_and_keras_names(path):
+def test_spec_uses_only_spec_fields_and_keras_names(path):
     spec, tensors = read_keras(str(path))
     assert set(spec) <= SPEC_FIELDS
     assert spec["layout"] == "in_out"
@@ -217,7 +217,7 @@ def test_refusals_are_one_line_naming_file_and_problem(name, expected):
         read_keras(str(DATA / name))
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith(f"{name}: ")
+    assert message.startswith(f"{DATA / name}: ")  # the path as given
     assert expected in message
 
 

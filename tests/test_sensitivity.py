@@ -221,7 +221,7 @@ def test_chunked_equals_whole(tmp_path):
                  "mean", "share", "bound", "output_variance"):
         np.testing.assert_allclose(getattr(chunked, name), getattr(whole, name), rtol=1e-10,
                                    err_msg=name)
-    np.testing.assert_allclose(acc.inputs.variance, np.var(points, axis=0, ddof=1), rtol=1e-9)
+    np.testing.assert_allclose(acc.total.inputs.variance, np.var(points, axis=0, ddof=1), rtol=1e-9)
 
 
 def test_moments_merge_is_stable():

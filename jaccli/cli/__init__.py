@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from ..errors import JaccliError
-from . import compute, sensitivity, stats
+from jaccli.errors import JaccliError
+from jaccli.cli import compute, sensitivity, stats
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -52,6 +52,10 @@ class JaccliGroup(click.Group):
             # The reader of our standard output went away (| head): not an error of ours.
             sys.stderr.close()
             ctx.exit(0)
+        finally:
+            writers = sys.modules.get("jaccli.io.writers")  # not imported: nothing was written
+            if writers is not None:
+                writers.remove_unfinished()
 
 
 def one_line(message):

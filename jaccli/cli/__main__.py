@@ -1,5 +1,5 @@
 """``python -m jaccli.cli``: the same as the ``jaccli`` command."""
 
-from . import main
+from jaccli.cli import main
 
 main()

@@ -6,51 +6,64 @@ import warnings
 
 import click
 
-from .options import (compute_options, input_paths, load_model, load_points, model_options,
-                      npz_extras, one_stdin)
+from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
+                                load_points, model_options, npz_extras, one_stdin,
+                                store_attributes, written_whole)
 
 
 @click.command()
 @model_options
-def info(model, spec, dtype):
+@click.option("--json", "as_json", is_flag=True,
+              help="The same facts as JSON, for scripts: inputs, outputs, layers, parameters "
+                   "(name, shape, offset, size), scalings, where the spec came from.")
+def info(model, spec, dtype, as_json):
     """Architecture and parameter table (name, shape, offset) of MODEL.
 
     \b
-    Example:
+    Examples:
       jaccli info sample_models/canonical.npz
+      jaccli info sample_models/canonical.npz --json
     """
+    import json
+
     from jaccli.cli.summary import describe_model
 
     loaded = load_model(model, spec, dtype)
+    facts = loaded.describe()
     out = sys.stdout
-    out.write(f"model: {loaded.path}\n")
-    out.write(f"inputs: {', '.join(loaded.input_names)}\n")
-    out.write(f"outputs: {', '.join(loaded.output_names)}\n")
+    if as_json:
+        out.write(json.dumps(facts, indent=2) + "\n")
+        return
+    out.write(f"model: {facts['model']}\n")
+    out.write(f"inputs: {', '.join(facts['inputs'])}\n")
+    out.write(f"outputs: {', '.join(facts['outputs'])}\n")
     out.write(f"architecture: {describe_model(loaded)}\n")
-    net = loaded.network
-    if net.in_offset.any() or (net.in_inv_scale != 1).any():
+    for note in facts["notes"]:
+        out.write(f"note: {note}\n")
+    if facts["input_scaling"]:
         out.write("input scaling: (x - offset) / scale\n")
-    if net.out_offset.any() or (net.out_scale != 1).any():
+    if facts["output_scaling"]:
         out.write("output scaling: y_net * scale + offset\n")
     out.write("\nname\tshape\toffset\tsize\n")
-    for param in loaded.parameter_table:
-        shape = "(" + ", ".join(map(str, param.shape)) + ("," if len(param.shape) == 1 else "") + ")"
-        out.write(f"{param.name}\t{shape}\t{param.offset}\t{param.size}\n")
-    out.write(f"total\t\t\t{loaded.n_parameters}\n")
+    for param in facts["parameters"]:
+        shape = "(" + ", ".join(map(str, param["shape"])) + ("," if len(param["shape"]) == 1 else "") + ")"
+        out.write(f"{param['name']}\t{shape}\t{param['offset']}\t{param['size']}\n")
+    out.write(f"total\t\t\t{facts['n_parameters']}\n")
 
 
 def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
-                 chunk_size, output, fmt, quiet, with_=()):
+                 chunk_size, output, fmt, quiet, scheduler, workers, with_=()):
     """Load, check, compute chunk by chunk, write whole-or-nothing, summarise.
 
     ``with_``: other quantities computed in the same pass, written first
-    (their columns before the command's in a table; each by name in NPZ).
+    (their columns before the command's in a table; each by name in NPZ and Zarr).
     """
     from jaccli.io.columns import column_names
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import ColumnStats, stderr_console
+    from jaccli.cli.summary import ColumnStats, stderr_console, warn
     from jaccli.io.writers import check_output_path, open_writer, output_format
+    from jaccli.scale.cluster import dask_client, quantity_chunks
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
@@ -66,22 +79,27 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     headers = [header for name in names for header in column_names(name, model)]
     console = stderr_console()
     stats = None if quiet else ColumnStats(len(headers))
-    writer = open_writer(output, fmt, quantity, shape, model.dtype, headers,
-                         npz_extras(model, points), stdout=sys.stdout, parts=parts)
-    if len(names) == 1:
-        chunks = model.iter_chunks(quantity, points, chunk_size, source)
-    else:
-        chunks = ((start, side_by_side(results)) for start, results in
-                  model.iter_together(names, points, chunk_size, source))
-    started = time.perf_counter()
-    # an overflow inside the network is counted and reported once, not warned per chunk
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
+    with dask_client(scheduler, workers) as client:
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
+        writer = open_writer(output, fmt, quantity, shape, model.dtype, headers,
+                             npz_extras(model, points), stdout=sys.stdout,
+                             attributes=store_attributes(model, command), parts=parts)
+        if client is not None:
+            chunks = quantity_chunks(client, model, names, points,
+                                     chunk_size or min(map(model.chunk_size_for, names)), source)
+        elif len(names) == 1:
+            chunks = model.iter_chunks(quantity, points, chunk_size, source)
+        else:
+            chunks = ((start, side_by_side(results)) for start, results in
+                      model.iter_together(names, points, chunk_size, source))
+        # an overflow inside the network is counted and reported once, not warned per chunk
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
     seconds = time.perf_counter() - started
     if non_finite:
-        console.print(f"warning: {non_finite} result(s) are NaN or infinite: the network overflows "
-                      f"at some points (an exp layer, extreme inputs, or float32?)", soft_wrap=True)
+        warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
+                      f"at some points (an exp layer, extreme inputs, or float32?)")
     if not quiet:
         summarise(console, model, command, names, headers, stats, len(points), seconds)
         if output not in (None, "-"):
@@ -120,19 +138,20 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     from jaccli.cli.summary import LazyProgress
 
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
+    following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
+    if following:
+        chunks.follow(progress.advance)
     non_finite = 0
     try:
-        for start, result in chunks:
-            rows = result.reshape(len(result), -1)
-            writer.write(start, rows)
-            if stats is not None:
-                stats.update(rows)
-            non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-            progress.advance(start + len(rows))
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
+        with written_whole(writer):
+            for start, result in chunks:
+                rows = result.reshape(len(result), -1)
+                writer.write(start, rows)
+                if stats is not None:
+                    stats.update(rows)
+                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+                if not following:
+                    progress.advance(start + len(rows))
     finally:
         progress.close()
     return non_finite
@@ -144,7 +163,11 @@ def summary_groups(model, quantity, label, offset, width, named=False):
     else one per output."""
     if quantity in ("value", "laplacian"):
         return [(label if named else "outputs", list(range(offset, offset + width)))]
-    per_output = width // model.n_outputs
+    per_output, n = width // model.n_outputs, model.n_inputs
+    if quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
+        return [(f"{y}: {label} (symmetric: each pair once)",
+                 [offset + k * per_output + j * n + l for j in range(n) for l in range(j, n)])
+                for k, y in enumerate(model.output_names)]
     return [(f"{y}: {label}", list(range(offset + k * per_output, offset + (k + 1) * per_output)))
             for k, y in enumerate(model.output_names)]
 
@@ -175,11 +198,12 @@ def _quantity_command(quantity, summary, example):
         run_quantity(quantity, quantity, **kwargs)
 
     command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
-    return click.command(name=quantity)(compute_options(with_option(command)))
+    return click.command(name=quantity)(compute_options(cluster_options(with_option(command))))
 
 
 @click.command()
 @compute_options
+@cluster_options
 @with_option
 @click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
               show_default=True, help="Differentiate with respect to the inputs or the parameters.")
@@ -199,9 +223,9 @@ COMMANDS = [info] + [_quantity_command(*entry) for entry in [
     ("value", "y = f(x) at each point: shape (N, m); CSV column per output.",
      "jaccli value sample_models/canonical.npz --at 1,1"),
     ("hessdiag", "d2y/dx_j2, the Hessian's diagonal: shape (N, m, n), by forward propagation.",
-     "jaccli hessdiag sample_models/sincos.npz --points pts.csv -o hd.npy"),
+     "jaccli hessdiag sample_models/sincos.npz --points sample_models/sincos_points.csv -o hd.npy"),
     ("hessian", "The full input Hessian d2y/dx_i dx_j: shape (N, m, n, n).",
      "jaccli hessian sample_models/sincos.npz --at 0.5,-0.2"),
     ("laplacian", "sum_j d2y/dx_j2, the Hessian's trace: shape (N, m).",
-     "jaccli laplacian sample_models/sincos.npz --points pts.csv"),
+     "jaccli laplacian sample_models/sincos.npz --points sample_models/sincos_points.csv"),
 ]] + [jacobian]

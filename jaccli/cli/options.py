@@ -1,5 +1,6 @@
-"""What every command shares: its options, and loading the model and the points."""
+"""What every command shares: its options, loading the model and the points, writing whole."""
 
+import contextlib
 import functools
 import os
 import stat
@@ -10,8 +11,8 @@ import click
 from jaccli.errors import JaccliError
 
 # Kept here, not imported from jaccli.io, so that --help loads no NumPy.
-POINT_FORMATS = ["csv", "tsv", "txt", "npy", "parquet"]
-OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "parquet"]
+POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr", "parquet"]
+OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "zarr", "parquet"]
 TABLE_FORMATS = ["csv", "tsv"]
 
 
@@ -30,7 +31,7 @@ def model_options(func):
 
 
 def _output_help(formats):
-    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz",
+    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz", "zarr": ".zarr",
                 "parquet": ".parquet"}
     listed = ", ".join(suffixes[f] for f in formats)
     return (f"Output file: {listed}; no extension (a pipe, /dev/null): CSV "
@@ -45,8 +46,8 @@ def compute_options(func=None, *, formats=OUTPUT_FORMATS):
 
     @model_options
     @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
-                  help="Points: a .csv, .tsv/.txt, .npy or .parquet file, a pipe, or - for "
-                       "standard input.")
+                  help="Points: a .csv, .tsv/.txt, .npy or .parquet file, a .zarr store (or an "
+                       "array in one: pts.zarr/group/array), a pipe, or - for standard input.")
     @click.option("--points-format", "points_fmt", type=click.Choice(POINT_FORMATS), default=None,
                   help="Format of --points (default: from the extension, else the content).")
     @click.option("--columns", default=None, metavar="A,B,...",
@@ -62,6 +63,20 @@ def compute_options(func=None, *, formats=OUTPUT_FORMATS):
                   help="Output format, overriding the extension of -o.")
     @click.option("--quiet", "-q", is_flag=True,
                   help="No summary on standard error (warnings are still shown).")
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def cluster_options(func):
+    """--scheduler / --workers: the chunks on a Dask cluster (the jaccli[dask] extra)."""
+    @click.option("--scheduler", metavar="ADDRESS", default=None,
+                  help="Run the chunks on this Dask scheduler (e.g. tcp://host:8786); the "
+                       "workers read NPY and Zarr points at the same path (shared storage).")
+    @click.option("--workers", type=click.IntRange(min=1), default=None,
+                  help="Run the chunks on a local Dask cluster of N processes, one thread each.")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -96,7 +111,9 @@ def load_model(model, spec, dtype):
         loaded = load(model, spec=spec, dtype=dtype)
     for warning in caught:
         if issubclass(warning.category, JaccliWarning):
-            click.echo(f"warning: {warning.message}", err=True)
+            from jaccli.cli.summary import warn
+
+            warn(None, warning.message)
         else:
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)
@@ -159,3 +176,21 @@ def npz_extras(model, points, fields=None, level=None):
         return arrays
 
     return extras
+
+
+def store_attributes(model, command):
+    """What a Zarr output records beside its arrays."""
+    return {"input_names": list(model.input_names), "output_names": list(model.output_names),
+            "command": command}
+
+
+@contextlib.contextmanager
+def written_whole(writer):
+    """Commit ``writer`` when the block ends, abort it on any error (Ctrl-C too):
+    an output is written whole or not at all."""
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise

@@ -6,8 +6,9 @@ import warnings
 
 import click
 
-from ..errors import JaccliError
-from .options import compute_options, input_paths, load_model, load_points, one_stdin
+from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
+                                load_points, one_stdin, written_whole)
+from jaccli.errors import JaccliError
 
 # The table has text columns: -o and --format offer only the formats that can hold it.
 SENSITIVITY_FORMATS = ["csv", "tsv", "npz"]
@@ -20,6 +21,7 @@ BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for ev
 
 @click.command()
 @compute_options(formats=SENSITIVITY_FORMATS)
+@cluster_options
 @click.option("--bootstrap", "-B", type=int, default=1000, show_default=True,
               help="Poisson bootstrap replicates for the intervals of nu and E|dy/dx|.")
 @click.option("--level", type=float, default=0.95, show_default=True,
@@ -29,7 +31,7 @@ BOUNDS_HELP = ("Each input's distribution, for the Sobol' bound: one item for ev
               help="Seed of the bootstrap weights (the same seed gives the same intervals "
                    "whatever the chunk size).")
 def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output,
-                fmt, quiet, bootstrap, level, bounds, seed):
+                fmt, quiet, scheduler, workers, bootstrap, level, bounds, seed):
     """Derivative-based global sensitivity of each output to each input.
 
     Over the points, per output y and input x: nu = E[(dy/dx)^2] (the DGSM of
@@ -40,17 +42,20 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
     standard deviation s (valid for independent inputs that the points
     sample). One row per (output, input): output, input, nu, nu_lower,
     nu_upper, mean_abs, mean_abs_lower, mean_abs_upper, mean, share,
-    output_variance, bound, bound_kind (.csv, .tsv or .npz).
+    output_variance, bound, bound_kind (.csv, .tsv or .npz). With --scheduler
+    or --workers, blocks of points are summed on a Dask cluster and the sums
+    merged here in row order (equal to the in-process table to rounding).
 
     \b
     Example:
       jaccli sensitivity sample_models/screen7.npz \\
           --points sample_models/screen7_points.csv --bounds uniform:0:1
     """
-    from .summary import LazyProgress, print_sensitivity_summary, stderr_console
-    from ..io.writers import check_output_path, output_format
-    from ..stats.sensitivity import SensitivityAccumulator
-    from ..stats.sensitivity import sensitivity as run
+    from jaccli.cli.summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
+    from jaccli.io.writers import check_output_path, output_format
+    from jaccli.scale.cluster import dask_client
+    from jaccli.stats.sensitivity import SensitivityAccumulator
+    from jaccli.stats.sensitivity import sensitivity as run
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
@@ -63,20 +68,21 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
     SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level, bounds, seed)
     points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     console = stderr_console()
-    progress = LazyProgress(console, len(points), enabled=not quiet and console.is_terminal)
-    started = time.perf_counter()
-    try:
-        # an overflow inside the network is reported once (result.warnings), not warned per chunk
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result = run(model, points, bootstrap, level, bounds, seed, chunk_size, source,
-                         progress=progress.advance)
-    finally:
-        progress.close()
-    seconds = time.perf_counter() - started
+    with dask_client(scheduler, workers) as client:
+        progress = LazyProgress(console, len(points), enabled=not quiet and console.is_terminal)
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
+        try:
+            # an overflow inside the network is reported once (result.warnings), not per chunk
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = run(model, points, bootstrap, level, bounds, seed, chunk_size, source,
+                             progress=progress.advance, client=client)
+        finally:
+            progress.close()
+        seconds = time.perf_counter() - started
     write_table(result, output, fmt)
     for warning in result.warnings():
-        console.print(f"warning: {warning}", soft_wrap=True)
+        warn(console, warning)
     if not quiet:
         print_sensitivity_summary(console, model, result, seconds)
         if output not in (None, "-"):
@@ -88,7 +94,7 @@ def write_table(result, output, fmt):
     (m, n, fields) with the names, the bounds' kinds and the settings beside them."""
     import numpy as np
 
-    from ..io.writers import open_writer
+    from jaccli.io.writers import open_writer
 
     columns = result.COLUMNS
     m, n = len(result.output_names), len(result.input_names)
@@ -99,15 +105,10 @@ def write_table(result, output, fmt):
               "level": np.array(result.level), "bootstrap": np.array(result.bootstrap),
               "seed": np.array(result.seed), "n_points": np.array(result.n_points)}
     shape = (m * n, len(columns)) if fmt in ("csv", "tsv") else table.shape
-    writer = open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
-                         stdout=sys.stdout)
-    try:
+    with written_whole(open_writer(output, fmt, "sensitivity", shape, np.float64, columns, extras,
+                                   stdout=sys.stdout)) as writer:
         if fmt == "npz":
             writer.write(0, table)
         else:
             writer.write_cells([[row[c] for c in columns] for row in result.rows()])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
 

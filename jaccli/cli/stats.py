@@ -5,13 +5,15 @@ import time
 
 import click
 
-from ..errors import JaccliError
-from .options import (POINT_FORMATS, TABLE_FORMATS, compute_options, input_paths, load_model,
-                      load_points, npz_extras, one_stdin, open_point_table)
+from jaccli.cli.options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_options,
+                                input_paths, load_model, load_points, npz_extras, one_stdin,
+                                open_point_table, store_attributes, written_whole)
+from jaccli.errors import JaccliError
 
 
 @click.command()
 @compute_options
+@cluster_options
 @click.option("--train", "-t", "train_path", type=click.Path(allow_dash=True), required=True,
               help="Training file (.csv, .tsv/.txt, .npy, a pipe, or -): the inputs and the "
                    "targets.")
@@ -26,11 +28,12 @@ from .options import (POINT_FORMATS, TABLE_FORMATS, compute_options, input_paths
               help="Training-file column of each output's target, in output order: a header "
                    "name or a number from 1 (default: the spec's output names). Repeat for "
                    "several outputs.")
-@click.option("--leverage", "leverage_path", type=str, default=None,
+@click.option("--leverage", "leverage_path", type=click.Path(allow_dash=True), default=None,
               help="Also write, per training point and output: residual, leverage h_kk, "
                    "approximate leave-one-out residual (.csv, .tsv, .npy, .npz or -).")
 def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
-            quiet, train_path, train_fmt, train_columns, level, targets, leverage_path):
+            quiet, scheduler, workers, train_path, train_fmt, train_columns, level, targets,
+            leverage_path):
     """Confidence and prediction intervals of f(x) for a least-squares-fitted model.
 
     Z, the parameter Jacobian at the training inputs, gives through its SVD
@@ -48,44 +51,60 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     import numpy as np
 
     from jaccli.stats import confint as ci
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
-    from jaccli.cli.summary import print_fit_summary, stderr_console
+    from jaccli.cli.summary import print_fit_summary, stderr_console, warn
     from jaccli.io.writers import check_output_room, open_writer
-    from .compute import write_chunks
+    from jaccli.scale.cluster import dask_client
+    from jaccli.cli.compute import write_chunks
 
     level = ci.check_level(level)
     one_stdin(spec=spec, train=train_path, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)
     fmt, lev_fmt = _output_formats(model_path, spec, points_path, train_path, output, fmt,
                                    leverage_path)
-    X_train, Y_train = ci.training_set(model, train_path, targets,
-                                       sys.stdin.buffer if train_path == "-" else None,
-                                       train_fmt, train_columns)
+    train_rows, train_source = ci.training_table(
+        train_path, model, targets, sys.stdin.buffer if train_path == "-" else None, train_fmt,
+        train_columns)
     points, source = load_points(model, points_path, at, points_fmt, columns, spec)
     if not is_streamed(points):
         check_finite_points(points, source)
     shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
     check_output_room(output, fmt, shape, np.float64)
-    started = time.perf_counter()
-    fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
     console = stderr_console()
-    writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
-                         npz_extras(model, points, ci.INTERVAL_FIELDS, level), stdout=sys.stdout)
-    chunks = ci.iter_intervals(model, fit, points, level, chunk_size, source)
-    if leverage_path is None:
-        write_chunks(chunks, writer, console, len(points), quiet)
-    else:
-        lev_writer = _write_leverages(model, fit, leverage_path, lev_fmt, writer)
-        try:
+    with dask_client(scheduler, workers) as client:
+        started = time.perf_counter()  # a local cluster's start-up is not the computation's
+        fit, chunks = _fit_and_intervals(client, model, train_rows, train_source, train_path,
+                                         points, level, chunk_size, source)
+        writer = open_writer(output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
+                             npz_extras(model, points, ci.INTERVAL_FIELDS, level),
+                             stdout=sys.stdout, attributes=store_attributes(model, "confint"))
+        if leverage_path is None:
             write_chunks(chunks, writer, console, len(points), quiet)
-        except BaseException:
-            lev_writer.abort()
-            raise
-        lev_writer.commit()
+        else:  # the leverages are committed after the intervals, or not at all
+            with written_whole(_write_leverages(model, fit, leverage_path, lev_fmt, writer)):
+                write_chunks(chunks, writer, console, len(points), quiet)
     if not quiet:
         print_fit_summary(console, model, fit, train_path, len(points), level,
                           time.perf_counter() - started)
+    for message in fit.warnings(model.output_names):
+        warn(console, message)
+
+
+def _fit_and_intervals(client, model, train_rows, train_source, train_path, points, level,
+                       chunk_size, source):
+    """The fit on the training rows and the intervals' chunks: in this process, or on
+    the cluster (the fit as a tree reduction of per-block factors)."""
+    from jaccli.stats import confint as ci
+
+    if client is None:
+        X_train, Y_train = ci.split_training_rows(train_rows, train_source, model.n_inputs)
+        fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
+        return fit, ci.iter_intervals(model, fit, points, level, chunk_size, source)
+    from jaccli.scale.fit import fit_on_cluster, interval_chunks
+
+    fit = fit_on_cluster(client, model, train_rows, model.n_inputs, chunk_size, train_source)
+    return fit, interval_chunks(client, model, fit, points, level, chunk_size, source)
 
 
 def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
@@ -114,7 +133,8 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
     columns = [f"{y}_{field}" for y in model.output_names for field in fields]
     try:
         writer = open_writer(path, fmt, "leverage", lev.shape, np.float64, columns,
-                             npz_extras(model, fit.X_train, fields), stdout=sys.stdout)
+                             npz_extras(model, fit.X_train, fields), stdout=sys.stdout,
+                             attributes=store_attributes(model, "confint --leverage"))
         writer.write(0, lev.reshape(len(lev), -1))
     except BaseException:
         intervals_writer.abort()
@@ -134,14 +154,20 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
 @click.option("--value-tol", type=click.FloatRange(min=0, min_open=True), default=1e-5,
               show_default=True,
               help="Tolerance of value against the reference outputs, relative to their scale.")
+@click.option("--all", "check_all", is_flag=True,
+              help="params: check every point and parameter (default: a seeded sample of "
+                   "64 points and 128 parameters).")
 def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
-          quiet, what, tol, value_tol):
+          quiet, what, tol, value_tol, check_all):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
     Richardson-extrapolated central differences (with an error estimate).
     An element fails when |analytic - richardson| > tol * scale + 3 * estimate
-    (scale: the largest |derivative| of that output). If the points file's
+    (scale: the largest |derivative| of that output); one whose difference
+    stencil crosses a kink (a relu unit changes side within the steps) is
+    skipped instead, and counted. params is checked at a seeded sample of
+    points and parameters unless --all. If the points file's
     header also names the outputs (e.g. model.predict from the framework that
     trained the model), jaccli's values are checked against them: this is what
     catches a wrong spec (a transposed kernel, a wrong activation), which
@@ -155,7 +181,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     import numpy as np
 
     from jaccli.stats import check as checking
-    from ..model import check_finite_points
+    from jaccli.model import check_finite_points
     from jaccli.cli.summary import print_check_report, stderr_console
     from jaccli.io.writers import TableWriter, check_output_path, output_format
 
@@ -174,17 +200,11 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     check_finite_points(points, source)
     reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
-                            chunk_size, source)
-    writer = TableWriter(output, fmt, report.columns, stdout=sys.stdout)
-    try:
+                            chunk_size, source, sample=not check_all)
+    with written_whole(TableWriter(output, fmt, report.columns, stdout=sys.stdout)) as writer:
         writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     if not quiet:
-        print_check_report(stderr_console(), model, report.rows, report.failures,
-                           report.n_points, dtype, report.tol, value_tol)
+        print_check_report(stderr_console(), model, report, dtype)
     if not report.passed:
         click.get_current_context().exit(1)
 

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from ..stats.moments import Moments
+from jaccli.stats.moments import Moments
 
 MAX_ROWS = 15
 
@@ -44,37 +44,53 @@ def stderr_console():
     return console
 
 
+def warn(console, message):
+    """The one path of a warning, for every command: standard error (``console``, or a
+    new one), whether or not --quiet silenced the summary. The message is plain text
+    (a tensor name such as W0[1] is not markup)."""
+    from rich.text import Text
+
+    console = console or stderr_console()
+    console.print(Text.assemble(("warning", "yellow"), f": {message}"), soft_wrap=True)
+
+
+def titled_table(console, title):
+    """A table whose title is printed now, on its own line: rich's own table title is
+    padded with spaces to the table's width."""
+    from rich.table import Table
+
+    console.print(title, soft_wrap=True)
+    return Table()
+
+
 def describe_model(model):
-    names = [f"{model.n_inputs} in"]
-    for layer in model.network.layers:
-        names.append(f"{layer.kernel.shape[1]} {layer.activation.name}")
-    return " -> ".join(names) + f"  ({model.n_parameters} parameters)"
+    return f"{model.architecture}  ({model.n_parameters} parameters)"
 
 
-def _number(value):
-    return f"{value:.6g}"
+def _g(value, digits=4):
+    """A number in a few significant digits (nan and inf as such)."""
+    return f"{value:.{digits}g}"
 
 
 def print_summary(console, model, command, columns, stats, n_points, seconds, groups):
     """``groups``: list of (title, column indices) — one table per output."""
-    from rich.table import Table
 
     console.print(f"[bold]jaccli {command}[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
     rate = n_points / seconds if seconds > 0 else float("inf")
     noun = "point" if n_points == 1 else "points"
-    console.print(f"{n_points} {noun} in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
+    console.print(f"{n_points:,} {noun} in {seconds:.3f} s ({rate:,.0f} points/s, {model.dtype})")
     if stats is None:
         return
     ranked = len(groups) > 1 or len(groups[0][1]) > 1
     for title, indices in groups:
         order = sorted(indices, key=lambda i: -stats.mean_abs[i]) if ranked else list(indices)
-        table = Table(title=title, title_justify="left")
+        table = titled_table(console, title)
         for header in ("rank", "column", "mean", "std", "min", "max", "mean |.|"):
             table.add_column(header, justify="left" if header == "column" else "right")
         for rank, i in enumerate(order[:MAX_ROWS], 1):
-            table.add_row(str(rank), columns[i], _number(stats.mean[i]), _number(stats.std[i]),
-                          _number(stats.low[i]), _number(stats.high[i]), _number(stats.mean_abs[i]))
+            table.add_row(str(rank), columns[i], _g(stats.mean[i], 6), _g(stats.std[i], 6),
+                          _g(stats.low[i], 6), _g(stats.high[i], 6), _g(stats.mean_abs[i], 6))
         if len(order) > MAX_ROWS:
             table.add_row("", f"... {len(order) - MAX_ROWS} more", "", "", "", "", "")
         console.print(table)
@@ -111,16 +127,14 @@ class LazyProgress:
 def print_fit_summary(console, model, fit, train_path, n_points, level, seconds):
     """The least-squares fit behind ``confint``: rank, conditioning, s, leverages."""
     import numpy as np
-    from rich.table import Table
 
     from jaccli.stats import confint as ci
 
     console.print(f"[bold]jaccli confint[/bold] {model.path}")
     console.print(f"model: {describe_model(model)}")
-    console.print(f"training set: {train_path} ({fit.residuals.shape[0]} points); "
-                  f"{n_points} query points; level {level:g}; {seconds:.3f} s")
-    table = Table(title="least-squares fit (SVD of Z = dy/dtheta at the training inputs)",
-                  title_justify="left")
+    console.print(f"training set: {train_path} ({fit.residuals.shape[0]:,} points); "
+                  f"{n_points:,} query points; level {level:g}; {seconds:.3f} s")
+    table = titled_table(console, "least-squares fit (SVD of Z = dy/dtheta at the training inputs)")
     table.add_column("")
     for y in model.output_names:
         table.add_column(y, justify="right")
@@ -140,41 +154,47 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     for name, cells in rows:
         table.add_row(name, *cells)
     console.print(table)
-    for y, st in zip(model.output_names, fit.stats):
-        for warning in st.warnings():
-            console.print(f"[yellow]warning[/yellow] ({y}): {warning}")
-    if not np.all(np.isfinite(fit.loo_residuals)):
-        console.print("[yellow]warning[/yellow]: some training points have leverage 1 "
-                      "(they alone fix a parameter direction): their leave-one-out "
-                      "residual, and the LOO score, are infinite")
 
 
-def print_check_report(console, model, rows, failures, n_points, dtype, tol, value_tol):
+def print_check_report(console, model, report, dtype):
     """``check``'s table: each method's errors and time, PASS/FAIL per quantity."""
     from rich.table import Table
 
     console.print(f"[bold]jaccli check[/bold] {model.path}")
-    console.print(f"model: {describe_model(model)}; {n_points} points; analytic in {dtype}, "
-                  f"finite differences in float64")
-    table = Table(title_justify="left")
-    for header_name in ("quantity", "method", "max abs err", "max rel err", "error est.",
-                        "time (s)", "result"):
+    console.print(f"model: {describe_model(model)}; {report.n_points:,} points; analytic in "
+                  f"{dtype}, finite differences in float64", soft_wrap=True)
+    for quantity, (n_at, n_points, n_params, n_all) in report.samples.items():
+        if (n_at, n_params) != (n_points, n_all):
+            console.print(f"{quantity}: a seeded sample of {n_at:,} of {n_points:,} points and "
+                          f"{n_params:,} of {n_all:,} parameters (--all for every one)", soft_wrap=True)
+    table = Table()
+    headers = ("quantity", "method", "max abs err", "max rel err", "error est.", "checked",
+               "skipped", "time (s)", "result")
+    for header_name in headers:
         table.add_column(header_name, justify="left" if header_name in ("quantity", "method", "result") else "right")
 
     def num(value, spec_=".2e"):
         return "" if value is None else format(value, spec_)
 
-    for row in rows:
+    for row in report.rows:
         status = row.get("status", "")
         styled = {"PASS": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]"}.get(status, status)
         table.add_row(row["quantity"], row["method"], num(row.get("max_abs_error")),
                       num(row.get("max_rel_error")), num(row.get("error_estimate")),
+                      num(row.get("n_checked"), ","), num(row.get("n_skipped"), ","),
                       num(row.get("seconds"), ".4f"), styled)
     console.print(table)
-    console.print(f"tolerance: |analytic - richardson| <= {tol:g} x (largest |derivative| of the "
-                  f"output) + 3 x error estimate; value: {value_tol:g} x largest |reference|")
-    for quantity, res in failures:
-        console.print(describe_failure(model, quantity, res))
+    tolerance = (f"tolerance: |analytic - richardson| <= {report.tol:g} x (largest |derivative| "
+                 f"of the output) + 3 x error estimate")
+    if report.value_tol is not None:
+        tolerance += f"; value: {report.value_tol:g} x largest |reference|"
+    console.print(tolerance, soft_wrap=True)
+    if report.n_skipped:
+        console.print(f"skipped: {report.n_skipped:,} element(s) whose difference stencil crosses "
+                      f"a kink (a relu unit changes side within the steps) and disagrees: "
+                      f"finite differences do not measure the derivative there", soft_wrap=True)
+    for quantity, res in report.failures:
+        console.print(describe_failure(model, quantity, res), soft_wrap=True)
 
 
 def describe_failure(model, quantity, res):
@@ -197,16 +217,10 @@ def describe_failure(model, quantity, res):
 BAR_WIDTH = 20
 
 
-def _g(value, digits=4):
-    """A number in a few significant digits (nan and inf as such)."""
-    return f"{value:.{digits}g}"
-
-
 def print_sensitivity_summary(console, model, result, seconds):
     """Per output: inputs sorted by nu, a bar per input (its share of sum nu), the
     bootstrap interval and the Sobol' bound."""
     from rich.bar import Bar
-    from rich.table import Table
 
     n = result.n_points
     console.print(f"[bold]jaccli sensitivity[/bold] {model.path}")
@@ -224,7 +238,7 @@ def print_sensitivity_summary(console, model, result, seconds):
         order = np.argsort(-nu, kind="stable")
         finite = result.nu[k][np.isfinite(result.nu[k])]
         top = finite.max() if finite.size and finite.max() > 0 else 1.0
-        table = Table(title=f"{output}  (Var {_g(result.output_variance[k])})", title_justify="left")
+        table = titled_table(console, f"{output}  (Var {_g(result.output_variance[k])})")
         for header in ("input", "nu = E(dy/dx)^2", f"{result.level:.0%} CI", "share", "",
                        "E|dy/dx|", "E dy/dx", "S_T <="):
             table.add_column(header, justify="left" if header in ("input", "") else "right")

@@ -55,6 +55,9 @@ class Activation:
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
     vector: Optional[VectorRule] = None  # set for a function that couples its units
+    # s' or s'' jumps at z = 0 (relu, leaky_relu, elu, selu): a finite difference
+    # whose stencil crosses 0 does not measure the derivative (``jaccli check``)
+    kink_at_zero: bool = False
 
     @property
     def elementwise(self):
@@ -265,10 +268,10 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("linear", _linear, in_place=_linear_in_place),
         Activation("sigmoid", _sigmoid, in_place=_sigmoid_in_place),
         Activation("tanh", _tanh, in_place=_tanh_in_place),
-        Activation("relu", _relu),
-        Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}),
-        Activation("elu", _elu, {"alpha": 1.0}),
-        Activation("selu", _selu),
+        Activation("relu", _relu, kink_at_zero=True),
+        Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kink_at_zero=True),
+        Activation("elu", _elu, {"alpha": 1.0}, kink_at_zero=True),
+        Activation("selu", _selu, kink_at_zero=True),
         Activation("softplus", _softplus),
         Activation("softsign", _softsign),
         Activation("silu", _silu),

@@ -34,6 +34,11 @@ class DenseLayer:
         """The kernel transposed, C-contiguous (BLAS runs faster on it)."""
         return np.ascontiguousarray(self.kernel.T)
 
+    def __getstate__(self):
+        """Pickled without what is derived from the arrays (rebuilt on first use): a
+        model sent to Dask workers carries its weights only."""
+        return {key: value for key, value in self.__dict__.items() if key != "kernel_t"}
+
     def pre_activation(self, a):
         z = a @ self.kernel
         if self.bias is not None:
@@ -54,6 +59,10 @@ class Network:
     out_scale: np.ndarray  # (m,)
     # engine.fused_tangents's matrix per dtype, built on first use
     fused_cache: dict = field(default_factory=dict, repr=False)
+
+    def __getstate__(self):
+        """Pickled without the fused matrices (rebuilt on first use), as the layers are."""
+        return {**self.__dict__, "fused_cache": {}}
 
     @property
     def n_inputs(self):

@@ -1,1 +1,1 @@
-"""Reading model files: the spec, tensor stores, Keras files and the one dense-stack folding helper."""
+"""Reading model files: the spec, tensor stores (HDF5, NPZ, safetensors), Keras and ONNX files, and the one dense-stack folding helper."""

@@ -25,7 +25,9 @@ rounding):
   the stack was made with ``trailing_to_output_scaling`` and every scale is
   positive; otherwise it is refused.
 An activation applies to the dense layer right before it; one that follows
-nothing, an affine map or another activation is refused, and nothing but (when
+nothing, an affine map or another activation is refused (except a ReLU or
+LeakyReLU after an activation that is never negative: the identity there,
+so dropped), and nothing but (when
 allowed) an output scaling may follow a softmax. Folded tensors keep the dense
 layer's names unless the stack has ``rename_folded``.
 """
@@ -37,6 +39,16 @@ import numpy as np
 from jaccli.errors import JaccliError
 
 LAYOUTS = ("in_out", "out_in")
+
+# Activations whose value is never negative, and those that are the identity
+# there: a ReLU or LeakyReLU after relu/sigmoid/softplus/exp changes nothing,
+# so it is folded away (Keras models often put a LeakyReLU layer after
+# Dense(activation="relu")). The derivatives agree too: where the first
+# activation's output is 0 (relu at z <= 0, or an underflow) its own
+# derivative is 0 (relu's left derivative) or underflows with it, so the
+# product is the same whichever derivative the second one takes at 0.
+NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp")
+_IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
 
 
 def checked_tensor(array, where):
@@ -151,6 +163,8 @@ class DenseStack:
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
                               f"{self.dense_word} layer")
         last = self.layers[-1]
+        if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
+            return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see below)
         if last.activation is not None:
             raise JaccliError(f"{self.source}: {where}: two activations in a row cannot be one "
                               f"{self.dense_word} layer (it already applies {last.activation})")

@@ -16,6 +16,13 @@ Two layouts are read:
   are ``dense/kernel:0`` in Keras 2 and ``sequential/dense/kernel`` or
   ``dense/kernel`` in Keras 3; only the last component is used.
 
+A weights-only file (``model.save_weights``) is read with the model's
+architecture JSON (``model.to_json()``: the same configuration, on its own)
+by ``read_keras_json``; its weights are in one of the two layouts above.
+
+A ``ReLU``/``LeakyReLU`` after ``relu``, ``sigmoid``, ``softplus`` or
+``exponential`` is the identity there and is dropped (jaccli.formats.folding).
+
 The configuration is parsed with ``json.loads`` and nothing else: no Keras
 import, no deserialization, no pickle, no eval. A ``Lambda`` layer is refused
 from its class name; its code is never looked at.
@@ -131,7 +138,7 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     Raises JaccliError, with one line naming the file, for anything that is
     not a readable Keras model made of supported layers.
     """
-    fname = os.path.basename(str(path))
+    fname = str(path)
     try:
         if zipfile.is_zipfile(path):
             return _read_archive(path, fname)
@@ -142,15 +149,69 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
         if is_h5:
             return _read_legacy_h5(path, fname)
     except _DAMAGED as exc:
-        # h5py, zipfile and json raise these for a damaged file or a config of
-        # unexpected types; the user can only replace the file.
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise JaccliError(f"{fname}: damaged or unexpected Keras model file ({detail})") from None
+        raise _damaged(fname, exc, "Keras model file") from None
     if fname.lower().endswith(".keras"):
         raise JaccliError(f"{fname}: damaged Keras archive (not a valid zip file)")
     raise JaccliError(
         f"{fname}: not a Keras model file (neither a .keras zip archive nor HDF5)"
     )
+
+
+def read_keras_json(json_path, weights_path, config=None):
+    """(spec, tensors) of a Keras architecture JSON (``model.to_json()``) and the
+    HDF5 file its weights were saved in.
+
+    The weights file may be Keras 2's ``model.save_weights("model.h5")`` (one
+    group per layer name, as in a model file's ``model_weights``), Keras 3's
+    ``model.save_weights("model.weights.h5")`` (``layers/<class>/vars/<i>``,
+    as inside a ``.keras`` archive), or a whole model file. ``config``: the
+    JSON already parsed (by ``keras_json_config``).
+    """
+    json_path, weights_path = str(json_path), str(weights_path)
+    config = keras_json_config(json_path) if config is None else config
+    if config is None:
+        raise JaccliError(f"{json_path}: not a Keras model JSON (model.to_json())")
+    source = f"{weights_path} (with {json_path})"
+    try:
+        chain, n_inputs = _model_chain(config, json_path)
+    except _DAMAGED as exc:
+        raise _damaged(json_path, exc, "Keras model JSON") from None
+    try:
+        with h5py.File(weights_path, "r") as h5:
+            if "layers" in h5 or "_layer_checkpoint_dependencies" in h5:
+                weights = _ArchiveWeights(h5, _all_layers(config), weights_path)
+            else:
+                weights = _LegacyWeights(h5["model_weights"] if "model_weights" in h5 else h5,
+                                         weights_path)
+            return _build(chain, n_inputs, weights, source)
+    except _DAMAGED as exc:
+        raise _damaged(source, exc, "Keras weights or model JSON") from None
+
+
+def keras_json_config(path):
+    """The model config in a Keras architecture JSON file, or None if ``path``
+    does not hold one (a YAML spec, other JSON, an unreadable file)."""
+    from jaccli.formats.spec import MAX_SPEC_BYTES
+
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_SPEC_BYTES + 1)
+    except OSError:
+        return None
+    if not text.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{") or len(text) > MAX_SPEC_BYTES:
+        return None
+    try:
+        config = json.loads(text.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return None
+    return config if isinstance(config, dict) and "class_name" in config else None
+
+
+def _damaged(fname, exc, what):
+    # h5py, zipfile and json raise these for a damaged file or a config of
+    # unexpected types; the user can only replace the file.
+    detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    return JaccliError(f"{fname}: damaged or unexpected {what} ({detail})")
 
 
 # --------------------------------------------------------------------------
@@ -506,11 +567,16 @@ class _ArchiveWeights:
 
 
 class _LegacyWeights:
-    """Datasets of a legacy HDF5 model file's ``model_weights`` group."""
+    """Datasets of a legacy HDF5 model file's ``model_weights`` group, or of the
+    root of a Keras 2 ``save_weights`` file (the same layout)."""
 
     def __init__(self, group, fname):
         self.group = group
         self.fname = fname
+        self.prefix = group.name.strip("/")  # 'model_weights', or '' for the root
+
+    def _path(self, *parts):
+        return "/".join(filter(None, (self.prefix,) + parts))
 
     def get(self, entry):
         name = _layer_name(entry)
@@ -519,25 +585,22 @@ class _LegacyWeights:
             if not _weight_roles(entry):
                 return {}
             raise JaccliError(
-                f"{self.fname}: 'model_weights' has no group for layer '{name}'"
+                f"{self.fname}: no weights group '{self._path(name)}' for layer '{name}'"
             )
         arrays = {}
         for weight_name in _attribute_list(layer_group, "weight_names"):
             dataset = layer_group.get(weight_name)
+            where = self._path(name, weight_name)
             if not isinstance(dataset, h5py.Dataset):
-                raise JaccliError(
-                    f"{self.fname}: missing weight dataset "
-                    f"'model_weights/{name}/{weight_name}'"
-                )
+                raise JaccliError(f"{self.fname}: missing weight dataset '{where}'")
             # 'dense/kernel:0' (Keras 2), 'sequential/dense/kernel' (Keras 3).
             role = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
-            where = f"model_weights/{name}/{weight_name}"
             arrays[role] = _read_dataset(dataset, self.fname, where, self.group)
         for role in _weight_roles(entry):
             if role not in arrays and role != "count":
                 raise JaccliError(
                     f"{self.fname}: layer '{name}' has no '{role}' weight in "
-                    "'model_weights'"
+                    f"'{self._path(name)}'"
                 )
         return arrays
 

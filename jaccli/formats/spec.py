@@ -38,6 +38,7 @@ class Spec:
     output_scaling: Optional[dict]
     layers: List[LayerSpec]
     source: str  # where the spec came from, for error messages
+    notes: tuple = ()  # what a reader chose for the user to know (shown by `info`)
 
 
 # A spec is a few hundred bytes; anything near this is not a spec (and a bound
@@ -181,6 +182,19 @@ def _parse_spec_bytes(raw, source):
     except UnicodeDecodeError as exc:
         raise JaccliError(f"{source}: the spec is not UTF-8 text (byte {exc.start})") from None
     return parse_spec_text(text, source)
+
+
+def spec_from(value):
+    """A ``Spec`` from what the Python API accepts as one: a path (str or
+    os.PathLike), a dict (the YAML's mapping), or a YAML text (a str holding a
+    newline or ': ', which no spec file name does)."""
+    if isinstance(value, dict):
+        return parse_spec(value, "the spec dict")
+    if isinstance(value, str) and ("\n" in value or ": " in value) and not os.path.isfile(value):
+        return parse_spec_text(value, "the spec text")
+    if isinstance(value, (str, os.PathLike)):
+        return read_spec_file(os.fspath(value))
+    raise JaccliError(f"spec: expected a path, a dict or a YAML text, not {type(value).__name__}")
 
 
 def _names(value, field, source, prefix):

@@ -1,10 +1,11 @@
-"""Weight files (HDF5, NPZ) and where the spec comes from.
+"""Weight files (HDF5, NPZ, safetensors) and where the spec comes from.
 
 Nothing is executed: NPZ is opened with ``allow_pickle=False``, HDF5 is read
-as plain datasets, YAML with the safe loader. ``load_spec_and_tensors``
-returns the spec and a ``TensorStore`` (name -> array) holding the tensors the
-spec names, read before the file is closed; each array is checked for dtype
-and finiteness when a layer takes it.
+as plain datasets, safetensors as raw bytes (jaccli.formats.safetensors),
+YAML with the safe loader. ``load_spec_and_tensors`` returns the spec and a
+``TensorStore`` (name -> array) holding the tensors the spec names, read
+before the file is closed; each array is checked for dtype and finiteness
+when a layer takes it.
 """
 
 import os
@@ -12,13 +13,13 @@ import struct
 import tokenize
 import zipfile
 import zlib
-from pathlib import Path
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, JaccliWarning
 from jaccli.formats.folding import checked_tensor
-from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file
+from jaccli.formats.safetensors import is_safetensors, open_safetensors
+from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
 
 EMBEDDED_SPEC = "jaccli_spec"
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -289,15 +290,19 @@ def open_weight_file(path):
     refuse_code_files(path)
     if path.endswith(".keras"):
         return None, None, True
+    if _is_onnx(path):  # read in load_spec_and_tensors: with no spec, as a graph
+        return None, None, False
     if _is_hdf5(path):
         return _open_hdf5(path)
     if zipfile.is_zipfile(path):
         return _open_npz(path)
+    if is_safetensors(path, os.path.getsize(path)):
+        return open_safetensors(path)
     with open(path, "rb") as handle:
         if handle.read(6) == b"\x93NUMPY":
             raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
                               f"weights with numpy.savez (NPZ) or as HDF5")
-    raise JaccliError(f"{path}: not an HDF5 or NPZ weight file")
+    raise JaccliError(f"{path}: not an HDF5, NPZ or safetensors weight file")
 
 
 # Files only running code can read (torch.save, pickle, joblib): recognised by
@@ -340,41 +345,111 @@ def _zip_holds_a_pickle(path):
 
 def sibling_spec_paths(path):
     """The spec files beside a model file (model.yaml, model.yml), which win over its embedded spec."""
-    stem = Path(path).with_suffix("")
-    return [str(stem) + ".yaml", str(stem) + ".yml"]
+    stem = os.path.splitext(str(path))[0]  # not pathlib: "./model" keeps its "./"
+    return [stem + ".yaml", stem + ".yml"]
+
+
+def keras_json_paths(path):
+    """The Keras architecture JSONs that may stand beside an HDF5 weights file:
+    ``<stem>.json`` (which wins over the spec embedded in the file) and
+    ``model.json`` in the same folder (tried after everything else)."""
+    stem = os.path.splitext(str(path))[0]
+    folder = os.path.dirname(str(path))
+    generic = os.path.join(folder, "model.json") if folder else "model.json"
+    return [stem + ".json"] + ([generic] if generic != stem + ".json" else [])
 
 
 def load_spec_and_tensors(path, spec_path=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
-    The spec is the first found of: ``spec_path`` (--spec), a spec file beside
-    the model (``sibling_spec_paths``), the spec embedded in the weight file,
-    a Keras model's own configuration.
+    The spec is the first found of: ``spec_path`` (--spec: a YAML spec, or a
+    Keras architecture JSON; from Python also a dict or a YAML text,
+    ``spec.spec_from``), a spec file beside the model
+    (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
+    weights file, the spec embedded in the weight file, a Keras model's own
+    configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
+    weights file's folder.
     """
     store, embedded, keras = open_weight_file(path)
     try:
         if spec_path is not None:
-            spec = read_spec_file(spec_path)
+            config = _keras_json(spec_path)
+            if config is not None:
+                return _keras_json_model(spec_path, config, path, store)
+            spec = spec_from(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
+            stem_json, folder_json = _keras_jsons_beside(path, store)
             if siblings:
                 spec = read_spec_file(siblings[0])
+            elif stem_json is not None:
+                return _keras_json_model(*stem_json, path, store)
             elif embedded is not None:
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
                 return _keras_model(path)
+            elif _is_onnx(path):
+                return _onnx_model(path)
+            elif folder_json is not None:
+                return _keras_json_model(*folder_json, path, store)
             else:
-                tried = sibling_spec_paths(path) + [
-                    f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-                raise JaccliError(f"{path}: no spec found; tried --spec, {', '.join(tried)}")
-        if store is None:  # a .keras archive with a user spec: read its weights file
-            store = _keras_weights_store(path)
+                raise _no_spec(path, _is_hdf5_store(store, path))
+        if store is None:  # a .keras archive or an ONNX model with a user spec
+            store = _onnx_initializers(path) if _is_onnx(path) else _keras_weights_store(path)
         used = _tensor_names(spec)
         _warn_unused(store, used)
         return spec, store.read(used)
     finally:
         if store is not None:
             store.close()
+
+
+def _no_spec(path, hdf5):
+    stem = os.path.splitext(str(path))[0]
+    if hdf5:
+        beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:]
+    else:
+        beside = [stem + ".{yaml,yml}"]
+    tried = ["--spec"] + beside + [
+        f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
+    return JaccliError(f"{path}: no spec found: the file holds only weights; pass --spec "
+                       f"SPEC.yaml, or for Keras weights --spec with the model's JSON "
+                       f"(model.to_json()); tried {', '.join(tried)}")
+
+
+def _keras_jsons_beside(path, store):
+    """(<stem>.json, model.json) beside an HDF5 weights file: each (path, its
+    Keras model config), or None unless it exists and holds one."""
+    found = [None, None]
+    if _is_hdf5_store(store, path):
+        for i, candidate in enumerate(keras_json_paths(path)):
+            config = _keras_json(candidate)
+            found[i] = None if config is None else (candidate, config)
+    return found
+
+
+def _is_hdf5_store(store, path):
+    return store is not None and os.path.isfile(path) and _is_hdf5(path)
+
+
+def _keras_json(path):
+    from jaccli.formats.keras import keras_json_config
+
+    is_file = isinstance(path, (str, os.PathLike)) and os.path.isfile(path)
+    return keras_json_config(path) if is_file else None
+
+
+def _keras_json_model(json_path, config, path, store):
+    """The spec and tensors of a Keras architecture JSON (``config``, parsed) and
+    the HDF5 weights file ``path``."""
+    from jaccli.formats.keras import read_keras_json
+
+    if not _is_hdf5_store(store, path):
+        raise JaccliError(f"{json_path}: a Keras model JSON goes with the HDF5 weights file Keras "
+                          f"saved (model.save_weights); {path} is not HDF5")
+    spec_dict, tensors = read_keras_json(json_path, path, config)
+    return parse_spec(spec_dict, f"{json_path} (Keras model JSON)"), \
+        TensorStore(path, tensors.get, list(tensors))
 
 
 def _tensor_names(spec):
@@ -393,8 +468,6 @@ def _warn_unused(store, used):
     """Warn about tensors the spec never takes (a 2-layer spec against a 3-layer file)."""
     import warnings
 
-    from jaccli.errors import JaccliWarning
-
     used = set(used)
     unused = [name for name in store.names
               if name not in used and not name.startswith(TRAINING_STATE)]
@@ -412,6 +485,28 @@ def _keras_model(path):
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
 
 
+def _is_onnx(path):
+    return path.lower().endswith(".onnx")
+
+
+def _onnx_model(path):
+    """An ONNX graph read with no spec; the notes say what was chosen (a classifier's output)."""
+    from jaccli.formats.onnx import onnx_spec_and_tensors
+
+    spec_dict, tensors, notes = onnx_spec_and_tensors(path)
+    spec = parse_spec(spec_dict, f"{path} (ONNX graph)")
+    spec.notes = tuple(notes)
+    return spec, TensorStore(path, tensors.get, list(tensors))
+
+
+def _onnx_initializers(path):
+    """An ONNX model's initializers by name, for a spec given by the user."""
+    from jaccli.formats.onnx import read_initializers
+
+    getter, names = read_initializers(path)
+    return TensorStore(path, getter, names)
+
+
 def _keras_weights_store(path):
     import io
 
@@ -419,12 +514,11 @@ def _keras_weights_store(path):
 
     from jaccli.formats.keras import _zip_read
 
-    name = os.path.basename(path)
     try:
         with zipfile.ZipFile(path) as archive:
             if "model.weights.h5" not in archive.namelist():
                 raise JaccliError(f"{path}: the Keras archive has no model.weights.h5")
-            data = _zip_read(archive, "model.weights.h5", name)
+            data = _zip_read(archive, "model.weights.h5", path)
     except _ZIP_ERRORS as exc:
         raise JaccliError(f"{path}: not a readable .keras archive ({clip(str(exc), 200)})") from None
     try:

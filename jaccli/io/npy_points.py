@@ -74,14 +74,7 @@ class NpyTable:
         return False
 
     def take(self, groups):
-        total = sum(len(group.names) for group in groups)
-        if all(group.picks is None for group in groups) and self.width != total:
-            raise JaccliError(f"{self.source}: the array has shape {self.array.shape}; "
-                              f"expected (N, {total}) or ({total},), or pick the columns "
-                              f"with {groups[0].option}")
-        columns = select_columns(None, self.width, groups, self.source)
-        if len(self.array) == 0:
-            raise JaccliError(f"{self.source}: zero points")
+        columns = array_columns(self.array.shape, groups, self.source)
         every = columns == list(range(self.width))
         array = self.array
         if isinstance(array, np.memmap) and array.flags.c_contiguous:
@@ -89,6 +82,20 @@ class NpyTable:
             rows.keep = self.keep
             return rows
         return array if every else array[:, columns]
+
+
+def array_columns(shape, groups, source):
+    """The columns of an (N, width) array (it has no header) holding ``groups``: its
+    width must be theirs unless the columns are picked; zero rows are an error."""
+    total = sum(len(group.names) for group in groups)
+    if all(group.picks is None for group in groups) and shape[1] != total:
+        raise JaccliError(f"{source}: the array has shape {tuple(shape)}; "
+                          f"expected (N, {total}) or ({total},), or pick the columns "
+                          f"with {groups[0].option}")
+    columns = select_columns(None, shape[1], groups, source)
+    if shape[0] == 0:
+        raise JaccliError(f"{source}: zero points")
+    return columns
 
 
 def _load(file, source, mmap_mode=None):
@@ -112,6 +119,7 @@ class NpyRows:
 
     def __init__(self, path, mapped, columns=None, source=None):
         self.path, self.source = path, source or path
+        self.keep = None
         self.dtype = mapped.dtype
         self.columns = columns
         self.shape = (mapped.shape[0], mapped.shape[1] if columns is None else len(columns))
@@ -125,12 +133,16 @@ class NpyRows:
     def __len__(self):
         return self.shape[0]
 
+    @property
+    def reopens_by_path(self):
+        """A Dask worker opens the file itself (shared storage); not a pipe's spooled copy."""
+        return self.keep is None
+
+    def __reduce__(self):
+        return _reopen_npy, (self.path, self.columns, self.source)
+
     def __getitem__(self, rows):
-        if not isinstance(rows, slice):
-            raise TypeError("NpyRows takes a slice of rows")
-        start, stop, step = rows.indices(len(self))
-        if step != 1:
-            raise TypeError("NpyRows takes a contiguous slice of rows")
+        start, stop = row_range(self, rows)
         count = max(stop - start, 0)
         data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
         if len(data) != count * self._row_bytes:
@@ -147,3 +159,18 @@ class NpyRows:
             os.close(self._fd)
         except (OSError, AttributeError):
             pass
+
+
+def _reopen_npy(path, columns, source):
+    return NpyRows(path, _load(path, source, mmap_mode="r"), columns, source)
+
+
+def row_range(source, rows):
+    """(start, stop) of ``rows``, a contiguous slice of a row source's rows (all a
+    chunk loop asks of a source read lazily)."""
+    if not isinstance(rows, slice):
+        raise TypeError(f"{type(source).__name__} takes a slice of rows")
+    start, stop, step = rows.indices(len(source))
+    if step != 1:
+        raise TypeError(f"{type(source).__name__} takes a contiguous slice of rows")
+    return start, stop

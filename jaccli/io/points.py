@@ -29,14 +29,15 @@ from jaccli.formats.spec import clip
 from jaccli.io.blocks import BlockRows
 from jaccli.io.npy_points import NPY_MAGIC, NpyRows, NpyTable
 from jaccli.io.selection import Wanted, names_all, parse_picks, placeholder_names, select_columns
+from jaccli.io.zarr_store import ZarrTable, is_zarr_path
 
 # A larger CSV/TSV file is parsed a block at a time (TextRows), so memory stays
 # bounded; a smaller one is read whole. Blocks are faster too (a 63 MB file with
 # pyarrow: 2.8 s and 145 MB peak in 4 MB blocks, 6.8 s and 440 MB whole), so only
 # a file of about two blocks is read whole.
 STREAM_TEXT_BYTES = int(os.environ.get("JACCLI_STREAM_TEXT_BYTES", 8 << 20))
-POINT_FORMATS = ("csv", "tsv", "txt", "npy", "parquet")
-SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".npy": "npy",
+POINT_FORMATS = ("csv", "tsv", "txt", "npy", "zarr", "parquet")
+SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".npy": "npy", ".zarr": "zarr",
                   ".parquet": "parquet"}
 
 
@@ -69,12 +70,14 @@ def read_points(path, input_names, stdin=None, fmt=None, columns=None):
 
 
 def open_points(path, fmt=None, stdin=None):
-    """A points table (``TextTable`` or ``NpyTable``): its format found and its head read,
+    """A points table (``TextTable``, ``NpyTable``, ``ZarrTable``): its format found and its head read,
     its columns chosen by ``take``. A regular file is not read whole when large."""
     if fmt is not None and fmt not in POINT_FORMATS:
         raise JaccliError(f"unknown points format {fmt!r} (use {', '.join(POINT_FORMATS)})")
     if path == "-":
         return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", fmt)
+    if fmt == "zarr" or (fmt is None and is_zarr_path(path)):  # a directory, read by zarr
+        return ZarrTable(path)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -159,7 +162,7 @@ def text_header(path):
 
 def is_streamed(points):
     """Points read chunk by chunk (so checked chunk by chunk) rather than held whole."""
-    return isinstance(points, (NpyRows, BlockRows, np.memmap))
+    return isinstance(points, (NpyRows, BlockRows, np.memmap)) or getattr(points, "streamed", False)
 
 
 @dataclass

@@ -15,8 +15,13 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 
+# Temporary outputs neither committed nor aborted yet. A Ctrl-C can land
+# anywhere, even between creating a temporary file and the try block that
+# would remove it: the command line calls ``remove_unfinished`` on its way out.
+_UNFINISHED = set()
+
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz",
-           ".parquet": "parquet"}
+           ".zarr": "zarr", ".parquet": "parquet"}
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
@@ -27,14 +32,14 @@ def output_format(path, fmt=None):
         return fmt
     if path in (None, "-"):
         return "csv"
-    if os.path.isdir(path):
+    suffix = os.path.splitext(path.rstrip(os.sep))[1].lower()
+    if os.path.isdir(path) and not (suffix == ".zarr" and _replaceable_store(path)):
         raise JaccliError(f"{path}: is a directory; -o needs a file name")
-    suffix = os.path.splitext(path)[1].lower()
     if not suffix:  # /dev/null, a pipe, a plain name: text, like standard output
         return "csv"
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use .csv, .tsv/.txt, .npy, .npz or .parquet, or --format)")
+                          f"(use .csv, .tsv/.txt, .npy, .npz, .zarr or .parquet, or --format)")
     return FORMATS[suffix]
 
 
@@ -42,10 +47,10 @@ def check_output_path(path, inputs):
     """Refuse, before any work, an output that cannot be written or would clobber an input."""
     if path in (None, "-"):
         return
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = folder_as_written(path)
     if not os.path.isdir(directory):
         raise JaccliError(f"{path}: the directory {directory} does not exist")
-    if os.path.isdir(path):
+    if os.path.isdir(path) and not _replaceable_store(path):
         raise JaccliError(f"{path}: is a directory")
     if not os.access(directory, os.W_OK):
         raise JaccliError(f"{path}: the directory {directory} is not writable")
@@ -55,8 +60,21 @@ def check_output_path(path, inputs):
             continue
         if is_special_file(path):
             break  # a pipe or device is no input's file
-        if os.path.realpath(item) == target or (os.path.exists(path) and _same_file(item, path)):
+        inside = os.path.realpath(item).startswith(target + os.sep)  # an array in the store
+        if os.path.realpath(item) == target or inside or (os.path.exists(path) and _same_file(item, path)):
             raise JaccliError(f"{path}: is one of the inputs ({item}); refusing to overwrite it")
+
+
+def _replaceable_store(path):
+    """An existing Zarr store may be replaced by -o (a run writes a new one beside it)."""
+    from jaccli.io.zarr_store import is_zarr_store
+
+    return is_zarr_store(path)
+
+
+def folder_as_written(path):
+    """The folder of ``path`` as the user wrote it (``.`` for a bare name), for messages."""
+    return os.path.dirname(str(path)) or "."
 
 
 def _same_file(a, b):
@@ -87,7 +105,7 @@ def check_output_room(path, fmt, shape, dtype):
         check_memory(nbytes, f"{path}: {what}, gathered in memory for NPZ,", MEMORY_ADVICE)
     if path in (None, "-") or is_special_file(path):
         return  # standard output and pipes are streamed; their consumer decides
-    estimate = nbytes if fmt in ("npy", "npz") else count * CSV_BYTES_PER_NUMBER
+    estimate = nbytes if fmt in ("npy", "npz", "zarr") else count * CSV_BYTES_PER_NUMBER
     check_disk(path, estimate, what, DISK_ADVICE)
 
 
@@ -109,22 +127,69 @@ def _writing(method):
 
 
 def format_rows(rows, delimiter):
-    """Shortest round-trip text of every float (Python's repr), one line per row.
+    """Shortest round-trip text of every number, one line per row.
 
-    One %-format over the whole block runs the repr loop in C, about as fast
-    as numpy.savetxt's "%.17g" and with the shortest exact digits; with
-    pyarrow installed its formatter writes the same text about 3x faster.
+    float64: Python's repr. One %-format over the whole block runs the repr
+    loop in C, about as fast as numpy.savetxt's "%.17g" and with the shortest
+    exact digits. float32: the shortest text that reads back as the same
+    float32 (``float32_texts``), not the float64 digits of it. With pyarrow
+    installed, float64 rows go through its formatter: the same text, about 3x
+    faster.
     """
     from jaccli.io.arrow import format_rows as arrow_format_rows
 
+    rows = np.asarray(rows)
     text = arrow_format_rows(rows, delimiter)
     if text is not None:
         return text
-    row_format = delimiter.join(["%r"] * rows.shape[1]) + "\n"
-    # a few hundred thousand Python floats at a time, however wide the rows
-    step = max(1, (1 << 17) // max(rows.shape[1], 1))
-    return "".join((row_format * len(part)) % tuple(part.ravel().tolist())
-                   for part in (rows[i:i + step] for i in range(0, len(rows), step)))
+    width = max(rows.shape[1], 1)
+    # a few hundred thousand numbers at a time, however wide the rows
+    step = max(1, (1 << 17) // width)
+    parts = []
+    for block in (rows[i:i + step] for i in range(0, len(rows), step)):
+        if block.dtype == np.float32:
+            cells = float32_texts(block.ravel())
+            row_format = delimiter.join(["%s"] * width) + "\n"
+        else:
+            cells = tuple(block.ravel().tolist())
+            row_format = delimiter.join(["%r"] * width) + "\n"
+        parts.append((row_format * len(block)) % tuple(cells))
+    return "".join(parts)
+
+
+def float32_texts(values):
+    """The shortest decimal text of each float32 that reads back as the same float32
+    (numpy's float32 repr, np.format_float_scientific(unique=True), in %g notation).
+
+    A whole block is formatted with "%.6g", then "%.7g", "%.8g", "%.9g" (one
+    %-format each, in C), and each number keeps the first that round-trips:
+    "%.pg" is the nearest p-digit decimal, so it round-trips if any p-digit
+    decimal does, and a normal float32 is closer to a 6-digit decimal that
+    reads back as itself than half a 6-digit step, so fewer digits need no
+    pass of their own. Subnormals (fewer significant bits) go through numpy.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    with np.errstate(invalid="ignore"):  # a signalling NaN stays a NaN
+        wide = values.astype(np.float64)
+    texts = np.empty(values.size, dtype=object)
+    pending = np.arange(values.size)
+    for digits in (6, 7, 8, 9):
+        numbers = wide[pending].tolist()
+        text = (f"%.{digits}g " * len(numbers)) % tuple(numbers)
+        candidates = text.split()
+        if digits == 9:  # nine significant digits always identify a float32
+            texts[pending] = candidates
+            break
+        back = np.fromstring(text, dtype=np.float64, sep=" ").astype(np.float32)
+        exact = (back == values[pending]) | ~np.isfinite(values[pending])
+        texts[pending[exact]] = np.array(candidates, dtype=object)[exact]
+        pending = pending[~exact]
+        if not pending.size:
+            break
+    tiny = np.flatnonzero((values != 0) & (np.abs(values) < np.finfo(np.float32).tiny))
+    for i in tiny:
+        texts[i] = np.format_float_scientific(values[i], unique=True, trim="-")
+    return texts.tolist()
 
 
 def format_cells(rows, delimiter):
@@ -168,13 +233,14 @@ class AtomicFile:
         if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
             self.path = self.target = self.temp_path = path
             return
+        self.target = path  # errors name the output as the user wrote it
         # A symbolic link is followed: its target is what gets replaced, not the link.
         path = os.path.realpath(path) if os.path.islink(path) else path
         self.path = path
         directory = os.path.dirname(os.path.abspath(path))
-        self.target = path
         fd, self.temp_path = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part")
+        _UNFINISHED.add(self.temp_path)
         os.close(fd)
         if os.path.isfile(path):
             mode = os.stat(path).st_mode & 0o7777  # an overwritten file keeps its permissions
@@ -188,14 +254,47 @@ class AtomicFile:
     def commit(self):
         if not self.direct:
             os.replace(self.temp_path, self.path)
+            _UNFINISHED.discard(self.temp_path)
 
-    def abort(self):
-        if self.direct:
-            return  # never unlink a device or a pipe
+    def abort(self, handle=None):
+        """Close ``handle`` (the temporary file's, if open) and remove the temporary file.
+
+        Closing flushes what is buffered, which fails again after a full disk
+        or a file-size limit (EFBIG): that second error is dropped, the first
+        one is being reported, and the file goes anyway."""
         try:
-            os.unlink(self.temp_path)
-        except FileNotFoundError:
+            if handle is not None:
+                handle.close()
+        except OSError:
             pass
+        finally:
+            if not self.direct:  # never unlink a device or a pipe
+                _remove(self.temp_path)
+
+
+def _remove(temp_path):
+    try:
+        if os.path.isdir(temp_path) and not os.path.islink(temp_path):
+            import shutil
+
+            shutil.rmtree(temp_path)  # a store being built (Zarr)
+        else:
+            os.unlink(temp_path)
+    except FileNotFoundError:
+        pass
+    _UNFINISHED.discard(temp_path)
+
+
+def track_unfinished(temp_path, done=False):
+    """Have a temporary output built elsewhere (a Zarr store, a directory) removed
+    like the files here if the run stops first; ``done``: committed or removed."""
+    (_UNFINISHED.discard if done else _UNFINISHED.add)(temp_path)
+
+
+def remove_unfinished():
+    """Remove every temporary output still open (an interrupted or failed run)."""
+    for temp_path in list(_UNFINISHED):
+        _remove(temp_path)
 
 
 class Pending:
@@ -270,11 +369,7 @@ class TableWriter:
 
     def abort(self):
         if self.atomic:
-            try:
-                self.handle.close()
-            except OSError:
-                pass  # a full disk fails the flush too; the file goes anyway
-            self.atomic.abort()
+            self.atomic.abort(self.handle)
 
 
 class NpyWriter:
@@ -314,10 +409,7 @@ class NpyWriter:
         self.atomic.commit()
 
     def abort(self):
-        handle = getattr(self, "handle", None)
-        if handle is not None:
-            handle.close()
-        self.atomic.abort()
+        self.atomic.abort(getattr(self, "handle", None))
 
 
 def _needs_v2(header):
@@ -340,13 +432,9 @@ class NpzWriter:
         self.extras = extras
 
     def write(self, start, block):
-        block = block.reshape(len(block), -1)
-        offset = 0
-        for array in self.arrays.values():
-            width = int(np.prod(array.shape[1:], dtype=int))
-            part = block[:, offset:offset + width]
-            array[start:start + len(block)] = part.reshape((len(block),) + array.shape[1:])
-            offset += width
+        parts = [(name, array.shape) for name, array in self.arrays.items()]
+        for name, rows in split_parts(block, parts).items():
+            self.arrays[name][start:start + len(rows)] = rows
 
     @_writing
     def commit(self):
@@ -359,15 +447,28 @@ class NpzWriter:
         self.atomic.abort()
 
 
-def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None, parts=None):
+def split_parts(block, parts):
+    """{name: rows in the part's shape} from a block of rows holding ``parts`` side by side."""
+    block = np.asarray(block).reshape(len(block), -1)
+    split, offset = {}, 0
+    for name, shape in parts:
+        width = int(np.prod(shape[1:], dtype=int))
+        split[name] = block[:, offset:offset + width].reshape((len(block),) + tuple(shape[1:]))
+        offset += width
+    return split
+
+
+def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None,
+                attributes=None, parts=None):
     """A writer with ``write(start, block)``, ``commit()`` and ``abort()``.
 
     ``extras`` (NPZ only): a dict of arrays saved beside the result, or a
-    function returning it, called only when the NPZ is written. ``parts``:
-    [(name, shape)] of several results written side by side in each block
-    (``--with``); by default the one result (name, shape). A table (CSV, TSV,
-    Parquet) has their columns one after another; NPZ holds each by name; NPY
-    holds one array and refuses several.
+    function returning it, called only when the NPZ is written.
+    ``attributes`` (Zarr only): the store's attributes (the input and output names).
+    ``parts``: [(name, shape)] of several results written side by side in each
+    block (``--with``); by default the one result (name, shape). A table (CSV,
+    TSV, Parquet) has their columns one after another; NPZ and Zarr hold each
+    by name; NPY holds one array and refuses several.
     """
     parts = parts or [(name, shape)]
     if len(parts) > 1:  # for the room check: every number written
@@ -389,4 +490,12 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
         from jaccli.io.parquet import ParquetWriter
 
         return ParquetWriter(path, columns, dtype)
-    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz or parquet)")
+    if fmt == "zarr":
+        from jaccli.io.zarr_store import ZarrWriter
+
+        writer = ZarrWriter(path, dict(parts), dtype, attributes)
+        if len(parts) > 1:  # it takes {name: rows}: the block's columns, split
+            write = writer.write
+            writer.write = lambda start, block: write(start, split_parts(block, parts))
+        return writer
+    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz, zarr or parquet)")

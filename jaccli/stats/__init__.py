@@ -1,1 +1,1 @@
-"""Statistics built on the derivatives: confidence intervals and finite-difference checks."""
+"""Statistics built on the derivatives: confidence intervals, finite-difference checks and global sensitivity."""

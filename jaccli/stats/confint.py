@@ -43,7 +43,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats as _stats
+from scipy.special import stdtrit  # the t quantile; scipy.stats would add ~1 s of imports
 
 from jaccli.errors import JaccliError
 
@@ -171,17 +171,28 @@ class FitAccumulator:
         self._pending.append(Z)
         self._pending_rows += Z.shape[0]
         if self._pending_rows >= self._block_rows:
-            self._fold()
+            self.fold()
 
-    def _fold(self):
+    def fold(self):
         if not self._pending:
             return
         stacked = np.vstack([self._R] + self._pending)
         self._pending, self._pending_rows = [], 0
         self._R = np.linalg.qr(stacked, mode="r")
 
+    def merge(self, other):
+        """Take in another accumulator's rows through its factor R: a step of a tree
+        reduction (blocks of rows folded apart, then merged pairwise)."""
+        other.fold()
+        self.n_train += other.n_train
+        self.sse += other.sse
+        self._pending.append(other._R)
+        self._pending_rows += other._R.shape[0]
+        self.fold()
+        return self
+
     def finish(self):
-        self._fold()
+        self.fold()
         if self.n_train == 0:
             raise JaccliError("confint: the training set has no points")
         # The singular values of R are those of Z (Z = Q R, Q orthonormal).
@@ -211,7 +222,7 @@ def fit_statistics(Z, residuals):
 
 
 def t_quantile(stats, level):
-    return float(_stats.t.ppf((1.0 + check_level(level)) / 2.0, stats.dof))
+    return float(stdtrit(stats.dof, (1.0 + check_level(level)) / 2.0))
 
 
 def intervals(values, z_query, stats, level=0.95):
@@ -281,6 +292,15 @@ class ModelFit:
     def loo_scores(self):
         return [loo_score(self.loo_residuals[:, k]) for k in range(self.loo_residuals.shape[1])]
 
+    def warnings(self, output_names):
+        """What a user must hear about this fit (rank, conditioning, leverage 1), as lines."""
+        out = [f"({y}) {warning}" for y, st in zip(output_names, self.stats)
+               for warning in st.warnings()]
+        if not np.all(np.isfinite(self.loo_residuals)):
+            out.append("some training points have leverage 1 (they alone fix a parameter "
+                       "direction): their leave-one-out residual, and the LOO score, are infinite")
+        return out
+
 
 def output_parameter_masks(model):
     """For each output, which parameters can move it: (m, P) booleans.
@@ -331,30 +351,41 @@ def _fit_model(model, X_train, Y_train, chunk_size):
     N, m = Y_train.shape
     masks = output_parameter_masks(model)
     check_factor_memory(int(masks.sum(axis=1).max()), m)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(X_train))
     accs = [FitAccumulator(int(masks[k].sum())) for k in range(m)]
     residuals = np.empty((N, m))
     kept, kept_bytes = [], 0
-    for start, (Z, values) in model.map_chunks(_z_and_values(model), X_train, chunk):
-        r = Y_train[start:start + chunk] - values
-        residuals[start:start + chunk] = r
-        for k in range(m):
-            accs[k].add(Z[:, k, masks[k]], r[:, k])
+    for start, (Z, values) in model.map_chunks(z_and_values(model), X_train, chunk):
+        residuals[start:start + chunk] = fold_rows(accs, masks, Z, values,
+                                                   Y_train[start:start + chunk])
         if kept is not None:
             kept_bytes += Z.nbytes
             kept = kept + [Z] if kept_bytes <= KEEP_Z_BYTES else None
     stats = [acc.finish() for acc in accs]
     blocks = enumerate(kept) if kept is not None else (
-        (i, Z) for i, (_, (Z, _)) in enumerate(model.map_chunks(_z_and_values(model), X_train, chunk)))
+        (i, Z) for i, (_, (Z, _)) in enumerate(model.map_chunks(z_and_values(model), X_train, chunk)))
     lev = np.empty((N, m))
     for i, Z in blocks:
-        for k in range(m):
-            lev[i * chunk:(i + 1) * chunk, k] = stats[k].gain(Z[:, k, masks[k]])
+        lev[i * chunk:(i + 1) * chunk] = chunk_leverages(stats, masks, Z)
     loo = np.column_stack([loo_residuals(residuals[:, k], lev[:, k]) for k in range(m)])
     return ModelFit(stats, residuals, lev, loo, masks, X_train)
 
 
-def _z_and_values(model):
+def fold_rows(accumulators, masks, Z, values, targets):
+    """Fold a chunk of training rows (its Z (c, m, P) and values) into each output's
+    accumulator; returns the residuals (c, m)."""
+    r = targets - values
+    for k, acc in enumerate(accumulators):
+        acc.add(Z[:, k, masks[k]], r[:, k])
+    return r
+
+
+def chunk_leverages(stats, masks, Z):
+    """The leverages (c, m) of a chunk of training rows, given its Z (c, m, P)."""
+    return np.column_stack([st.gain(Z[:, k, masks[k]]) for k, st in enumerate(stats)])
+
+
+def z_and_values(model):
     """The chunk function of ``Model.map_chunks``: (Z (c, m, P), f (c, m)) in float64."""
     def compute(x, workspace):
         Z = model.compute_chunk("param_jacobian", x, work=workspace)
@@ -376,7 +407,7 @@ def model_intervals(model, fit, X, level=0.95, workspace=None):
     Returns an (N, m, 6) array; the last axis in ``INTERVAL_FIELDS`` order.
     """
     level = check_level(level)
-    Z, values = _z_and_values(model)(X, workspace)
+    Z, values = z_and_values(model)(X, workspace)
     out = np.empty(values.shape + (len(INTERVAL_FIELDS),))
     for k, st in enumerate(fit.stats):
         ci = intervals(values[:, k], Z[:, k, fit.masks[k]], st, level)
@@ -394,7 +425,7 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
     """Yield (start, (c, m, 6) intervals) chunk by chunk, in order: ``points`` may be
     read lazily (a large file streams); each chunk is checked for finite numbers."""
     level = check_level(level)
-    chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
+    chunk = model.chunk_points("param_jacobian", chunk_size, len(points))
 
     def compute(x, workspace):
         return model_intervals(model, fit, x, level, workspace)
@@ -411,19 +442,41 @@ def read_training_set(path, model, targets=None, stdin=None, fmt=None, columns=N
     (--train-columns) or by header name, then the targets, picked by ``targets``
     (--target: names or numbers from 1) or named as the spec's outputs; with no
     header, exactly n + m columns, the inputs then the targets."""
-    from jaccli.io.points import input_columns, open_points
-    from jaccli.io.selection import Wanted, placeholder_names
+    rows, source = training_table(path, model, targets, stdin, fmt, columns)
+    return split_training_rows(rows, source, model.n_inputs)
+
+
+def split_training_rows(rows, source, n_inputs):
+    """(X, Y) of a training table's rows, read whole and checked finite."""
     from jaccli.model import check_finite_points
 
+    data = np.asarray(rows, dtype=np.float64)
+    check_finite_points(data, source)
+    return data[:, :n_inputs], data[:, n_inputs:]
+
+
+def training_table(path, model, targets=None, stdin=None, fmt=None, columns=None):
+    """(rows, source name): a training file's inputs then targets, (N, n + m), chosen as
+    ``read_training_set`` says but not read whole: a large file (NPY, Zarr, a big
+    CSV) is read a chunk at a time (unchecked: the chunks are checked as read)."""
+    from jaccli.io.points import input_columns, open_points
+    from jaccli.io.selection import Wanted, placeholder_names
+
+    _check_target_count(model, targets)
     inputs = input_columns(model.input_names, columns, option="--train-columns")
     outputs = list(model.output_names)
     wanted_targets = Wanted(outputs, what="target", picks=list(targets) if targets else None,
                             option="--target",
                             placeholders=not targets and placeholder_names(outputs, "y"))
     table = open_points(path, fmt, stdin)
-    data = np.asarray(table.take([inputs, wanted_targets]), dtype=np.float64)
-    check_finite_points(data, table.source)
-    return data[:, :model.n_inputs], data[:, model.n_inputs:]
+    return table.take([inputs, wanted_targets]), table.source
+
+
+def _check_target_count(model, targets):
+    if targets and len(targets) != model.n_outputs:
+        raise JaccliError(f"--target given {len(targets)} time(s); the model has "
+                          f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
+                          f"give one target column per output, in that order")
 
 
 def training_set(model, train, targets=None, stdin=None, fmt=None, columns=None):
@@ -431,10 +484,7 @@ def training_set(model, train, targets=None, stdin=None, fmt=None, columns=None)
     or an (X, Y) pair. ``targets``: the file's target column of each output, in
     output order (default: the model's output names); ``fmt`` and ``columns``:
     the file's format and its input columns (see ``read_training_set``)."""
-    if targets and len(targets) != model.n_outputs:
-        raise JaccliError(f"--target given {len(targets)} time(s); the model has "
-                          f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
-                          f"give one target column per output, in that order")
+    _check_target_count(model, targets)
     if isinstance(train, (tuple, list)):
         X_train = model.as_points(train[0], "the training set")
         return X_train, np.asarray(train[1], dtype=np.float64).reshape(len(X_train), -1)

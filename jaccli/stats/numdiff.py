@@ -120,11 +120,7 @@ def _derivative(shifted, j, x, second, method, f0):
     central one straddles it and can be fooled, while a one-sided one does not
     cross it and gives the derivative on its side.
     """
-    if method == "central":
-        steps = [(CENTRAL_SECOND if second else CENTRAL_FIRST) * _scale(x)]
-    else:
-        base = (RICHARDSON_SECOND if second else RICHARDSON_FIRST) * _scale(x)
-        steps = [base / 2.0 ** i for i in range(RICHARDSON_STEPS)]
+    steps = _steps(x, second, method)
     # Every step, both signs, in one evaluation of the function.
     columns = [c for h in steps for c in (x + h, x - h)]
     values = shifted(j, columns)
@@ -143,6 +139,28 @@ def _derivative(shifted, j, x, second, method, f0):
             one = [_first(xs[i], x, fs[i], f0) for i in range(len(steps))]
         ladders.append(_best_window([o[0] for o in one], [o[1] for o in one], 1))
     return ladders
+
+
+def _steps(x, second, method):
+    """The steps along a coordinate whose values are x: one, or the Richardson ladder."""
+    if method == "central":
+        return [(CENTRAL_SECOND if second else CENTRAL_FIRST) * _scale(x)]
+    base = (RICHARDSON_SECOND if second else RICHARDSON_FIRST) * _scale(x)
+    return [base / 2.0 ** i for i in range(RICHARDSON_STEPS)]
+
+
+def stencil_changes(shifted, x, second, base):
+    """Whether a function of the point (e.g. which side of its kink each relu unit
+    is on) changes anywhere on the Richardson stencil of each coordinate.
+
+    ``shifted`` as for the differences, returning (k, N, K); ``base``: its value
+    at x itself (N, K). Returns booleans (N, d), d the coordinates of x.
+    """
+    changed = []
+    for j in range(x.shape[-1]):
+        columns = [c for h in _steps(x[..., j], second, "richardson") for c in (x[..., j] + h, x[..., j] - h)]
+        changed.append(np.any(shifted(j, columns) != base[None], axis=(0, -1)))
+    return np.stack(changed, axis=-1)
 
 
 def _one_sided_second(x, x2, x1, f2, f1, f0):
@@ -168,7 +186,7 @@ def _pick(ladders):
 # --- the three quantities -----------------------------------------------------
 
 
-def _input_shifter(f, X):
+def input_shifter(f, X):
     N = X.shape[0]
 
     def shifted(j, columns):
@@ -200,33 +218,40 @@ def input_jacobian(f, X, method="richardson", ladders=False):
     """
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1) if method != "central" else None
-    return _differentiate(_input_shifter(f, X), X, False, method, f0, ladders)
+    return _differentiate(input_shifter(f, X), X, False, method, f0, ladders)
 
 
 def input_hessdiag(f, X, method="richardson", ladders=False):
     """d2y/dx_j2 of a batched f: (N, n) -> (N, m). Returns (H (N, m, n), err or None)."""
     X = np.atleast_2d(np.asarray(X, dtype=np.float64))
     f0 = np.asarray(f(X), dtype=np.float64).reshape(X.shape[0], -1)
-    return _differentiate(_input_shifter(f, X), X, True, method, f0, ladders)
+    return _differentiate(input_shifter(f, X), X, True, method, f0, ladders)
 
 
-def param_jacobian(g, theta, method="richardson", ladders=False):
-    """dy/dtheta of g: theta (P,) -> values (N, m) (the model at every point).
-
-    Returns (J (N, m, P), err or None).
-    """
-    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
-
+def param_shifter(g, theta, indices):
+    """``shifted`` for parameter ``indices[p]`` of theta: g at each shifted theta, stacked."""
     def shifted(p, columns):
         out = []
         for c in columns:
             t = theta.copy()
-            t[p] = c
+            t[indices[p]] = c
             out.append(np.asarray(g(t), dtype=np.float64))
         return np.stack(out)
 
+    return shifted
+
+
+def param_jacobian(g, theta, method="richardson", ladders=False, indices=None):
+    """dy/dtheta of g: theta (P,) -> values (N, m) (the model at every point).
+
+    ``indices``: the parameters to differentiate along (default: all P).
+    Returns (J (N, m, len(indices)), err or None).
+    """
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+    indices = np.arange(theta.size) if indices is None else np.asarray(indices)
     f0 = np.asarray(g(theta), dtype=np.float64) if method != "central" else None
-    return _differentiate(shifted, theta, False, method, f0, ladders)
+    return _differentiate(param_shifter(g, theta, indices), theta[indices], False, method, f0,
+                          ladders)
 
 
 # --- the comparison -------------------------------------------------------------
@@ -239,7 +264,7 @@ DEFAULT_TOL = 1e-6
 SAFETY = 3.0
 
 
-def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
+def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None):
     """Compare an analytic derivative with a numerical one, elementwise.
 
     Both are (N, m, d). ``numeric`` may also be a list of (numeric, err_est)
@@ -258,19 +283,29 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
     method can resolve at that element (its error estimate, large where the
     function varies on a scale below the steps). NaN anywhere fails.
 
+    ``skip`` (booleans broadcastable to the elements): elements the
+    differences cannot judge (their stencil crosses a kink); one of them beyond
+    the allowance counts as skipped, not bad.
+
     Returns a dict: max_abs, max_rel (max |a - n| / scale_k), max_err_est,
-    n_bad (elements beyond the allowance), passed, and the worst element
-    (largest |a - n| / allowance): its index, both values, the allowance.
+    n_checked (elements), n_bad (elements beyond the allowance), n_skipped,
+    passed, and the worst element (largest |a - n| / allowance, skipped ones
+    aside): its index, both values, the allowance.
     """
     a = np.asarray(analytic, dtype=np.float64)
     candidates = numeric if isinstance(numeric, list) else [(numeric, err_est)]
     if not a.size:
-        return dict(max_abs=0.0, max_rel=0.0, max_err_est=0.0, n_bad=0, passed=True, worst=None,
-                    worst_analytic=None, worst_numeric=None, worst_allowed=None)
+        return dict(max_abs=0.0, max_rel=0.0, max_err_est=0.0, n_checked=0, n_bad=0, n_skipped=0,
+                    passed=True, worst=None, worst_analytic=None, worst_numeric=None,
+                    worst_allowed=None)
     reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
     scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True)
     d, e, diff, allowed, ratio = _best_candidate(a, candidates, tol * scale)
-    bad = ~(ratio <= 1.0)
+    beyond = ~(ratio <= 1.0)
+    skipped = beyond & (False if skip is None else np.broadcast_to(skip, a.shape))
+    bad = beyond & ~skipped
+    # the maxima below describe the judged elements
+    ratio, diff, e = (np.where(skipped, fill, x) for x, fill in ((ratio, -np.inf), (diff, 0.0), (e, 0.0)))
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff > 0, np.inf, 0.0))
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape))
@@ -279,7 +314,9 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL):
         "max_abs": float(np.nanmax(diff)),
         "max_rel": float(np.nanmax(rel)),
         "max_err_est": None if no_estimate else float(np.max(e)),
+        "n_checked": int(a.size),
         "n_bad": int(np.count_nonzero(bad)),
+        "n_skipped": int(np.count_nonzero(skipped)),
         "passed": not bool(np.any(bad)),
         "worst": worst,
         "worst_analytic": float(a[worst]),

@@ -44,10 +44,11 @@ from typing import List
 
 import numpy as np
 
-from .confint import check_level
-from .moments import Moments
-from ..errors import JaccliError
-from ..limits import check_memory
+from jaccli.errors import JaccliError
+from jaccli.io.selection import header_index
+from jaccli.limits import check_memory
+from jaccli.stats.confint import check_level
+from jaccli.stats.moments import Moments
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -100,6 +101,21 @@ class ChunkSums:
     derivatives: Moments  # of [d^2, |d|, d] (3, m, n)
     weighted: np.ndarray  # (B, 2 m n): sum_i w_ib [d_i^2, |d_i|]
     weight_totals: np.ndarray  # (B,): sum_i w_ib
+
+    @classmethod
+    def empty(cls, m, n, replicates):
+        return cls(Moments(m), Moments(n, track_range=True), Moments((3, m, n)),
+                   np.zeros((replicates, 2 * m * n)), np.zeros(replicates))
+
+    def merge(self, other):
+        """Fold in ``other``, the sums of the rows after these; returns self.
+        (Merging into empty sums copies ``other`` exactly.)"""
+        self.outputs.merge(other.outputs)
+        self.inputs.merge(other.inputs)
+        self.derivatives.merge(other.derivatives)
+        self.weighted += other.weighted
+        self.weight_totals += other.weight_totals
+        return self
 
 
 # ---------------------------------------------------------------- bounds
@@ -200,13 +216,13 @@ def parse_bounds(bounds, input_names):
                               f"inputs ({', '.join(names)}): give one per input, in that order")
         return [_parse_bound(item, item) for item in items]
     by_name = {}
-    lookup = {name.strip().lower(): name for name in names}
     for item in items:
         key, text = (part.strip() for part in item.split("=", 1))
-        name = lookup.get(key.lower())
-        if name is None:
+        index = header_index(names, key, "--bounds", "input")  # matched like a header's names
+        if index is None:
             raise JaccliError(f"--bounds {item!r}: no input named {key!r} "
                               f"(the inputs: {', '.join(names)})")
+        name = names[index]
         if name in by_name:
             raise JaccliError(f"--bounds: input {name!r} is given twice")
         by_name[name] = _parse_bound(item, text)
@@ -326,11 +342,7 @@ class SensitivityAccumulator:
         check_memory(SUMS_IN_FLIGHT * 8 * self.bootstrap * (2 * self.m * self.n + 1 + WEIGHT_ROWS),
                      f"--bootstrap {self.bootstrap} for {self.m} output(s) x {self.n} input(s)",
                      "use fewer replicates")
-        self.outputs = Moments(self.m)
-        self.inputs = Moments(self.n, track_range=True)
-        self.derivatives = Moments((3, self.m, self.n))
-        self.weighted = np.zeros((self.bootstrap, 2 * self.m * self.n))
-        self.weight_totals = np.zeros(self.bootstrap)
+        self.total = ChunkSums.empty(self.m, self.n, self.bootstrap)
 
     def chunk_sums(self, values, jacobian, points, start):
         """The sums of one chunk: values (N, m), jacobian (N, m, n), points (N, n) at
@@ -352,32 +364,30 @@ class SensitivityAccumulator:
                          weights.T @ features, weights.sum(axis=0))
 
     def merge(self, sums):
-        self.outputs.merge(sums.outputs)
-        self.inputs.merge(sums.inputs)
-        self.derivatives.merge(sums.derivatives)
-        self.weighted += sums.weighted
-        self.weight_totals += sums.weight_totals
+        """Fold in the sums of the rows after those merged so far."""
+        self.total.merge(sums)
 
     def add(self, values, jacobian, points, start=None):
         """One chunk; ``start`` (its first row) defaults to the row after the last chunk."""
-        start = self.outputs.count if start is None else int(start)
+        start = self.total.outputs.count if start is None else int(start)
         self.merge(self.chunk_sums(values, jacobian, points, start))
 
     def result(self):
         """The table; errors when fewer than 2 points were added."""
-        n_points = self.outputs.count
+        total = self.total
+        n_points = total.outputs.count
         check_point_count(n_points)
-        nu, mean_abs, mean = self.derivatives.mean
+        nu, mean_abs, mean = total.derivatives.mean
         with np.errstate(invalid="ignore", divide="ignore"):
-            replicates = (self.weighted / self.weight_totals[:, None]).reshape(
+            replicates = (total.weighted / total.weight_totals[:, None]).reshape(
                 self.bootstrap, 2, self.m, self.n)
             share = nu / nu.sum(axis=1, keepdims=True)
         tails = [(1 - self.level) / 2, (1 + self.level) / 2]
         # A replicate whose weights are all 0 (likely only with a handful of points) is NaN: skipped.
         (nu_lo, abs_lo), (nu_hi, abs_hi) = np.nanquantile(replicates, tails, axis=0)
-        variance = self.outputs.variance
+        variance = total.outputs.variance
         # Constant up to rounding: a spread below a few ulps of the values is noise, not a variance.
-        scale = np.maximum(np.abs(self.outputs.mean), np.sqrt(np.finfo(float).tiny))
+        scale = np.maximum(np.abs(total.outputs.mean), np.sqrt(np.finfo(float).tiny))
         constant = variance <= (64 * np.finfo(float).eps * scale) ** 2
         bounds = self._bounds_with_numbers()
         poincare = np.array([b.poincare for b in bounds])
@@ -391,11 +401,11 @@ class SensitivityAccumulator:
 
     def _bounds_with_numbers(self):
         """The bounds, those to be taken from the points filled in from them."""
-        out = []
+        out, inputs = [], self.total.inputs
         for j, b in enumerate(self.bounds):
             if b.source == "points":
-                b = InputBound(b.kind, low=float(self.inputs.low[j]), high=float(self.inputs.high[j]),
-                               sd=float(np.sqrt(self.inputs.variance[j])), source="points")
+                b = InputBound(b.kind, low=float(inputs.low[j]), high=float(inputs.high[j]),
+                               sd=float(np.sqrt(inputs.variance[j])), source="points")
             out.append(b)
         return out
 
@@ -416,36 +426,99 @@ def sensitivity_of_arrays(values, jacobian, points, **options):
 
 
 def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=None, seed=0,
-                chunk_size=None, source="points", threads=None, progress=None):
-    """The DGSM table of ``model`` over ``points`` (array-like (N, n), or a points
-    file's path, read a chunk at a time), streamed through the model's chunk loop.
+                chunk_size=None, source="points", threads=None, progress=None, client=None):
+    """The DGSM table of ``model`` over ``points`` (array-like (N, n), a points
+    file's path, read a chunk at a time, or a Dask array), streamed through the
+    model's chunk loop.
 
     Each chunk's values, Jacobian and sums (bootstrap included) are computed
-    on a worker thread; the sums merge in row order. ``bounds``: see
-    ``parse_bounds`` (default: uniform on the points' range). ``progress``,
-    if given, is called with the number of points done after each chunk.
+    on a worker thread; the sums merge in row order. With ``client`` (a
+    ``distributed.Client``), blocks of chunks are computed on the cluster
+    (``block_sums``) and merged in row order here: the result equals the
+    in-process one to rounding (bitwise when there is one block). A Dask
+    array is reduced by the Dask scheduler in use (``dask_array_sums``).
+    ``bounds``: see ``parse_bounds`` (default: uniform on the points' range).
+    ``progress``, if given, is called with the number of points done.
     Returns a ``SensitivityResult``.
     """
-    from ..io.points import is_streamed, read_points
+    from jaccli.io.points import is_streamed, read_points
+    from jaccli.scale.arrays import is_dask_array
 
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
     if isinstance(points, (str, os.PathLike)):
         source, points = str(points), read_points(str(points), model.input_names)
-    if not is_streamed(points):  # held whole: checked whole, up front
+    if not is_streamed(points) and not is_dask_array(points):  # held whole: checked whole, up front
         points = model.as_points(points, source)
     check_point_count(len(points), source)
     # a chunk's (rows, B) bootstrap weights stay under WEIGHT_BYTES
     chunk = int(chunk_size or min(model.chunk_size_for("jacobian"),
                                   max(WEIGHT_ROWS, WEIGHT_BYTES // (8 * accumulator.bootstrap))))
+    if is_dask_array(points):
+        chunks = [(0, dask_array_sums(model, accumulator, points, chunk))]
+    elif client is not None:
+        from jaccli.scale.cluster import ClusterChunks, task_rows
 
+        chunks = ClusterChunks(client, block_sums, (model, accumulator, chunk), points,
+                               task_rows(chunk), source, with_start=True)
+    else:
+        chunks = iter_chunk_sums(model, accumulator, points, chunk, source, threads)
+    following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
+    if following and progress is not None:
+        chunks.follow(progress)
+    for start, sums in chunks:
+        accumulator.merge(sums)
+        if progress is not None and not following:
+            progress(start + sums.outputs.count)
+    return accumulator.result()
+
+
+def iter_chunk_sums(model, accumulator, points, chunk, source="points", threads=None, first_row=0):
+    """Yield (start, ``ChunkSums``) for every chunk of ``points`` in order, computed on
+    ``threads`` worker threads; the points are rows first_row.. of the whole set."""
     def compute(x, workspace, start):
         values = model.compute_chunk("value", x, work=workspace)
         jacobian = model.compute_chunk("jacobian", x, work=workspace)
-        return accumulator.chunk_sums(values, jacobian, x, start)
+        return accumulator.chunk_sums(values, jacobian, x, first_row + start)
 
-    for start, sums in model.map_chunks(compute, points, chunk, source, threads, with_start=True):
-        accumulator.merge(sums)
-        if progress is not None:
-            progress(start + sums.outputs.count)
-    return accumulator.result()
+    return model.map_chunks(compute, points, chunk, source, threads, with_start=True)
+
+
+def block_sums(model, accumulator, chunk, x, first_row):
+    """A cluster task: the ``ChunkSums`` of the rows ``x`` (rows first_row.. of the whole
+    set), chunk by chunk as in-process, merged in order on one thread. Only the
+    accumulator's settings are read."""
+    from jaccli.engine.chunks import single_threaded_blas
+
+    total = None
+    with single_threaded_blas():
+        for _, sums in iter_chunk_sums(model, accumulator, x, chunk, threads=1,
+                                       first_row=first_row):
+            total = sums if total is None else total.merge(sums)
+    return total or ChunkSums.empty(accumulator.m, accumulator.n, accumulator.bootstrap)
+
+
+def merged(left, right):
+    """Two neighbouring blocks' sums as one (a task of the tree)."""
+    return left.merge(right)
+
+
+def dask_array_sums(model, accumulator, X, chunk):
+    """The ``ChunkSums`` of a Dask array's rows: one ``block_sums`` task per block of
+    rows (each block checked as the CLI's are), merged as a tree of neighbours."""
+    import dask
+
+    from jaccli.scale.tasks import compute_slice
+
+    if X.ndim != 2 or X.shape[1] != model.n_inputs:
+        raise JaccliError(f"points: expected shape (N, {model.n_inputs}), got {X.shape}")
+    blocks = X.rechunk({1: -1}).to_delayed()[:, 0]
+    stops = np.cumsum(X.chunks[0])
+    held = dask.delayed((model, accumulator, chunk), pure=True)
+    level = [dask.delayed(compute_slice, pure=True)(block_sums, held, block, int(stop - rows),
+                                                    int(stop), "points", True)
+             for block, stop, rows in zip(blocks, stops, X.chunks[0])]
+    while len(level) > 1:  # the tree: merge neighbours until one is left
+        level = [dask.delayed(merged, pure=True)(*level[i:i + 2]) if i + 1 < len(level)
+                 else level[i] for i in range(0, len(level), 2)]
+    return level[0].compute()
