@@ -168,3 +168,14 @@ def test_with_unknown_quantity_is_a_usage_error(tmp_path, bad):
     result = run("value", model, "-p", points, "--with", bad)
     assert result.exit_code == 2
     assert result.stderr.startswith("Error:") and result.stderr.count("\n") == 1
+
+
+def test_with_zarr_holds_each_array_by_name(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    model, spec, tensors, x, points = tanh_net(tmp_path)
+    out = tmp_path / "out.zarr"
+    assert run("hessdiag", model, "-p", points, "--with", "value,jacobian", "-o", out,
+               "-q").exit_code == 0
+    store = zarr.open_group(str(out), mode="r")
+    for name in ("value", "jacobian", "hessdiag"):
+        close(store[name][:], ORACLES[name](spec, tensors, x), TOLERANCES[name])
