@@ -1,6 +1,6 @@
 # Two commands for a new user: `make demo` and `make test`. Both build the
 # virtual environment from scratch when it is missing; the demo installs only
-# jaccli and its dependencies, the tests add the test extra.
+# jaccli and the onnx extra its ONNX example reads, the tests add the test extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +11,7 @@ export NO_COLOR ?=
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --quiet --upgrade pip
-	$(BIN)/pip install --quiet --quiet -e .
+	$(BIN)/pip install --quiet --quiet -e '.[onnx]'
 	touch $(BIN)/activate
 
 $(VENV)/.test-extra: $(BIN)/activate
@@ -33,6 +33,10 @@ demo: $(BIN)/activate
 	@echo
 	@echo '$$ jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet'
 	@$(BIN)/jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv --points sample_models/noisy_points.csv --quiet
+	@echo
+	@echo 'A PyTorch model exported to ONNX (torch.onnx.export), read with no spec:'
+	@echo '$$ jaccli jacobian sample_models/torch_gelu.onnx --at 0.5,-1,2 --quiet'
+	@$(BIN)/jaccli jacobian sample_models/torch_gelu.onnx --at 0.5,-1,2 --quiet
 
 # -rs: the reason of every skipped test (an optional package not installed)
 test: install

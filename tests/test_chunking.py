@@ -222,3 +222,13 @@ def test_a_bad_row_found_late_fails_the_threaded_stream(tmp_path):
     assert "point 4322, column 3" in result.output
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1"])
+def test_a_bad_jaccli_threads_is_an_error_not_a_default(monkeypatch, value):
+    from jaccli.engine.chunks import default_threads
+    from jaccli.errors import JaccliError
+
+    monkeypatch.setenv("JACCLI_THREADS", value)
+    with pytest.raises(JaccliError, match="JACCLI_THREADS"):
+        default_threads()

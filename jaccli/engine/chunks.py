@@ -24,9 +24,14 @@ def default_threads():
     env = os.environ.get("JACCLI_THREADS")
     if env:
         try:
-            return max(1, int(env))
+            threads = int(env)
         except ValueError:
-            pass
+            threads = 0
+        if threads < 1:  # a typo is an error, not a silent default
+            from jaccli.errors import JaccliError
+
+            raise JaccliError(f"JACCLI_THREADS={env!r}: expected a whole number of threads, 1 or more")
+        return threads
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
