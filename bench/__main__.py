@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from .csv_bench import bench_csv, print_csv_rows
 from .scale import SCALE, bench_scale_out
 from .scale import describe as describe_scale_row
 from .workloads import WORKLOADS, make_points, make_weights, write_model
@@ -171,6 +172,8 @@ def bench_engine_workload(workload, directory, rate, args):
 
 
 def bench_w6(workload, directory, rate, args):
+    """W6 through the CLI (``jacobian --with value``, NPY in, NPZ out: one process,
+    one pass) and in memory (``model.value_and_jacobian``), beside JAX's best."""
     import jaccli
 
     n_points = args.w6_points or workload.n_points
@@ -179,39 +182,29 @@ def bench_w6(workload, directory, rate, args):
     points = make_points(workload, n_points)
     points_path = os.path.join(directory, "W6_points.npy")
     np.save(points_path, points)
-    value_out = os.path.join(directory, "W6_value.npy")
-    jac_out = os.path.join(directory, "W6_jacobian.npy")
-    cmds = [command("value", path, "--points", points_path, "-o", value_out, "--quiet"),
-            command("jacobian", path, "--points", points_path, "-o", jac_out, "--quiet")]
-
-    def cli_both():
-        return [run_timed(cmd) for cmd in cmds]
-
-    cli_both()
-    runs = [cli_both() for _ in range(REPEATS)]
+    out = os.path.join(directory, "W6_out.npz")  # W6.npz is the model
+    cmd = command("jacobian", path, "--with", "value", "--points", points_path, "-o", out, "--quiet")
     row = {"workload": workload.key, "title": workload.title, "n_points": n_points,
            "quantity": workload.quantity}
-    row["jaccli"] = min(sum(t for t, _ in run) for run in runs)
+    row["jaccli"] = best_subprocess(cmd)
     root = os.path.dirname(HERE)
-    row["peak_rss"] = max(run_timed(peak_command(*cmd[1:]), cwd=root)[1] for cmd in cmds)
+    row["peak_rss"] = run_timed(peak_command(*cmd[1:]), cwd=root)[1]
     model = jaccli.load(path)
-
-    def in_memory():
-        return model.value(points), model.jacobian(points)
-
-    reference = in_memory()
-    check = (np.load(value_out), np.load(jac_out))
-    row["cli_max_abs_diff"] = max(float(np.abs(a - b).max()) for a, b in zip(check, reference))
-    row["jaccli_in_memory"] = best_of(in_memory)
-    print(f"    CLI {fmt_seconds(row['jaccli'])}, in memory {fmt_seconds(row['jaccli_in_memory'])}, "
-          f"peak RSS {row['peak_rss'] / 2**20:.0f} MB", file=sys.stderr)
-    # the same at a tenth of the points: the peak RSS must not grow with N
+    reference = model.value_and_jacobian(points)
+    archive = np.load(out)
+    row["cli_max_abs_diff"] = max(float(np.abs(archive[name] - ref).max())
+                                  for name, ref in zip(("value", "jacobian"), reference))
+    row["jaccli_in_memory"] = best_of(lambda: model.value_and_jacobian(points))
+    row["jaccli_two_passes"] = best_of(lambda: (model.value(points), model.jacobian(points)))
+    print(f"    CLI {fmt_seconds(row['jaccli'])}, value_and_jacobian "
+          f"{fmt_seconds(row['jaccli_in_memory'])} (value, then jacobian: "
+          f"{fmt_seconds(row['jaccli_two_passes'])}), peak RSS {row['peak_rss'] / 2**20:.0f} MB",
+          file=sys.stderr)
+    # the same at a tenth of the points (NPZ gathers the results in memory: they grow with N)
     small = os.path.join(directory, "W6_small.npy")
     np.save(small, points[: n_points // 10])
-    small_rss = max(run_timed(peak_command(name, path, "--points", small, "-o", target, "--quiet"),
-                              cwd=root)[1]
-                    for name, target in (("value", value_out), ("jacobian", jac_out)))
-    row["peak_rss_tenth"] = small_rss
+    row["peak_rss_tenth"] = run_timed(peak_command(
+        "jacobian", path, "--with", "value", "--points", small, "-o", out, "--quiet"), cwd=root)[1]
     if not args.no_jax:
         row["jax"] = contestant("jax", workload, n_points)
     row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
@@ -339,9 +332,16 @@ def print_table(rows, cli, rate, info):
         if "peak_rss" in row:
             extra = ""
             if "peak_rss_tenth" in row:
-                extra = (f" (at N/10: {row['peak_rss_tenth'] / 2**20:.0f} MB); CLI vs in-memory "
-                         f"engine {row['jaccli'] / row['jaccli_in_memory']:.2f}x")
+                extra = f" (at N/10: {row['peak_rss_tenth'] / 2**20:.0f} MB)"
             print(f"{row['workload']} peak RSS: {row['peak_rss'] / 2**20:.0f} MB{extra}")
+        if "jaccli_in_memory" in row:
+            jax = (row.get("jax") or {}).get("seconds")
+            versus = (f"; value_and_jacobian/JAX {row['jaccli_in_memory'] / jax:.2f}, "
+                      f"CLI/JAX {row['jaccli'] / jax:.2f}") if jax else ""
+            print(f"{row['workload']}: CLI jacobian --with value (NPY in, NPZ out) "
+                  f"{fmt_seconds(row['jaccli'])}, value_and_jacobian in memory "
+                  f"{fmt_seconds(row['jaccli_in_memory'])}, value then jacobian "
+                  f"{fmt_seconds(row['jaccli_two_passes'])}{versus}")
         if "jaccli_1_thread" in row:
             print(f"{row['workload']} threads: 2 workers {fmt_seconds(row['jaccli'])}, 1 worker "
                   f"{fmt_seconds(row['jaccli_1_thread'])}, BLAS threads only "
@@ -357,7 +357,9 @@ def print_table(rows, cli, rate, info):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default="", help="comma-separated workloads (W1..W6, CLI, S1)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated workloads (W1..W6, CLI, S1, CSV)")
+    parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
@@ -386,15 +388,18 @@ def main(argv=None):
             cli = bench_cli_w1(directory)
         if not only or "S1" in only:
             scale = bench_scale_out(directory, args.scale_points, run_timed, peak_command, command)
+        csv_rows = bench_csv(directory, args.csv_points) if not only or "CSV" in only else []
     info["seconds"] = time.perf_counter() - started
     if rows or cli:
         print_table(rows, cli, rate, info)
+    print_csv_rows(csv_rows)
     if scale:
         print(describe_scale_row(scale))
     print(f"(bench took {info['seconds']:.0f} s)")
     with open(args.json, "w") as handle:
         json.dump({"machine": info, "gemm_flops_per_second": rate, "repeats": REPEATS,
-                   "workloads": rows, "cli": cli, "scale_out": scale}, handle, indent=1)
+                   "workloads": rows, "cli": cli, "scale_out": scale, "csv": csv_rows},
+                  handle, indent=1)
 
 
 if __name__ == "__main__":

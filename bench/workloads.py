@@ -65,7 +65,7 @@ WORKLOADS = [
     Workload("W4", "input Jacobian, 64-256-256-10 gelu", "jacobian", [64, 256, 256, 10], "gelu",
              20_000, 4),
     Workload("W5", "full input Hessian, 8-64-64-1 tanh", "hessian", [8, 64, 64, 1], "tanh", 20_000, 1),
-    Workload("W6", "value + Jacobian via CLI (NPY, streamed), 2-64-64-1 tanh", "value+jacobian",
+    Workload("W6", "value + Jacobian in one pass (CLI: jacobian --with value, NPY in, NPZ out), 2-64-64-1 tanh", "value+jacobian",
              [2, 64, 64, 1], "tanh", 2_000_000, 6),
 ]
 

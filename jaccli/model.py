@@ -1,8 +1,9 @@
 """A loaded model: the checked network, its names, its parameter table.
 
 ``Model`` is the Python API: ``jaccli.load`` gives one, and its methods
-(value, jacobian, param_jacobian, hessdiag, hessian, laplacian) take points
-of shape (N, n) or (n,). It turns a spec and a tensor store into a
+(value, jacobian, param_jacobian, hessdiag, hessian, laplacian,
+value_and_jacobian, compute_together) take points of shape (N, n) or (n,).
+It turns a spec and a tensor store into a
 ``jaccli.engine.network.Network`` (kernels always in (in, out) orientation)
 and runs the engine's sweeps (``jaccli.engine.sweeps``) over the points in
 chunks (``jaccli.engine.chunks``).
@@ -182,6 +183,33 @@ class Model:
     def laplacian(self, X, chunk_size=None):
         return self.compute("laplacian", X, chunk_size)
 
+    def value_and_jacobian(self, X, chunk_size=None):
+        """(values (N, m), Jacobian (N, m, n)), from one pass over the points."""
+        both = self.compute_together(("value", "jacobian"), X, chunk_size)
+        return both["value"], both["jacobian"]
+
+    def compute_together(self, quantities, X, chunk_size=None, threads=None):
+        """{quantity: result} for several quantities (value, jacobian, hessdiag,
+        laplacian, hessian, param_jacobian), each chunk in one sweep: the
+        forward pass, the adjoints and the tangents are shared."""
+        from jaccli.engine.chunks import run_chunks
+        from jaccli.scale.arrays import is_dask_array, lazy_results
+
+        names = together_names(quantities)
+        if is_dask_array(X):  # lazy Dask arrays, one pass over X's blocks
+            return dict(zip(names, lazy_results(self, names, X, chunk_size)))
+        points = self.as_points(X)
+        chunk = self._api_chunk(names, len(points), chunk_size, threads)
+        outs = {name: np.empty(self.output_shape(name, len(points)), dtype=points.dtype)
+                for name in names}
+
+        def work(start, stop, workspace):
+            for name, part in self.compute_chunk_together(names, points[start:stop], workspace).items():
+                outs[name][start:stop] = part
+
+        run_chunks(work, len(points), chunk, threads, engine.Workspace)
+        return outs
+
     # -- machinery
     def as_points(self, X, source="points"):
         """X as a checked (N, n) array in the model's dtype."""
@@ -257,21 +285,37 @@ class Model:
             return engine.param_jacobian(self.network, x, self.layout, out=out, work=work)
         return QUANTITIES[quantity].compute(self.network, x, out=out, work=work)
 
+    def compute_chunk_together(self, names, x, work=None):
+        """{name: result} of one chunk, the quantities sharing one sweep (``engine.together``)."""
+        rest = [name for name in names if name != "param_jacobian"]
+        results = engine.together(self.network, x, rest, work) if rest else {}
+        if "param_jacobian" in names:  # its adjoints reach the parameters, not the inputs
+            results["param_jacobian"] = self.compute_chunk("param_jacobian", x, work=work)
+        return {name: results[name] for name in names}
+
+    def _api_chunk(self, names, n_points, chunk_size=None, threads=None):
+        """Points per chunk for ``names`` (``chunk_points``); by default cut so each
+        worker gets at least 4 chunks, for load balance."""
+        from jaccli.engine.chunks import default_threads
+
+        chunk = min(self.chunk_points(name, chunk_size, n_points) for name in names)
+        if chunk_size:
+            return int(chunk)
+        workers = threads or default_threads()
+        return int(min(chunk, max(MIN_CHUNK, -(-n_points // (4 * workers)))))
+
     def compute(self, quantity, X, chunk_size=None, threads=None):
         """The whole result, chunk by chunk, on ``threads`` workers (default: the cores).
 
         A Dask array X gives a lazy Dask array of the result, chunked by rows as X is.
         """
-        from jaccli.engine.chunks import default_threads, run_chunks
+        from jaccli.engine.chunks import run_chunks
         from jaccli.scale.arrays import is_dask_array, lazy_results
 
         if is_dask_array(X):
             return lazy_results(self, [quantity], X, chunk_size)[0]
         points = self.as_points(X)
-        chunk = self.chunk_points(quantity, chunk_size, len(points))
-        if not chunk_size:  # the default, and at least 4 chunks per worker for load balance
-            workers = threads or default_threads()
-            chunk = min(chunk, max(MIN_CHUNK, -(-len(points) // (4 * workers))))
+        chunk = self._api_chunk([quantity], len(points), chunk_size, threads)
         out = np.empty(self.output_shape(quantity, len(points)), dtype=points.dtype)
 
         def work(start, stop, workspace):
@@ -286,6 +330,17 @@ class Model:
 
         def compute(x, workspace):
             return self.compute_chunk(quantity, x, work=workspace)
+
+        return self.map_chunks(compute, points, chunk, source, threads)
+
+    def iter_together(self, quantities, points, chunk_size=None, source="points", threads=None):
+        """Stream: yield (start, {quantity: result}) chunk by chunk, in order, each
+        chunk in one sweep (``compute_together``)."""
+        names = together_names(quantities)
+        chunk = min(self.chunk_points(name, chunk_size, len(points)) for name in names)
+
+        def compute(x, workspace):
+            return self.compute_chunk_together(names, x, workspace)
 
         return self.map_chunks(compute, points, chunk, source, threads)
 
@@ -358,6 +413,19 @@ class Model:
                                  self.network.out_offset, self.network.out_scale)
         return Model(network, self.input_names, self.output_names, self.parameter_table,
                      self.layout, self.path, self.dtype, self.spec_source, self.notes)
+
+
+def together_names(quantities):
+    """The quantities asked for together, each once, in order; an unknown name is an error."""
+    if isinstance(quantities, str):
+        quantities = quantities.split(",")
+    names = list(dict.fromkeys(quantities))
+    for name in names:
+        if name not in QUANTITIES:
+            raise JaccliError(f"unknown quantity {name!r} ({', '.join(QUANTITIES)})")
+    if not names:
+        raise JaccliError(f"no quantity asked for ({', '.join(QUANTITIES)})")
+    return names
 
 
 def check_finite_points(points, source, first_row=0):

@@ -52,8 +52,12 @@ def info(model, spec, dtype, as_json):
 
 
 def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
-                 chunk_size, output, fmt, quiet, scheduler, workers):
-    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise."""
+                 chunk_size, output, fmt, quiet, scheduler, workers, with_=()):
+    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise.
+
+    ``with_``: other quantities computed in the same pass, written first
+    (their columns before the command's in a table; each by name in NPZ and Zarr).
+    """
     from jaccli.io.columns import column_names
     from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
@@ -69,20 +73,25 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     if not is_streamed(points):  # a file read whole is checked whole, up front
         check_finite_points(points, source)
         model.in_dtype(points, source)
-    shape = model.result_shape(quantity, len(points))  # streamed: no memory check
-    columns = column_names(quantity, model)
+    names = [name for name in with_ if name != quantity] + [quantity]
+    parts = [(name, model.result_shape(name, len(points))) for name in names]  # streamed: no memory check
+    shape = parts[-1][1]
+    headers = [header for name in names for header in column_names(name, model)]
     console = stderr_console()
-    stats = None if quiet else ColumnStats(len(columns))
+    stats = None if quiet else ColumnStats(len(headers))
     with dask_client(scheduler, workers) as client:
         started = time.perf_counter()  # a local cluster's start-up is not the computation's
-        writer = open_writer(output, fmt, quantity, shape, model.dtype, columns,
+        writer = open_writer(output, fmt, quantity, shape, model.dtype, headers,
                              npz_extras(model, points), stdout=sys.stdout,
-                             attributes=store_attributes(model, command))
-        if client is None:
+                             attributes=store_attributes(model, command), parts=parts)
+        if client is not None:
+            chunks = quantity_chunks(client, model, names, points,
+                                     chunk_size or min(map(model.chunk_size_for, names)), source)
+        elif len(names) == 1:
             chunks = model.iter_chunks(quantity, points, chunk_size, source)
         else:
-            chunks = quantity_chunks(client, model, [quantity], points,
-                                     chunk_size or model.chunk_size_for(quantity), source)
+            chunks = ((start, side_by_side(results)) for start, results in
+                      model.iter_together(names, points, chunk_size, source))
         # an overflow inside the network is counted and reported once, not warned per chunk
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -92,9 +101,33 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
         warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
                       f"at some points (an exp layer, extreme inputs, or float32?)")
     if not quiet:
-        summarise(console, model, quantity, command, columns, stats, len(points), seconds)
+        summarise(console, model, command, names, headers, stats, len(points), seconds)
         if output not in (None, "-"):
-            console.print(f"wrote {output} ({fmt}, shape {shape})")
+            shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 else shape
+            console.print(f"wrote {output} ({fmt}, shape {shapes})")
+
+
+def summarise(console, model, command, names, columns, stats, n_points, seconds):
+    """The summary of ``names`` (the ``--with`` quantities, then the command's own)."""
+    from jaccli.cli.summary import print_summary
+    from jaccli.io.columns import column_names
+
+    label = " --with ".join([command, ",".join(names[:-1])]) if len(names) > 1 else command
+    groups, offset = [], 0
+    for index, name in enumerate(names):
+        width = len(column_names(name, model))
+        own = index == len(names) - 1
+        groups += summary_groups(model, name, command if own else name, offset, width,
+                                 len(names) > 1)
+        offset += width
+    print_summary(console, model, label, columns, stats, n_points, seconds, groups)
+
+
+def side_by_side(results):
+    """Several chunk results as one block of rows, each result's columns in turn."""
+    import numpy as np
+
+    return np.concatenate([part.reshape(len(part), -1) for part in results.values()], axis=1)
 
 
 def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
@@ -124,21 +157,40 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     return non_finite
 
 
-def summarise(console, model, quantity, command, columns, stats, n_points, seconds):
-    from jaccli.cli.summary import print_summary
-
-    per_output = len(columns) // model.n_outputs
-    n = model.n_inputs
+def summary_groups(model, quantity, label, offset, width, named=False):
+    """The summary's tables of one quantity's ``width`` columns from ``offset``: one
+    for per-output quantities (value, laplacian; titled ``label`` when ``named``),
+    else one per output."""
     if quantity in ("value", "laplacian"):
-        groups = [("outputs", list(range(len(columns))))]
-    elif quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
-        groups = [(f"{y}: {command} (symmetric: each pair once)", [k * per_output + j * n + l
-                                       for j in range(n) for l in range(j, n)])
-                  for k, y in enumerate(model.output_names)]
-    else:
-        groups = [(f"{y}: {command}", list(range(k * per_output, (k + 1) * per_output)))
-                  for k, y in enumerate(model.output_names)]
-    print_summary(console, model, command, columns, stats, n_points, seconds, groups)
+        return [(label if named else "outputs", list(range(offset, offset + width)))]
+    per_output, n = width // model.n_outputs, model.n_inputs
+    if quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
+        return [(f"{y}: {label} (symmetric: each pair once)",
+                 [offset + k * per_output + j * n + l for j in range(n) for l in range(j, n)])
+                for k, y in enumerate(model.output_names)]
+    return [(f"{y}: {label}", list(range(offset + k * per_output, offset + (k + 1) * per_output)))
+            for k, y in enumerate(model.output_names)]
+
+
+WITH_QUANTITIES = ("value", "jacobian", "hessdiag", "laplacian")
+
+
+def _parse_with(ctx, param, text):
+    if text is None:
+        return ()
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in WITH_QUANTITIES:
+            raise click.BadParameter(f"{name!r} is not one of {', '.join(WITH_QUANTITIES)} "
+                                     f"(comma-separated)", ctx, param)
+    return tuple(dict.fromkeys(names))
+
+
+def with_option(func):
+    return click.option(
+        "--with", "with_", callback=_parse_with, default=None, metavar="Q[,Q...]",
+        help="Also compute these (value, jacobian, hessdiag, laplacian) in the same pass; "
+             "a table gets their columns first, NPZ each array by name.")(func)
 
 
 def _quantity_command(quantity, summary, example):
@@ -146,12 +198,13 @@ def _quantity_command(quantity, summary, example):
         run_quantity(quantity, quantity, **kwargs)
 
     command.__doc__ = f"{summary}\n\n\b\nExample:\n  {example}"
-    return click.command(name=quantity)(compute_options(cluster_options(command)))
+    return click.command(name=quantity)(compute_options(cluster_options(with_option(command))))
 
 
 @click.command()
 @compute_options
 @cluster_options
+@with_option
 @click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
               show_default=True, help="Differentiate with respect to the inputs or the parameters.")
 def jacobian(wrt, **kwargs):

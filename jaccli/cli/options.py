@@ -11,8 +11,8 @@ import click
 from jaccli.errors import JaccliError
 
 # Kept here, not imported from jaccli.io, so that --help loads no NumPy.
-POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr"]
-OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "zarr"]
+POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr", "parquet"]
+OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "zarr", "parquet"]
 TABLE_FORMATS = ["csv", "tsv"]
 
 
@@ -31,7 +31,8 @@ def model_options(func):
 
 
 def _output_help(formats):
-    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz", "zarr": ".zarr"}
+    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz", "zarr": ".zarr",
+                "parquet": ".parquet"}
     listed = ", ".join(suffixes[f] for f in formats)
     return (f"Output file: {listed}; no extension (a pipe, /dev/null): CSV "
             f"(default: CSV on standard output).")
@@ -45,8 +46,8 @@ def compute_options(func=None, *, formats=OUTPUT_FORMATS):
 
     @model_options
     @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
-                  help="Points: a .csv, .tsv/.txt or .npy file, a .zarr store (or an array in "
-                       "one: pts.zarr/group/array), a pipe, or - for standard input.")
+                  help="Points: a .csv, .tsv/.txt, .npy or .parquet file, a .zarr store (or an "
+                       "array in one: pts.zarr/group/array), a pipe, or - for standard input.")
     @click.option("--points-format", "points_fmt", type=click.Choice(POINT_FORMATS), default=None,
                   help="Format of --points (default: from the extension, else the content).")
     @click.option("--columns", default=None, metavar="A,B,...",

@@ -182,8 +182,13 @@ def _finish(out, result):
 def value(net, x, out=None, work=None):
     """y = f(x), (N, m)."""
     ws, dtype = work or Workspace(), _dtype(net, x)
-    a = _forward(net, x, 0, ws, dtype)[-1][1]
-    y = _output(out, (len(x), net.n_outputs), dtype)
+    return _value_of(net, _forward(net, x, 0, ws, dtype), out, dtype)
+
+
+def _value_of(net, records, out, dtype):
+    """y from a forward pass's last activation, through the output scaling."""
+    a = records[-1][1]
+    y = _output(out, (len(a), net.n_outputs), dtype)
     np.multiply(a, net.out_scale, out=y)
     y += net.out_offset
     return y
@@ -192,8 +197,12 @@ def value(net, x, out=None, work=None):
 def jacobian_reverse(net, x, out=None, work=None):
     """dy/dx (N, m, n) by m adjoint sweeps."""
     ws, dtype = work or Workspace(), _dtype(net, x)
-    n_points, m, n = len(x), net.n_outputs, net.n_inputs
-    records = _forward(net, x, 1, ws, dtype)
+    return _reverse_jacobian_of(net, _forward(net, x, 1, ws, dtype), out, ws, dtype)
+
+
+def _reverse_jacobian_of(net, records, out, ws, dtype):
+    """dy/dx from a forward pass (with s') by the adjoint sweep."""
+    n_points, m, n = len(records[0][0]), net.n_outputs, net.n_inputs
     _, delta, diag = _adjoints(net, records, ws, dtype, stop=0)[0]
     jac = _output(out, (n_points, m, n), dtype)
     first = net.layers[0].kernel
@@ -280,8 +289,13 @@ def jacobian_forward(net, x, out=None, work=None):
         return _finish(out, ref_jacobian_forward(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     records = _forward(net, x, 1, ws, dtype)
-    ta = _tangents(net, records, ws, dtype, len(net.layers) - 1)
-    jac = _output(out, (len(x), net.n_outputs, net.n_inputs), dtype)
+    return _tangent_jacobian_of(net, _tangents(net, records, ws, dtype, len(net.layers) - 1),
+                                out, dtype)
+
+
+def _tangent_jacobian_of(net, ta, out, dtype):
+    """dy/dx from the last layer's tangents da_L/dx (N, n, m), through the output scaling."""
+    jac = _output(out, (len(ta), net.n_outputs, net.n_inputs), dtype)
     np.multiply(ta.transpose(0, 2, 1), net.out_scale[:, None], out=jac)
     return jac
 
@@ -314,14 +328,14 @@ def param_jacobian(net, x, layout, out=None, work=None):
 # ---------------------------------------------------------------- second order
 
 
-def _curvature_terms(net, x, ws, dtype):
-    """Forward (with s''), one adjoint sweep, and the curvature weights.
+def _curvature_terms(net, x, ws, dtype, records=None):
+    """Forward (with s''; ``records`` if done already), one adjoint sweep, and the curvature weights.
 
     Returns (records, weights, last) where weights[l] = A_l * s''(z_l), (N, m, d_l),
     for the layers with curvature, and ``last`` the highest such layer (-1 if none).
     For the last layer A_L = diag(out_scale), so its weight is (N, m) and diagonal.
     """
-    records = _forward(net, x, 2, ws, dtype)
+    records = records or _forward(net, x, 2, ws, dtype)
     curved = [i for i, r in enumerate(records) if r[3] is not None]
     weights = {}
     if not curved:
@@ -355,6 +369,14 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
     hd = _output(out, (n_points, m, n), dtype)
     acc = hd if hd.flags.c_contiguous else ws.get("hd", hd.shape, dtype)
     acc[...] = 0
+    if upto >= 0:
+        _tangents(net, records, ws, dtype, upto, _hessdiag_visitor(net, weights, acc, ws, dtype))
+    return _finish(hd if acc is not hd else None, acc)
+
+
+def _hessdiag_visitor(net, weights, acc, ws, dtype):
+    """``visit(l, T_l)`` for ``_tangents``: adds layer l's curvature term to ``acc`` (N, m, n)."""
+    n_points, m, n = acc.shape
     final = len(net.layers) - 1
 
     def visit(index, tz):
@@ -377,9 +399,7 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
             np.matmul(sq, weight.transpose(0, 2, 1), out=part)
             np.add(acc, part.transpose(0, 2, 1), out=acc)
 
-    if upto >= 0:
-        _tangents(net, records, ws, dtype, upto, visit)
-    return _finish(hd if acc is not hd else None, acc)
+    return visit
 
 
 def hessdiag(net, x, out=None, work=None):
@@ -417,9 +437,19 @@ def hessian(net, x, out=None, work=None):
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
     hess = _output(out, (n_points, m, n, n), dtype)
     acc = hess if hess.flags.c_contiguous else ws.get("hess", hess.shape, dtype)
-    final = len(net.layers) - 1
     if 0 not in weights:
-        acc[...] = 0
+        acc[...] = 0  # else layer 0's term is written, not added
+    if upto >= 0:
+        _tangents(net, records, ws, dtype, upto, _hessian_visitor(net, weights, acc, ws, dtype))
+    _mirror_upper_triangle(acc)
+    return _finish(hess if acc is not hess else None, acc)
+
+
+def _hessian_visitor(net, weights, acc, ws, dtype):
+    """``visit(l, T_l)`` for ``_tangents``: layer l's curvature term into ``acc`` (N, m, n, n),
+    written for layer 0, added for the others."""
+    n_points, m, n, _ = acc.shape
+    final = len(net.layers) - 1
 
     def visit(index, tz):
         weight = weights.get(index)
@@ -445,10 +475,7 @@ def hessian(net, x, out=None, work=None):
             np.matmul(scaled, tz_t, out=part)
             acc[:, k] += part
 
-    if upto >= 0:
-        _tangents(net, records, ws, dtype, upto, visit)
-    _mirror_upper_triangle(acc)
-    return _finish(hess if acc is not hess else None, acc)
+    return visit
 
 
 def _mirror_upper_triangle(hess):
@@ -460,3 +487,77 @@ def _mirror_upper_triangle(hess):
     n = hess.shape[-1]
     rows, columns = np.triu_indices(n, 1)
     hess[..., columns, rows] = hess[..., rows, columns]
+
+
+# ---------------------------------------------------------------- several in one sweep
+
+SECOND_ORDER = ("hessdiag", "laplacian", "hessian")
+
+
+def together(net, x, names, work=None):
+    """{name: result} for ``names`` (value, jacobian, hessdiag, laplacian, hessian)
+    from one sweep over the chunk.
+
+    One forward pass gives the value; with first order only, the Jacobian
+    comes from the same pass's adjoints (m < n) or tangents. With second
+    order, one adjoint sweep gives the curvature weights and one tangent
+    sweep gives both the curvature terms and, carried to the last layer, the
+    Jacobian; the Hessian diagonal and the Laplacian are the Hessian's
+    diagonal and trace, or the diagonal's sum. Where one sweep does not serve
+    (a vector output, or second order with more outputs than inputs), each
+    quantity is computed on its own.
+    """
+    ws, dtype = work or Workspace(), _dtype(net, x)
+    second = [name for name in names if name in SECOND_ORDER]
+    if _has_vector(net) or (second and net.n_outputs > net.n_inputs):
+        return {name: SWEEPS[name](net, x, work=ws) for name in names}
+    order = 2 if second else 1 if "jacobian" in names else 0
+    records = _forward(net, x, order, ws, dtype)
+    results = {}
+    if "value" in names:
+        results["value"] = _value_of(net, records, None, dtype)
+    if "jacobian" in names and not second:
+        if net.n_outputs < net.n_inputs:
+            results["jacobian"] = _reverse_jacobian_of(net, records, None, ws, dtype)
+        else:
+            ta = _tangents(net, records, ws, dtype, len(net.layers) - 1)
+            results["jacobian"] = _tangent_jacobian_of(net, ta, None, dtype)
+    if second:
+        results.update(_second_order_together(net, x, names, records, ws, dtype))
+    return {name: results[name] for name in names}
+
+
+def _second_order_together(net, x, names, records, ws, dtype):
+    """The second-order quantities of ``names`` (and the Jacobian, if named) from one
+    adjoint and one tangent sweep (m <= n, elementwise activations)."""
+    n_points, m, n = len(x), net.n_outputs, net.n_inputs
+    records, weights, upto = _curvature_terms(net, x, ws, dtype, records)
+    if "hessian" in names:
+        acc = np.empty((n_points, m, n, n), dtype=dtype)
+        if 0 not in weights:
+            acc[...] = 0
+        visit = _hessian_visitor(net, weights, acc, ws, dtype)
+    else:
+        acc = np.zeros((n_points, m, n), dtype=dtype)
+        visit = _hessdiag_visitor(net, weights, acc, ws, dtype)
+    last = len(net.layers) - 1 if "jacobian" in names else upto
+    results = {}
+    if last >= 0:
+        ta = _tangents(net, records, ws, dtype, last, visit)
+        if "jacobian" in names:
+            results["jacobian"] = _tangent_jacobian_of(net, ta, None, dtype)
+    if "hessian" in names:
+        _mirror_upper_triangle(acc)
+        results["hessian"] = acc
+        diagonal = np.diagonal(acc, axis1=-2, axis2=-1)
+    else:
+        diagonal = acc
+    if "hessdiag" in names:
+        results["hessdiag"] = np.ascontiguousarray(diagonal)
+    if "laplacian" in names:
+        results["laplacian"] = diagonal.sum(axis=-1)
+    return results
+
+
+SWEEPS = {"value": value, "jacobian": jacobian, "hessdiag": hessdiag, "laplacian": laplacian,
+          "hessian": hessian}
