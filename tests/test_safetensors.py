@@ -133,6 +133,7 @@ BAD_FILES = {
     "duplicate-key": (st_bytes(b'{"W": ' + json.dumps(entry()).encode() + b', "W": '
                                + json.dumps(entry()).encode() + b"}", F64), "'W' twice"),
     "unknown-dtype": (st_bytes({"W": entry(dtype="F99")}, F64), "unknown dtype F99"),
+    "list-dtype": (st_bytes({"W": entry(dtype=["F64"])}, F64), "not a dtype name"),  # fuzzer find
     "bool-dtype": (st_bytes({"W": entry(dtype="BOOL", shape=(48,))}, F64), "BOOL (booleans)"),
     "complex-dtype": (st_bytes({"W": entry(dtype="C64", shape=(6,))}, F64), "complex"),
     "fp8-dtype": (st_bytes({"W": entry(dtype="F8_E4M3", shape=(48,))}, F64), "8-bit floats"),

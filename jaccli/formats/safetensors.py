@@ -146,6 +146,8 @@ def _entry(name, info, path):
         raise JaccliError(f"{where}: its header entry is {clip(info)}, not "
                           f"{{dtype, shape, data_offsets}}")
     dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(dtype, str):  # a list or an object is no dtype name (and is unhashable)
+        raise JaccliError(f"{where} has dtype {clip(dtype)}, not a dtype name such as F64")
     if dtype in REFUSED_DTYPES:
         raise JaccliError(f"{where} has dtype {dtype} ({REFUSED_DTYPES[dtype]}); jaccli needs "
                           f"real weights: F64, F32, F16, BF16 or integers")
