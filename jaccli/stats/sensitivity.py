@@ -477,9 +477,8 @@ def iter_chunk_sums(model, accumulator, points, chunk, source="points", threads=
     """Yield (start, ``ChunkSums``) for every chunk of ``points`` in order, computed on
     ``threads`` worker threads; the points are rows first_row.. of the whole set."""
     def compute(x, workspace, start):
-        values = model.compute_chunk("value", x, work=workspace)
-        jacobian = model.compute_chunk("jacobian", x, work=workspace)
-        return accumulator.chunk_sums(values, jacobian, x, first_row + start)
+        both = model.compute_chunk_together(("value", "jacobian"), x, work=workspace)  # one sweep
+        return accumulator.chunk_sums(both["value"], both["jacobian"], x, first_row + start)
 
     return model.map_chunks(compute, points, chunk, source, threads, with_start=True)
 
