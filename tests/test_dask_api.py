@@ -64,6 +64,9 @@ def test_value_and_jacobian_share_one_pass(model, points):
     got = dask.compute(values, jac, scheduler="synchronous")
     np.testing.assert_array_equal(got[0], model.compute("value", points, chunk_size=CHUNK))
     np.testing.assert_array_equal(got[1], model.compute("jacobian", points, chunk_size=CHUNK))
+    in_process = model.value_and_jacobian(points, chunk_size=CHUNK)  # the same one-sweep path
+    np.testing.assert_array_equal(got[0], in_process[0])
+    np.testing.assert_array_equal(got[1], in_process[1])
 
 
 def test_split_columns_are_merged_and_one_point_works(model, points):

@@ -30,8 +30,12 @@ def quantity_rows(model, quantities, chunk_size, x):
     from jaccli.engine.chunks import single_threaded_blas
 
     with single_threaded_blas():
-        parts = [model.compute(q, x, chunk_size=chunk_size, threads=1).reshape(len(x), -1)
-                 for q in quantities]
+        if len(quantities) == 1:
+            parts = [model.compute(quantities[0], x, chunk_size=chunk_size, threads=1)]
+        else:  # one sweep for all of them, as in-process (--with, value_and_jacobian)
+            together = model.compute_together(quantities, x, chunk_size=chunk_size, threads=1)
+            parts = [together[q] for q in quantities]
+    parts = [part.reshape(len(x), -1) for part in parts]
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
