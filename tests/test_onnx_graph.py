@@ -175,6 +175,9 @@ def _node(*args, **kwargs):
      {"W": W}, "combines 2 computed tensors"),
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Selu", ["h"], ["y"], name="s", alpha=2.0)],
      {"W": W}, "not SELU's constants"),
+    # a node fed by its own output (a fuzzer find: the GELU matcher recursed forever)
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Mul", ["m", "h"], ["m"], name="loop"),
+      _node("Tanh", ["m"], ["y"], name="t")], {"W": W}, "out of order or has a cycle"),
 ])
 def test_graphs_that_do_not_compute_a_dense_stack_are_refused(tmp_path, nodes, inits, expect):
     path = _graph_file(tmp_path, nodes, inits)

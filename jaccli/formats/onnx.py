@@ -182,10 +182,23 @@ class _Walker:
                     self.producer[out] = node
             if node.op_type == "Constant" and node.domain in _STANDARD_DOMAINS:
                 self.constant_nodes[node.output[0]] = node
+        self._check_order()
         self._cache = {}
         self.notes = []
         self.classifier = None  # (the probabilities taken, the labels dropped), for the note
         self.binary = False  # the probabilities are Concat(1 - p, p): p is taken
+
+    def _check_order(self):
+        """ONNX keeps nodes in topological order: each input is a graph input, an
+        initializer or an earlier node's output. Checked once here, so the walks
+        below can never loop on a cycle (a node fed by its own output)."""
+        known = {i.name for i in self.graph.input} | set(self.initializers)
+        for node in self.graph.node:
+            for name in node.input:
+                if name and name not in known:
+                    self.refuse(node, f"uses {_short(repr(name), 80)} before any node computes it "
+                                      "(the graph is out of order or has a cycle)")
+            known.update(out for out in node.output if out)
 
     def fail(self, what):
         # Names in a hostile file can be long or hold line breaks: one short line still.
