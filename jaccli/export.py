@@ -27,7 +27,7 @@ from jaccli.errors import JaccliError
 from jaccli.formats.folding import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
 from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
-from jaccli.io.writers import AtomicFile, folder_as_written
+from jaccli.io.writers import AtomicFile, folder_as_written, written_whole
 
 __all__ = ["from_sklearn", "from_torch"]
 
@@ -69,8 +69,7 @@ def _write_model(path, built):
     _check_model_path(path)
     spec, tensors = built
     spec_text = yaml.safe_dump(spec, sort_keys=False)
-    target = AtomicFile(path)
-    try:
+    with written_whole(AtomicFile(path)) as target:
         if path.lower().endswith(".npz"):
             # Plain float arrays and a 0-d unicode array: loadable with allow_pickle=False.
             with open(target.temp_path, "wb") as stream:
@@ -85,10 +84,6 @@ def _write_model(path, built):
                 for name, array in tensors.items():
                     h5.create_dataset(name, data=array, dtype=np.float64)
                 h5.attrs["jaccli_spec"] = spec_text
-        target.commit()
-    except BaseException:
-        target.abort()
-        raise
 
 
 # --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import click
 
 from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
                                 load_points, model_options, npz_extras, one_stdin,
-                                store_attributes, written_whole)
+                                store_attributes)
 
 
 @click.command()
@@ -136,6 +136,7 @@ def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
     import numpy as np
 
     from jaccli.cli.summary import LazyProgress
+    from jaccli.io.writers import written_whole
 
     progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress

@@ -1,6 +1,5 @@
 """What every command shares: its options, loading the model and the points, writing whole."""
 
-import contextlib
 import functools
 import os
 import stat
@@ -184,13 +183,3 @@ def store_attributes(model, command):
             "command": command}
 
 
-@contextlib.contextmanager
-def written_whole(writer):
-    """Commit ``writer`` when the block ends, abort it on any error (Ctrl-C too):
-    an output is written whole or not at all."""
-    try:
-        yield writer
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise

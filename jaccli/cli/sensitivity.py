@@ -7,7 +7,7 @@ import warnings
 import click
 
 from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
-                                load_points, one_stdin, written_whole)
+                                load_points, one_stdin)
 from jaccli.errors import JaccliError
 
 # The table has text columns: -o and --format offer only the formats that can hold it.
@@ -94,7 +94,7 @@ def write_table(result, output, fmt):
     (m, n, fields) with the names, the bounds' kinds and the settings beside them."""
     import numpy as np
 
-    from jaccli.io.writers import open_writer
+    from jaccli.io.writers import open_writer, written_whole
 
     columns = result.COLUMNS
     m, n = len(result.output_names), len(result.input_names)

@@ -7,7 +7,7 @@ import click
 
 from jaccli.cli.options import (POINT_FORMATS, TABLE_FORMATS, cluster_options, compute_options,
                                 input_paths, load_model, load_points, npz_extras, one_stdin,
-                                open_point_table, store_attributes, written_whole)
+                                open_point_table, store_attributes)
 from jaccli.errors import JaccliError
 
 
@@ -54,7 +54,7 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.summary import print_fit_summary, stderr_console, warn
-    from jaccli.io.writers import check_output_room, open_writer
+    from jaccli.io.writers import check_output_room, open_writer, written_whole
     from jaccli.scale.cluster import dask_client
     from jaccli.cli.compute import write_chunks
 
@@ -183,7 +183,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     from jaccli.stats import check as checking
     from jaccli.model import check_finite_points
     from jaccli.cli.summary import print_check_report, stderr_console
-    from jaccli.io.writers import TableWriter, check_output_path, output_format
+    from jaccli.io.writers import TableWriter, check_output_path, output_format, written_whole
 
     one_stdin(spec=spec, points=points_path)
     model_path, model = model, load_model(model, spec, dtype)

@@ -6,6 +6,7 @@ partial file and never touches an existing one. Standard output is written
 chunk by chunk (a pipeline consumer checks the exit status).
 """
 
+import contextlib
 import os
 import stat
 import sys
@@ -499,3 +500,15 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
             writer.write = lambda start, block: write(start, split_parts(block, parts))
         return writer
     raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz, zarr or parquet)")
+
+
+@contextlib.contextmanager
+def written_whole(writer):
+    """Commit ``writer`` when the block ends, abort it on any error (Ctrl-C too):
+    an output is written whole or not at all."""
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
