@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from jaccli.errors import JaccliError
-from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
 from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
 from jaccli.io.writers import AtomicFile, folder_as_written, written_whole
@@ -241,10 +241,17 @@ def _torch_scaling(value, what: str):
 
 
 def _torch_modules(module, prefix=""):
-    """(dotted name, module) for every leaf of nested Sequentials, in order."""
+    """(dotted name, module) for every leaf of nested Sequentials, in the order they run.
+
+    The container's own list, not ``named_children()``, which yields a module
+    object once however often the Sequential runs it (an activation or a Linear
+    used twice must be exported twice).
+    """
     import torch.nn as nn
 
-    for name, child in module.named_children():
+    for name, child in module._modules.items():
+        if child is None:
+            continue
         full_name = prefix + name
         plain_sequential = isinstance(child, nn.Sequential) and type(child).forward is nn.Sequential.forward
         if plain_sequential and not (child._forward_hooks or child._forward_pre_hooks):
@@ -317,8 +324,11 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
     Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
-    flattened; ``BatchNorm1d`` (running statistics) is folded exactly into the
-    neighbouring Linear, whose tensors are then named ``<linear>+<bn>.weight``.
+    flattened; ``BatchNorm1d`` (running statistics) is written as its own
+    tensors (``<bn>.weight``, ``<bn>.bias``, ``<bn>.running_mean``,
+    ``<bn>.running_var``) and folded when the model is loaded, its weight and
+    bias parameters of their own. A module that runs twice (an activation, or a
+    Linear: tied weights) is written once, under the name of its first use.
     The network is exported as it computes in ``eval()`` mode.
 
     path: ``.npz``, ``.h5``, ``.hdf5`` or ``.safetensors``; tensors keep their module paths
@@ -337,16 +347,13 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     if module._forward_hooks or module._forward_pre_hooks:
         raise JaccliError(f"{owner}: the Sequential has forward hooks, which the export cannot represent")
 
-    def rename_folded(parts):  # BatchNorm1d folded into a Linear: "0+1.weight"
-        stem = "+".join(parts)
-        return f"{stem}.weight", f"{stem}.bias"
-
-    stack = DenseStack(owner, layout="out_in", dense="Linear", rename_folded=rename_folded)
+    stack = DenseStack(owner, layout="out_in", dense="Linear")
     scaling = _torch_scaling(input_scaling, "input_scaling")
     if scaling is not None:
         stack.scale_inputs(*scaling, where="input_scaling")
+    first_names = {}  # a module used again keeps the name of its first use: its tensors are one
     for name, child in _torch_modules(module):
-        _add_torch_module(stack, name, child, owner)
+        _add_torch_module(stack, first_names.setdefault(id(child), name), child, owner)
     scaling = _torch_scaling(output_scaling, "output_scaling")
     if scaling is not None:
         stack.scale_outputs(*scaling, where="output_scaling")
@@ -372,14 +379,15 @@ def _add_torch_module(stack, name, child, owner):
     elif kind == "linear":
         weight = _torch_tensor(child.weight, f"{label} weight")
         bias = None if child.bias is None else _torch_tensor(child.bias, f"{label} bias")
-        stack.dense(weight, bias, where=where, weight_name=f"{name}.weight", bias_name=f"{name}.bias", name=name)
+        stack.dense(weight, bias, where=where, weight_name=f"{name}.weight", bias_name=f"{name}.bias")
     elif kind == "batchnorm":
-        # Inference: (x - mean) / sqrt(var + eps) * gamma + beta  ==  x * scale + shift
-        mean = _torch_tensor(child.running_mean, f"{label} running_mean")
-        var = _torch_tensor(child.running_var, f"{label} running_var")
-        gamma = np.ones_like(mean) if child.weight is None else _torch_tensor(child.weight, f"{label} weight")
-        beta = np.zeros_like(mean) if child.bias is None else _torch_tensor(child.bias, f"{label} bias")
-        scale = gamma / np.sqrt(var + child.eps)
-        stack.affine(scale, beta - mean * scale, where=where, name=name)
+        # Inference: (x - running_mean) / sqrt(running_var + eps) * weight + bias
+        roles = {"weight": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
+        arrays = {field: None if getattr(child, attribute) is None
+                  else _torch_tensor(getattr(child, attribute), f"{label} {attribute}")
+                  for field, attribute in roles.items()}
+        stack.batchnorm(arrays["mean"], arrays["var"], child.eps, arrays["weight"], arrays["bias"],
+                        names={field: f"{name}.{attribute}" for field, attribute in roles.items()},
+                        where=where)
     else:
         stack.activation(detail, alpha, where=where)

@@ -10,18 +10,13 @@ chunks (``jaccli.engine.chunks``).
 """
 
 from dataclasses import dataclass
-from typing import List, Tuple
 
 import numpy as np
 
 from jaccli.engine import sweeps as engine
-from jaccli.engine.activations import ACTIVATIONS
-from jaccli.engine.network import DenseLayer, Network
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.formats.assemble import DTYPES, assemble
 from jaccli.formats.tensors import load_spec_and_tensors
-
-DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 @dataclass
@@ -72,28 +67,15 @@ CHUNK_RESULT_BYTES = 1 << 25
 SCRATCH_BUFFERS = 8
 
 
-@dataclass
-class ParameterInfo:
-    name: str
-    shape: Tuple[int, ...]  # as stored in the file
-    offset: int
-
-    @property
-    def size(self):
-        return int(np.prod(self.shape))
-
-
 class Model:
-    def __init__(self, network, input_names, output_names, parameters, layout,
-                 path="", dtype="float64", spec_source="", notes=()):
-        self.network = network
+    def __init__(self, assembly, input_names, output_names, spec_source="", notes=()):
+        self.assembly = assembly  # the spec folded over the file's tensors (formats.assemble)
+        self.network = assembly.network
         self.spec_source = spec_source  # where the architecture came from (a file, a dict...)
         self.input_names = list(input_names)
         self.output_names = list(output_names)
-        self.parameter_table: List[ParameterInfo] = parameters
-        self.layout = layout  # every kernel in the file: "in_out" or "out_in"
-        self.path = path
-        self.dtype = dtype
+        self.path = assembly.path
+        self.dtype = assembly.dtype
         self.notes = tuple(notes)  # what the reader chose, e.g. a classifier's probabilities output
 
     @staticmethod
@@ -136,10 +118,11 @@ class Model:
             "spec": self.spec_source,
             "inputs": list(self.input_names),
             "outputs": list(self.output_names),
-            "layout": self.layout,
+            "layout": self.assembly.spec.layout,
             "layers": [{"units": int(layer.kernel.shape[1]), "activation": layer.activation.name,
                         **{k: float(v) for k, v in layer.params.items()},
-                        "bias": layer.bias is not None} for layer in net.layers],
+                        "bias": layer.bias is not None, **_folds(spec, self.assembly.spec.layout)}
+                       for layer, spec in zip(net.layers, self.assembly.spec.layers)],
             "input_scaling": scaling(net.in_offset, 1.0 / net.in_inv_scale),
             "output_scaling": scaling(net.out_offset, net.out_scale),
             "parameters": [{"name": p.name, "shape": list(p.shape), "offset": p.offset,
@@ -152,6 +135,11 @@ class Model:
     @property
     def parameters(self):
         return [(p.name, p.shape) for p in self.parameter_table]
+
+    @property
+    def parameter_table(self):
+        """The file's tensors that are parameters: name, shape in the file, offset."""
+        return self.assembly.parameters
 
     @property
     def n_inputs(self):
@@ -282,8 +270,23 @@ class Model:
         """One chunk: ``out`` (a view of the caller's output) is filled when given;
         ``work`` is an ``engine.Workspace`` reused from chunk to chunk by one thread."""
         if quantity == "param_jacobian":
-            return engine.param_jacobian(self.network, x, self.layout, out=out, work=work)
+            return self._param_jacobian(x, out, work)
         return QUANTITIES[quantity].compute(self.network, x, out=out, work=work)
+
+    def _param_jacobian(self, x, out=None, work=None):
+        """dy/dtheta w.r.t. the file's tensors: written by the engine in the file's order
+        (the fast path), or the engine's folded parameters times the assembly's map."""
+        mapping = self.assembly.parameter_map()
+        if mapping is None:
+            return engine.param_jacobian(self.network, x, self.assembly.layout, out=out, work=work)
+        folded = engine.param_jacobian(self.network, x, "in_out", work=work)
+        n_points, m, _ = folded.shape
+        result = np.asarray(folded.reshape(n_points * m, -1) @ mapping, dtype=folded.dtype)
+        result = result.reshape(n_points, m, self.n_parameters)
+        if out is None:
+            return result
+        out[...] = result
+        return out
 
     def compute_chunk_together(self, names, x, work=None):
         """{name: result} of one chunk, the quantities sharing one sweep (``engine.together``)."""
@@ -380,39 +383,16 @@ class Model:
 
     # -- parameters as one flat vector (finite-difference checks, fitting)
     def parameter_vector(self):
-        parts = []
-        for layer in self.network.layers:
-            kernel = layer.kernel.T if self.layout == "out_in" else layer.kernel
-            parts.append(np.asarray(kernel, dtype=np.float64).ravel())
-            if layer.bias is not None:
-                parts.append(np.asarray(layer.bias, dtype=np.float64).ravel())
-        return np.concatenate(parts)
+        """The file's parameters, flattened in parameter order (float64)."""
+        return self.assembly.theta.copy()
 
     def with_parameters(self, theta):
+        """The same model at other parameter values (P,), folded as the file's were."""
         theta = np.asarray(theta, dtype=np.float64)
         if theta.shape != (self.n_parameters,):
             raise ValueError(f"expected {self.n_parameters} parameters, got shape {theta.shape}")
-        dtype = DTYPES[self.dtype]
-        layers, offset = [], 0
-        for layer in self.network.layers:
-            d_in, d_out = layer.kernel.shape
-            kernel = theta[offset:offset + d_in * d_out]
-            if self.layout == "out_in":
-                kernel = kernel.reshape(d_out, d_in).T
-            else:
-                kernel = kernel.reshape(d_in, d_out)
-            offset += d_in * d_out
-            bias = None
-            if layer.bias is not None:
-                bias = theta[offset:offset + d_out]
-                offset += d_out
-            layers.append(DenseLayer(np.ascontiguousarray(kernel, dtype=dtype),
-                                            None if bias is None else bias.astype(dtype),
-                                            layer.activation, layer.params))
-        network = Network(layers, self.network.in_offset, self.network.in_inv_scale,
-                                 self.network.out_offset, self.network.out_scale)
-        return Model(network, self.input_names, self.output_names, self.parameter_table,
-                     self.layout, self.path, self.dtype, self.spec_source, self.notes)
+        return Model(self.assembly.at(theta), self.input_names, self.output_names,
+                     self.spec_source, self.notes)
 
 
 def together_names(quantities):
@@ -436,117 +416,28 @@ def check_finite_points(points, source, first_row=0):
                           f"{points[row, column]}; points must be finite numbers")
 
 
-def _scaling_vector(values, length, field, source, default):
-    if values is None:
-        return np.full(length, default)
-    array = np.atleast_1d(np.asarray(values, dtype=object))
-    try:
-        array = array.astype(np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise JaccliError(f"{source}: '{field}' must be finite numbers, not {clip(values)}") from None
-    if array.ndim != 1 or array.size not in (1, length):
-        raise JaccliError(f"{source}: '{field}' has {array.size} values; expected {length}")
-    if not np.all(np.isfinite(array)):
-        raise JaccliError(f"{source}: '{field}' holds a non-finite value")
-    return np.broadcast_to(array, (length,)).copy()
-
-
-def _scalings(scaling, length, field, source):
-    scaling = scaling or {}
-    offset = _scaling_vector(scaling.get("offset"), length, f"{field}.offset", source, 0.0)
-    scale = _scaling_vector(scaling.get("scale"), length, f"{field}.scale", source, 1.0)
-    if np.any(scale <= 0):
-        raise JaccliError(f"{source}: '{field}.scale' must be positive, got {scale.tolist()}")
-    return offset, scale
+def _folds(layer, layout):
+    """What ``describe`` says of a layer beyond units and activation, when there is
+    something: a kernel stored the other way round, maps folded before or after it."""
+    facts = {} if layer.layout == layout else {"layout": layer.layout}
+    for field in ("before", "after"):
+        maps = getattr(layer, field)
+        if maps:
+            facts[field] = ["scale" if getattr(m, "mean", None) is None
+                            else f"batchnorm {m.weight or m.mean}" for m in maps]
+    return facts
 
 
 def build_model(spec, store, dtype="float64"):
     """Check the spec against the tensors and assemble the Model."""
-    if dtype not in DTYPES:
-        raise JaccliError(f"unknown dtype '{dtype}' (float64 or float32)")
-    source = spec.source
-    tensors, parameters = _checked_tensors(spec, store)
-    n_inputs, n_outputs = tensors[0][0].shape[0], tensors[-1][0].shape[1]
+    assembly = assemble(spec, store, dtype)
+    n_inputs, n_outputs = assembly.network.n_inputs, assembly.network.n_outputs
     input_names = spec.inputs or [f"x{i + 1}" for i in range(n_inputs)]
     output_names = spec.outputs or [f"y{i + 1}" for i in range(n_outputs)]
     if len(output_names) != n_outputs:
-        raise JaccliError(f"{source}: 'outputs' names {len(output_names)} outputs but the last "
+        raise JaccliError(f"{spec.source}: 'outputs' names {len(output_names)} outputs but the last "
                           f"layer has {n_outputs} units")
-    in_offset, in_scale = _scalings(spec.input_scaling, n_inputs, "input_scaling", source)
-    out_offset, out_scale = _scalings(spec.output_scaling, n_outputs, "output_scaling", source)
-    np_dtype = DTYPES[dtype]
-    layers = [_dense_layer(layer_spec, kernel, bias, store.path, index, dtype)
-              for index, (layer_spec, (kernel, bias)) in enumerate(zip(spec.layers, tensors))]
-    network = Network(layers, in_offset.astype(np_dtype), (1.0 / in_scale).astype(np_dtype),
-                      out_offset.astype(np_dtype), out_scale.astype(np_dtype))
-    return Model(network, input_names, output_names, parameters, spec.layout,
-                 path=store.path, dtype=dtype, spec_source=spec.source, notes=spec.notes)
-
-
-def _checked_tensors(spec, store):
-    """Per layer (kernel in (in, out) orientation, bias or None), shapes checked in
-    order along the chain, and the parameter table in file order."""
-    tensors, parameters, offset = [], [], 0
-    expected_in = len(spec.inputs) if spec.inputs else None
-    for index, layer_spec in enumerate(spec.layers):
-        kernel, file_shape = _oriented_kernel(spec, store, index, layer_spec, expected_in)
-        parameters.append(ParameterInfo(layer_spec.weight, tuple(file_shape), offset))
-        offset += kernel.size
-        d_out = kernel.shape[1]
-        bias = None
-        if layer_spec.bias is not None:
-            bias = store.take(layer_spec.bias)
-            if bias.shape != (d_out,):
-                raise JaccliError(f"{store.path}: tensor '{layer_spec.bias}' (layers[{index}] bias) "
-                                  f"has shape {bias.shape}; expected ({d_out},)")
-            parameters.append(ParameterInfo(layer_spec.bias, (d_out,), offset))
-            offset += d_out
-        tensors.append((kernel, bias))
-        expected_in = d_out
-    return tensors, parameters
-
-
-def _oriented_kernel(spec, store, index, layer_spec, expected_in):
-    """Layer ``index``'s kernel as (in, out) and its shape in the file; a shape that
-    does not chain is an error naming what was expected (and the layout, if the
-    transpose would fit)."""
-    where = f"layers[{index}]"
-    kernel = store.take(layer_spec.weight)
-    if kernel.ndim != 2:
-        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
-                          f"has shape {kernel.shape}; a dense kernel is 2-D")
-    file_shape = kernel.shape
-    if kernel.size == 0:
-        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) "
-                          f"has shape {file_shape}; a layer needs at least one unit and input")
-    oriented = kernel.T if spec.layout == "out_in" else kernel
-    d_in, d_out = oriented.shape
-    units = layer_spec.units
-    if (expected_in is not None and d_in != expected_in) or (units is not None and d_out != units):
-        want_in = expected_in if expected_in is not None else d_in
-        want_out = units if units is not None else d_out
-        want = (want_out, want_in) if spec.layout == "out_in" else (want_in, want_out)
-        hint = ""
-        if tuple(reversed(file_shape)) == want:
-            other = "in_out" if spec.layout == "out_in" else "out_in"
-            hint = f" (the transpose fits: is the layout {other}?)"
-        raise JaccliError(f"{store.path}: tensor '{layer_spec.weight}' ({where} weight) has "
-                          f"shape {file_shape}; {spec.source} (layout {spec.layout}) "
-                          f"expects {want}{hint}")
-    return oriented, file_shape
-
-
-def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
-    """The layer in the model's dtype; a weight that overflows it is an error."""
-    np_dtype = DTYPES[dtype]
-    with np.errstate(over="ignore"):
-        kernel = np.ascontiguousarray(kernel, dtype=np_dtype)
-        if bias is not None:
-            bias = bias.astype(np_dtype)
-    for name, tensor in ((layer_spec.weight, kernel), (layer_spec.bias, bias)):
-        if tensor is not None and not np.isfinite(tensor).all():
-            raise JaccliError(f"{path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
-    return DenseLayer(kernel, bias, ACTIVATIONS[layer_spec.activation], dict(layer_spec.params))
+    return Model(assembly, input_names, output_names, spec_source=spec.source, notes=spec.notes)
 
 
 def load(path, spec=None, dtype="float64"):

@@ -129,7 +129,7 @@ def test_every_engine_path_against_the_oracle(oracle_values, path):
     assert len(x) >= 6  # the points kept away from kinks still test something
     function, quantity = ENGINE_PATHS[path]
     wanted, rtol = expected[quantity]
-    close(function(model.network, x, model.layout), wanted, rtol)
+    close(function(model.network, x, model.assembly.layout), wanted, rtol)
 
 
 def test_the_hessian_is_exactly_symmetric(model_and_points):

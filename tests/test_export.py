@@ -14,11 +14,13 @@ import pytest
 import yaml
 from scipy.special import erf, expit
 
+import jaccli
 from jaccli.errors import JaccliError
+from spec_forward import run_spec
 
 # The fields a spec may have; the core rejects anything else.
-SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
-LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha"}
+SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers", "output_maps"}
+LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha", "before", "after"}
 SCALING_KEYS = {"offset", "scale"}
 
 # The forward pass below must agree with the library to this relative error,
@@ -59,11 +61,13 @@ def check_schema(spec, tensors):
     for key in ("input_scaling", "output_scaling"):
         if key in spec:
             assert set(spec[key]) == SCALING_KEYS
+    used, maps = set(), list(spec.get("output_maps", []))
     for layer in spec["layers"]:
         assert set(layer) <= LAYER_KEYS
-    used = {layer["weight"] for layer in spec["layers"]} | {
-        layer["bias"] for layer in spec["layers"] if layer["bias"] is not None
-    }
+        used.update(name for name in (layer["weight"], layer["bias"]) if name is not None)
+        maps += layer.get("before", []) + layer.get("after", [])
+    used.update(name for item in maps for key, name in item["batchnorm"].items()
+                if key != "eps" and name is not None)
     assert used == set(tensors), "every tensor is used, and only those"
     for array in tensors.values():
         assert array.dtype == np.float64
@@ -94,19 +98,7 @@ ACTIVATIONS = {
 
 def forward(path, X):
     spec, tensors = read_model(path)
-    a = np.asarray(X, dtype=np.float64)
-    if "input_scaling" in spec:
-        a = (a - np.array(spec["input_scaling"]["offset"])) / np.array(spec["input_scaling"]["scale"])
-    for layer in spec["layers"]:
-        W = tensors[layer["weight"]]
-        z = a @ (W.T if spec["layout"] == "out_in" else W)
-        if layer["bias"] is not None:
-            z = z + tensors[layer["bias"]]
-        assert z.shape[1] == layer["units"]
-        a = ACTIVATIONS[layer["activation"]](z, layer.get("alpha"))
-    if "output_scaling" in spec:
-        a = a * np.array(spec["output_scaling"]["scale"]) + np.array(spec["output_scaling"]["offset"])
-    return a
+    return run_spec(spec, tensors, X, lambda z, name, alpha: ACTIVATIONS[name](z, alpha))
 
 
 def relative_error(ours, reference):
@@ -556,9 +548,61 @@ def test_torch_batchnorm_folded_exactly(tmp_path):
     assert_same(forward(path, X), torch_predict(module, X))
     spec, _ = read_model(path)
     assert [(layer["weight"], layer["bias"]) for layer in spec["layers"]] == [
-        ("0+1+2.weight", "0+1+2.bias"),
-        ("4+5+6.weight", "4+5+6.bias"),
-    ]
+        ("1.weight", "1.bias"), ("6.weight", None)]
+    # The parameters are torch's own (BatchNorm weight and bias after the weight and
+    # bias of the layer they fold into, running statistics not at all), each column the
+    # derivative torch.func gives.
+    model = jaccli.load(path)
+    assert [name for name, _ in model.parameters] == [
+        "1.weight", "1.bias", "0.weight", "0.bias", "2.weight", "2.bias", "6.weight",
+        "5.weight", "5.bias"]
+    assert_torch_parameter_columns(module, model, X)
+
+
+def assert_torch_parameter_columns(module, model, X):
+    """Each column block of ``model.param_jacobian`` against torch.func, by tensor name."""
+    import torch
+    from torch.func import functional_call, jacrev
+
+    module.eval()
+    params = {name: p.detach() for name, p in module.named_parameters()}
+
+    def f(p, x):
+        return functional_call(module, p, (x[None],))[0]
+
+    ours = model.param_jacobian(X)
+    for i, x in enumerate(X):
+        theirs = jacrev(f)(params, torch.tensor(x))
+        for info in model.parameter_table:
+            block = ours[i, :, info.offset:info.offset + info.size].reshape(-1, *info.shape)
+            np.testing.assert_allclose(block, theirs[info.name].numpy(), rtol=0, atol=1e-12)
+
+
+def test_torch_trailing_batchnorm_and_reused_modules(tmp_path):
+    """A BatchNorm after the last activation (its parameters are the output maps'), an
+    activation object and a Linear each run twice (tied weights: listed once, summed)."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    from jaccli.export import from_torch
+
+    torch.manual_seed(1)
+    act, shared = nn.Tanh(), nn.Linear(4, 4)
+    module = nn.Sequential(nn.Linear(3, 4), act, shared, act, shared, nn.Sigmoid(),
+                           nn.BatchNorm1d(4)).double()
+    with torch.no_grad():
+        module[6].running_mean.uniform_(-1, 1)
+        module[6].running_var.uniform_(0.5, 2)
+        module[6].weight.uniform_(-1.5, 1.5)
+    module.eval()
+    path = tmp_path / "model.safetensors"
+    from_torch(module, path)
+    X = points()
+    model = jaccli.load(path)
+    assert model.architecture == "3 in -> 4 tanh -> 4 tanh -> 4 sigmoid -> 4 linear"
+    assert [name for name, _ in model.parameters] == [
+        "0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias"]
+    assert_same(model.value(X), torch_predict(module, X))
+    assert_torch_parameter_columns(module, model, X)
 
 
 def test_torch_scalings(tmp_path):
@@ -627,7 +671,6 @@ def test_torch_refusals(tmp_path):
         (nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2)), ["module 1 (Softplus) is not supported (only beta=1"]),
         (nn.Sequential(nn.Linear(3, 4), nn.ReLU6()), ["module 1 (ReLU6)"]),
         (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False)), ["running statistics"]),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.BatchNorm1d(4)), ["module 2 (BatchNorm1d) at the end"]),
         (nn.Sequential(nn.Flatten(0)), ["module 0 (Flatten) is not supported (only Flatten()"]),
         (nn.Sequential(nn.Dropout()), ["no Linear layer"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 1)), ["module 1 (Linear) takes 5 inputs but receives 4"]),

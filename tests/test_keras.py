@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from scipy.special import erf
 
 import jaccli
+from spec_forward import run_spec
 from jaccli.cli import cli
 from jaccli.errors import JaccliError
 from jaccli.formats.keras import read_keras
@@ -40,8 +41,9 @@ MODEL_FILES = [
     for suffix in (".keras", ".h5", "_k2.h5")
     if (DATA / f"{name}{suffix}").exists()
 ]
-SPEC_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
-LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha"}
+SPEC_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
+               "output_maps"}
+LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha", "before", "after"}
 
 
 # Two TensorFlow float64 imprecisions limit how closely Keras's own numbers
@@ -107,22 +109,12 @@ def activate(z, name, alpha):
 
 
 def forward(spec, tensors, x, float32_slope=False):
-    a = np.asarray(x, dtype=np.float64)
-    if "input_scaling" in spec:
-        scaling = spec["input_scaling"]
-        a = (a - np.asarray(scaling["offset"])) / np.asarray(scaling["scale"])
-    for layer in spec["layers"]:
-        z = a @ tensors[layer["weight"]]
-        if layer["bias"] is not None:
-            z = z + tensors[layer["bias"]]
-        alpha = layer.get("alpha")
-        if float32_slope and layer["activation"] == "leaky_relu":
+    def act(z, name, alpha):
+        if float32_slope and name == "leaky_relu":
             alpha = float(np.float32(alpha))  # as TensorFlow runs it
-        a = activate(z, layer["activation"], alpha)
-    if "output_scaling" in spec:
-        scaling = spec["output_scaling"]
-        a = a * np.asarray(scaling["scale"]) + np.asarray(scaling["offset"])
-    return a
+        return activate(z, name, alpha)
+
+    return run_spec(spec, tensors, x, act)
 
 
 # -- read_keras on its own ----------------------------------------------------
@@ -144,10 +136,14 @@ def test_spec_uses_only_spec_fields_and_keras_names(path):
     assert set(spec) <= SPEC_FIELDS
     assert spec["layout"] == "in_out"
     used = set()
+    maps = spec.get("output_maps", [])
     for layer in spec["layers"]:
         assert set(layer) <= LAYER_FIELDS
         used.update(name for name in (layer["weight"], layer["bias"]) if name)
         assert layer["weight"].endswith("/kernel")
+        maps += layer.get("before", []) + layer.get("after", [])
+    used.update(name for m in maps if "batchnorm" in m for key, name in m["batchnorm"].items()
+                if key != "eps" and name)
     assert used == set(tensors)
     assert all(t.dtype == np.float64 for t in tensors.values())
 
@@ -181,12 +177,17 @@ def test_gelu_is_the_exact_form():
     assert [layer["activation"] for layer in spec["layers"]] == ["gelu", "silu", "linear"]
 
 
-def test_normalization_and_batchnorm_become_scalings():
-    spec, _ = read_keras(str(DATA / "seq_norm_batchnorm.keras"))
-    assert "input_scaling" in spec  # Normalization
-    assert "output_scaling" in spec  # BatchNormalization after the last (tanh) Dense
+def test_normalization_is_the_input_scaling_and_batchnorm_keeps_its_tensors():
+    spec, tensors = read_keras(str(DATA / "seq_norm_batchnorm.keras"))
+    assert "input_scaling" in spec  # Normalization: constants
+    # BatchNormalization after the last (tanh) Dense: its gamma and beta are parameters
+    assert spec["output_maps"][0]["batchnorm"]["weight"].endswith("/gamma")
+    model = jaccli.load(DATA / "seq_norm_batchnorm.keras")
+    names = [name for name, _ in model.parameters]
+    assert [name.split("/")[1] for name in names[-2:]] == ["gamma", "beta"]
+    assert not any("moving" in name for name in names)  # statistics are not parameters
     spec, _ = read_keras(str(DATA / "func_batchnorm_first.keras"))
-    assert "input_scaling" in spec  # BatchNormalization before the first Dense
+    assert "batchnorm" in spec["layers"][0]["before"][0]  # before the first Dense
 
 
 # -- refusals -------------------------------------------------------------------
@@ -443,19 +444,41 @@ def test_batchnorm_between_nonlinear_denses_folds_into_the_next(tmp_path):
     h = 1 / (1 + np.exp(-(x @ w["d1"]["kernel"] + w["d1"]["bias"])))
     expected = keras_batchnorm(h, w["bn"]) @ w["d2"]["kernel"]
     spec, tensors = read_keras(str(path))
-    assert spec["layers"][1]["bias"] == "d2/bias"  # the folded shift needs a bias
+    assert spec["layers"][1]["before"][0]["batchnorm"]["weight"] == "bn/gamma"
     np.testing.assert_allclose(forward(spec, tensors, x), expected, rtol=1e-12)
+    np.testing.assert_allclose(jaccli.load(path).value(x), expected, rtol=1e-12)
 
 
-def test_trailing_batchnorm_with_negative_gamma_after_nonlinear_dense_is_refused(tmp_path):
+def test_trailing_batchnorm_with_negative_gamma_after_nonlinear_dense(tmp_path):
+    """A BatchNorm after the last activation: its values, and the derivatives w.r.t.
+    its gamma and beta, against central differences of the unfolded forward pass."""
     rng = np.random.default_rng(3)
     w = {"d1": {"kernel": rng.normal(size=(2, 3)), "bias": rng.normal(size=3)},
          "bn": batchnorm_weights(rng, 3, [1.0, -1.0, 1.0])}
     path = tmp_path / "bn_last.h5"
     write_legacy_h5(path, [("d1", "Dense", {"units": 3, "activation": "tanh"}),
                            ("bn", "BatchNormalization", BN)], w)
-    with pytest.raises(JaccliError, match=r"layer 'bn' \(BatchNormalization\)"):
-        read_keras(str(path))
+    x = rng.normal(size=(4, 2))
+
+    def unfolded(gamma, beta):
+        h = np.tanh(x @ w["d1"]["kernel"] + w["d1"]["bias"])
+        return keras_batchnorm(h, {**w["bn"], "gamma": gamma, "beta": beta})
+
+    model = jaccli.load(path)
+    np.testing.assert_allclose(model.value(x), unfolded(w["bn"]["gamma"], w["bn"]["beta"]),
+                               rtol=1e-12)
+    table = {p.name: p for p in model.parameter_table}
+    jac = model.param_jacobian(x)
+    for name, role in (("bn/gamma", "gamma"), ("bn/beta", "beta")):
+        info = table[name]
+        for j in range(3):
+            step = np.zeros(3)
+            step[j] = 1e-6
+            args = {"gamma": w["bn"]["gamma"], "beta": w["bn"]["beta"]}
+            plus = unfolded(**{**args, role: args[role] + step})
+            minus = unfolded(**{**args, role: args[role] - step})
+            np.testing.assert_allclose(jac[:, :, info.offset + j], (plus - minus) / 2e-6,
+                                       atol=1e-8)
 
 
 def test_keras_archive_with_a_user_spec_reads_its_datasets(tmp_path):

@@ -29,9 +29,9 @@ def evaluate(events, X):
     for event in events:
         if isinstance(event, Dense):
             W = event.weight.astype(np.float64)
-            a = a @ (W.T if event.layout == "out_in" else W)
+            a = a @ (W.T if event.layout == "out_in" else W) * event.weight_scale
             if event.bias is not None:
-                a = a + event.bias.astype(np.float64).reshape(-1)
+                a = a + event.bias.astype(np.float64).reshape(-1) * event.bias_scale
         elif isinstance(event, Affine):
             a = a * event.scale + event.offset
         elif isinstance(event, Activation) and event.name == "softmax":

@@ -58,7 +58,7 @@ import h5py
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.spec import clip
 
 # Keras activation names (as serialized in a layer config) -> ours.
@@ -687,24 +687,20 @@ def _layer_activation(entry, fname):
     return "softmax", None
 
 
-def _batchnorm_affine(entry, arrays, fname):
-    """BatchNormalization at inference as (s, c): y = x * s + c."""
+def _add_batchnorm(stack, entry, arrays, fname, where):
+    """BatchNormalization at inference, its tensors named '<layer>/gamma' and so on:
+    keras/src/backend/*/nn.py batch_normalization computes x * inv + (beta - mean * inv)
+    with inv = gamma / sqrt(variance + epsilon)."""
     config = entry.get("config") or {}
     if not _is_last_axis(config.get("axis", -1)):
         _refuse(fname, entry, f"normalization over axis {config.get('axis')}")
     if config.get("renorm"):
         _refuse(fname, entry, "batch renormalization (renorm=True)")
-    epsilon = float(config.get("epsilon", 1e-3))
-    mean, variance = arrays["moving_mean"], arrays["moving_variance"]
-    # keras/src/backend/*/nn.py batch_normalization: x * inv + (beta - mean * inv)
-    # with inv = gamma / sqrt(variance + epsilon).
-    s = 1.0 / np.sqrt(variance + epsilon)
-    if "gamma" in arrays:
-        s = s * arrays["gamma"]
-    c = -mean * s
-    if "beta" in arrays:
-        c = c + arrays["beta"]
-    return s, c
+    name = _layer_name(entry)
+    roles = {"weight": "gamma", "bias": "beta", "mean": "moving_mean", "var": "moving_variance"}
+    stack.batchnorm(arrays["moving_mean"], arrays["moving_variance"],
+                    float(config.get("epsilon", 1e-3)), arrays.get("gamma"), arrays.get("beta"),
+                    names={field: f"{name}/{role}" for field, role in roles.items()}, where=where)
 
 
 def _normalization_scaling(entry, arrays, fname):
@@ -748,8 +744,7 @@ def _check_dense(entry, arrays, fname):
 
 def _build(chain, n_inputs, weights, fname):
     """(spec, tensors) of the layer chain: each layer reported to a DenseStack in order."""
-    stack = DenseStack(fname, layout="in_out", dense="Dense", inputs=n_inputs,
-                       leading_to_input_scaling=True, trailing_to_output_scaling=True)
+    stack = DenseStack(fname, layout="in_out", dense="Dense", inputs=n_inputs)
     for entry in chain:
         cls = _layer_class(entry)
         where = f"layer '{_layer_name(entry)}' ({cls})"
@@ -766,8 +761,7 @@ def _build(chain, n_inputs, weights, fname):
         elif cls == "Normalization":
             _add_normalization(stack, entry, weights, fname, where)
         elif cls == "BatchNormalization":
-            scale, offset = _batchnorm_affine(entry, weights.get(entry), fname)
-            stack.affine(scale, offset, where=where)
+            _add_batchnorm(stack, entry, weights.get(entry), fname, where)
         else:
             act, alpha = _layer_activation(entry, fname)
             stack.activation(act, alpha, where=where)

@@ -78,6 +78,8 @@ class Dense:
     weight_name: str
     bias_name: Optional[str]
     where: str  # "node 'name' (OpType)", for messages
+    weight_scale: float = 1.0  # Gemm's alpha and beta: x (alpha W) + beta b
+    bias_scale: float = 1.0
 
 
 @dataclass
@@ -639,15 +641,9 @@ def _gemm(walker, node, data, state):
     weight, name, layout, n_out = _weight(walker, node, data, state, layout)
     alpha = _attribute(walker, node, "alpha", 1.0)
     beta = _attribute(walker, node, "beta", 1.0)
-    if alpha != 1.0:
-        weight = weight * np.asarray(alpha, dtype=weight.dtype)
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
-    bias = None
-    if bias_name is not None:
-        bias = _bias(walker, node, bias_name, n_out, state)
-        if beta != 1.0:
-            bias = bias * np.asarray(beta, dtype=bias.dtype)
-    return Dense(weight, bias, layout, name, bias_name, describe(node))
+    bias = None if bias_name is None else _bias(walker, node, bias_name, n_out, state)
+    return Dense(weight, bias, layout, name, bias_name, describe(node), float(alpha), float(beta))
 
 
 def _per_feature(array, n, transposed):
@@ -788,78 +784,37 @@ def _check_softmax_last(walker, events):
 
 
 def onnx_spec_and_tensors(path):
-    """(spec dict, tensors, notes) for the model in ``path``, folded by the one DenseStack.
+    """(spec dict, tensors, notes) for the model in ``path``, through the one DenseStack.
 
     Constant affine maps before the first dense layer become the input
     scaling and those after the last layer (and its activation) the output
-    scaling, so the dense layers keep the weights stored in the file; one
-    between two layers is folded into the next layer's weights. The layout
-    is the first dense layer's; a later layer stored the other way round is
-    used transposed (and a note says so).
+    scaling; one between two layers is a map of the next layer (folded when
+    the model is assembled, the parameters staying the file's initializers).
+    Each dense layer keeps its initializer's layout: a MatMul's (in, out)
+    weight beside Gemm's (out, in) ones is listed in the shape the file holds.
     """
-    from jaccli.formats.folding import DenseStack
+    from jaccli.formats.stack import DenseStack
 
     graph = read_onnx(path)
     events = [e for e in graph.events if not isinstance(e, Identity)]
-    dense = [i for i, e in enumerate(events) if isinstance(e, Dense)]
-    head = 0
-    while head < dense[0] and isinstance(events[head], Affine):
-        head += 1
-    tail = len(events)
-    while tail > dense[-1] + 1 and isinstance(events[tail - 1], Affine):
-        tail -= 1
-    layout = events[dense[0]].layout
+    layout = next(e.layout for e in events if isinstance(e, Dense))
     stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
-    notes = list(graph.notes)
-    leading = _composed(events[:head])
-    if leading is not None and np.all(leading[0] > 0):
-        scale, offset = leading
-        # x * s + o  ==  (x - (-o / s)) / (1 / s)
-        stack.scale_inputs(-offset / scale, 1.0 / scale, where=events[0].where)
-    elif leading is not None:  # a sign flip or a zero: folded into the first layer
-        stack.affine(*leading, where=events[0].where)
-    for event in events[head:tail]:
+    for event in events:
         if isinstance(event, Dense):
-            _add_dense(stack, event, layout, notes)
+            stack.dense(event.weight, event.bias, where=event.where,
+                        weight_name=event.weight_name, layout=event.layout,
+                        bias_name=event.bias_name or f"{event.weight_name}:bias",
+                        weight_scale=event.weight_scale, bias_scale=event.bias_scale)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
-    trailing = _composed(events[tail:])
-    if trailing is not None and np.all(trailing[0] > 0):
-        stack.scale_outputs(trailing[1], trailing[0], where=events[tail].where)
-    elif trailing is not None:  # folded into a linear last layer, or refused
-        stack.affine(*trailing, where=events[tail].where)
     spec, tensors = stack.build()
-    return spec, tensors, notes
-
-
-def _composed(affines):
-    """(scale, offset) of the affine maps applied one after the other, or None."""
-    if not affines:
-        return None
-    scale, offset = np.float64(1.0), np.float64(0.0)
-    for event in affines:
-        scale, offset = scale * event.scale, offset * event.scale + event.offset
-    return _scalar_or_vector(scale), _scalar_or_vector(offset)
+    return spec, tensors, list(graph.notes)
 
 
 def _scalar_or_vector(array):
     """A size-1 array as a 0-d one: it applies to every feature, whatever their number."""
     array = np.asarray(array, dtype=np.float64)
     return array.reshape(()) if array.size == 1 else array.reshape(-1)
-
-
-def _add_dense(stack, event, layout, notes):
-    weight = event.weight
-    if event.layout != layout:
-        weight = weight.T
-        notes.append(f"'{event.weight_name}' is stored {event.layout}, the other layers "
-                     f"{layout}: it is used transposed, shape {weight.shape}")
-    bias = event.bias
-    if bias is not None:
-        n_out = weight.shape[1] if layout == "in_out" else weight.shape[0]
-        bias = np.broadcast_to(np.asarray(bias).reshape(-1), (n_out,))
-    stack.dense(weight, bias, where=event.where, weight_name=event.weight_name,
-                bias_name=event.bias_name or f"{event.weight_name}:bias")

@@ -14,10 +14,36 @@ import yaml
 from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
 from jaccli.errors import JaccliError
 
-TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers"}
-LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha"}
+TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
+              "output_maps"}
+LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha", "layout", "before", "after",
+                "weight_scale", "bias_scale"}
 SCALING_FIELDS = {"offset", "scale"}
+BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
+
+
+@dataclass
+class ScaleMap:
+    """x -> x * scale + offset, feature by feature: constants, not parameters."""
+
+    scale: object  # a number or a list, one per feature
+    offset: object
+
+
+@dataclass
+class BatchNormMap:
+    """BatchNorm at inference: (x - mean) / sqrt(var + eps) * weight + bias.
+
+    weight and bias (gamma, beta) name trainable tensors, parameters of the
+    model (None: 1 and 0); mean and var name stored statistics, constants.
+    """
+
+    weight: Optional[str]
+    bias: Optional[str]
+    mean: str
+    var: str
+    eps: float
 
 
 @dataclass
@@ -27,6 +53,24 @@ class LayerSpec:
     params: dict
     weight: str
     bias: Optional[str]
+    layout: str = "in_out"  # how this layer's kernel is stored (the spec's layout unless given)
+    before: tuple = ()  # ScaleMap/BatchNormMap applied to the layer's input, in order
+    after: tuple = ()  # ... to its pre-activation a W + b, before the activation
+    weight_scale: float = 1.0  # the layer computes a (weight_scale W) + bias_scale b
+    bias_scale: float = 1.0  # (ONNX Gemm's alpha and beta)
+
+    @property
+    def tensors(self):
+        """The tensor names this layer takes, parameters first in parameter order."""
+        maps = [m for m in self.before + self.after if isinstance(m, BatchNormMap)]
+        names = [self.weight, self.bias] + [n for m in maps for n in (m.weight, m.bias)]
+        return [n for n in names if n is not None]
+
+    @property
+    def statistics(self):
+        """Names of the stored statistics (BatchNorm mean and var): constants."""
+        return [n for m in self.before + self.after if isinstance(m, BatchNormMap)
+                for n in (m.mean, m.var)]
 
 
 @dataclass
@@ -39,6 +83,22 @@ class Spec:
     layers: List[LayerSpec]
     source: str  # where the spec came from, for error messages
     notes: tuple = ()  # what a reader chose for the user to know (shown by `info`)
+    output_maps: tuple = ()  # maps applied to the last layer's activation, before output_scaling
+
+    @property
+    def statistics(self):
+        """Names of every stored statistic the layers and output maps take."""
+        maps = [m for m in self.output_maps if isinstance(m, BatchNormMap)]
+        return [n for layer in self.layers for n in layer.statistics] + \
+            [n for m in maps for n in (m.mean, m.var)]
+
+    @property
+    def parameter_names(self):
+        """The tensors that are parameters, each once, in parameter order."""
+        maps = [m for m in self.output_maps if isinstance(m, BatchNormMap)]
+        names = [n for layer in self.layers for n in layer.tensors] + \
+            [n for m in maps for n in (m.weight, m.bias) if n is not None]
+        return list(dict.fromkeys(names))
 
 
 # A spec is a few hundred bytes; anything near this is not a spec (and a bound
@@ -237,7 +297,7 @@ def reject_unknown(mapping, known, where, prefix=""):
                           f"(known: {', '.join(sorted(known))})")
 
 
-def _layer(index, item, source):
+def _layer(index, item, source, default_layout):
     where = f"{source}: layers[{index}]"
     if not isinstance(item, dict):
         raise JaccliError(f"{where} must be a mapping such as {{units: 16, activation: tanh}}")
@@ -275,7 +335,63 @@ def _layer(index, item, source):
             raise JaccliError(f"{where}: '{field}' must be a tensor name, not {clip(tensor)}")
     if weight is None:
         raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel")
-    return LayerSpec(units, name, params, weight, bias)
+    layout = _layout(item.get("layout", default_layout), f"{where}: 'layout'")
+    before, after = (_maps(item.get(field, ()), f"{where}.{field}") for field in ("before", "after"))
+    scales = [_number(item.get(field, 1.0), f"{where}: '{field}'")
+              for field in ("weight_scale", "bias_scale")]
+    return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales)
+
+
+def _number(value, where):
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else math.nan
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise JaccliError(f"{where} must be a finite number, not {clip(value)}")
+    return number
+
+
+def _layout(value, where):
+    if isinstance(value, str):
+        value = value.strip().lower()  # like activation names, case does not matter
+    if value not in LAYOUTS:
+        raise JaccliError(f"{where} must be in_out or out_in, not {clip(value)}")
+    return value
+
+
+def _maps(value, where):
+    """A layer's ``before`` or ``after``: a list of {scale, offset} and {batchnorm: ...} maps."""
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, (list, tuple)):
+        raise JaccliError(f"{where} must be a list of maps ({{scale: ..., offset: ...}} or "
+                          f"{{batchnorm: {{...}}}})")
+    return tuple(_map(item, f"{where}[{i}]") for i, item in enumerate(items))
+
+
+def _map(item, where):
+    if isinstance(item, dict) and set(item) == {"batchnorm"}:
+        norm = item["batchnorm"]
+        if not isinstance(norm, dict):
+            raise JaccliError(f"{where}.batchnorm must be a mapping of {sorted(BATCHNORM_FIELDS)}")
+        reject_unknown(norm, BATCHNORM_FIELDS, where, prefix="batchnorm.")
+        names = {}
+        for field in ("weight", "bias", "mean", "var"):
+            name = norm.get(field)
+            if name is None and field in ("mean", "var"):
+                raise JaccliError(f"{where}.batchnorm: '{field}' names a stored tensor; it is required")
+            if name is not None and not isinstance(name, str):
+                raise JaccliError(f"{where}.batchnorm: '{field}' must be a tensor name, not {clip(name)}")
+            names[field] = name
+        eps = norm.get("eps", 1e-5)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < math.inf:
+            raise JaccliError(f"{where}.batchnorm: 'eps' must be a number >= 0, not {clip(eps)}")
+        return BatchNormMap(eps=float(eps), **names)
+    if not isinstance(item, dict):
+        raise JaccliError(f"{where} must be a mapping ({{scale: ..., offset: ...}} or {{batchnorm: ...}})")
+    reject_unknown(item, SCALING_FIELDS, where)
+    return ScaleMap(item.get("scale", 1.0), item.get("offset", 0.0))
 
 
 def parse_spec(data, source):
@@ -285,12 +401,8 @@ def parse_spec(data, source):
     layers = data.get("layers")
     if not isinstance(layers, list) or not layers:
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
-    layout = data.get("layout", "in_out")
-    if isinstance(layout, str):
-        layout = layout.strip().lower()  # like activation names, case does not matter
-    if layout not in LAYOUTS:
-        raise JaccliError(f"{source}: 'layout' must be in_out or out_in, not {clip(layout)}")
-    parsed = [_layer(i, item, source) for i, item in enumerate(layers)]
+    layout = _layout(data.get("layout", "in_out"), f"{source}: 'layout'")
+    parsed = [_layer(i, item, source, layout) for i, item in enumerate(layers)]
     for i, layer in enumerate(parsed[:-1]):
         if layer.activation == SOFTMAX:
             raise JaccliError(f"{source}: layers[{i}]: softmax is allowed on the last layer only")
@@ -302,4 +414,5 @@ def parse_spec(data, source):
         output_scaling=_scaling(data.get("output_scaling"), "output_scaling", source),
         layers=parsed,
         source=source,
+        output_maps=_maps(data.get("output_maps", ()), f"{source}: output_maps"),
     )

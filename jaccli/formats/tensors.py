@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from jaccli.errors import JaccliError, JaccliWarning
-from jaccli.formats.folding import checked_tensor
+from jaccli.formats.stack import checked_tensor
 from jaccli.formats.safetensors import is_safetensors, open_safetensors
 from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
 
@@ -454,10 +454,7 @@ def _keras_json_model(json_path, config, path, store):
 
 def _tensor_names(spec):
     """The tensors a spec's layers take, in the order they take them."""
-    names = []
-    for layer in spec.layers:
-        names += [layer.weight] if layer.bias is None else [layer.weight, layer.bias]
-    return names
+    return spec.parameter_names + spec.statistics
 
 
 # Keras files keep the optimizer's state beside the weights: not the network's tensors.

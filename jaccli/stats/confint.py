@@ -311,15 +311,28 @@ def output_parameter_masks(model):
     are not counted in its q. (Columns that are zero for other reasons, e.g.
     a dead relu unit, stay in q and make Z rank-deficient, as they should.)
     """
-    P = int(model.parameter_vector().size)
     m = len(model.output_names)
-    masks = np.ones((m, P), dtype=bool)
     last = model.network.layers[-1]
+    mapping = model.assembly.parameter_map()
     if m == 1 or last.is_softmax:
-        return masks
-    table = model.parameter_table
+        return np.ones((m, model.n_parameters), dtype=bool)
+    if mapping is None:  # the engine's parameters are the file's: the last two tensors
+        return _last_layer_masks(model.parameter_table, last, m, model.assembly.layout)
+    # The engine's folded parameters (last layer: kernel (in, m) then bias), then back
+    # to the file's tensors: one moves output k if any folded parameter it feeds does.
+    folded = np.ones((m, mapping.shape[0]), dtype=bool)
+    kernel_size = last.kernel.size
+    bias_size = 0 if last.bias is None else m
+    start = mapping.shape[0] - kernel_size - bias_size
+    owner = np.concatenate([np.tile(np.arange(m), kernel_size // m), np.arange(bias_size)])
+    folded[:, start:] = owner[None, :] == np.arange(m)[:, None]
+    return (folded.astype(np.float64) @ abs(mapping)) > 0
+
+
+def _last_layer_masks(table, last, m, layout):
+    masks = np.ones((m, sum(p.size for p in table)), dtype=bool)
     kernel_info = table[-2] if last.bias is not None else table[-1]
-    out_axis = 0 if model.layout == "out_in" else 1
+    out_axis = 0 if layout == "out_in" else 1
     owner = np.indices(kernel_info.shape)[out_axis].ravel()  # the output of each kernel entry
     for k in range(m):
         masks[k, kernel_info.offset:kernel_info.offset + kernel_info.size] = owner == k

@@ -1,35 +1,35 @@
-"""A chain of dense layers, activations and affine maps -> a jaccli spec and its tensors.
+"""A chain of dense layers, activations and elementwise maps -> a jaccli spec and its tensors.
 
-Every reader of a model format (Keras files, the PyTorch and scikit-learn
-exporters, ...) walks its layers from input to output and reports each one to
-a ``DenseStack``. The stack checks the tensors, folds the affine maps, and
-builds the spec dict (the YAML schema) with the tensor dict it names:
+Every reader of a model format (Keras files, ONNX graphs, the PyTorch and
+scikit-learn exporters) walks its layers from input to output and reports each
+one to a ``DenseStack``, which checks the order and the tensors and writes the
+spec dict (the YAML schema) with the tensor dict it names:
 
     stack = DenseStack("model.onnx", layout="out_in", dense="Gemm")
     stack.scale_inputs(offset, scale)         # optional, first: x -> (x - offset) / scale
     stack.dense(W, b, where="node 'fc1' (Gemm)", weight_name="fc1.weight", bias_name="fc1.bias")
+    stack.affine(scale, offset, where="node 'm' (Mul)")  # y = x * scale + offset, constants
+    stack.batchnorm(mean, var, eps, gamma, beta, names={...}, where=...)
     stack.activation("tanh", where="node 't' (Tanh)")
-    stack.affine(scale, offset, where="node 'm' (Mul)")  # y = x * scale + offset, per feature
-    stack.identity()
     spec, tensors = stack.build()
 
-Folding (each step is an identity of the composed map, so it is exact up to
-rounding):
-- an affine map right after a dense layer that has no activation yet is folded
-  into that layer's kernel and bias;
-- any other affine map waits, composed with the ones that follow, and is
-  folded into the next dense layer's kernel and bias; before the first dense
-  layer it becomes part of the input scaling instead when the stack was made
-  with ``leading_to_input_scaling`` and every scale is positive;
-- one still waiting after the last dense layer becomes the output scaling when
-  the stack was made with ``trailing_to_output_scaling`` and every scale is
-  positive; otherwise it is refused.
+Nothing is folded here: the tensors are the file's, under the file's names
+(a tensor used twice, tied weights, is one entry), so the parameters stay the
+file's tensors. Where a map goes (``jaccli.formats.assemble`` folds it
+later, carrying the chain rule back through the fold):
+- a constant map before any layer joins the input scaling, one after the
+  last layer's activation the output scaling (any non-zero scale; a map
+  after a linear last layer too);
+- a map right after a dense layer that has no activation yet is part of that
+  layer's ``after`` (applied to its pre-activation);
+- any other map waits for the next dense layer and becomes its ``before``;
+  maps after the last activation that hold a BatchNorm are the spec's
+  ``output_maps`` (its weight and bias are parameters, so they cannot be a
+  constant output scaling).
 An activation applies to the dense layer right before it; one that follows
-nothing, an affine map or another activation is refused (except a ReLU or
+nothing, a waiting map or another activation is refused (except a ReLU or
 LeakyReLU after an activation that is never negative: the identity there,
-so dropped), and nothing but (when
-allowed) an output scaling may follow a softmax. Folded tensors keep the dense
-layer's names unless the stack has ``rename_folded``.
+so dropped), and nothing but an output scaling may follow a softmax.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ LAYOUTS = ("in_out", "out_in")
 
 # Activations whose value is never negative, and those that are the identity
 # there: a ReLU or LeakyReLU after relu/sigmoid/softplus/exp changes nothing,
-# so it is folded away (Keras models often put a LeakyReLU layer after
+# so it is dropped (Keras models often put a LeakyReLU layer after
 # Dense(activation="relu")). The derivatives agree too: where the first
 # activation's output is 0 (relu at z <= 0, or an underflow) its own
 # derivative is 0 (relu's left derivative) or underflows with it, so the
@@ -68,23 +68,11 @@ def checked_tensor(array, where):
 
 
 class _Layer:
-    """One dense layer as read, then as folded; ``parts`` names what was folded into it."""
+    """One dense layer's spec entry in the making."""
 
-    def __init__(self, weight, bias, weight_name, bias_name, name):
-        self.weight, self.bias = weight, bias
-        self.weight_name, self.bias_name = weight_name, bias_name
-        self.parts = [name]
+    def __init__(self, entry):
+        self.entry = entry
         self.activation = None  # None: no activation yet (linear unless one follows)
-        self.alpha = None
-
-
-class _Pending:
-    """An affine map y = x * scale + offset not folded yet, and where it came from."""
-
-    def __init__(self, scale, offset, where, name):
-        self.scale, self.offset = scale, offset
-        self.where = where
-        self.parts = [name]
 
 
 class DenseStack:
@@ -92,37 +80,33 @@ class DenseStack:
 
     source: names the model in every error (a file name, ``from_torch(...)``).
     layout: how the reader's kernels are stored, ``in_out`` (n_in, n_out) or
-        ``out_in``; the spec keeps it and the tensors stay in it.
+        ``out_in``; a layer may say otherwise (``dense(..., layout=)``).
     dense: what the format calls a dense layer (``Dense``, ``Linear``), for errors.
     inputs: the number of inputs when the format states it.
-    rename_folded: parts -> (weight name, bias name) for a layer that had
-        affine maps folded into it (parts: their names and the layer's, in order).
     """
 
-    def __init__(self, source, *, layout="in_out", dense="dense", inputs=None,
-                 leading_to_input_scaling=False, trailing_to_output_scaling=False,
-                 rename_folded=None):
+    def __init__(self, source, *, layout="in_out", dense="dense", inputs=None):
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, not {layout!r}")
         self.source, self.layout, self.dense_word = source, layout, dense
         self.width = inputs  # features flowing out of the last event, when known
         self._width_from = "the model's input"  # that event, for errors
-        self.leading_to_input_scaling = leading_to_input_scaling
-        self.trailing_to_output_scaling = trailing_to_output_scaling
-        self.rename_folded = rename_folded
         self.layers = []
+        self.tensors = {}
         self.input_scaling = None  # (offset, scale): the network sees (x - offset) / scale
         self.output_scaling = None  # (offset, scale): y = y_net * scale + offset
-        self._pending = None
+        self._pending = []  # maps waiting for the next dense layer (its ``before``)
+        self.output_maps = []  # maps after the last activation that hold parameters (BatchNorm)
+        self._pending_where = None
         self._outputs_scaled = False  # scale_outputs was called: no layer may follow
 
     # -- events, in the order the data flows --------------------------------
 
     def scale_inputs(self, offset, scale, *, where="input scaling"):
         """The inputs go through (x - offset) / scale (after any earlier input scaling)."""
-        if self.layers or self._pending is not None:
+        if self.layers or self._pending:
             raise JaccliError(f"{self.source}: {where}: an input scaling must come before any "
-                              f"{self.dense_word} layer or affine map")
+                              f"{self.dense_word} layer or map")
         # (((x - o1) / s1) - o2) / s2  ==  (x - (o1 + o2 s1)) / (s1 s2)
         self.input_scaling = self._chained(self.input_scaling, offset, scale, where,
                                            lambda o1, s1, o2, s2: (o1 + o2 * s1, s1 * s2))
@@ -130,27 +114,36 @@ class DenseStack:
         if self.width is None and scale.ndim == 1:
             self._set_width(scale.size, where)
 
-    def dense(self, weight, bias, *, where, weight_name, bias_name, name=None):
-        """x -> x W + b (layout in_out) or W x + b (out_in); ``bias`` may be None.
-
-        ``bias_name`` names the bias even when there is none: folding may make one.
-        """
+    def dense(self, weight, bias, *, where, weight_name, bias_name, layout=None, weight_scale=1.0,
+              bias_scale=1.0):
+        """x -> x W + b (layout in_out) or W x + b (out_in); ``bias`` may be None; the
+        scales make it x (weight_scale W) + bias_scale b (ONNX Gemm's alpha and beta)."""
         self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
+        layout = layout or self.layout
         label = f"{self.source}: {where}"
         weight = checked_tensor(weight, f"{label} weight")
         if weight.ndim != 2:
             raise JaccliError(f"{label} weight has shape {weight.shape}; a dense kernel is 2-D")
-        n_in, n_out = weight.shape if self.layout == "in_out" else weight.shape[::-1]
-        if bias is not None:
+        n_in, n_out = weight.shape if layout == "in_out" else weight.shape[::-1]
+        if bias is not None:  # in the file's shape: (n,), (1, n), (n, 1), or one value for all
             bias = checked_tensor(bias, f"{label} bias")
-            if bias.shape != (n_out,):
+            if bias.size not in (1, n_out) or bias.ndim > 2 or (bias.ndim == 2 and 1 not in bias.shape):
                 raise JaccliError(f"{label} bias has shape {bias.shape}, expected ({n_out},)")
         self._check_width(n_in, label)
-        layer = _Layer(weight, bias, weight_name, bias_name, name)
-        if self._pending is not None:
-            self._fold_pending_into(layer, n_in)
-        self.layers.append(layer)
+        self._register(weight_name, weight, f"{label} weight")
+        if bias is not None:
+            self._register(bias_name, bias, f"{label} bias")
+        entry = {"units": int(n_out), "activation": "linear", "weight": weight_name,
+                 "bias": None if bias is None else bias_name}
+        if layout != self.layout:
+            entry["layout"] = layout
+        for field, value in (("weight_scale", weight_scale), ("bias_scale", bias_scale)):
+            if value != 1.0:
+                entry[field] = float(value)
+        if self._pending:
+            entry["before"], self._pending, self._pending_where = self._pending, [], None
+        self.layers.append(_Layer(entry))
         self._set_width(n_out, where)
 
     def activation(self, name, alpha=None, *, where):
@@ -159,36 +152,54 @@ class DenseStack:
             return
         self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
-        if not self.layers or self._pending is not None:
+        if not self.layers or self._pending:
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
                               f"{self.dense_word} layer")
         last = self.layers[-1]
         if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
-            return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see below)
+            return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see above)
         if last.activation is not None:
             raise JaccliError(f"{self.source}: {where}: two activations in a row cannot be one "
                               f"{self.dense_word} layer (it already applies {last.activation})")
-        last.activation, last.alpha = name, alpha
+        last.activation = name
+        last.entry["activation"] = name
+        if alpha is not None:
+            last.entry["alpha"] = float(alpha)
 
-    def affine(self, scale, offset, *, where, name=None):
-        """y = x * scale + offset, feature by feature (scalars apply to every feature)."""
-        if not self.trailing_to_output_scaling:
-            self._check_not_after_softmax(where)
-        self._check_outputs_not_scaled()
+    def affine(self, scale, offset, *, where):
+        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants."""
+        self._check_not_after_softmax_unless_last(where)
         label = f"{self.source}: {where}"
         scale = checked_tensor(scale, f"{label} scale")
         offset = checked_tensor(offset, f"{label} offset")
         scale, offset = self._as_feature_vectors(scale, offset, where)
-        last = self.layers[-1] if self.layers else None
-        if last is not None and last.activation is None and self._pending is None:
-            self._fold_into_outputs(last, scale, offset)
-            last.parts.append(name)
-        elif self._pending is None:
-            self._pending = _Pending(scale, offset, where, name)
-        else:
-            pending = self._pending
-            pending.scale, pending.offset = pending.scale * scale, pending.offset * scale + offset
-            pending.parts.append(name)
+        if not self.layers and not self._pending:
+            if np.any(scale == 0):
+                raise JaccliError(f"{label} multiplies an input by zero")
+            # x * s + o  ==  (x - (-o / s)) / (1 / s)
+            self.scale_inputs(-offset / scale, 1.0 / scale, where=where)
+            return
+        self._add_map({"scale": _listed(scale), "offset": _listed(offset)}, where)
+
+    def batchnorm(self, mean, var, eps, weight=None, bias=None, *, names, where):
+        """BatchNorm at inference, (x - mean) / sqrt(var + eps) * weight + bias, per feature.
+
+        ``names``: the file's names of the tensors given ({"mean", "var", "weight", "bias"});
+        weight and bias (gamma, beta) are parameters, mean and var stored statistics.
+        """
+        self._check_not_after_softmax(where)
+        label = f"{self.source}: {where}"
+        norm = {"eps": float(eps)}
+        for field, array in (("weight", weight), ("bias", bias), ("mean", mean), ("var", var)):
+            if array is None:
+                continue
+            array = checked_tensor(array, f"{label} {field}")
+            if array.ndim != 1:
+                raise JaccliError(f"{label} {field} has shape {array.shape}; expected one value per feature")
+            self._check_width(array.size, label)
+            self._register(names[field], array, f"{label} {field}")
+            norm[field] = names[field]
+        self._add_map({"batchnorm": norm}, where)
 
     def identity(self):
         """A layer that computes the identity (Dropout at inference, Flatten of a vector)."""
@@ -206,8 +217,9 @@ class DenseStack:
     def build(self, input_names=None, output_names=None):
         """(spec dict, {tensor name: float64 array}); names default to counts."""
         self._resolve_trailing()
-        n_in = self._in_out(self.layers[0].weight).shape[0]
-        n_out = self._in_out(self.layers[-1].weight).shape[1]
+        first, last = self.layers[0].entry, self.layers[-1].entry
+        n_in = self._shape_in_out(first)[0]
+        n_out = last["units"]
         spec = {
             "inputs": self._names(input_names, n_in, "input"),
             "outputs": self._names(output_names, n_out, "output"),
@@ -217,80 +229,70 @@ class DenseStack:
             spec["input_scaling"] = self._scaling_entry(self.input_scaling, n_in, "input scaling")
         if self.output_scaling is not None:
             spec["output_scaling"] = self._scaling_entry(self.output_scaling, n_out, "output scaling")
-        spec["layers"], tensors = [], {}
-        for layer in self.layers:
-            weight_name, bias_name = layer.weight_name, layer.bias_name
-            if self.rename_folded is not None and len(layer.parts) > 1:
-                weight_name, bias_name = self.rename_folded(layer.parts)
-            tensors[weight_name] = np.ascontiguousarray(layer.weight, dtype=np.float64)
-            if layer.bias is not None:
-                tensors[bias_name] = np.ascontiguousarray(layer.bias, dtype=np.float64)
-            entry = {
-                "units": int(self._in_out(layer.weight).shape[1]),
-                "activation": layer.activation or "linear",
-                "weight": weight_name,
-                "bias": None if layer.bias is None else bias_name,
-            }
-            if layer.alpha is not None:
-                entry["alpha"] = float(layer.alpha)
-            spec["layers"].append(entry)
-        return spec, tensors
+        spec["layers"] = [layer.entry for layer in self.layers]
+        if self.output_maps:
+            spec["output_maps"] = self.output_maps
+        return spec, dict(self.tensors)
 
-    # -- folding ---------------------------------------------------------------
+    # -- where maps go -----------------------------------------------------------
 
-    def _in_out(self, weight):
-        return weight if self.layout == "in_out" else weight.T
-
-    def _fold_pending_into(self, layer, n_in):
-        pending, self._pending = self._pending, None
-        scale = np.broadcast_to(pending.scale, (n_in,))
-        offset = np.broadcast_to(pending.offset, (n_in,))
-        if not self.layers and self.leading_to_input_scaling and np.all(scale > 0):
-            # Before the first dense layer: part of the input scaling, so the
-            # layer keeps its own weights.
-            first_offset, first_scale = self.input_scaling or (0.0, 1.0)
-            self.input_scaling = (first_offset - offset * first_scale / scale, first_scale / scale)
-            return
-        # W (s x + c) + b  ==  (W diag(s)) x + (W c + b)
-        bias = 0.0 if layer.bias is None else layer.bias
-        if self.layout == "in_out":
-            layer.bias = offset @ layer.weight + bias
-            layer.weight = scale[:, None] * layer.weight
+    def _add_map(self, item, where):
+        last = self.layers[-1] if self.layers else None
+        if last is not None and last.activation is None and not self._pending:
+            last.entry.setdefault("after", []).append(item)
         else:
-            layer.bias = layer.weight @ offset + bias
-            layer.weight = layer.weight * scale[None, :]
-        layer.parts[:0] = pending.parts
-
-    def _fold_into_outputs(self, layer, scale, offset):
-        # (x W + b) s + c  ==  x (W diag(s)) + (b s + c)
-        bias = 0.0 if layer.bias is None else layer.bias
-        n_out = self.width
-        scale, offset = np.broadcast_to(scale, (n_out,)), np.broadcast_to(offset, (n_out,))
-        layer.bias = bias * scale + offset
-        layer.weight = layer.weight * scale if self.layout == "in_out" else layer.weight * scale[:, None]
+            self._pending.append(item)
+            self._pending_where = self._pending_where or where
 
     def _resolve_trailing(self):
-        """After the last layer: the waiting affine map becomes the output scaling, or is refused."""
+        """After the last layer: constant maps become the output scaling; a BatchNorm
+        waiting there is refused. A linear last layer's trailing constant maps move
+        to the output scaling too, so its kernel stays the file's."""
         if not self.layers:
             raise JaccliError(f"{self.source}: the model has no {self.dense_word} layer")
-        pending, self._pending = self._pending, None
-        if pending is None:
+        last = self.layers[-1]
+        if last.activation is None:
+            after = last.entry.get("after", [])
+            while after and "scale" in after[-1]:
+                self._pending.insert(0, after.pop())
+            if not after:
+                last.entry.pop("after", None)
+        pending, self._pending = self._pending, []
+        if any("batchnorm" in item for item in pending):  # trainable: the output maps
+            if self.output_scaling is not None:
+                raise ValueError("scale_outputs comes after every map")
+            self.output_maps = pending
             return
-        label = f"{self.source}: {pending.where}"
-        if not self.trailing_to_output_scaling:
-            raise JaccliError(f"{label} at the end has no {self.dense_word} layer to fold into")
-        if np.any(pending.scale <= 0):
-            # After a non-linear last layer there is no kernel to fold a sign flip into.
-            raise JaccliError(f"{label}: a zero or negative scale after the last non-linear "
-                              f"{self.dense_word} layer cannot become the output scaling, "
-                              f"which must be positive")
-        self.output_scaling = (pending.offset, pending.scale)
+        for item in pending:
+            scale, offset = np.asarray(item["scale"]), np.asarray(item["offset"])
+            if np.any(scale == 0):
+                raise JaccliError(f"{self.source}: {self._pending_where}: a zero scale after "
+                                  f"the last layer")
+            self.output_scaling = self._chained(self.output_scaling, offset, scale, "output map",
+                                                lambda o1, s1, o2, s2: (o1 * s2 + o2, s1 * s2))
 
     # -- checks ----------------------------------------------------------------
+
+    def _register(self, name, array, where):
+        """The file's (checked) tensor ``name``; a name given twice must hold the same values."""
+        known = self.tensors.get(name)
+        if known is not None and (known.shape != array.shape or not np.array_equal(known, array)):
+            raise JaccliError(f"{where}: '{name}' names two different tensors")
+        self.tensors[name] = array
+
+    def _shape_in_out(self, entry):
+        shape = self.tensors[entry["weight"]].shape
+        return shape if entry.get("layout", self.layout) == "in_out" else shape[::-1]
 
     def _check_not_after_softmax(self, where):
         if self.layers and self.layers[-1].activation == "softmax":
             raise JaccliError(f"{self.source}: {where} follows a Softmax; Softmax must be the last layer")
+
+    def _check_not_after_softmax_unless_last(self, where):
+        """A constant map may follow a softmax (it becomes the output scaling) if nothing else does."""
+        self._check_outputs_not_scaled()
+        if self.layers and self.layers[-1].activation == "softmax":
+            self._pending_where = self._pending_where or where
 
     def _check_outputs_not_scaled(self):
         if self._outputs_scaled:
@@ -355,5 +357,10 @@ class DenseStack:
                               f"shape {scale.shape}; the model has {count}")
         if np.any(scale == 0):
             raise JaccliError(f"{self.source}: {what} has a zero scale")
-        # tolist() gives Python floats, which yaml.safe_dump writes with repr: exact.
-        return {"offset": offset.tolist(), "scale": scale.tolist()}
+        return {"offset": _listed(offset), "scale": _listed(scale)}
+
+
+def _listed(array):
+    """A spec's numbers: tolist() gives Python floats, which yaml.safe_dump writes with repr (exact)."""
+    array = np.asarray(array, dtype=np.float64)
+    return array.tolist() if array.ndim else float(array)

@@ -1,46 +1,47 @@
-"""jaccli.formats.folding.DenseStack: every fold checked against the unfolded chain, computed
-here step by step with numpy (an independent forward pass of the events)."""
+"""jaccli.formats.stack.DenseStack: the spec it writes computes the chain of events (an
+independent forward pass of the events, computed here step by step with numpy), and
+the loaded model's parameter Jacobian, w.r.t. the tensors as reported, matches central
+differences of that forward pass."""
 
 import numpy as np
 import pytest
 
 from jaccli.errors import JaccliError
-from jaccli.formats.folding import DenseStack, checked_tensor
+from jaccli.formats.spec import parse_spec
+from jaccli.formats.stack import DenseStack, checked_tensor
+from jaccli.formats.tensors import TensorStore
+from jaccli.model import build_model
+from spec_forward import run_spec as run_spec_with
 
-ACT = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "softmax": lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)}
+ACT = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0.0), "linear": lambda z: z,
+       "softmax": lambda z: np.exp(z) / np.exp(z).sum(1, keepdims=True)}
 
 
-def run_events(events, x):
-    """The chain as given, no folding: what the model computes."""
+def run_spec(spec, tensors, x):
+    return run_spec_with(spec, tensors, x, lambda z, name, alpha: ACT[name](z))
+
+
+def run_events(events, x, tensors=None):
+    """The chain as given, no folding: what the model computes (``tensors`` replaces the
+    dense layers' weights and biases by name, for finite differences)."""
     a = x
-    for kind, *args in events:
+    tensors = tensors or {}
+    for i, (kind, *args) in enumerate(events):
         if kind == "dense":
-            weight, bias = args
+            weight, bias = tensors.get(f"W{i}", args[0]), tensors.get(f"b{i}", args[1])
             a = a @ weight + (0.0 if bias is None else bias)
         elif kind == "activation":
             a = ACT[args[0]](a)
         elif kind == "affine":
             a = a * args[0] + args[1]
+        elif kind == "batchnorm":
+            mean, var, gamma, beta = args
+            gamma, beta = tensors.get(f"g{i}", gamma), tensors.get(f"be{i}", beta)
+            a = (a - mean) / np.sqrt(var + 1e-3) * gamma + beta
         elif kind == "scale_inputs":
             a = (a - args[0]) / args[1]
         elif kind == "scale_outputs":
             a = a * args[1] + args[0]
-    return a
-
-
-def run_spec(spec, tensors, x):
-    """What the built spec computes."""
-    a = x
-    if "input_scaling" in spec:
-        a = (a - np.array(spec["input_scaling"]["offset"])) / np.array(spec["input_scaling"]["scale"])
-    for layer in spec["layers"]:
-        weight = tensors[layer["weight"]]
-        a = a @ (weight.T if spec["layout"] == "out_in" else weight)
-        if layer["bias"] is not None:
-            a = a + tensors[layer["bias"]]
-        a = a if layer["activation"] == "linear" else ACT[layer["activation"]](a)
-    if "output_scaling" in spec:
-        a = a * np.array(spec["output_scaling"]["scale"]) + np.array(spec["output_scaling"]["offset"])
     return a
 
 
@@ -50,11 +51,14 @@ def feed(stack, events, layout="in_out"):
         if kind == "dense":
             weight, bias = args
             weight = weight.T if layout == "out_in" else weight
-            stack.dense(weight, bias, where=where, weight_name=f"W{i}", bias_name=f"b{i}", name=str(i))
+            stack.dense(weight, bias, where=where, weight_name=f"W{i}", bias_name=f"b{i}")
         elif kind == "activation":
             stack.activation(args[0], where=where)
         elif kind == "affine":
-            stack.affine(args[0], args[1], where=where, name=str(i))
+            stack.affine(args[0], args[1], where=where)
+        elif kind == "batchnorm":
+            names = {"mean": f"m{i}", "var": f"v{i}", "weight": f"g{i}", "bias": f"be{i}"}
+            stack.batchnorm(args[0], args[1], 1e-3, args[2], args[3], names=names, where=where)
         elif kind == "scale_inputs":
             stack.scale_inputs(*args)
         elif kind == "scale_outputs":
@@ -64,18 +68,24 @@ def feed(stack, events, layout="in_out"):
 
 
 def chain(rng, with_softmax=False):
-    """affine, affine, dense, affine, tanh, affine, dense (no bias), affine, dense, affine."""
+    """Maps of both signs before, between and after layers, BatchNorms among them."""
     def positive(n):
         return rng.uniform(0.5, 2.0, n)
+
+    def batchnorm(n):
+        return ("batchnorm", rng.normal(size=n), positive(n), rng.normal(size=n), rng.normal(size=n))
     events = [
         ("scale_inputs", rng.normal(size=3), positive(3)),
         ("affine", positive(3), rng.normal(size=3)),
-        ("affine", 1.5, -0.25),  # scalars apply to every feature
+        ("affine", -1.5, -0.25),  # scalars apply to every feature; a sign flip
+        batchnorm(3),  # before the first layer: its before map
         ("dense", rng.normal(size=(3, 4)), rng.normal(size=4)),
-        ("affine", -positive(4), rng.normal(size=4)),  # folded into the layer's outputs
+        ("affine", -positive(4), rng.normal(size=4)),  # the layer's after map
+        batchnorm(4),
         ("activation", "tanh"),
         ("identity",),
         ("affine", rng.normal(size=4), rng.normal(size=4)),  # waits for the next layer
+        batchnorm(4),
         ("dense", rng.normal(size=(4, 5)), None),
         ("activation", "relu"),
         ("affine", positive(5), rng.normal(size=5)),
@@ -83,25 +93,65 @@ def chain(rng, with_softmax=False):
     ]
     if with_softmax:
         events.append(("activation", "softmax"))
-    events.append(("affine", positive(2), rng.normal(size=2)))
+    events.append(("affine", -positive(2), rng.normal(size=2)))
     return events
 
 
+def load(spec, tensors):
+    return build_model(parse_spec(spec, "m"), TensorStore("m", tensors.get, list(tensors)))
+
+
 @pytest.mark.parametrize("layout", ["in_out", "out_in"])
-@pytest.mark.parametrize("leading", [False, True])
 @pytest.mark.parametrize("softmax", [False, True])
-def test_folded_spec_computes_the_chain(layout, leading, softmax):
+def test_spec_computes_the_chain_and_its_parameter_jacobian(layout, softmax):
     rng = np.random.default_rng(0)
     events = chain(rng, softmax)
-    stack = DenseStack("m", layout=layout, leading_to_input_scaling=leading, trailing_to_output_scaling=True)
+    stack = DenseStack("m", layout=layout)
     feed(stack, events, layout)
     spec, tensors = stack.build()
     x = rng.normal(size=(7, 3))
-    np.testing.assert_allclose(run_spec(spec, tensors, x), run_events(events, x), rtol=1e-12, atol=1e-12)
+    expected = run_events(events, x)
+    np.testing.assert_allclose(run_spec(spec, tensors, x), expected, rtol=1e-12, atol=1e-12)
     assert [layer["activation"] for layer in spec["layers"]] == ["tanh", "relu", "softmax" if softmax else "linear"]
-    assert ("output_scaling" in spec) == softmax  # else folded into the linear last layer
-    assert spec["layout"] == layout
-    assert spec["layers"][1]["bias"] == "b8"  # the folded shift made a bias
+    assert "output_scaling" in spec  # the trailing constant map, sign flip included
+    model = load(spec, tensors)
+    np.testing.assert_allclose(model.value(x), expected, rtol=1e-12, atol=1e-12)
+    jac = model.param_jacobian(x)
+    for info in model.parameter_table:
+        stored = tensors[info.name]
+        for flat in range(stored.size):
+            steps = []
+            for sign in (1, -1):
+                moved = stored.copy()
+                moved.flat[flat] += sign * 1e-6
+                moved = moved.T if layout == "out_in" and info.name.startswith("W") else moved
+                steps.append(run_events(events, x, {info.name: moved}))
+            np.testing.assert_allclose(jac[:, :, info.offset + flat], (steps[0] - steps[1]) / 2e-6,
+                                       atol=2e-8, err_msg=info.name)
+
+
+def test_a_tensor_used_twice_is_one_parameter_whose_columns_add_up():
+    rng = np.random.default_rng(4)
+    w, b = rng.normal(size=(3, 3)), rng.normal(size=3)
+    stack = DenseStack("m")
+    for i in range(2):
+        stack.dense(w, b, where=f"fc{i}", weight_name="W", bias_name="b")
+        stack.activation("tanh", where=f"t{i}")
+    spec, tensors = stack.build()
+    model = load(spec, tensors)
+    assert [name for name, _ in model.parameters] == ["W", "b"]
+    x = rng.normal(size=(4, 3))
+
+    def f(w, b):
+        return np.tanh(np.tanh(x @ w + b) @ w + b)
+    jac = model.param_jacobian(x)
+    for k in range(9):
+        step = np.zeros(9)
+        step[k] = 1e-6
+        numeric = (f(w + step.reshape(3, 3), b) - f(w - step.reshape(3, 3), b)) / 2e-6
+        np.testing.assert_allclose(jac[:, :, k], numeric, atol=1e-8)
+    with pytest.raises(JaccliError, match="'W' names two different tensors"):
+        stack.dense(w + 1, b, where="fc2", weight_name="W", bias_name="b")
 
 
 def test_output_scalings_compose_in_order():
@@ -110,23 +160,11 @@ def test_output_scalings_compose_in_order():
               ("affine", np.array([0.5, 2.0, 3.0]), np.array([1.0, -1.0, 0.0])),
               ("scale_outputs", np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.5, 1.0])),
               ("scale_outputs", 10.0, 4.0)]
-    stack = DenseStack("m", trailing_to_output_scaling=True)
+    stack = DenseStack("m")
     feed(stack, events)
     spec, tensors = stack.build()
     x = rng.normal(size=(5, 2))
     np.testing.assert_allclose(run_spec(spec, tensors, x), run_events(events, x), rtol=1e-13)
-
-
-def test_renamed_folded_layers_list_their_parts_in_order():
-    rng = np.random.default_rng(2)
-    stack = DenseStack("m", layout="out_in", rename_folded=lambda parts: ("+".join(parts) + ".w", "+".join(parts) + ".b"))
-    stack.affine(np.ones(3), np.zeros(3), where="bn", name="0")
-    stack.dense(rng.normal(size=(4, 3)), None, where="fc", weight_name="1.w", bias_name="1.b", name="1")
-    stack.affine(np.ones(4), np.ones(4), where="bn", name="2")
-    stack.dense(rng.normal(size=(1, 4)), None, where="fc", weight_name="3.w", bias_name="3.b", name="3")
-    spec, tensors = stack.build()
-    assert [(layer["weight"], layer["bias"]) for layer in spec["layers"]] == [("0+1+2.w", "0+1+2.b"), ("3.w", None)]
-    assert set(tensors) == {"0+1+2.w", "0+1+2.b", "3.w"}
 
 
 def refusal(stack_kwargs, calls):
@@ -147,15 +185,15 @@ def dense(n_in, n_out, where="fc"):
 def test_refusals_name_the_node_and_the_rule():
     tanh = lambda s: s.activation("tanh", where="act")  # noqa: E731
     negative = lambda s: s.affine(-1.0, 0.0, where="mul")  # noqa: E731
+    zero = lambda s: s.affine(0.0, 1.0, where="mul0")  # noqa: E731
     assert "no Gemm layer" in refusal({}, [])
     assert "act: an activation must directly follow a Gemm layer" in refusal({}, [tanh])
     assert "act: an activation must directly follow" in refusal({}, [dense(2, 2), tanh, negative, tanh])
+    assert "mul0 multiplies an input by zero" in refusal({}, [zero])
     assert "two activations in a row" in refusal({}, [dense(2, 2), tanh, tanh])
     assert "fc2 follows a Softmax" in refusal({}, [dense(2, 2), lambda s: s.activation("softmax", where="sm"),
                                                    dense(2, 1, "fc2")])
-    assert "mul at the end has no Gemm layer" in refusal({}, [dense(2, 2), tanh, negative])
-    assert "mul: a zero or negative scale" in refusal({"trailing_to_output_scaling": True},
-                                                      [dense(2, 2), tanh, negative])
+    assert "mul0: a zero scale after the last layer" in refusal({}, [dense(2, 2), tanh, zero])
     assert "fc2 takes 3 inputs but receives 2 from fc" in refusal({}, [dense(2, 2), dense(3, 1, "fc2")])
     assert "fc takes 2 inputs but receives 4 from the model's input" in refusal({"inputs": 4}, [dense(2, 1)])
     assert "fc bias has shape (3,), expected (2,)" in refusal(

@@ -1,0 +1,310 @@
+"""A checked spec and its tensors -> the engine's network, and the way back to the file.
+
+The engine runs dense layers ``a W + b`` with kernels in (in, out)
+orientation. A spec may say more than that: kernels stored (out, in), a tensor
+used by several layers (tied weights), constant scalings and BatchNorm maps
+before or after a layer's kernel (``LayerSpec.before``/``after``). Those are
+folded into the kernels and biases the engine runs, and the parameters stay
+the file's tensors:
+
+- the parameter table lists each tensor the layers take once, in the order
+  they are first taken: per layer its weight, its bias, then the trainable
+  tensors of its BatchNorm maps (stored statistics are not parameters);
+- ``Assembly.parameter_map()`` is d(engine parameters)/d(file parameters), a sparse
+  matrix made by folding ``Tracked`` tensors (jaccli.formats.tracked), so the
+  parameter Jacobian is carried back through every fold and summed over the
+  uses of a tied tensor; it is None when the engine's parameters are the
+  file's, in the file's order (``Assembly.layout`` then says how kernels are
+  stored), the fast path;
+- ``Assembly.at(theta)`` is the assembly at other parameter values (for
+  finite differences), folded the same way.
+"""
+
+from dataclasses import dataclass, field, replace
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from jaccli.engine.activations import ACTIVATIONS
+from jaccli.engine.network import DenseLayer, Network
+from jaccli.errors import JaccliError
+from jaccli.formats.spec import BatchNormMap, LayerSpec, clip
+from jaccli.formats.tracked import Tracked, broadcast, gather, jacobian_rows, value_of
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+IDENTITY = "(identity)"  # the constant kernel of the output maps' layer
+
+
+@dataclass
+class ParameterInfo:
+    name: str
+    shape: Tuple[int, ...]  # as stored in the file
+    offset: int
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape))
+
+
+@dataclass(eq=False)
+class Assembly:
+    """A spec folded over its tensors at parameters ``theta``; picklable (it travels to
+    Dask workers with the model)."""
+
+    spec: object
+    parameters: List[ParameterInfo]
+    theta: np.ndarray  # the file's parameters, flattened in parameter order (float64)
+    constants: dict  # stored statistics by name (BatchNorm mean and var)
+    dtype: str
+    path: str
+    layout: Optional[str]  # how every kernel is stored, when the engine's parameters are
+    # the file's in its order (the fast path); None: through ``parameter_map``
+    network: Optional[Network] = None
+    _map: Optional[object] = field(default=None, repr=False)
+
+    @property
+    def layers(self):
+        """The spec's layers, and a linear layer of the output maps when there are some
+        (its kernel the identity, a constant: the maps fold into it)."""
+        if not self.spec.output_maps:
+            return self.spec.layers
+        width = self.network_width()
+        return self.spec.layers + [LayerSpec(width, "linear", {}, IDENTITY, None,
+                                             before=self.spec.output_maps)]
+
+    def network_width(self):
+        """The last layer's units."""
+        last = self.spec.layers[-1]
+        return next(p.shape for p in self.parameters if p.name == last.weight)[
+            0 if last.layout == "out_in" else 1]
+
+    @property
+    def n_parameters(self):
+        return int(self.theta.size)
+
+    def parameter_map(self):
+        """d(engine parameters)/d(file parameters), CSR (engine parameters, P), made on
+        first use; None on the fast path. The engine's parameters: per layer the folded
+        kernel (in, out) in C order, then the bias."""
+        if self.layout is None and self._map is None:
+            parts = [part for w, b in self._fold(self.theta, track=True)
+                     for part in (w, b) if part is not None]
+            self._map = jacobian_rows(parts, self.n_parameters)
+        return self._map
+
+    def at(self, theta):
+        """The assembly at other parameter values ``theta`` (P,), folded the same way."""
+        theta = np.asarray(theta, dtype=np.float64)
+        moved = replace(self, theta=theta, _map=None)
+        moved.network = moved._network(moved._fold(theta, track=False))
+        return moved
+
+    def _fold(self, theta, track):
+        """Per layer (kernel (in, out), bias or None) at ``theta``; ``Tracked`` with ``track``."""
+        leaves = dict(self.constants)
+        for p in self.parameters:
+            value = theta[p.offset:p.offset + p.size].reshape(p.shape)
+            leaves[p.name] = Tracked.leaf(value, p.offset, self.n_parameters) if track else value
+        if self.spec.output_maps:
+            leaves[IDENTITY] = np.eye(self.network_width())
+        return [_folded_layer(layer, leaves) for layer in self.layers]
+
+    def _network(self, folded):
+        layers = [_dense_layer(ls, value_of(w), None if b is None else value_of(b), self.path,
+                               i, self.dtype)
+                  for i, (ls, (w, b)) in enumerate(zip(self.layers, folded))]
+        scalings = _network_scalings(self.spec, self.parameters)
+        return Network(layers, *(s.astype(DTYPES[self.dtype]) for s in scalings))
+
+
+def assemble(spec, store, dtype="float64"):
+    """The ``Assembly`` of ``spec`` over the tensors of ``store``, every shape checked."""
+    if dtype not in DTYPES:
+        raise JaccliError(f"unknown dtype '{dtype}' (float64 or float32)")
+    values = {name: store.take(name) for name in spec.parameter_names + spec.statistics}
+    _check_chain(spec, values, store.path)
+    table = _parameter_table(spec, values)
+    theta = np.concatenate([np.asarray(values[p.name], dtype=np.float64).ravel() for p in table])
+    parameter_names = {p.name for p in table}
+    constants = {name: np.asarray(value, dtype=np.float64) for name, value in values.items()
+                 if name not in parameter_names}
+    return Assembly(spec, table, theta, constants, dtype, store.path,
+                    _plain_layout(spec, values)).at(theta)
+
+
+def _parameter_table(spec, values):
+    table, offset = [], 0
+    for name in spec.parameter_names:
+        shape = tuple(np.shape(values[name]))
+        table.append(ParameterInfo(name, shape, offset))
+        offset += int(np.prod(shape))
+    return table
+
+
+def _plain_layout(spec, values):
+    """The one layout of every kernel when the engine's parameters are the file's in its
+    order (no maps or scales, no tensor taken twice, one bias value per unit); else None."""
+    names = [n for layer in spec.layers for n in layer.tensors]
+    layouts = {layer.layout for layer in spec.layers}
+    plain = len(layouts) == 1 and len(set(names)) == len(names) and not spec.output_maps
+    for layer in spec.layers:
+        units = np.shape(values[layer.weight])[0 if layer.layout == "out_in" else 1]
+        plain = plain and not (layer.before or layer.after) and \
+            layer.weight_scale == layer.bias_scale == 1.0 and \
+            (layer.bias is None or np.size(values[layer.bias]) == units)
+    return layouts.pop() if plain else None
+
+
+# -- shapes ---------------------------------------------------------------------
+
+
+def _check_chain(spec, values, path):
+    """Each kernel 2-D and chained to the one before; biases and map vectors sized."""
+    expected_in = len(spec.inputs) if spec.inputs else None
+    for index, layer in enumerate(spec.layers):
+        d_in, d_out = _kernel_shape(spec, layer, values[layer.weight], path, index, expected_in)
+        bias_shape = np.shape(values[layer.bias]) if layer.bias is not None else (d_out,)
+        if np.prod(bias_shape) not in (1, d_out) or len(bias_shape) > 2 or (
+                len(bias_shape) == 2 and 1 not in bias_shape):
+            raise JaccliError(f"{path}: tensor '{layer.bias}' (layers[{index}] bias) has shape "
+                              f"{bias_shape}; expected ({d_out},)")
+        for field, maps, width in (("before", layer.before, d_in), ("after", layer.after, d_out)):
+            for k, item in enumerate(maps):
+                _check_map(item, values, width, f"{path}: layers[{index}].{field}[{k}]")
+        expected_in = d_out
+    for k, item in enumerate(spec.output_maps):
+        _check_map(item, values, expected_in, f"{path}: output_maps[{k}]")
+
+
+def _kernel_shape(spec, layer, kernel, path, index, expected_in):
+    """(d_in, d_out) of layer ``index``'s kernel; a shape that does not chain is an error
+    naming what was expected (and the layout, if the transpose would fit)."""
+    where = f"layers[{index}] weight"
+    shape = np.shape(kernel)
+    if len(shape) != 2:
+        raise JaccliError(f"{path}: tensor '{layer.weight}' ({where}) has shape {shape}; "
+                          f"a dense kernel is 2-D")
+    if 0 in shape:
+        raise JaccliError(f"{path}: tensor '{layer.weight}' ({where}) has shape {shape}; "
+                          f"a layer needs at least one unit and input")
+    d_in, d_out = shape[::-1] if layer.layout == "out_in" else shape
+    if (expected_in is None or d_in == expected_in) and (layer.units is None or d_out == layer.units):
+        return d_in, d_out
+    want_in = expected_in if expected_in is not None else d_in
+    want_out = layer.units if layer.units is not None else d_out
+    want = (want_out, want_in) if layer.layout == "out_in" else (want_in, want_out)
+    hint = ""
+    if tuple(reversed(shape)) == want:
+        other = "in_out" if layer.layout == "out_in" else "out_in"
+        hint = f" (the transpose fits: is the layout {other}?)"
+    raise JaccliError(f"{path}: tensor '{layer.weight}' ({where}) has shape {shape}; "
+                      f"{spec.source} (layout {layer.layout}) expects {want}{hint}")
+
+
+def _check_map(item, values, width, where):
+    if isinstance(item, BatchNormMap):
+        for field in ("weight", "bias", "mean", "var"):
+            name = getattr(item, field)
+            if name is not None and np.shape(values[name]) != (width,):
+                raise JaccliError(f"{where}: batchnorm {field} '{name}' has shape "
+                                  f"{np.shape(values[name])}; expected ({width},)")
+        if np.any(np.asarray(values[item.var], dtype=np.float64) + item.eps <= 0):
+            raise JaccliError(f"{where}: batchnorm var '{item.var}' + eps is not positive")
+        return
+    for field in ("scale", "offset"):
+        _constant_vector(getattr(item, field), width, f"{where}.{field}")
+
+
+def _constant_vector(values, width, where):
+    array = np.atleast_1d(np.asarray(values, dtype=object))
+    try:
+        array = array.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise JaccliError(f"{where} must be finite numbers, not {clip(values)}") from None
+    if array.ndim != 1 or array.size not in (1, width):
+        raise JaccliError(f"{where} has {array.size} values; expected {width}")
+    if not np.all(np.isfinite(array)):
+        raise JaccliError(f"{where} holds a non-finite value")
+    return np.broadcast_to(array, (width,)).copy()
+
+
+# -- folding ----------------------------------------------------------------------
+
+
+def _map_coefficients(item, leaves, width):
+    """(s, c) of a map x -> x * s + c, each of shape (width,): arrays or ``Tracked``."""
+    if isinstance(item, BatchNormMap):
+        mean = np.asarray(leaves[item.mean], dtype=np.float64)
+        var = np.asarray(leaves[item.var], dtype=np.float64)
+        inverse = 1.0 / np.sqrt(var + item.eps)
+        s = inverse if item.weight is None else leaves[item.weight] * inverse
+        c = -mean * s
+        return s, (c if item.bias is None else c + leaves[item.bias])
+    return (_constant_vector(item.scale, width, "scale"),
+            _constant_vector(item.offset, width, "offset"))
+
+
+def _folded_layer(layer, leaves):
+    """(kernel (in, out), bias or None) with the layer's maps folded in:
+    W (s x + c) + b == (diag(s) W) x + (c W + b);  (x W + b) s + c == x (W diag(s)) + (b s + c)."""
+    kernel = leaves[layer.weight]
+    kernel = (kernel.T if layer.layout == "out_in" else kernel) * layer.weight_scale
+    d_in, d_out = np.shape(value_of(kernel))
+    bias = None
+    if layer.bias is not None:  # a bias stored (1, n) or (n, 1), or one value for every unit
+        bias = broadcast(_flat(leaves[layer.bias]), (d_out,)) * layer.bias_scale
+    for item in reversed(layer.before):  # the map nearest the kernel folds first
+        s, c = _map_coefficients(item, leaves, d_in)
+        if isinstance(c, Tracked) or np.any(c != 0):
+            bias = c @ kernel if bias is None else c @ kernel + bias
+        kernel = s[:, None] * kernel
+    for item in layer.after:
+        s, c = _map_coefficients(item, leaves, d_out)
+        kernel = kernel * s[None, :]
+        if bias is not None:
+            bias = bias * s + c
+        elif isinstance(c, Tracked) or np.any(c != 0):
+            bias = c
+    return kernel, bias
+
+
+def _flat(x):
+    """x as a 1-D tensor, in C order."""
+    return gather(x, np.arange(x.value.size)) if isinstance(x, Tracked) else np.ravel(x)
+
+
+def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
+    """The layer in the model's dtype; a weight that overflows it is an error."""
+    np_dtype = DTYPES[dtype]
+    with np.errstate(over="ignore"):
+        kernel = np.ascontiguousarray(kernel, dtype=np_dtype)
+        if bias is not None:
+            bias = np.asarray(bias).astype(np_dtype)
+    for name, tensor in ((layer_spec.weight, kernel), (layer_spec.bias, bias)):
+        if tensor is not None and not np.isfinite(tensor).all():
+            raise JaccliError(f"{path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
+    return DenseLayer(kernel, bias, ACTIVATIONS[layer_spec.activation], dict(layer_spec.params))
+
+
+# -- the input and output scalings ------------------------------------------------------
+
+
+def _network_scalings(spec, parameters):
+    """(in_offset, in_inv_scale, out_offset, out_scale) as float64 vectors."""
+    shapes = {p.name: p.shape for p in parameters}
+    first, last = spec.layers[0], spec.layers[-1]
+    n_in = shapes[first.weight][1 if first.layout == "out_in" else 0]
+    n_out = shapes[last.weight][0 if last.layout == "out_in" else 1]
+    in_offset, in_scale = _scaling(spec.input_scaling, n_in, "input_scaling", spec.source)
+    out_offset, out_scale = _scaling(spec.output_scaling, n_out, "output_scaling", spec.source)
+    return in_offset, 1.0 / in_scale, out_offset, out_scale
+
+
+def _scaling(scaling, length, field, source):
+    scaling = scaling or {}
+    offset, scale = (_constant_vector(default if scaling.get(key) is None else scaling[key],
+                                      length, f"{source}: '{field}.{key}'")
+                     for key, default in (("offset", 0.0), ("scale", 1.0)))
+    if np.any(scale == 0):
+        raise JaccliError(f"{source}: '{field}.scale' must not be zero, got {scale.tolist()}")
+    return offset, scale
