@@ -8,21 +8,17 @@ module that from_torch may refuse and ONNX writes as Mul/Add or Sub/Div),
 one activation object used several times, and one Linear used twice (tied).
 """
 
+import functools
 import warnings
 
 import numpy as np
 
-torch = None  # imported by the functions that need it (pytest.importorskip in the tests)
-nn = None
-
 
 def _torch():
-    global torch, nn
-    import torch as _t
-    import torch.nn as _nn
+    """(torch, torch.nn), imported on first use: collecting the tests needs no torch."""
+    import torch
 
-    torch, nn = _t, _nn
-    return _t
+    return torch, torch.nn
 
 
 # Slopes and alphas are short decimals: an ONNX float attribute is float32, and
@@ -33,9 +29,10 @@ ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu", "softplus
                "softsign", "silu", "gelu", "gelu_tanh", "none")
 
 
+@functools.lru_cache(maxsize=None)
 def make_scale_module():
     """The class ``Scale``: ``x * c + d`` (``divide=False``) or ``(x - d) / c``, constants as buffers."""
-    _torch()
+    torch, nn = _torch()
 
     class Scale(nn.Module):
         def __init__(self, c, d, divide=False):
@@ -56,7 +53,7 @@ def make_scale_module():
 
 def activation_module(name, rng):
     """A fresh torch module for the activation ``name`` (None for "none")."""
-    _torch()
+    _, nn = _torch()
     if name == "none":
         return None
     if name == "leaky_relu":
@@ -97,11 +94,14 @@ class _Builder:
         self.modules.append(self.Scale(c, d, divide=self.coin(0.4)))
 
     def maybe_noop(self):
+        _, nn = _torch()
         if self.coin(0.2):
             choice = self.rng.integers(3)
             self.modules.append([nn.Dropout(0.3), nn.Identity(), nn.Flatten()][choice])
 
     def batchnorm(self, width):
+        """BatchNorm1d with running statistics and a gamma of either sign: a non-trivial inference map."""
+        torch, nn = _torch()
         bn = nn.BatchNorm1d(width)
         with torch.no_grad():
             bn.running_mean.copy_(torch.as_tensor(self.rng.normal(scale=0.5, size=width)))
@@ -136,7 +136,7 @@ def random_widths(rng):
 
 def random_torch_net(seed):
     """A random float64 ``nn.Sequential`` in eval mode, reproducible from ``seed``."""
-    _torch()
+    torch, nn = _torch()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     widths, tied = random_widths(rng)

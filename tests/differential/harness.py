@@ -121,8 +121,14 @@ def read_file_tensors(path):
             return {k: archive[k].astype(np.float64) for k in archive.files if archive[k].dtype.kind == "f"}
     if path.endswith(".safetensors"):
         return _read_safetensors(path)
-    if path.endswith((".h5", ".hdf5", ".keras")):
+    if path.endswith((".h5", ".hdf5")):
         return _read_hdf5(path)
+    if path.endswith(".keras"):  # a zip archive whose weights are the HDF5 file model.weights.h5
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            return _read_hdf5(io.BytesIO(archive.read("model.weights.h5")))
     if path.endswith(".onnx"):
         from .oracles import OnnxFunction
 

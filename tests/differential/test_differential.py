@@ -6,7 +6,9 @@ Hessian and parameter Jacobian (columns named after the file's tensors, in the
 file's shapes) compared with the framework's own autodiff (harness.check_file).
 A one-line refusal passes and is counted; a wrong number, a crash or a refusal
 of jaccli's own export fails with the seed, the architecture and every mismatch.
-Reproduce one example with ``pytest tests/differential -k 'onnx-legacy and 7'``.
+Reproduce one example by its id, e.g.
+``pytest 'tests/differential/test_differential.py::test_export_path_agrees_with_framework[onnx-legacy-7]'``
+(JACCLI_DIFF_SEED shifts every seed; the id's number is the offset from it).
 """
 
 import os
