@@ -77,3 +77,32 @@ def test_block_tolerance_is_relative_to_the_block_scale():
     assert harness.mismatch(expected + [[1e-10, 1e-10]], expected, 1) is None
     assert harness.mismatch(expected + [[0, 1e-8]], expected, 1) is not None
     assert harness.mismatch(np.array([[1e-13]]), np.zeros((1, 1)), 1) is None
+
+
+def test_the_two_references_agree_on_copied_transposed_and_tied_tensors(tmp_path):
+    """torch.func on the net (through the file-tensor mapping) and the ONNX graph reference give the
+    same columns for a transposed MatMul copy, a tied Linear used twice and a reshaped intercept."""
+    import torch
+
+    for module in ("onnx", "onnxruntime", "skl2onnx"):
+        pytest.importorskip(module)
+    from .oracles import OnnxFunction
+    from .paths import torch_source_of
+
+    torch.manual_seed(0)
+    tied = torch.nn.Linear(2, 2)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.Tanh(), tied, torch.nn.Tanh(),
+                              tied, torch.nn.Linear(2, 1, bias=False)).double().eval()
+    cases = [("onnx-legacy", torch_source_of(net)), ("skl2onnx", sklearn_source(0, binary_both=True))]
+    for name, source in cases:
+        file, _ = path_named(name).write(source, tmp_path)
+        graph = OnnxFunction(file, "probabilities" if name == "skl2onnx" else None)
+        frame = source.reference.param_jacobian(source.X)
+        checked = set()
+        for tensor, array in harness.read_file_tensors(file).items():
+            match = harness.match_file_tensor(tensor, array, source.reference)
+            if match and match[0] == "param":
+                ours = harness.oriented(frame[match[1]], match[2], array.shape)
+                assert harness.mismatch(graph.param_jacobian(source.X, tensor), ours, 1) is None, tensor
+                checked.add(match[2])
+        assert checked >= ({"same", "transpose"} if name == "onnx-legacy" else {"same", "reshape"})
