@@ -25,7 +25,6 @@ Scaling by the block rather than the element keeps an entry that cancels to
 
 import collections
 import json
-import os
 import re
 import struct
 
