@@ -182,16 +182,18 @@ def from_sklearn(estimator, path, scaler=None, input_names=None, output_names=No
     estimator: a fitted ``MLPRegressor`` or ``MLPClassifier``, or a ``Pipeline``
         of scalers ending in one, or a ``TransformedTargetRegressor`` (scaler
         transformer) around either. The outputs are what ``predict`` returns for
-        a regressor and what ``predict_proba`` returns for a classifier, except
-        that a binary (or multilabel) classifier has one logistic output per
-        label: P(class ``classes_[1]``), not ``predict_proba``'s two columns.
+        a regressor and what ``predict_proba`` returns for a classifier: one
+        column per class, a binary classifier's two (1 - p and p, the first a
+        constant layer of the file, not a parameter), a multilabel classifier's
+        one per label.
     path: ``.npz``, ``.h5``, ``.hdf5`` or ``.safetensors``; tensors ``coefs_i`` and ``intercepts_i``.
     scaler: a fitted ``StandardScaler``/``MinMaxScaler``/``RobustScaler``/
         ``MaxAbsScaler`` applied to the raw inputs before ``estimator``; it
         becomes the input scaling (composed with any scalers in a Pipeline).
     input_names: defaults to ``feature_names_in_`` when the estimator was fitted
         on a DataFrame, else the count (x1..xn).
-    output_names: defaults to the count (y1..ym).
+    output_names: defaults to a classifier's class labels (``classes_``), else the
+        count (y1..ym).
     """
     owner = f"from_sklearn({type(estimator).__name__})"
     inputs, mlp, outputs = _unwrap_sklearn(estimator, owner)
@@ -209,8 +211,15 @@ def from_sklearn(estimator, path, scaler=None, input_names=None, output_names=No
         stack.dense(coef, intercept, where=where, weight_name=f"coefs_{i}", bias_name=f"intercepts_{i}")
         activation = _SKLEARN_OUTPUT[mlp.out_activation_] if i == last else _SKLEARN_HIDDEN[mlp.activation]
         stack.activation(activation, where=where)
+    if _is_binary(mlp):  # predict_proba's [1 - p, p]: a constant layer after the logistic unit
+        stack.dense(np.array([[-1.0, 1.0]]), np.array([1.0, 0.0]), where="predict_proba",
+                    weight_name="complement_weight", bias_name="complement_bias", constant=True)
     for scaling in filter(None, outputs):
         stack.scale_outputs(*scaling)
+    if output_names is None and mlp.out_activation_ in ("softmax", "logistic") and (
+            _is_binary(mlp) or mlp.out_activation_ == "softmax"):
+        output_names = [str(label) for label in mlp.classes_]
+        output_names = output_names if len(set(output_names)) == len(output_names) else None
 
     if input_names is None:
         names = getattr(estimator, "feature_names_in_", None)
@@ -218,6 +227,12 @@ def from_sklearn(estimator, path, scaler=None, input_names=None, output_names=No
             names = getattr(scaler, "feature_names_in_", None)
         input_names = None if names is None else [str(name) for name in names]
     _write_model(path, stack.build(input_names, output_names))
+
+
+def _is_binary(mlp):
+    """A two-class classifier: one logistic unit, P(classes_[1])."""
+    return mlp.out_activation_ == "logistic" and getattr(mlp, "n_outputs_", 0) == 1 and \
+        len(getattr(mlp, "classes_", ())) == 2
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from spec_forward import run_spec
 
 # The fields a spec may have; the core rejects anything else.
 SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers", "output_maps"}
-LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha", "before", "after"}
+LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha", "before", "after", "constant"}
 SCALING_KEYS = {"offset", "scale"}
 
 # The forward pass below must agree with the library to this relative error,
@@ -291,7 +291,7 @@ def test_sklearn_nested_target_regressors_apply_inner_inverse_first(tmp_path, da
     assert_same(forward(tmp_path / "model.npz", X)[:, 0], model.predict(X))
 
 
-def test_sklearn_binary_classifier_is_probability_of_class_1(tmp_path, data):
+def test_sklearn_binary_classifier_has_both_probabilities(tmp_path, data):
     pytest.importorskip("sklearn")
     from sklearn.neural_network import MLPClassifier
 
@@ -302,9 +302,13 @@ def test_sklearn_binary_classifier_is_probability_of_class_1(tmp_path, data):
     model = fit(MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=60, random_state=0), X, labels)
     from_sklearn(model, tmp_path / "model.npz")
     spec, _ = read_model(tmp_path / "model.npz")
-    assert spec["outputs"] == 1 and spec["layers"][-1]["activation"] == "sigmoid"
-    # One output: P(classes_[1]); predict_proba has the two columns 1 - p and p.
-    assert_same(forward(tmp_path / "model.npz", X)[:, 0], model.predict_proba(X)[:, 1])
+    assert spec["outputs"] == ["high", "low"] and spec["layers"][-2]["activation"] == "sigmoid"
+    # Two columns, as predict_proba: 1 - p and p; the complement is a constant layer.
+    assert spec["layers"][-1]["constant"] is True
+    assert_same(forward(tmp_path / "model.npz", X), model.predict_proba(X))
+    loaded = jaccli.load(tmp_path / "model.npz")
+    assert not any(name.startswith("complement") for name, _ in loaded.parameters)
+    assert_same(loaded.value(X), model.predict_proba(X))
 
 
 def test_sklearn_multiclass_classifier_is_softmax(tmp_path, data):
@@ -318,7 +322,7 @@ def test_sklearn_multiclass_classifier_is_softmax(tmp_path, data):
     model = fit(MLPClassifier(hidden_layer_sizes=(5,), activation="tanh", solver="lbfgs", max_iter=60, random_state=0), X, labels)
     from_sklearn(model, tmp_path / "model.h5")
     spec, _ = read_model(tmp_path / "model.h5")
-    assert spec["outputs"] == 3 and spec["layers"][-1]["activation"] == "softmax"
+    assert spec["outputs"] == ["0", "1", "2"] and spec["layers"][-1]["activation"] == "softmax"
     assert_same(forward(tmp_path / "model.h5", X), model.predict_proba(X))
 
 
@@ -838,12 +842,12 @@ def test_sklearn_classifiers_derivatives_match_finite_differences(tmp_path, data
     from jaccli.export import from_sklearn
 
     X, y = data
-    for labels, columns in ((y > np.median(y), slice(1, 2)), (np.digitize(y, np.quantile(y, [0.33, 0.66])), slice(None))):
+    for labels in (y > np.median(y), np.digitize(y, np.quantile(y, [0.33, 0.66]))):
         model = fit(MLPClassifier(hidden_layer_sizes=(5,), activation="tanh", solver="lbfgs", max_iter=60, random_state=0), X, labels)
         path = tmp_path / "model.npz"
         from_sklearn(model, path)
         loaded = jaccli.load(path)
-        probability = lambda points: model.predict_proba(points)[:, columns]
+        probability = model.predict_proba
         jacobian, _ = central_differences(probability, X[:8], 1e-6)
         assert_same(loaded.value(X[:8]), probability(X[:8]))
         assert_same(loaded.jacobian(X[:8]), jacobian, rtol=1e-7)

@@ -104,7 +104,7 @@ def test_info_says_which_classifier_output_was_taken():
     result = invoke(["info", model_path("skl_clf3_standard_zipmap_f32")])
     assert "probabilities" in result.stdout and "ZipMap" in result.stdout
     result = invoke(["info", model_path("skl_clf2_standard_f64")])
-    assert "P(class 1)" in result.stdout
+    assert "two class probabilities" in result.stdout
     assert "note" not in invoke(["info", model_path("ts_relu_tanh_f32")]).stdout
 
 

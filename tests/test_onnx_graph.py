@@ -96,7 +96,7 @@ def test_classifier_notes_say_which_output_was_taken():
     notes = read_onnx(os.path.join(DATA, "skl_clf3_standard_zipmap_f32.onnx")).notes
     assert any("probabilities" in n and "ZipMap" in n for n in notes)
     notes = read_onnx(os.path.join(DATA, "skl_clf2_standard_f64.onnx")).notes
-    assert any("P(class 1)" in n for n in notes)
+    assert any("two class probabilities" in n for n in notes)
     assert read_onnx(os.path.join(DATA, "ts_relu_tanh_f32.onnx")).notes == []
 
 

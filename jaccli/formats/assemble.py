@@ -9,7 +9,8 @@ the file's tensors:
 
 - the parameter table lists each tensor the layers take once, in the order
   they are first taken: per layer its weight, its bias, then the trainable
-  tensors of its BatchNorm maps (stored statistics are not parameters);
+  tensors of its BatchNorm maps (stored statistics, and the tensors of a
+  constant layer, are not parameters);
 - ``Assembly.parameter_map()`` is d(engine parameters)/d(file parameters), a sparse
   matrix made by folding ``Tracked`` tensors (jaccli.formats.tracked), so the
   parameter Jacobian is carried back through every fold and summed over the
@@ -54,9 +55,10 @@ class Assembly:
     spec: object
     parameters: List[ParameterInfo]
     theta: np.ndarray  # the file's parameters, flattened in parameter order (float64)
-    constants: dict  # stored statistics by name (BatchNorm mean and var)
+    constants: dict  # the tensors that are not parameters, by name (BatchNorm statistics, ...)
     dtype: str
     path: str
+    widths: Tuple[int, int]  # the network's inputs and outputs
     layout: Optional[str]  # how every kernel is stored, when the engine's parameters are
     # the file's in its order (the fast path); None: through ``parameter_map``
     network: Optional[Network] = None
@@ -68,15 +70,8 @@ class Assembly:
         (its kernel the identity, a constant: the maps fold into it)."""
         if not self.spec.output_maps:
             return self.spec.layers
-        width = self.network_width()
-        return self.spec.layers + [LayerSpec(width, "linear", {}, IDENTITY, None,
+        return self.spec.layers + [LayerSpec(self.widths[1], "linear", {}, IDENTITY, None,
                                              before=self.spec.output_maps)]
-
-    def network_width(self):
-        """The last layer's units."""
-        last = self.spec.layers[-1]
-        return next(p.shape for p in self.parameters if p.name == last.weight)[
-            0 if last.layout == "out_in" else 1]
 
     @property
     def n_parameters(self):
@@ -106,14 +101,14 @@ class Assembly:
             value = theta[p.offset:p.offset + p.size].reshape(p.shape)
             leaves[p.name] = Tracked.leaf(value, p.offset, self.n_parameters) if track else value
         if self.spec.output_maps:
-            leaves[IDENTITY] = np.eye(self.network_width())
+            leaves[IDENTITY] = np.eye(self.widths[1])
         return [_folded_layer(layer, leaves) for layer in self.layers]
 
     def _network(self, folded):
         layers = [_dense_layer(ls, value_of(w), None if b is None else value_of(b), self.path,
                                i, self.dtype)
                   for i, (ls, (w, b)) in enumerate(zip(self.layers, folded))]
-        scalings = _network_scalings(self.spec, self.parameters)
+        scalings = _network_scalings(self.spec, *self.widths)
         return Network(layers, *(s.astype(DTYPES[self.dtype]) for s in scalings))
 
 
@@ -121,14 +116,14 @@ def assemble(spec, store, dtype="float64"):
     """The ``Assembly`` of ``spec`` over the tensors of ``store``, every shape checked."""
     if dtype not in DTYPES:
         raise JaccliError(f"unknown dtype '{dtype}' (float64 or float32)")
-    values = {name: store.take(name) for name in spec.parameter_names + spec.statistics}
-    _check_chain(spec, values, store.path)
+    values = {name: store.take(name) for name in spec.parameter_names + spec.constants}
+    widths = _check_chain(spec, values, store.path)
     table = _parameter_table(spec, values)
     theta = np.concatenate([np.asarray(values[p.name], dtype=np.float64).ravel() for p in table])
     parameter_names = {p.name for p in table}
     constants = {name: np.asarray(value, dtype=np.float64) for name, value in values.items()
                  if name not in parameter_names}
-    return Assembly(spec, table, theta, constants, dtype, store.path,
+    return Assembly(spec, table, theta, constants, dtype, store.path, widths,
                     _plain_layout(spec, values)).at(theta)
 
 
@@ -146,7 +141,8 @@ def _plain_layout(spec, values):
     order (no maps or scales, no tensor taken twice, one bias value per unit); else None."""
     names = [n for layer in spec.layers for n in layer.tensors]
     layouts = {layer.layout for layer in spec.layers}
-    plain = len(layouts) == 1 and len(set(names)) == len(names) and not spec.output_maps
+    plain = len(layouts) == 1 and len(set(names)) == len(names) and not spec.output_maps and \
+        not any(layer.constant for layer in spec.layers)
     for layer in spec.layers:
         units = np.shape(values[layer.weight])[0 if layer.layout == "out_in" else 1]
         plain = plain and not (layer.before or layer.after) and \
@@ -159,10 +155,13 @@ def _plain_layout(spec, values):
 
 
 def _check_chain(spec, values, path):
-    """Each kernel 2-D and chained to the one before; biases and map vectors sized."""
+    """Each kernel 2-D and chained to the one before; biases and map vectors sized.
+    Returns the numbers of inputs and outputs."""
     expected_in = len(spec.inputs) if spec.inputs else None
+    widths = []
     for index, layer in enumerate(spec.layers):
         d_in, d_out = _kernel_shape(spec, layer, values[layer.weight], path, index, expected_in)
+        widths.append(d_in)
         bias_shape = np.shape(values[layer.bias]) if layer.bias is not None else (d_out,)
         if np.prod(bias_shape) not in (1, d_out) or len(bias_shape) > 2 or (
                 len(bias_shape) == 2 and 1 not in bias_shape):
@@ -174,6 +173,7 @@ def _check_chain(spec, values, path):
         expected_in = d_out
     for k, item in enumerate(spec.output_maps):
         _check_map(item, values, expected_in, f"{path}: output_maps[{k}]")
+    return widths[0], expected_in
 
 
 def _kernel_shape(spec, layer, kernel, path, index, expected_in):
@@ -289,12 +289,8 @@ def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
 # -- the input and output scalings ------------------------------------------------------
 
 
-def _network_scalings(spec, parameters):
+def _network_scalings(spec, n_in, n_out):
     """(in_offset, in_inv_scale, out_offset, out_scale) as float64 vectors."""
-    shapes = {p.name: p.shape for p in parameters}
-    first, last = spec.layers[0], spec.layers[-1]
-    n_in = shapes[first.weight][1 if first.layout == "out_in" else 0]
-    n_out = shapes[last.weight][0 if last.layout == "out_in" else 1]
     in_offset, in_scale = _scaling(spec.input_scaling, n_in, "input_scaling", spec.source)
     out_offset, out_scale = _scaling(spec.output_scaling, n_out, "output_scaling", spec.source)
     return in_offset, 1.0 / in_scale, out_offset, out_scale

@@ -80,6 +80,7 @@ class Dense:
     where: str  # "node 'name' (OpType)", for messages
     weight_scale: float = 1.0  # Gemm's alpha and beta: x (alpha W) + beta b
     bias_scale: float = 1.0
+    constant: bool = False  # W and b are the graph's constants, not parameters
 
 
 @dataclass
@@ -350,8 +351,8 @@ class _Walker:
             return
         taken, dropped = self.classifier or ("", "")
         if self.binary:
-            self.notes.append(f"binary classifier: the output is P(class 1), the second of the "
-                              f"class probabilities {taken} (the first is 1 minus it){dropped}")
+            self.notes.append(f"binary classifier: the outputs are the two class probabilities "
+                              f"{taken}, the first 1 minus the second{dropped}")
         else:
             self.notes.append(f"classifier: the outputs are the class probabilities {taken}{dropped}")
 
@@ -538,17 +539,16 @@ def _is_gelu_tanh_argument(walker, u, x):
 
 
 def _match_binary_probabilities(walker, node):
-    """Concat(1 - p, p) of a binary classifier: P(class 1), the column p, is taken."""
+    """Concat(c - p, p) of a binary classifier (c = 1): both columns, as the file has them."""
     if node.op_type != "Concat" or len(node.input) != 2 or \
             _attribute(walker, node, "axis", None) not in (1, -1):
         return None
     sub = _producer_of(walker, node.input[0], "Sub")
     p = node.input[1]
-    if sub is None or sub.input[1] != p or not walker.is_constant(sub.input[0]) \
-            or not _close(_scalar(walker, sub.input[0], sub), 1.0):
+    if sub is None or sub.input[1] != p or not walker.is_constant(sub.input[0]):
         return None
     walker.binary = True
-    return ("identity", node, p)
+    return ("complement", node, float(_scalar(walker, sub.input[0], sub)), p)
 
 
 # -- the events, from the input to the output ------------------------------
@@ -564,6 +564,8 @@ def _events(walker, steps, width):
             events.append(Activation(name, params, describe(node)))
         elif step[0] == "identity":
             events.append(Identity(describe(step[1])))
+        elif step[0] == "complement":
+            events.append(_complement(walker, step[1], step[2], state))
         else:
             _, node, data = step
             events.extend(_node_events(walker, node, data, events, state))
@@ -571,6 +573,18 @@ def _events(walker, steps, width):
         walker.fail("the output is transposed, (features, N); jaccli reads models whose "
                     "output is (N, features), one row per point")
     return events
+
+
+def _complement(walker, node, c, state):
+    """[c - p, p] of the k columns p, as a constant dense layer: p [-I, I] + [c, 0]."""
+    k = state["width"] or 1
+    if state["transposed"]:
+        walker.refuse(node, "concatenates transposed (features, N) data")
+    name = f"{node.output[0]}:complement"
+    weight = np.hstack([-np.eye(k), np.eye(k)])
+    bias = np.concatenate([np.full(k, c), np.zeros(k)])
+    state["width"] = 2 * k
+    return Dense(weight, bias, "in_out", name, f"{name}:bias", describe(node), constant=True)
 
 
 def _check_width(walker, node, state, n, what):
@@ -804,7 +818,8 @@ def onnx_spec_and_tensors(path):
             stack.dense(event.weight, event.bias, where=event.where,
                         weight_name=event.weight_name, layout=event.layout,
                         bias_name=event.bias_name or f"{event.weight_name}:bias",
-                        weight_scale=event.weight_scale, bias_scale=event.bias_scale)
+                        weight_scale=event.weight_scale, bias_scale=event.bias_scale,
+                        constant=event.constant)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         else:

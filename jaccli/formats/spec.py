@@ -17,7 +17,7 @@ from jaccli.errors import JaccliError
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
               "output_maps"}
 LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha", "layout", "before", "after",
-                "weight_scale", "bias_scale"}
+                "weight_scale", "bias_scale", "constant"}
 SCALING_FIELDS = {"offset", "scale"}
 BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
@@ -58,19 +58,24 @@ class LayerSpec:
     after: tuple = ()  # ... to its pre-activation a W + b, before the activation
     weight_scale: float = 1.0  # the layer computes a (weight_scale W) + bias_scale b
     bias_scale: float = 1.0  # (ONNX Gemm's alpha and beta)
+    constant: bool = False  # its weight and bias are constants of the graph, not parameters
 
     @property
     def tensors(self):
-        """The tensor names this layer takes, parameters first in parameter order."""
+        """The parameters this layer takes, in parameter order: weight, bias, BatchNorm's."""
         maps = [m for m in self.before + self.after if isinstance(m, BatchNormMap)]
-        names = [self.weight, self.bias] + [n for m in maps for n in (m.weight, m.bias)]
+        names = [] if self.constant else [self.weight, self.bias]
+        names += [n for m in maps for n in (m.weight, m.bias)]
         return [n for n in names if n is not None]
 
     @property
-    def statistics(self):
-        """Names of the stored statistics (BatchNorm mean and var): constants."""
-        return [n for m in self.before + self.after if isinstance(m, BatchNormMap)
-                for n in (m.mean, m.var)]
+    def constants(self):
+        """The tensors this layer takes that are not parameters: BatchNorm's stored
+        statistics (mean and var), a constant layer's weight and bias."""
+        names = [self.weight, self.bias] if self.constant else []
+        names += [n for m in self.before + self.after if isinstance(m, BatchNormMap)
+                  for n in (m.mean, m.var)]
+        return [n for n in names if n is not None]
 
 
 @dataclass
@@ -86,10 +91,10 @@ class Spec:
     output_maps: tuple = ()  # maps applied to the last layer's activation, before output_scaling
 
     @property
-    def statistics(self):
-        """Names of every stored statistic the layers and output maps take."""
+    def constants(self):
+        """Names of every tensor the layers and output maps take that is not a parameter."""
         maps = [m for m in self.output_maps if isinstance(m, BatchNormMap)]
-        return [n for layer in self.layers for n in layer.statistics] + \
+        return [n for layer in self.layers for n in layer.constants] + \
             [n for m in maps for n in (m.mean, m.var)]
 
     @property
@@ -339,7 +344,10 @@ def _layer(index, item, source, default_layout):
     before, after = (_maps(item.get(field, ()), f"{where}.{field}") for field in ("before", "after"))
     scales = [_number(item.get(field, 1.0), f"{where}: '{field}'")
               for field in ("weight_scale", "bias_scale")]
-    return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales)
+    constant = item.get("constant", False)
+    if not isinstance(constant, bool):
+        raise JaccliError(f"{where}: 'constant' must be true or false, not {clip(constant)}")
+    return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales, constant)
 
 
 def _number(value, where):

@@ -115,9 +115,10 @@ class DenseStack:
             self._set_width(scale.size, where)
 
     def dense(self, weight, bias, *, where, weight_name, bias_name, layout=None, weight_scale=1.0,
-              bias_scale=1.0):
+              bias_scale=1.0, constant=False):
         """x -> x W + b (layout in_out) or W x + b (out_in); ``bias`` may be None; the
-        scales make it x (weight_scale W) + bias_scale b (ONNX Gemm's alpha and beta)."""
+        scales make it x (weight_scale W) + bias_scale b (ONNX Gemm's alpha and beta);
+        ``constant``: W and b are constants of the graph, not parameters."""
         self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
         layout = layout or self.layout
@@ -141,6 +142,8 @@ class DenseStack:
         for field, value in (("weight_scale", weight_scale), ("bias_scale", bias_scale)):
             if value != 1.0:
                 entry[field] = float(value)
+        if constant:
+            entry["constant"] = True
         if self._pending:
             entry["before"], self._pending, self._pending_where = self._pending, [], None
         self.layers.append(_Layer(entry))

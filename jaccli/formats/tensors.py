@@ -454,7 +454,7 @@ def _keras_json_model(json_path, config, path, store):
 
 def _tensor_names(spec):
     """The tensors a spec's layers take, in the order they take them."""
-    return spec.parameter_names + spec.statistics
+    return spec.parameter_names + spec.constants
 
 
 # Keras files keep the optimizer's state beside the weights: not the network's tensors.

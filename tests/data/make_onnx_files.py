@@ -238,8 +238,9 @@ def sklearn_torch(estimator, dtype):
                 x = hidden(x)
         if mlp.out_activation_ == "softmax":
             return torch.softmax(x, dim=-1)
-        if mlp.out_activation_ == "logistic":
-            return torch.sigmoid(x)  # P(class 1): the second probability column
+        if mlp.out_activation_ == "logistic":  # a binary classifier: both columns, as the file
+            p = torch.sigmoid(x)
+            return torch.cat([1 - p, p], dim=-1)
         return x
     return f
 
@@ -257,15 +258,11 @@ def export_sklearn(name, estimator, X_train, y, dtype, options):
     X = X_train[:N_POINTS]
     classifier = hasattr(mlp, "classes_")
     value_ort = ort_value(path, X, dtype, take=1 if classifier else None)
-    if classifier and len(mlp.classes_) == 2:
-        value_ort = value_ort[:, 1:]
     if not classifier:
         value_ort = value_ort.reshape(len(X), -1)
     refs = derivatives(sklearn_torch(estimator, dtype), X)
     expected = estimator.predict_proba(X) if classifier else estimator.predict(X)
     expected = np.asarray(expected).reshape(len(X), -1)
-    if classifier and len(mlp.classes_) == 2:
-        expected = expected[:, 1:]
     assert np.allclose(refs["value"], expected, rtol=1e-5, atol=1e-6), name
     record(name, X, refs, value_ort, "skl2onnx", opset_of(path), dtype,
            classifier=classifier, zipmap=classifier and options.get("zipmap", True))
