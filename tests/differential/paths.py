@@ -58,8 +58,9 @@ def exported_module(source):
     return copy.deepcopy(source.obj).float() if source.extra.get("float32") else source.obj
 
 
-def sklearn_source(seed, binary_both):
-    """A fitted scikit-learn MLP; a binary classifier's reference has both columns when ``binary_both``."""
+def sklearn_source(seed):
+    """A fitted scikit-learn MLP; a binary classifier's reference has both columns, as
+    ``predict_proba`` (and the contract: one column per class)."""
     estimator, X_train = architectures.random_sklearn_estimator(seed)
     steps = getattr(estimator, "steps", [(None, estimator)])
     mlp, scaler = steps[-1][1], (steps[0][1] if len(steps) > 1 else None)
@@ -68,20 +69,18 @@ def sklearn_source(seed, binary_both):
               for i, (W, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_))]
     scaling = None if scaler is None else (scaler.mean_, scaler.scale_)
     binary = hasattr(mlp, "classes_") and mlp.out_activation_ == "logistic"
-    reference = oracles.dense_stack_reference(layers, scaling, "binary-both" if binary and binary_both else "all")
+    reference = oracles.dense_stack_reference(layers, scaling, "binary-both" if binary else "all")
     X = X_train[:4] + np.random.default_rng(seed).normal(scale=0.1, size=X_train[:4].shape)
-    _check_sklearn_reference(estimator, reference, X, binary and not binary_both)
+    _check_sklearn_reference(estimator, reference, X)
     text = f"{type(estimator).__name__}: {type(mlp).__name__}{tuple(W.shape for W in mlp.coefs_)} " \
            f"{mlp.activation}/{mlp.out_activation_}" + (" after StandardScaler" if scaler else "")
     return Source(estimator, reference, X, text, {"classifier": hasattr(mlp, "classes_")})
 
 
-def _check_sklearn_reference(estimator, reference, X, class_1_only):
+def _check_sklearn_reference(estimator, reference, X):
     """The dense-stack reference written here must be scikit-learn's own function (a harness check)."""
     expected = estimator.predict_proba(X) if hasattr(estimator, "predict_proba") else estimator.predict(X)
     expected = np.asarray(expected).reshape(len(X), -1)
-    if class_1_only:  # from_sklearn's binary classifier: P(classes_[1]) only
-        expected = expected[:, 1:]
     got = reference.value(X)
     assert harness.mismatch(got, expected, 1) is None, "harness bug: the scikit-learn reference is not predict"
 
@@ -212,10 +211,10 @@ PATHS = [
                write_torch_onnx(False), own=False, onnx=True),
     ExportPath("onnx-dynamo-f32", ("torch", "onnx", "onnxruntime", "onnxscript"), float32_torch_source,
                write_torch_onnx(True), own=False, onnx=True, weight=0.6),
-    ExportPath("from_sklearn-npz", ("sklearn", "torch"), lambda s: sklearn_source(s, False),
+    ExportPath("from_sklearn-npz", ("sklearn", "torch"), sklearn_source,
                write_from_sklearn(".npz"), own=True),
     ExportPath("skl2onnx", ("sklearn", "torch", "onnx", "onnxruntime", "skl2onnx"),
-               lambda s: sklearn_source(s, True), write_skl2onnx, own=False, onnx=True,
+               sklearn_source, write_skl2onnx, own=False, onnx=True,
                output=_skl2onnx_output),
     ExportPath("keras-keras", ("tensorflow", "keras", "torch"), keras_source, write_keras(".keras"), own=False),
     ExportPath("keras-h5", ("tensorflow", "keras", "torch"), keras_source, write_keras(".h5"), own=False),

@@ -21,7 +21,7 @@ SEED = 3  # a regressor whose from_sklearn file passes
 
 @pytest.fixture
 def exported(tmp_path):
-    source = sklearn_source(SEED, binary_both=False)
+    source = sklearn_source(SEED)
     file, _ = path_named("from_sklearn-npz").write(source, tmp_path)
     return source, file
 
@@ -93,7 +93,7 @@ def test_the_two_references_agree_on_copied_transposed_and_tied_tensors(tmp_path
     tied = torch.nn.Linear(2, 2)
     net = torch.nn.Sequential(torch.nn.Linear(3, 2, bias=False), torch.nn.Tanh(), tied, torch.nn.Tanh(),
                               tied, torch.nn.Linear(2, 1, bias=False)).double().eval()
-    cases = [("onnx-legacy", torch_source_of(net)), ("skl2onnx", sklearn_source(0, binary_both=True))]
+    cases = [("onnx-legacy", torch_source_of(net)), ("skl2onnx", sklearn_source(0))]
     for name, source in cases:
         file, _ = path_named(name).write(source, tmp_path)
         graph = OnnxFunction(file, "probabilities" if name == "skl2onnx" else None)
