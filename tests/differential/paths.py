@@ -175,6 +175,9 @@ def keras_source(seed):
 
 
 @dataclass(frozen=True)
+CI_EXAMPLES = 200  # the random architectures per export path that CI runs, at least
+
+
 class ExportPath:
     """One export path: ``needs`` modules to importorskip; ``source(seed)`` -> Source;
     ``write(source, folder)`` -> (file, jaccli.load keyword arguments); ``own``: jaccli's own
@@ -187,9 +190,13 @@ class ExportPath:
     own: bool
     onnx: bool = False
     output: Callable = None  # the ONNX output name to compare, from the file (None: the first)
-    weight: float = 1.0  # share of JACCLI_DIFF_EXAMPLES this path runs (dynamo takes ~2 s an export)
+    weight: float = 1.0  # share of a local run's examples this path runs (dynamo: ~2 s an export)
 
     def examples(self, n):
+        """Examples of this path: all ``n`` from CI's count up (every path at least
+        ``CI_EXAMPLES``), a ``weight`` share of a smaller, local count."""
+        if n >= CI_EXAMPLES:
+            return n
         return max(1, round(n * self.weight)) if n else 0
 
 
