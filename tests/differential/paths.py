@@ -174,10 +174,10 @@ def keras_source(seed):
 # ----------------------------------------------------------------- the table
 
 
-@dataclass(frozen=True)
 CI_EXAMPLES = 200  # the random architectures per export path that CI runs, at least
 
 
+@dataclass(frozen=True)
 class ExportPath:
     """One export path: ``needs`` modules to importorskip; ``source(seed)`` -> Source;
     ``write(source, folder)`` -> (file, jaccli.load keyword arguments); ``own``: jaccli's own
