@@ -58,6 +58,7 @@ import h5py
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.formats.file_kinds import is_zip
 from jaccli.formats.folding import DenseStack, checked_tensor
 from jaccli.formats.spec import clip
 
@@ -140,7 +141,7 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     """
     fname = str(path)
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip(path):
             return _read_archive(path, fname)
         try:
             is_h5 = h5py.is_hdf5(path)
