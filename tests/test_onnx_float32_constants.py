@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("onnx")
+onnx = pytest.importorskip("onnx")
 torch = pytest.importorskip("torch")
 
 import jaccli  # noqa: E402
@@ -94,7 +94,6 @@ def test_float32_as_decimal_gives_the_shortest_decimal(stored, meant):
 
 
 def test_gemm_alpha_and_beta_are_the_decimals_written(tmp_path):
-    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(2)
