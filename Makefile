@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export NO_COLOR ?=
 
-.PHONY: demo test bench install clean
+.PHONY: demo test test-ci bench install clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,24 @@ demo: $(BIN)/activate
 test: install
 	$(BIN)/python -m pytest -q -rs
 
+# CI (.ci/run): a fresh virtual environment, no pip cache, the newest release of every
+# dependency, plus every framework the tests compare with (the ci extra); the whole suite
+# with nothing skipped for a missing framework (JACCLI_REQUIRE_FRAMEWORKS=1 turns such a
+# skip into a failure, tests/conftest.py), the property tests derandomized at full
+# strength (CI=1) and the differential tests over JACCLI_DIFF_EXAMPLES architectures per
+# export path.
+CI_VENV := .venv-ci
+CI_PIP := $(CI_VENV)/bin/pip install --quiet --no-cache-dir --upgrade
+
+test-ci:
+	rm -rf $(CI_VENV)
+	$(PYTHON) -m venv $(CI_VENV)
+	$(CI_PIP) pip
+	$(CI_PIP) -e '.[ci]'
+	$(CI_VENV)/bin/pip list --format=freeze
+	CI=1 JACCLI_REQUIRE_FRAMEWORKS=1 JACCLI_DIFF_EXAMPLES=200 KERAS_BACKEND=torch \
+		$(CI_VENV)/bin/python -m pytest -q -rs
+
 # The bench extra (JAX, torch CPU) installs on first use; without it the
 # JAX and torch.func columns are skipped. Timings: bench/results.json.
 $(VENV)/.bench-extra: $(BIN)/activate
@@ -52,4 +70,4 @@ bench: $(VENV)/.bench-extra
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CI_VENV) .pytest_cache .hypothesis

@@ -75,3 +75,37 @@ from hypothesis import settings as _settings  # noqa: E402
 _settings.register_profile("ci", derandomize=True, max_examples=120)
 _settings.register_profile("local", max_examples=25)
 _settings.load_profile("ci" if os.environ.get("CI") else "local")
+
+
+# CI (.ci/run, make test-ci) installs every framework the tests compare with and sets
+# JACCLI_REQUIRE_FRAMEWORKS=1: there a test skipped because one is missing (importorskip,
+# a skipif on "not installed") fails instead, so that CI never passes by skipping them.
+# A user's `make test` skips them and says which (pytest -rs).
+MISSING_FRAMEWORK = ("could not import", "not installed")
+
+
+def _missing_framework(report):
+    """The skip reason of a report skipped for a missing framework, else None."""
+    if not report.skipped or os.environ.get("JACCLI_REQUIRE_FRAMEWORKS") != "1":
+        return None
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason if any(text in reason for text in MISSING_FRAMEWORK) else None
+
+
+def _fail_when_a_framework_is_missing(report):
+    reason = _missing_framework(report)
+    if reason is not None:
+        report.outcome = "failed"
+        report.longrepr = f"JACCLI_REQUIRE_FRAMEWORKS=1, but a framework is missing: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_when_a_framework_is_missing(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_when_a_framework_is_missing(outcome.get_result())

@@ -124,3 +124,16 @@ def read_csv(text_or_path):
         header = handle.readline().strip().split(",")
         rows = np.loadtxt(handle, delimiter=",", ndmin=2)
     return header, rows
+
+
+# Results of different chunkings or BLAS kernels (OpenBLAS's Haswell and SkylakeX
+# kernels sum in different orders) agree to the last bits, not byte for byte.
+SAME_RESULT_RTOL = 1e-13
+
+
+def assert_same_table(text, expected, rtol=SAME_RESULT_RTOL):
+    """Two CSV outputs: the same header and shape, numbers to ``rtol``."""
+    header, rows = read_csv(text)
+    expected_header, expected_rows = read_csv(expected)
+    assert header == expected_header
+    np.testing.assert_allclose(rows, expected_rows, rtol=rtol, atol=0)

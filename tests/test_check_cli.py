@@ -161,16 +161,17 @@ def test_python_api_check_returns_a_report(tmp_path):
         jaccli.check(model, x, what=["value"])
 
 
-def relu_net(directory, seed, n_points):
-    """A random relu 8-64-64-1 network and points in [-1, 1]^8."""
+def relu_net(directory, seed, n_points, gain=1.0, half_width=1.0):
+    """A random relu 8-64-64-1 network (weights N(0, gain^2 / fan-in)) and points
+    uniform in [-half_width, half_width]^8."""
     rng = np.random.default_rng(seed)
     widths, arrays, layers = [8, 64, 64, 1], {}, []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        arrays[f"W{i}"] = rng.normal(size=(a, b)) / np.sqrt(a)
+        arrays[f"W{i}"] = rng.normal(size=(a, b)) * (gain / np.sqrt(a))
         arrays[f"b{i}"] = rng.normal(size=b) * 0.1
         layers.append({"units": b, "activation": "relu" if i < 2 else "linear"})
     model = nets.write_model(directory, "relu", arrays, {"inputs": 8, "outputs": 1, "layers": layers})
-    X = rng.uniform(-1, 1, size=(n_points, 8))
+    X = rng.uniform(-half_width, half_width, size=(n_points, 8))
     return model, nets.write_csv(directory / "p.csv", [f"x{i + 1}" for i in range(8)], X)
 
 
@@ -191,6 +192,42 @@ def test_a_correct_relu_net_passes_with_kink_crossings_skipped(tmp_path, monkeyp
     res = run("check", model, "--points", points, "--what", "jacobian,hessdiag")
     assert res.exit_code == 1
     assert "FAIL jacobian" in res.stderr
+
+
+def issue_relu_net(directory, seed):
+    """The issue's net: 8-64-64-1 ReLU, He-scaled, 1,000 points uniform in [-2, 2]."""
+    return relu_net(directory, seed, 1000, gain=np.sqrt(2.0), half_width=2.0)
+
+
+# Seeds whose net FAILed before the rounding floor (hessdiag exactly 0, differences ~1e-11).
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+def test_a_correct_relu_net_passes_and_shows_no_infinite_relative_error(tmp_path, seed):
+    model, points = issue_relu_net(tmp_path, seed)
+    res = run("check", model, "--points", points, "--what", "jacobian,hessdiag")
+    assert res.exit_code == 0, res.stderr
+    rows = {(r["quantity"], r["method"]): r for r in table(res)}
+    assert rows[("hessdiag", "richardson")]["status"] == "PASS"
+    assert rows[("hessdiag", "richardson")]["max_rel_error"] == ""  # none: the derivative is 0
+    assert "inf" not in res.stderr
+    hessdiag_row = next(line for line in res.stderr.splitlines()
+                        if "hessdiag" in line and "richardson" in line)
+    assert " - " in hessdiag_row and "PASS" in hessdiag_row
+    assert "max rel err -: the analytic derivative is exactly 0 everywhere" in res.stderr
+
+
+@pytest.mark.parametrize("curvature", [1e-3, 1e-6])
+def test_a_wrong_second_derivative_of_relu_still_fails(tmp_path, monkeypatch, curvature):
+    """relu'' = curvature on the positive side: a small wrong Hessian is not noise."""
+    def wrong_relu(z):
+        positive = z > 0
+        return np.where(positive, z, 0.0), positive.astype(z.dtype), curvature * positive
+
+    monkeypatch.setitem(activations.ACTIVATIONS, "relu",
+                        activations.Activation("relu", wrong_relu, kink_at_zero=True))
+    model, points = issue_relu_net(tmp_path, 0)
+    res = run("check", model, "--points", points, "--what", "hessdiag")
+    assert res.exit_code == 1
+    assert "FAIL hessdiag" in res.stderr
 
 
 def test_params_are_sampled_by_default_and_all_on_request(tmp_path):

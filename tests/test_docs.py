@@ -1,14 +1,18 @@
 """Every example in README.md and docs/*.md is run and its output compared with the text.
 
 In the spirit of sqlite-utils' cog-built docs: a discrepancy between what the
-docs show and what the code prints fails the suite. The rules (also stated in
-docs/README.md, for whoever writes docs):
+docs show and what the code prints fails the suite. The rules, for whoever
+writes docs:
+
+- Text must match exactly; numbers to a relative 1e-13 (``NUMBER_RTOL``): the
+  last of 17 digits depends on the CPU's BLAS kernels (OpenBLAS picks
+  Haswell kernels on AVX2, SkylakeX ones on AVX-512), not on jaccli.
 
 - A fenced block whose info string is ``console`` is run. Its lines are
   ``$ COMMAND`` (a trailing ``\\`` continues it on the next line) followed by
   the output, as a terminal shows it: standard output first, then standard
   error (jaccli writes its summary after the data).
-  * Standard output must match exactly, line for line.
+  * Standard output must match line for line.
   * Standard error, the human summary, is compared line by line after
     trailing spaces are dropped and runs of spaces made one; ``...`` in the
     text stands for any characters within that line (timings, which change
@@ -131,15 +135,45 @@ def run(command, capfd, monkeypatch):
     return out.splitlines(), err.splitlines()
 
 
+# How far a documented number may be from the printed one, relative to the larger.
+NUMBER_RTOL = 1e-13
+# A number as jaccli prints one, not glued to a digit or a point before it.
+NUMBER = r"(?<![\d.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?"
+
+
+def matches(expected, actual, wildcard=False):
+    """Whether ``actual`` is the ``expected`` text with each number within
+    NUMBER_RTOL; with ``wildcard``, ``...`` in expected stands for any characters."""
+    numbers = []
+    parts = expected.split("...") if wildcard else [expected]
+    pattern = ".*?".join(_pattern(part, numbers) for part in parts)
+    found = re.fullmatch(pattern, actual, re.DOTALL)
+    return found is not None and all(
+        _close(float(a), float(b)) for a, b in zip(numbers, found.groups()))
+
+
+def _pattern(text, numbers):
+    """A regular expression of ``text`` with a group for each number in it (kept in ``numbers``)."""
+    pieces, position = [], 0
+    for number in re.finditer(NUMBER, text):
+        pieces += [re.escape(text[position:number.start()]), f"({NUMBER})"]
+        numbers.append(number.group())
+        position = number.end()
+    return "".join(pieces + [re.escape(text[position:])])
+
+
+def _close(a, b):
+    return a == b or abs(a - b) <= NUMBER_RTOL * max(abs(a), abs(b))
+
+
 def summary_line_matches(expected, actual):
     squeeze = lambda text: re.sub(r" +", " ", text.rstrip())  # noqa: E731
-    pattern = ".*".join(re.escape(part) for part in squeeze(expected).split("..."))
-    return re.fullmatch(pattern, squeeze(actual)) is not None
+    return matches(squeeze(expected), squeeze(actual), wildcard=True)
 
 
 def mismatch(command, expected, out, err):
     """None when the output is the documented one, else what differs."""
-    stdout_ok = expected[:len(out)] == out
+    stdout_ok = len(expected) >= len(out) and all(map(matches, expected, out))
     rest = expected[len(out):]
     stderr_ok = len(rest) == len(err) and all(map(summary_line_matches, rest, err))
     if stdout_ok and stderr_ok:
@@ -148,8 +182,17 @@ def mismatch(command, expected, out, err):
     return f"$ {command}\n--- documented ---\n" + "\n".join(expected) + f"\n--- printed ---\n{shown}"
 
 
+class NumbersChecker(doctest.OutputChecker):
+    """doctest's comparison, with numbers compared as ``matches`` compares them."""
+
+    def check_output(self, want, got, optionflags):
+        return super().check_output(want, got, optionflags) or \
+            matches(want, got, wildcard=bool(optionflags & doctest.ELLIPSIS))
+
+
 def run_doctest(text, globs, name, line):
-    parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    parser = doctest.DocTestParser()
+    runner = doctest.DocTestRunner(checker=NumbersChecker(), optionflags=doctest.ELLIPSIS)
     test = parser.get_doctest(text, globs, name, name, line)
     report = []
     runner.run(test, out=report.append, clear_globs=False)
@@ -191,3 +234,15 @@ def test_the_docs_have_run_examples():
     counted = sum(len(commands(lines)) for path in DOC_FILES
                   for _, info, lines in fenced_blocks(path) if info == "console")
     assert counted >= 20
+
+
+def test_numbers_match_to_a_relative_1e_13_and_text_exactly():
+    assert matches("y,-0.6143624097690495", "y,-0.6143624097690498")  # SkylakeX vs Haswell
+    assert matches("-1.197477797418622", "-1.1974777974186224")
+    assert not matches("y,-0.6143624097690495", "y,-0.6143624097691495")
+    assert not matches("0.5", "0.5000000000001")
+    assert not matches("dy/dx1", "dy/dx2") and not matches("y,1", "z,1")
+    assert not matches("1.5", "1.5 extra") and not matches("1.5", "-1.5")
+    assert matches("time ... s; 3 points", "time 0.0123 s; 3 points", wildcard=True)
+    assert not matches("time ... s; 3 points", "time 0.0123 s; 4 points", wildcard=True)
+    assert matches("[[0.1, 0.2]]\n", "[[0.10000000000000002, 0.2]]\n")

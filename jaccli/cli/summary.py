@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from jaccli.stats.moments import Moments
+from jaccli.stats.numdiff import NOISE_FLOOR
 
 MAX_ROWS = 15
 
@@ -156,6 +157,10 @@ def print_fit_summary(console, model, fit, train_path, n_points, level, seconds)
     console.print(table)
 
 
+#: What "max rel err" shows for a derivative that is exactly 0 everywhere.
+NO_RELATIVE_ERROR = "-"
+
+
 def print_check_report(console, model, report, dtype):
     """``check``'s table: each method's errors and time, PASS/FAIL per quantity."""
     from rich.table import Table
@@ -176,19 +181,27 @@ def print_check_report(console, model, report, dtype):
     def num(value, spec_=".2e"):
         return "" if value is None else format(value, spec_)
 
+    no_relative = False
     for row in report.rows:
         status = row.get("status", "")
         styled = {"PASS": "[green]PASS[/green]", "FAIL": "[red]FAIL[/red]"}.get(status, status)
+        relative = num(row.get("max_rel_error"))
+        if row.get("max_abs_error") is not None and row.get("max_rel_error") is None:
+            relative, no_relative = NO_RELATIVE_ERROR, True
         table.add_row(row["quantity"], row["method"], num(row.get("max_abs_error")),
-                      num(row.get("max_rel_error")), num(row.get("error_estimate")),
+                      relative, num(row.get("error_estimate")),
                       num(row.get("n_checked"), ","), num(row.get("n_skipped"), ","),
                       num(row.get("seconds"), ".4f"), styled)
     console.print(table)
-    tolerance = (f"tolerance: |analytic - richardson| <= {report.tol:g} x (largest |derivative| "
-                 f"of the output) + 3 x error estimate")
+    tolerance = (f"tolerance: |analytic - richardson| <= max({report.tol:g} x largest |derivative| "
+                 f"of the output, {NOISE_FLOOR:g} x rounding noise) + 3 x error estimate")
     if report.value_tol is not None:
         tolerance += f"; value: {report.value_tol:g} x largest |reference|"
     console.print(tolerance, soft_wrap=True)
+    if no_relative:
+        console.print(f"max rel err {NO_RELATIVE_ERROR}: the analytic derivative is exactly 0 "
+                      f"everywhere, nothing to be relative to; the absolute error stands",
+                      soft_wrap=True)
     if report.n_skipped:
         console.print(f"skipped: {report.n_skipped:,} element(s) whose difference stencil crosses "
                       f"a kink (a relu unit changes side within the steps) and disagrees: "

@@ -1,1 +1,1 @@
-"""Reading model files: the spec, tensor stores (HDF5, NPZ, safetensors), Keras and ONNX files, and the one dense-stack folding helper."""
+"""Reading model files: the spec, tensor stores (HDF5, NPZ, safetensors), Keras and ONNX files, the one DenseStack every reader reports its layers to, and the assembly that folds them into the engine's network."""

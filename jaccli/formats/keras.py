@@ -21,7 +21,7 @@ architecture JSON (``model.to_json()``: the same configuration, on its own)
 by ``read_keras_json``; its weights are in one of the two layouts above.
 
 A ``ReLU``/``LeakyReLU`` after ``relu``, ``sigmoid``, ``softplus`` or
-``exponential`` is the identity there and is dropped (jaccli.formats.folding).
+``exponential`` is the identity there and is dropped (jaccli.formats.stack).
 
 The configuration is parsed with ``json.loads`` and nothing else: no Keras
 import, no deserialization, no pickle, no eval. A ``Lambda`` layer is refused
@@ -35,15 +35,11 @@ other layers that are the identity at inference, ``Flatten`` (of a vector),
 the input scaling) and ``BatchNormalization`` (its inference map ``x * s + c``
 is folded exactly).
 
-Folding ``BatchNormalization`` (jaccli.formats.folding): where it follows a linear
-``Dense`` it is folded into that layer's kernel and bias; where it comes before
-the first ``Dense`` it becomes part of the input scaling (or, with a zero or
-negative scale, is folded into the first ``Dense``); after the last ``Dense``
-it becomes the output scaling; between a non-linear ``Dense`` and the next one
-it is folded into the next layer's kernel and bias. Folded tensors keep the
-Keras names (``dense/kernel``, ``dense/bias``) but hold the folded values, so
-parameter derivatives (``--wrt params``) of such a layer are with respect to
-the folded weights, not the raw Keras variables.
+``BatchNormalization`` is reported to the DenseStack (jaccli.formats.stack) with
+its own tensors (``<layer>/gamma``, ``<layer>/beta``, ``<layer>/moving_mean``,
+``<layer>/moving_variance``): a map after a linear ``Dense``, before the next
+``Dense``, or of the outputs after the last activation. jaccli.formats.assemble
+folds it, the parameters staying the file's tensors (gamma and beta included).
 """
 
 from __future__ import annotations
@@ -58,6 +54,7 @@ import h5py
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.formats.file_kinds import is_zip
 from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.spec import clip
 
@@ -140,7 +137,7 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     """
     fname = str(path)
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip(path):
             return _read_archive(path, fname)
         try:
             is_h5 = h5py.is_hdf5(path)
@@ -626,7 +623,7 @@ def _snake_case(name):
 
 
 # --------------------------------------------------------------------------
-# From layers to the spec: folding activations and affine maps
+# From layers to the spec: activations and maps, reported to the DenseStack
 # --------------------------------------------------------------------------
 
 

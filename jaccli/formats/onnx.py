@@ -245,8 +245,9 @@ class _Walker:
             if attribute.name == "value":
                 return value
             if attribute.name in ("value_float", "value_floats"):
-                return helper.make_tensor("c", self.onnx.TensorProto.FLOAT, np.shape(value),
-                                          np.ravel(value).tolist())
+                decimals = [float32_as_decimal(v) for v in np.ravel(value)]
+                return helper.make_tensor("c", self.onnx.TensorProto.DOUBLE, np.shape(value),
+                                          decimals)
             if attribute.name in ("value_int", "value_ints"):
                 return helper.make_tensor("c", self.onnx.TensorProto.INT64, np.shape(value),
                                           np.ravel(value).tolist())
@@ -624,6 +625,27 @@ def _attribute(walker, node, name, default):
     return default
 
 
+def _float_attribute(walker, node, name, default):
+    """A FLOAT or FLOATS attribute, each value read as the decimal its writer meant."""
+    value = _attribute(walker, node, name, None)
+    if value is None:
+        return default
+    if isinstance(value, (list, tuple)):
+        return [float32_as_decimal(v) for v in value]
+    return float32_as_decimal(value)
+
+
+def float32_as_decimal(value):
+    """The float64 of the shortest decimal that rounds to the float32 ``value``.
+
+    ONNX stores float attributes (LeakyRelu's alpha, Gemm's alpha and beta,
+    Scaler's offset and scale, a Constant's value_float) in float32: a 0.05
+    arrives as 0.0500000007. Its shortest round-tripping decimal, 0.05, is what
+    was written, so a float64 model matches its framework to the last digits.
+    """
+    return float(np.format_float_scientific(np.float32(value), unique=True))
+
+
 def _weight(walker, node, data, state, layout):
     """A dense node's constant weight, checked: (weight, its name, layout, n_out).
 
@@ -653,11 +675,11 @@ def _gemm(walker, node, data, state):
         walker.refuse(node, "transA=1 transposes the batch axis; jaccli reads x @ W")
     layout = "out_in" if _attribute(walker, node, "transB", 0) else "in_out"
     weight, name, layout, n_out = _weight(walker, node, data, state, layout)
-    alpha = _attribute(walker, node, "alpha", 1.0)
-    beta = _attribute(walker, node, "beta", 1.0)
+    alpha = _float_attribute(walker, node, "alpha", 1.0)
+    beta = _float_attribute(walker, node, "beta", 1.0)
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = None if bias_name is None else _bias(walker, node, bias_name, n_out, state)
-    return Dense(weight, bias, layout, name, bias_name, describe(node), float(alpha), float(beta))
+    return Dense(weight, bias, layout, name, bias_name, describe(node), alpha, beta)
 
 
 def _per_feature(array, n, transposed):
@@ -715,13 +737,14 @@ def _arithmetic(walker, node, data, events, state):
         walker.refuse(node, "divides a constant by the data: not an affine map")
     if np.any(value == 0):
         walker.refuse(node, f"divides by zero (constant '{constant_name}')")
-    return [Affine(1.0 / value, zero, describe(node))]
+    # The reciprocal of the file's constant in float64, not in the constant's float32.
+    return [Affine(1.0 / value.astype(np.float64), zero, describe(node))]
 
 
 def _scaler(walker, node, state):
     """ai.onnx.ml Scaler: y = (x - offset) * scale."""
-    offset = np.asarray(_attribute(walker, node, "offset", [0.0]), dtype=np.float64)
-    scale = np.asarray(_attribute(walker, node, "scale", [1.0]), dtype=np.float64)
+    offset = np.asarray(_float_attribute(walker, node, "offset", [0.0]), dtype=np.float64)
+    scale = np.asarray(_float_attribute(walker, node, "scale", [1.0]), dtype=np.float64)
     for array in (offset, scale):
         if array.size != 1 and state["transposed"]:
             walker.refuse(node, "scales the columns of transposed (features, N) data")
@@ -759,14 +782,14 @@ def _activation(walker, node, state):
     if op in _SIMPLE_ACTIVATIONS:
         return Activation(_SIMPLE_ACTIVATIONS[op], {}, describe(node))
     if op == "LeakyRelu":
-        return Activation("leaky_relu", {"alpha": float(_attribute(walker, node, "alpha", 0.01))},
+        return Activation("leaky_relu", {"alpha": _float_attribute(walker, node, "alpha", 0.01)},
                           describe(node))
     if op == "Elu":
-        return Activation("elu", {"alpha": float(_attribute(walker, node, "alpha", 1.0))},
+        return Activation("elu", {"alpha": _float_attribute(walker, node, "alpha", 1.0)},
                           describe(node))
     if op == "Selu":
-        alpha = _attribute(walker, node, "alpha", _SELU_ALPHA)
-        gamma = _attribute(walker, node, "gamma", _SELU_GAMMA)
+        alpha = _float_attribute(walker, node, "alpha", _SELU_ALPHA)
+        gamma = _float_attribute(walker, node, "gamma", _SELU_GAMMA)
         if not (_close(alpha, _SELU_ALPHA) and _close(gamma, _SELU_GAMMA)):
             walker.refuse(node, f"alpha={alpha}, gamma={gamma} are not SELU's constants")
         return Activation("selu", {}, describe(node))

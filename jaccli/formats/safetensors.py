@@ -45,14 +45,22 @@ REFUSED_DTYPES = {
 }
 
 
-def is_safetensors(path, size):
-    """A ``.safetensors`` name, or a file starting as one does: a header length within
-    the file followed by ``{``."""
-    if str(path).lower().endswith(".safetensors"):
-        return True
-    with open(path, "rb") as handle:
-        head = handle.read(9)
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8
+def is_safetensors(handle, size):
+    """Whether the open file (``size`` bytes) is built as safetensors: an 8-byte
+    little-endian length N within the file and the limit, then N bytes of UTF-8
+    JSON holding an object. The reader checks the entries, with its own errors."""
+    handle.seek(0)
+    head = handle.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    length = int.from_bytes(head[:8], "little")
+    if length > min(size - 8, MAX_HEADER_BYTES):
+        return False
+    handle.seek(8)
+    try:
+        return isinstance(json.loads(handle.read(length).decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
 
 
 def open_safetensors(path):

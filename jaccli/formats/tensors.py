@@ -17,12 +17,12 @@ import zlib
 import numpy as np
 
 from jaccli.errors import JaccliError, JaccliWarning
+from jaccli.formats.file_kinds import is_hdf5, model_file_kind, suffix
+from jaccli.formats.safetensors import open_safetensors
 from jaccli.formats.stack import checked_tensor
-from jaccli.formats.safetensors import is_safetensors, open_safetensors
 from jaccli.formats.spec import clip, parse_spec, parse_spec_text, read_spec_file, spec_from
 
 EMBEDDED_SPEC = "jaccli_spec"
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class TensorStore:
@@ -76,12 +76,6 @@ def _short_list(names, most=12):
     names = sorted(names)
     shown = ", ".join(names[:most]) or "nothing"
     return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
-
-
-def _is_hdf5(path):
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    return head == HDF5_SIGNATURE
 
 
 def _tensor_bytes(shape, dtype):
@@ -287,28 +281,26 @@ def open_weight_file(path):
         raise JaccliError(f"{path}: is a directory, not a model file")
     if os.path.getsize(path) == 0:
         raise JaccliError(f"{path}: the model file is empty")
-    refuse_code_files(path)
-    if path.endswith(".keras"):
+    kind = model_file_kind(path)
+    refuse_code_file(path, kind)
+    if kind == "keras":
         return None, None, True
-    if _is_onnx(path):  # read in load_spec_and_tensors: with no spec, as a graph
+    if kind == "onnx":  # read in load_spec_and_tensors: with no spec, as a graph
         return None, None, False
-    if _is_hdf5(path):
+    if kind == "hdf5":
         return _open_hdf5(path)
-    if zipfile.is_zipfile(path):
+    if kind == "npz":
         return _open_npz(path)
-    if is_safetensors(path, os.path.getsize(path)):
+    if kind == "safetensors":
         return open_safetensors(path)
-    with open(path, "rb") as handle:
-        if handle.read(6) == b"\x93NUMPY":
-            raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
-                              f"weights with numpy.savez (NPZ) or as HDF5")
+    if kind == "npy":
+        raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
+                          f"weights with numpy.savez (NPZ) or as HDF5")
     raise JaccliError(f"{path}: not an HDF5, NPZ or safetensors weight file")
 
 
-# Files only running code can read (torch.save, pickle, joblib): recognised by
-# their extension and by their content, refused before anything in them is read.
-CODE_FILE_SUFFIXES = {".pt": "torch", ".pth": "torch", ".ckpt": "torch",
-                      ".pkl": "pickle", ".pickle": "pickle", ".joblib": "pickle"}
+# Files only running code can read (torch.save, pickle, joblib), refused before
+# anything in them is read (jaccli.formats.file_kinds tells them).
 CODE_FILE_ADVICE = {
     "torch": ("a PyTorch file (torch.save: pickled Python objects)",
               "export the model with jaccli.export.from_torch(module, 'model.npz') and use that"),
@@ -318,29 +310,12 @@ CODE_FILE_ADVICE = {
 }
 
 
-def refuse_code_files(path):
-    """Refuse a torch.save file or a pickle: by extension, by a pickle's first opcode
-    (PROTO, 0x80), or by a zip holding a data.pkl (torch.save's format). Nothing is unpickled."""
-    kind = CODE_FILE_SUFFIXES.get(os.path.splitext(path)[1].lower())
-    with open(path, "rb") as handle:
-        head = handle.read(2)
-    if kind is None and len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        kind = "pickle"
-    if kind is None and head == b"PK" and _zip_holds_a_pickle(path):
-        kind = "torch"
-    if kind is not None:
+def refuse_code_file(path, kind):
+    """Refuse a file of ``kind`` torch or pickle, saying how to export it. Nothing is unpickled."""
+    if kind in CODE_FILE_ADVICE:
         what, advice = CODE_FILE_ADVICE[kind]
         raise JaccliError(f"{path}: {what}, which only running its code could read; jaccli "
                           f"never unpickles: {advice}")
-
-
-def _zip_holds_a_pickle(path):
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name == "data.pkl" or name.endswith("/data.pkl")
-                       for name in archive.namelist())
-    except _ZIP_ERRORS:
-        return False
 
 
 def sibling_spec_paths(path):
@@ -429,7 +404,7 @@ def _keras_jsons_beside(path, store):
 
 
 def _is_hdf5_store(store, path):
-    return store is not None and os.path.isfile(path) and _is_hdf5(path)
+    return store is not None and os.path.isfile(path) and is_hdf5(path)
 
 
 def _keras_json(path):
@@ -483,7 +458,7 @@ def _keras_model(path):
 
 
 def _is_onnx(path):
-    return path.lower().endswith(".onnx")
+    return suffix(path) == ".onnx"
 
 
 def _onnx_model(path):

@@ -2,8 +2,9 @@
 
 Each quantity is computed analytically, by central differences and by
 Richardson-extrapolated central differences (with an error estimate, see
-``numdiff``). An element fails when |analytic - richardson| > tol * scale +
-3 * estimate (scale: the largest |derivative| of that output). Reference
+``numdiff``). An element fails when |analytic - richardson| > max(tol * scale,
+floor) + 3 * estimate (scale: the largest |derivative| of that output; floor:
+the rounding noise of the differences, ``numdiff.rounding_floor``). Reference
 outputs computed elsewhere (e.g. by the framework that trained the model)
 check the forward pass itself: that catches a wrong spec (a transposed
 kernel, a wrong activation), which derivatives of the same wrong function
@@ -44,7 +45,7 @@ def _timed(fn, *args):
 
 def _input_ladders(model, num, X, quantity, chunk_size):
     """(analytic, central, Richardson ladders, the three times, kink crossings (N, n)
-    or None) of an input derivative.
+    or None, the rounding floor) of an input derivative.
 
     Steps are taken in the network's own units u = (x - offset) / scale: an
     input scale of 0.01 makes the function vary a hundred times faster in x,
@@ -73,13 +74,14 @@ def _input_ladders(model, num, X, quantity, chunk_size):
     if has_kinks(num):
         skip = numdiff.stencil_changes(numdiff.input_shifter(sides_in_u, U), U,
                                        quantity == "hessdiag", sides_in_u(U))
+    floor = numdiff.rounding_floor(U, _output_scale(num.value(X, chunk_size)), power == 2)
     return (analytic, to_x((central, None))[0], [to_x(pair) for pair in ladders], (t_a, t_c, t_r),
-            skip)
+            skip, to_x((floor, None))[0])
 
 
 def _param_ladders(model, num, X, chunk_size, indices=None):
-    """(analytic, central, Richardson ladders, the three times, kink crossings) of
-    dy/dtheta, along the parameters ``indices`` (default: all)."""
+    """(analytic, central, Richardson ladders, the three times, kink crossings, the
+    rounding floor) of dy/dtheta, along the parameters ``indices`` (default: all)."""
     theta = num.parameter_vector()
     indices = np.arange(theta.size) if indices is None else np.asarray(indices)
     analytic, t_a = _timed(lambda: model.param_jacobian(X, chunk_size)[:, :, indices])
@@ -96,7 +98,14 @@ def _param_ladders(model, num, X, chunk_size, indices=None):
     if has_kinks(num):
         skip = numdiff.stencil_changes(numdiff.param_shifter(sides, theta, indices),
                                        theta[indices], False, sides(theta))
-    return analytic, central, ladders, (t_a, t_c, t_r), skip
+    floor = numdiff.rounding_floor(theta[indices], _output_scale(g(theta)), False)
+    return analytic, central, ladders, (t_a, t_c, t_r), skip, floor
+
+
+def _output_scale(values):
+    """The largest |value| of each output (m,) over the points: the size of the
+    rounding in its finite differences."""
+    return np.max(np.abs(np.asarray(values, dtype=np.float64)), axis=0)
 
 
 def has_kinks(model):
@@ -143,18 +152,18 @@ def check_quantity(model, X, quantity, tol=numdiff.DEFAULT_TOL, numeric_model=No
     X = np.asarray(X, dtype=np.float64)
     num = numeric_model or model
     if quantity in ("jacobian", "hessdiag"):
-        analytic, central, ladders, times, skip = _input_ladders(model, num, X, quantity,
-                                                                 chunk_size)
+        analytic, central, ladders, times, skip, floor = _input_ladders(model, num, X, quantity,
+                                                                        chunk_size)
     elif quantity == "params":
-        analytic, central, ladders, times, skip = _param_ladders(model, num, X, chunk_size,
-                                                                 indices)
+        analytic, central, ladders, times, skip, floor = _param_ladders(model, num, X,
+                                                                        chunk_size, indices)
     else:
         raise ValueError(f"unknown quantity {quantity!r}")
     analytic = np.asarray(analytic, dtype=np.float64)
     skip = None if skip is None else skip[:, None, :]  # (N, d): the same for every output
     rich, _ = numdiff._pick(ladders)
-    res_c = numdiff.compare(analytic, central, None, tol, skip)
-    res_r = numdiff.compare(analytic, ladders, None, tol, skip)
+    res_c = numdiff.compare(analytic, central, None, tol, skip, floor)
+    res_r = numdiff.compare(analytic, ladders, None, tol, skip, floor)
     t_a, t_c, t_r = times
     rows = [
         dict(quantity=quantity, method="analytic", seconds=t_a),

@@ -263,8 +263,30 @@ DEFAULT_TOL = 1e-6
 #: How many of the numerical method's own error estimates an element may be off.
 SAFETY = 3.0
 
+#: How many times the rounding noise EPS |f| / h^p of a difference quotient an
+#: element may be off, whatever the tolerance (see ``rounding_floor``).
+NOISE_FLOOR = 100.0
 
-def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None):
+
+def rounding_floor(x, f_scale, second):
+    """The least difference ``compare`` allows: NOISE_FLOOR x the rounding noise
+    EPS |f| / h (first) or EPS |f| / h^2 (second derivatives) of the Richardson
+    differences along the coordinates x (the last axis), h the finest step of
+    their coarsest window and |f| the largest |value| of each output
+    (``f_scale``, (m,)).
+
+    A derivative that is exactly 0 everywhere (a relu net's Hessian) gives a
+    tolerance of 0 relative to itself, and its differences measure rounding
+    noise of this size, not 0; |f| is the output's largest value, not the local
+    one, which may be small by cancellation of terms that are not. Returns an
+    array broadcasting to (N, m, d).
+    """
+    h = _steps(np.asarray(x, dtype=np.float64), second, "richardson")[RICHARDSON_LEVELS - 1]
+    f_scale = np.asarray(f_scale, dtype=np.float64).reshape(-1, 1)  # (m, 1)
+    return NOISE_FLOOR * EPS * f_scale / h[..., None, :] ** (2 if second else 1)
+
+
+def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None, floor=0.0):
     """Compare an analytic derivative with a numerical one, elementwise.
 
     Both are (N, m, d). ``numeric`` may also be a list of (numeric, err_est)
@@ -276,18 +298,20 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None):
     (where a relative error means nothing) are judged against the scale of
     their output. An element passes when
 
-        |analytic - numeric| <= tol * scale_k + SAFETY * err_est
+        |analytic - numeric| <= max(tol * scale_k, floor) + SAFETY * err_est
 
     i.e. it fails only when the disagreement is beyond both the tolerance
-    (relative to the derivative's own magnitude) and what the numerical
-    method can resolve at that element (its error estimate, large where the
-    function varies on a scale below the steps). NaN anywhere fails.
+    (relative to the derivative's own magnitude, but never below ``floor``,
+    the rounding noise of the differences: ``rounding_floor``) and what the
+    numerical method can resolve at that element (its error estimate, large
+    where the function varies on a scale below the steps). NaN anywhere fails.
 
     ``skip`` (booleans broadcastable to the elements): elements the
     differences cannot judge (their stencil crosses a kink); one of them beyond
     the allowance counts as skipped, not bad.
 
-    Returns a dict: max_abs, max_rel (max |a - n| / scale_k), max_err_est,
+    Returns a dict: max_abs, max_rel (max |a - n| / scale_k over the outputs
+    whose scale is not 0; None when every one is 0: no relative error), max_err_est,
     n_checked (elements), n_bad (elements beyond the allowance), n_skipped,
     passed, and the worst element (largest |a - n| / allowance, skipped ones
     aside): its index, both values, the allowance.
@@ -300,19 +324,19 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None):
                     worst_allowed=None)
     reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
     scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True)
-    d, e, diff, allowed, ratio = _best_candidate(a, candidates, tol * scale)
+    d, e, diff, allowed, ratio = _best_candidate(a, candidates, np.maximum(tol * scale, floor))
     beyond = ~(ratio <= 1.0)
     skipped = beyond & (False if skip is None else np.broadcast_to(skip, a.shape))
     bad = beyond & ~skipped
     # the maxima below describe the judged elements
     ratio, diff, e = (np.where(skipped, fill, x) for x, fill in ((ratio, -np.inf), (diff, 0.0), (e, 0.0)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(scale > 0, diff / np.where(scale > 0, scale, 1.0), np.where(diff > 0, np.inf, 0.0))
+    measured = np.broadcast_to(scale > 0, a.shape)
+    rel = diff[measured] / np.broadcast_to(scale, a.shape)[measured]
     worst = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), ratio.shape))
     no_estimate = all(est is None for _, est in candidates)
     return {
         "max_abs": float(np.nanmax(diff)),
-        "max_rel": float(np.nanmax(rel)),
+        "max_rel": float(np.nanmax(rel)) if rel.size else None,
         "max_err_est": None if no_estimate else float(np.max(e)),
         "n_checked": int(a.size),
         "n_bad": int(np.count_nonzero(bad)),
