@@ -6,7 +6,7 @@
 
 Each call writes one weight file that carries its own spec (the NPZ entry,
 HDF5 root attribute or safetensors ``__metadata__`` entry ``jaccli_spec``), so ``jaccli info model.npz`` works with
-nothing else. The layers are folded into a spec by jaccli.formats.folding, as a
+nothing else. The layers are reported to jaccli.formats.stack.DenseStack, as a
 model file's reader does. Tensors are float64 and named after their
 source: ``coefs_0``/``intercepts_0`` for scikit-learn (its ``coefs_[0]`` and
 ``intercepts_[0]``, layout in_out) and the module path for PyTorch
