@@ -121,13 +121,22 @@ def read_file_tensors(path):
     if path.endswith(".safetensors"):
         return _read_safetensors(path)
     if path.endswith((".h5", ".hdf5")):
-        return _read_hdf5(path)
+        tensors = _read_hdf5(path)
+        if not any(name.startswith("model_weights/") for name in tensors):
+            return tensors
+        # A Keras model file: model_weights/<layer>/<scope>/<layer>/<variable>(:0)
+        return {"/".join(name.split("/")[-2:]).removesuffix(":0"): value
+                for name, value in tensors.items() if name.startswith("model_weights/")}
     if path.endswith(".keras"):  # a zip archive whose weights are the HDF5 file model.weights.h5
         import io
         import zipfile
 
         with zipfile.ZipFile(path) as archive:
-            return _read_hdf5(io.BytesIO(archive.read("model.weights.h5")))
+            tensors = _read_hdf5(io.BytesIO(archive.read("model.weights.h5")))
+        # layers/<layer>/vars/<i>: a Dense layer's variables 0 and 1 are its kernel and bias
+        roles = {"0": "kernel", "1": "bias"}
+        return {f"{name.split('/')[1]}/{roles[name.split('/')[3]]}": value
+                for name, value in tensors.items() if name.startswith("layers/")}
     if path.endswith(".onnx"):
         from .oracles import OnnxFunction
 

@@ -152,17 +152,22 @@ def write_keras(suffix):
 
 
 def keras_source(seed):
-    """A random Keras Sequential of Dense layers and its dense-stack reference (needs tensorflow)."""
+    """A random Keras Sequential of Dense layers and its dense-stack reference (any Keras backend)."""
     import keras
 
     rng = np.random.default_rng(seed)
     widths, _ = architectures.random_widths(rng)
     acts = ["linear", "tanh", "sigmoid", "relu"]
+    # Named as a .keras archive names them (class name, then a count), so the archive's
+    # layers/<name>/vars/<i> are the layers' own names; random weights, so that every
+    # file tensor matches one framework variable by value (Keras starts biases at 0).
     model = keras.Sequential([keras.Input((widths[0],))] + [
-        keras.layers.Dense(w, activation=str(rng.choice(acts)), use_bias=bool(rng.random() < 0.8))
-        for w in widths[1:]])
+        keras.layers.Dense(w, activation=str(rng.choice(acts)), use_bias=bool(rng.random() < 0.8),
+                           name="dense" if i == 0 else f"dense_{i}")
+        for i, w in enumerate(widths[1:])])
     layers = []
     for i, layer in enumerate(model.layers):
+        layer.set_weights([rng.normal(size=w.shape) * 0.8 for w in layer.get_weights()])
         kernel, *bias = layer.get_weights()
         act = layer.get_config()["activation"]
         layers.append((f"k{i}", kernel, f"b{i}" if bias else None, bias[0] if bias else None, act))
@@ -223,8 +228,8 @@ PATHS = [
     ExportPath("skl2onnx", ("sklearn", "torch", "onnx", "onnxruntime", "skl2onnx"),
                sklearn_source, write_skl2onnx, own=False, onnx=True,
                output=_skl2onnx_output),
-    ExportPath("keras-keras", ("tensorflow", "keras", "torch"), keras_source, write_keras(".keras"), own=False),
-    ExportPath("keras-h5", ("tensorflow", "keras", "torch"), keras_source, write_keras(".h5"), own=False),
+    ExportPath("keras-keras", ("keras", "torch"), keras_source, write_keras(".keras"), own=False),
+    ExportPath("keras-h5", ("keras", "torch"), keras_source, write_keras(".h5"), own=False),
 ]
 
 

@@ -34,7 +34,7 @@ EXAMPLES = [pytest.param(path, i, id=f"{path.name}-{i}") for path in PATHS for i
 def test_export_path_agrees_with_framework(path, index, tmp_path):
     """Value and all derivatives of the exported model equal the framework's, or jaccli refuses in one line."""
     for module in path.needs:
-        pytest.importorskip(module, reason=f"{path.name} needs {module}")
+        pytest.importorskip(module, reason=f"{path.name} needs {module}, not installed")
     seed = SEED + index
     outcome, source = timed_example(path, seed, tmp_path)
     if outcome.kind == "skipped":  # the third-party exporter failed: nothing of jaccli's to judge
