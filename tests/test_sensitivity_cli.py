@@ -95,7 +95,7 @@ def test_outputs_csv_tsv_npz_and_npy_refused(files):
     for i, name in enumerate(NUMERIC):
         np.testing.assert_array_equal(flat[:, i], numbers(csv_rows, csv_header, name))
     res = run(*base, "-o", out / "s.npy")
-    assert res.exit_code == 2 and "write .csv, .tsv or .npz" in res.stderr
+    assert res.exit_code == 2 and "write .csv, .tsv/.txt, .jsonl/.ndjson, .json or .npz" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (out / "s.npy").exists()
 
 
@@ -200,7 +200,8 @@ def test_help_example_runs():
     for option in ("--bootstrap", "--level", "--bounds", "--seed", "--chunk-size", "--dtype",
                    "--spec", "--quiet", "--format"):
         assert option in res.stdout
-    assert "[csv|tsv|npz]" in res.stdout and ".csv, .tsv/.txt, .npz;" in " ".join(res.stdout.split())
+    assert "[csv|tsv|jsonl|json|npz]" in res.stdout
+    assert ".csv, .tsv/.txt, .jsonl/.ndjson, .json or .npz;" in " ".join(res.stdout.split())
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
