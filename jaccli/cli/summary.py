@@ -266,7 +266,7 @@ def print_check_report(console, model, report, dtype):
                      f"a kink (a relu unit changes side within the steps) and disagrees: "
                      f"finite differences do not measure the derivative there")
     for quantity, res in report.failures:
-        console.print(describe_failure(model, quantity, res), soft_wrap=True)
+        say(console, describe_failure(model, quantity, res))
 
 
 def describe_failure(model, quantity, res):

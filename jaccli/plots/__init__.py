@@ -51,14 +51,14 @@ class FigureFile:
         from jaccli.io.writers import AtomicFile
 
         self.target, self.format, self.draw, self.sample = path, figure_format(path), draw, sample
-        self.atomic, self.prepared = AtomicFile(path), False
+        self.atomic, self.prepared, self.figure = AtomicFile(path), False, None
 
     def write(self, start, rows):
         if self.sample is not None:
             self.sample.write(start, rows)
 
     def prepare(self):
-        figure = self.draw()
+        figure = self.figure = self.draw()
         try:
             figure.savefig(self.atomic.temp_path, format=self.format)
         except OSError as exc:
