@@ -76,7 +76,7 @@ def derivative_figure(plot, plot_x, model, quantity, width):
 
 def confint_figure(plot, plot_x, model, fit, level):
     """(the figure output, its sample) of ``confint --plot``."""
-    from jaccli.plots import FigureFile, confint_figure as figure, input_indices
+    from jaccli.plots import CONFINT_ROWS, FigureFile, confint_figure as figure, input_indices
     from jaccli.plots import training_sample
     from jaccli.plots.sample import RunSample
 
@@ -89,10 +89,6 @@ def confint_figure(plot, plot_x, model, fit, level):
                       training_sample(model, fit), sample.count)
 
     return FigureFile(plot, draw, sample), sample
-
-
-#: Points a confint figure draws at most (bands need fewer than derivative panels).
-CONFINT_ROWS = 5_000
 
 
 def table_figure(plot, draw):

@@ -328,11 +328,13 @@ def _percent(share):
 
 
 def _describe_bound(bound):
+    """'uniform [0, 1] (--bounds)', 'normal sd 0.98 (the points' sd)'."""
     if bound.kind == "uniform":
-        numbers = f"[{bound.low:.4g}, {bound.high:.4g}]"
+        numbers, what = f"[{bound.low:.4g}, {bound.high:.4g}]", "range"
     else:
-        numbers = f"sd {bound.sd:.4g}"
-    return f"{bound.kind} {numbers} ({bound.source})"
+        numbers, what = f"sd {bound.sd:.4g}", "sd"
+    where = "--bounds" if bound.source == "bounds" else f"the points' {what}"
+    return f"{bound.kind} {numbers} ({where})"
 
 
 def bounds_assumption(bounds, names):

@@ -22,12 +22,19 @@ FORMATS = registry.names(registry.FIGURES)
 
 
 def require_matplotlib(what="plotting"):
-    """matplotlib, or one line saying what to install."""
+    """One line saying what to install when matplotlib is missing. Only looked up,
+    not imported: a run imports it when it draws, after the computation, so that
+    its memory (some 45 MB) does not add to the computation's peak."""
+    import importlib.util
+    import sys
+
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise JaccliError(f"{what} needs matplotlib, which is not installed: "
-                          f"{INSTALL_HINT}") from None
+        found = sys.modules.get("matplotlib", True) is not None and \
+            importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise JaccliError(f"{what} needs matplotlib, which is not installed: {INSTALL_HINT}")
 
 
 def figure_format(path, what="path"):
@@ -134,7 +141,7 @@ def plot_check(report, path=None):
 def plot_derivatives(model, points, path=None, quantity="jacobian", inputs=None,
                      seed=None):
     """dy/dx_j (``quantity`` "jacobian") or d2y/dx_j2 ("hessdiag") against x_j at
-    ``points`` (N, n): per output, the inputs named in ``inputs`` or the 6 with the
+    ``points`` ((N, n) array-like, or a points file's path): per output, the inputs named in ``inputs`` or the 6 with the
     largest mean |derivative|. Beyond 20,000 points a seeded sample is drawn
     (and ranked)."""
     import numpy as np
@@ -144,7 +151,7 @@ def plot_derivatives(model, points, path=None, quantity="jacobian", inputs=None,
     require_matplotlib("plot_derivatives")
     if quantity not in ("jacobian", "hessdiag"):
         raise JaccliError(f"quantity must be 'jacobian' or 'hessdiag', not {quantity!r}")
-    X = model.as_points(points)
+    X = points_of(model, points)
     chosen = None if inputs is None else input_indices(inputs, model.input_names, "inputs",
                                                         limit=MAX_PANELS)
     limit = sampling.sample_limit(model.n_inputs * (model.n_outputs + 1))
@@ -156,6 +163,15 @@ def plot_derivatives(model, points, path=None, quantity="jacobian", inputs=None,
 
 
 MAX_PANELS = 6
+
+
+def points_of(model, points):
+    """The points: an array-like, or a points file's path (read lazily when large)."""
+    if isinstance(points, (str, os.PathLike)):
+        from jaccli.io.points import read_points
+
+        return read_points(str(points), model.input_names)
+    return model.as_points(points)
 
 
 def derivative_title(model, quantity, drawn, total):
@@ -181,11 +197,19 @@ def plot_confint(model, result, points, path=None, x=None, train=True):
     behind (a seeded sample of them)."""
     import numpy as np
 
+    from jaccli.plots.sample import sample_rows
+
     require_matplotlib("plot_confint")
-    X = np.asarray(model.as_points(points), dtype=np.float64)
+    X = points_of(model, points)
     along = None if x is None else input_indices([x], model.input_names, "x")[0]
     behind = training_sample(model, result.fit) if train else None
-    return _finish(confint_figure(model, X, result.intervals, result.level, along, behind), path)
+    index, sample = sample_rows(X, CONFINT_ROWS)
+    return _finish(confint_figure(model, sample, np.asarray(result.intervals)[index],
+                                  result.level, along, behind, len(X)), path)
+
+
+#: Points a confint figure draws at most (a seeded sample beyond it).
+CONFINT_ROWS = 5_000
 
 
 def confint_figure(model, x, intervals, level, along=None, train=None, total=None):
