@@ -131,10 +131,10 @@ def test_bounds_option(files):
     bound = numbers(rows, header, "bound")
     np.testing.assert_allclose(bound[[0, 2]], [W[0] ** 2 / np.pi ** 2 / var_y, 0.25 * W[2] ** 2 / var_y],
                                rtol=1e-12)
-    assert "a uniform [0, 1] (bounds)" in res.stderr and "c normal sd 0.5 (bounds)" in res.stderr
+    assert "a uniform [0, 1] (--bounds)" in res.stderr and "c normal sd 0.5 (--bounds)" in res.stderr
     res = run("sensitivity", files["linear"], "--points", files["lin_points"], "-B", 50,
               "--bounds", "uniform:0:1")
-    assert "every input uniform [0, 1] (bounds)" in res.stderr
+    assert "every input uniform [0, 1] (--bounds)" in res.stderr
 
 
 @pytest.mark.parametrize("options, message", [

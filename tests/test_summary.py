@@ -142,4 +142,4 @@ def test_sensitivity_names_its_assumption_and_hints_at_normal_bounds(tmp_path):
     res = CliRunner().invoke(cli, base + [str(tmp_path / "normal.npy"), "--bounds", "normal"])
     text = " ".join(res.stderr.split())
     assert "hint:" not in text and "assumes independent inputs: x1 normal sd" in text
-    assert "(points)" in text
+    assert "(the points' sd)" in text
