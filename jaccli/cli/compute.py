@@ -242,7 +242,7 @@ def _quantity_command(quantity, summary, example, plot=False):
     if plot:
         command.__doc__ += (f"\n  jaccli {quantity} sample_models/sincos.npz --points "
                             f"sample_models/sincos_uniform.csv -o out.csv --plot {quantity}.png")
-        command = plot_options(command, plot_x=PLOT_X_HELP)
+        command = plot_options(command, plot_x=PLOT_X_HELP, plot_x_metavar="A[,B...]")
     return click.command(name=quantity)(compute_options(cluster_options(with_option(command))))
 
 
@@ -252,7 +252,7 @@ def _quantity_command(quantity, summary, example, plot=False):
 @with_option
 @click.option("--wrt", type=click.Choice(["inputs", "params"]), default="inputs",
               show_default=True, help="Differentiate with respect to the inputs or the parameters.")
-@plot_options(plot_x=PLOT_X_HELP)
+@plot_options(plot_x=PLOT_X_HELP, plot_x_metavar="A[,B...]")
 def jacobian(wrt, **kwargs):
     """dy/dx at each point: shape (N, m, n); with --wrt params, dy/dtheta (N, m, P).
 

@@ -14,21 +14,20 @@ PLOT_HELP = (f"Also draw a figure into FILE ({registry.suffix_list(registry.name
              f"with or without it.")
 
 
-def plot_options(func=None, *, plot_x=None):
-    """``--plot FILE``, and ``--plot-x`` with the help ``plot_x`` when given."""
+def plot_options(func=None, *, plot_x=None, plot_x_metavar="NAME"):
+    """``--plot FILE``, then ``--plot-x`` with the help ``plot_x`` when given."""
     if func is None:
-        return functools.partial(plot_options, plot_x=plot_x)
+        return functools.partial(plot_options, plot_x=plot_x, plot_x_metavar=plot_x_metavar)
 
-    @click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
-                  metavar="FILE", help=PLOT_HELP)
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
 
-    if plot_x is not None:
-        wrapper = click.option("--plot-x", "plot_x", default=None, metavar="NAME",
+    if plot_x is not None:  # click lists the options in the reverse order of decoration
+        wrapper = click.option("--plot-x", "plot_x", default=None, metavar=plot_x_metavar,
                                help=plot_x)(wrapper)
-    return wrapper
+    return click.option("--plot", "plot", type=click.Path(dir_okay=False), default=None,
+                        metavar="FILE", help=PLOT_HELP)(wrapper)
 
 
 def plot_target(plot, inputs, output, plot_x=None):

@@ -64,15 +64,17 @@ def derivative_figure(x, y, mean_abs, input_names, columns, title, inputs=None):
     width = max(len(p) for p in panels)
     figure = new_figure(2.7 * width + 0.4, 2.4 * len(panels) + 0.6)
     axes = _grid(figure, len(panels), width)
+    density = False
     for k, chosen in enumerate(panels):
         for slot, ax in enumerate(axes[k]):
             if slot >= len(chosen):
                 ax.set_visible(False)
                 continue
             j = chosen[slot]
-            _derivative_panel(ax, x[:, j], y[:, k * n + j], input_names[j], columns[k * n + j],
-                              mean_abs[k * n + j])
+            density |= _derivative_panel(ax, x[:, j], y[:, k * n + j], input_names[j],
+                                         columns[k * n + j], mean_abs[k * n + j])
     note = f"; the first {MAX_OUTPUTS} of {m} outputs" if m > MAX_OUTPUTS else ""
+    note += "\n(colour: points per hexagon, log scale)" if density else ""
     figure.suptitle(title + note, fontsize=10)
     return figure
 
@@ -80,7 +82,8 @@ def derivative_figure(x, y, mean_abs, input_names, columns, title, inputs=None):
 def _derivative_panel(ax, xj, dj, input_name, column, mean_abs):
     keep = np.isfinite(xj) & np.isfinite(dj)
     xj, dj = xj[keep], dj[keep]
-    if len(xj) > HEXBIN_ABOVE:
+    density = len(xj) > HEXBIN_ABOVE
+    if density:
         ax.hexbin(xj, dj, gridsize=40, mincnt=1, bins="log", cmap="viridis", linewidths=0)
     else:
         ax.scatter(xj, dj, s=7, color=BLUE, alpha=0.7, linewidths=0)
@@ -88,6 +91,7 @@ def _derivative_panel(ax, xj, dj, input_name, column, mean_abs):
     ax.set_xlabel(input_name)
     ax.set_ylabel(column)
     ax.set_title(f"{column}: mean |.| {_g(mean_abs)}", fontsize=9)
+    return density
 
 
 # ---------------------------------------------------------------- sensitivity
