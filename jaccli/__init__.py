@@ -63,7 +63,8 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
     given). ``sample``: params at a seeded sample of points and parameters
     (False: all of them). Returns a ``CheckReport``: ``rows`` (one per
     quantity and method), ``failures``, ``passed``, ``n_skipped`` (elements
-    whose difference stencil crosses a relu kink), ``samples``.
+    whose difference stencil crosses a relu kink), ``samples``, ``elements``
+    (each element's error, estimate and verdict: ``plot_check`` draws them).
     """
     from jaccli.stats.check import check as _check
 

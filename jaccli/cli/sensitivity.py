@@ -62,7 +62,8 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
           -o dgsm.json --plot dgsm.png
     """
     from jaccli.cli.plotting import plot_target
-    from jaccli.cli.summary import LazyProgress, print_sensitivity_summary, stderr_console, warn
+    from jaccli.cli.summary import (LazyProgress, print_sensitivity_summary, stderr_console, warn,
+                                    warn_nulls)
     from jaccli.io.writers import check_output_path, output_format
     from jaccli.scale.cluster import dask_client
     from jaccli.stats.sensitivity import SensitivityAccumulator
@@ -93,9 +94,10 @@ def sensitivity(model, spec, dtype, points_path, points_fmt, columns, at, chunk_
         finally:
             progress.close()
         seconds = time.perf_counter() - started
-    write_table(result, output, fmt, model, plot)
+    writer = write_table(result, output, fmt, model, plot)
     for warning in result.warnings():
         warn(console, warning)
+    warn_nulls(console, writer)
     if not quiet:
         print_sensitivity_summary(console, model, result, seconds)
         if output not in (None, "-"):
@@ -114,7 +116,7 @@ def json_head(model, result):
 def write_table(result, output, fmt, model, plot=None):
     """The table, whole or not at all: CSV/TSV/JSON one row per (output, input); NPZ its
     numbers (m, n, fields) with the names, the bounds' kinds and the settings beside
-    them. ``plot``: the figure too, written with it or not at all."""
+    them. ``plot``: the figure too, written with it or not at all. Returns the writer."""
     import numpy as np
 
     from jaccli.cli.plotting import table_figure
@@ -138,4 +140,5 @@ def write_table(result, output, fmt, model, plot=None):
             writer.write(0, table)
         else:
             writer.write_cells([[row[c] for c in columns] for row in result.rows()])
+    return writer
 

@@ -233,7 +233,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     from jaccli.stats import check as checking
     from jaccli.model import check_finite_points
     from jaccli.cli.plotting import plot_target
-    from jaccli.cli.summary import print_check_report, stderr_console
+    from jaccli.cli.summary import print_check_report, stderr_console, warn_nulls
     from jaccli.io.writers import check_output_path, output_format
 
     one_stdin(spec=spec, points=points_path)
@@ -255,7 +255,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     reference = checking.read_reference(table, model) if "value" in quantities else None
     report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
                             chunk_size, source, sample=not check_all)
-    _write_report(report, model, output, fmt, plot)
+    warn_nulls(stderr_console(), _write_report(report, model, output, fmt, plot))
     if not quiet:
         print_check_report(stderr_console(), model, report, dtype)
         if plot is not None:
@@ -265,7 +265,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
 
 
 def _write_report(report, model, output, fmt, plot):
-    """check's table (and its figure with --plot), whole or not at all."""
+    """check's table (and its figure with --plot), whole or not at all; returns its writer."""
     from jaccli.cli.plotting import table_figure
     from jaccli.io.writers import Together, open_writer, written_whole
     from jaccli.plots import plot_check
@@ -277,6 +277,7 @@ def _write_report(report, model, output, fmt, plot):
                          report.columns, stdout=sys.stdout, head=head)
     with written_whole(Together(writer, figure)) as both:
         both.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
+    return writer
 
 
 COMMANDS = [confint, check]

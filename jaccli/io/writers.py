@@ -520,6 +520,8 @@ class Together:
         self.first, self.others = first, [w for w in others if w is not None]
 
     def __getattr__(self, name):  # the data writer's own attributes (target, nulls, ...)
+        if name in ("first", "others"):  # not set yet (a copy being built)
+            raise AttributeError(name)
         return getattr(self.first, name)
 
     def write(self, start, block):
