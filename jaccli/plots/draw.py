@@ -121,7 +121,7 @@ def sensitivity_figure(result, title):
     (clipped at 1: a bound of 1 or more says nothing); the bounds' assumption
     written below."""
     m = min(len(result.output_names), MAX_OUTPUTS)
-    n_shown = min(len(result.input_names), MAX_INPUTS)
+    n_shown = min(len(result.input_names), MAX_INPUTS if m == 1 else MAX_INPUTS // 2)
     figure = new_figure(8.0, (0.28 * n_shown + 1.2) * m + 0.9)
     axes = _grid(figure, m, 2, gridspec_kw={"width_ratios": [3, 2]})
     for k in range(m):
@@ -130,6 +130,8 @@ def sensitivity_figure(result, title):
         _bound_panel(axes[k][1], result, k, order)
     hidden = len(result.input_names) - n_shown
     more = f" ({hidden} inputs with the smallest nu not shown)" if hidden > 0 else ""
+    if len(result.output_names) > m:
+        more += f"; the first {m} of {len(result.output_names)} outputs"
     figure.suptitle(title + more, fontsize=10)
     import textwrap
 
