@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export NO_COLOR ?=
 
-.PHONY: demo test test-ci bench install clean
+.PHONY: demo test test-ci bench figures install clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ $(VENV)/.bench-extra: $(BIN)/activate
 
 bench: $(VENV)/.bench-extra
 	$(BIN)/python -m bench
+
+# The pictures in docs/figures/, drawn by the commands the docs show beside them
+# (each console example with --plot NAME.png); needs the plot extra (in the test extra).
+figures: install
+	$(BIN)/python docs/make_figures.py
 
 clean:
 	rm -rf $(VENV) $(CI_VENV) .pytest_cache .hypothesis

@@ -17,6 +17,8 @@ import time
 import numpy as np
 
 from .csv_bench import bench_csv, print_csv_rows
+from .plot_bench import PLOT_POINTS, bench_plot
+from .plot_bench import describe as describe_plot_row
 from .scale import SCALE, bench_scale_out
 from .scale import describe as describe_scale_row
 from .workloads import WORKLOADS, make_points, make_weights, write_model
@@ -358,13 +360,15 @@ def print_table(rows, cli, rate, info):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", default="",
-                        help="comma-separated workloads (W1..W6, CLI, S1, CSV)")
+                        help="comma-separated workloads (W1..W6, CLI, S1, CSV, PLOT)")
     parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
     parser.add_argument("--scale-points", type=int, default=SCALE.n_points,
                         help=f"points of the S1 scale-out row (default {SCALE.n_points:,})")
+    parser.add_argument("--plot-points", type=int, default=PLOT_POINTS,
+                        help=f"points of the PLOT row (default {PLOT_POINTS:,})")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -372,7 +376,7 @@ def main(argv=None):
     info = machine()
     rate = gemm_rate()
     print(f"GEMM: {rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
-    rows, cli, scale = [], None, None
+    rows, cli, scale, plot = [], None, None, None
     with tempfile.TemporaryDirectory(prefix="jaccli-bench-") as directory:
         for workload in WORKLOADS:
             if only and workload.key not in only:
@@ -389,16 +393,21 @@ def main(argv=None):
         if not only or "S1" in only:
             scale = bench_scale_out(directory, args.scale_points, run_timed, peak_command, command)
         csv_rows = bench_csv(directory, args.csv_points) if not only or "CSV" in only else []
+        if not only or "PLOT" in only:
+            plot = bench_plot(directory, args.plot_points, run_timed, peak_command, command)
     info["seconds"] = time.perf_counter() - started
     if rows or cli:
         print_table(rows, cli, rate, info)
     print_csv_rows(csv_rows)
     if scale:
         print(describe_scale_row(scale))
+    if plot:
+        print(describe_plot_row(plot))
     print(f"(bench took {info['seconds']:.0f} s)")
     with open(args.json, "w") as handle:
         json.dump({"machine": info, "gemm_flops_per_second": rate, "repeats": REPEATS,
-                   "workloads": rows, "cli": cli, "scale_out": scale, "csv": csv_rows},
+                   "workloads": rows, "cli": cli, "scale_out": scale, "csv": csv_rows,
+                   "plot": plot},
                   handle, indent=1)
 
 

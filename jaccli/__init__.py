@@ -6,12 +6,16 @@
     jaccli.confint(model, "train.csv", [[0.5, 1.0]]).intervals   # (N, m, 6)
     jaccli.check(model, [[0.5, 1.0]]).passed
     jaccli.sensitivity(model, "points.csv").nu      # (m, n): E[(dy/dx)^2]
+    jaccli.plot_sensitivity(result, "dgsm.png")     # figures: pip install 'jaccli[plot]'
 """
 
 from jaccli.errors import JaccliError
 
 __version__ = "0.1.0"
-__all__ = ["load", "Model", "confint", "check", "sensitivity", "JaccliError", "__version__"]
+#: The figures (``jaccli.plots``, the jaccli[plot] extra), imported on first use.
+PLOTS = ("plot_derivatives", "plot_sensitivity", "plot_confint", "plot_check")
+__all__ = ["load", "Model", "confint", "check", "sensitivity", *PLOTS, "JaccliError",
+           "__version__"]
 
 
 def load(path, spec=None, dtype="float64"):
@@ -22,11 +26,16 @@ def load(path, spec=None, dtype="float64"):
 
 
 def __getattr__(name):
-    """``jaccli.Model`` (with ``Model.from_arrays``), imported on first use."""
+    """``jaccli.Model`` (with ``Model.from_arrays``) and the ``plot_*`` functions,
+    imported on first use."""
     if name == "Model":
         from jaccli.model import Model
 
         return Model
+    if name in PLOTS:  # matplotlib itself is imported only when a figure is drawn
+        from jaccli import plots
+
+        return getattr(plots, name)
     raise AttributeError(f"module 'jaccli' has no attribute {name!r}")
 
 
@@ -54,7 +63,8 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
     given). ``sample``: params at a seeded sample of points and parameters
     (False: all of them). Returns a ``CheckReport``: ``rows`` (one per
     quantity and method), ``failures``, ``passed``, ``n_skipped`` (elements
-    whose difference stencil crosses a relu kink), ``samples``.
+    whose difference stencil crosses a relu kink), ``samples``, ``elements``
+    (each element's error, estimate and verdict: ``plot_check`` draws them).
     """
     from jaccli.stats.check import check as _check
 

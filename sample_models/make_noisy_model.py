@@ -6,6 +6,7 @@ writes, beside this script:
   noisy.npz, noisy.yaml   a 2-5-1 tanh network (21 parameters)
   noisy_train.csv         its 200 training points: x1, x2 and the noisy target y
   noisy_points.csv        5 query points
+  noisy_line.csv          61 query points along x1 at x2 = 0.5 (for confint --plot)
 
 The data are y = sin(x1) + 0.5 x2^2 + e, e ~ N(0, 0.1^2), x uniform in [-2, 2]^2.
 The fit is Levenberg-Marquardt on the sum of squared errors, with the
@@ -98,6 +99,15 @@ def main():
     points = np.array([[0.0, 0.0], [1.0, -1.0], [-1.5, 0.5], [1.9, 1.9], [3.0, 3.0]])
     np.savetxt(os.path.join(HERE, "noisy_points.csv"), points, delimiter=",",
                header="x1,x2", comments="", fmt="%.17g")
+    write_line()
+
+
+def write_line():
+    """noisy_line.csv: 61 points along x1 from -3 to 3 at x2 = 0.5 (confint --plot draws
+    bands along it, out of the training square too)."""
+    x1 = np.linspace(-3.0, 3.0, 61)
+    np.savetxt(os.path.join(HERE, "noisy_line.csv"), np.column_stack([x1, np.full_like(x1, 0.5)]),
+               delimiter=",", header="x1,x2", comments="", fmt="%.17g")
 
 
 if __name__ == "__main__":

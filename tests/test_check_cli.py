@@ -131,7 +131,7 @@ def test_output_format_quiet_at_chunk_dtype_spec(tanh_model, tmp_path):
     assert run(*base, "--at", "0.3,-0.2", "-o", out, "--format", "tsv", "-q").exit_code == 0
     assert out.read_text().startswith("quantity\tmethod\t")
     res = run(*base, "--at", "0.3,-0.2", "-o", tmp_path / "r.npy")
-    assert res.exit_code == 2 and "use .csv or .tsv" in res.stderr
+    assert res.exit_code == 2 and "use .csv, .tsv/.txt, .jsonl/.ndjson or .json" in res.stderr
     assert run(*base, "--points", tanh_model["points"], "--chunk-size", "3", "-q").exit_code == 0
     res = run(*base, "--points", tanh_model["points"], "--dtype", "float32")
     assert res.exit_code == 0, res.output

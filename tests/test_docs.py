@@ -246,3 +246,23 @@ def test_numbers_match_to_a_relative_1e_13_and_text_exactly():
     assert matches("time ... s; 3 points", "time 0.0123 s; 3 points", wildcard=True)
     assert not matches("time ... s; 3 points", "time 0.0123 s; 4 points", wildcard=True)
     assert matches("[[0.1, 0.2]]\n", "[[0.10000000000000002, 0.2]]\n")
+
+
+def test_every_figure_drawn_in_the_docs_is_committed_small_and_shown_beside_its_command():
+    """``make figures`` (docs/make_figures.py) draws docs/figures/NAME.png with the documented
+    command holding ``--plot NAME.png``; the page running the command shows that picture."""
+    sys.path.insert(0, os.path.join(ROOT, "docs"))
+    try:
+        import make_figures
+    finally:
+        sys.path.pop(0)
+    drawn = make_figures.documented_commands()
+    assert {os.path.basename(make_figures.PLOT.search(c).group(1)) for _, c in drawn} >= {
+        "jacobian.png", "sensitivity.png", "confint.png", "check.png"}
+    for page, command in drawn:
+        name = os.path.basename(make_figures.PLOT.search(command).group(1))
+        path = os.path.join(ROOT, "docs", "figures", name)
+        assert os.path.exists(path), f"{page}: {name} is not in docs/figures (make figures)"
+        assert os.path.getsize(path) < 60_000, f"{name} is not small"
+        text = open(os.path.join(ROOT, page), encoding="utf-8").read()
+        assert f"](figures/{name})" in text or f"](docs/figures/{name})" in text, (page, name)

@@ -396,8 +396,9 @@ def test_output_into_a_pipe_through_a_shell(named, tmp_path):
 
 def test_check_help_offers_only_what_check_writes(named, tmp_path):
     text = run("check", "--help").stdout.split("Options:")[1]
-    assert "npz" not in text and ".npy" not in text.split("-o, --output")[1] and "--format [csv|tsv]" in text
-    assert "Output file: .csv, .tsv/.txt;" in " ".join(text.split())
+    assert "npz" not in text and ".npy" not in text.split("-o, --output")[1]
+    assert "--format [csv|tsv|jsonl|json]" in text
+    assert "Output file: .csv, .tsv/.txt, .jsonl/.ndjson or .json;" in " ".join(text.split())
     one_error(run("check", named, "--at", "1,2,3", "-o", tmp_path / "c.npy"), "c.npy")
 
 

@@ -95,7 +95,7 @@ def test_outputs_csv_tsv_npz_and_npy_refused(files):
     for i, name in enumerate(NUMERIC):
         np.testing.assert_array_equal(flat[:, i], numbers(csv_rows, csv_header, name))
     res = run(*base, "-o", out / "s.npy")
-    assert res.exit_code == 2 and "write .csv, .tsv or .npz" in res.stderr
+    assert res.exit_code == 2 and "write .csv, .tsv/.txt, .jsonl/.ndjson, .json or .npz" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (out / "s.npy").exists()
 
 
@@ -131,10 +131,10 @@ def test_bounds_option(files):
     bound = numbers(rows, header, "bound")
     np.testing.assert_allclose(bound[[0, 2]], [W[0] ** 2 / np.pi ** 2 / var_y, 0.25 * W[2] ** 2 / var_y],
                                rtol=1e-12)
-    assert "a uniform [0, 1] (bounds)" in res.stderr and "c normal sd 0.5 (bounds)" in res.stderr
+    assert "a uniform [0, 1] (--bounds)" in res.stderr and "c normal sd 0.5 (--bounds)" in res.stderr
     res = run("sensitivity", files["linear"], "--points", files["lin_points"], "-B", 50,
               "--bounds", "uniform:0:1")
-    assert "every input uniform [0, 1] (bounds)" in res.stderr
+    assert "every input uniform [0, 1] (--bounds)" in res.stderr
 
 
 @pytest.mark.parametrize("options, message", [
@@ -200,7 +200,8 @@ def test_help_example_runs():
     for option in ("--bootstrap", "--level", "--bounds", "--seed", "--chunk-size", "--dtype",
                    "--spec", "--quiet", "--format"):
         assert option in res.stdout
-    assert "[csv|tsv|npz]" in res.stdout and ".csv, .tsv/.txt, .npz;" in " ".join(res.stdout.split())
+    assert "[csv|tsv|jsonl|json|npz]" in res.stdout
+    assert ".csv, .tsv/.txt, .jsonl/.ndjson, .json or .npz;" in " ".join(res.stdout.split())
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:

@@ -8,11 +8,13 @@ import sys
 import click
 
 from jaccli.errors import JaccliError
+from jaccli.io import registry  # pure Python: --help loads no NumPy
 
-# Kept here, not imported from jaccli.io, so that --help loads no NumPy.
+# Kept here, not imported from jaccli.io.points, so that --help loads no NumPy.
 POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr", "parquet"]
-OUTPUT_FORMATS = ["csv", "tsv", "npy", "npz", "zarr", "parquet"]
-TABLE_FORMATS = ["csv", "tsv"]
+OUTPUT_FORMATS = registry.names()
+#: The formats a report table (names, numbers, a verdict) can be written in.
+TABLE_FORMATS = registry.with_cells()
 
 
 def model_options(func):
@@ -30,16 +32,14 @@ def model_options(func):
 
 
 def _output_help(formats):
-    suffixes = {"csv": ".csv", "tsv": ".tsv/.txt", "npy": ".npy", "npz": ".npz", "zarr": ".zarr",
-                "parquet": ".parquet"}
-    listed = ", ".join(suffixes[f] for f in formats)
+    listed = registry.suffix_list(formats, last="or")
     return (f"Output file: {listed}; no extension (a pipe, /dev/null): CSV "
-            f"(default: CSV on standard output).")
+            f"(default: CSV on standard output; --format jsonl for JSON Lines there).")
 
 
 def compute_options(func=None, *, formats=OUTPUT_FORMATS):
     """The options of a command that reads points and writes a table: ``@compute_options``,
-    or ``@compute_options(formats=TABLE_FORMATS)`` for one that writes only CSV/TSV."""
+    or ``@compute_options(formats=TABLE_FORMATS)`` for one that writes a report table."""
     if func is None:
         return functools.partial(compute_options, formats=formats)
 

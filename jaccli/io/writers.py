@@ -15,15 +15,16 @@ import tempfile
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.io import registry
 
 # Temporary outputs neither committed nor aborted yet. A Ctrl-C can land
 # anywhere, even between creating a temporary file and the try block that
 # would remove it: the command line calls ``remove_unfinished`` on its way out.
 _UNFINISHED = set()
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".npy": "npy", ".npz": "npz",
-           ".zarr": "zarr", ".parquet": "parquet"}
+FORMATS = registry.by_suffix()
 DELIMITERS = {"csv": ",", "tsv": "\t"}
+JSON_FORMATS = ("jsonl", "json")
 
 
 def output_format(path, fmt=None):
@@ -32,15 +33,15 @@ def output_format(path, fmt=None):
     if fmt:
         return fmt
     if path in (None, "-"):
-        return "csv"
+        return registry.DEFAULT_OUTPUT
     suffix = os.path.splitext(path.rstrip(os.sep))[1].lower()
     if os.path.isdir(path) and not (suffix == ".zarr" and _replaceable_store(path)):
         raise JaccliError(f"{path}: is a directory; -o needs a file name")
     if not suffix:  # /dev/null, a pipe, a plain name: text, like standard output
-        return "csv"
+        return registry.DEFAULT_OUTPUT
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use .csv, .tsv/.txt, .npy, .npz, .zarr or .parquet, or --format)")
+                          f"(use {registry.suffix_list(registry.names())}, or --format)")
     return FORMATS[suffix]
 
 
@@ -460,16 +461,17 @@ def split_parts(block, parts):
 
 
 def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None,
-                attributes=None, parts=None):
+                attributes=None, parts=None, head=None):
     """A writer with ``write(start, block)``, ``commit()`` and ``abort()``.
 
     ``extras`` (NPZ only): a dict of arrays saved beside the result, or a
     function returning it, called only when the NPZ is written.
     ``attributes`` (Zarr only): the store's attributes (the input and output names).
+    ``head`` (JSON only): the document's fields before its ``rows``.
     ``parts``: [(name, shape)] of several results written side by side in each
     block (``--with``); by default the one result (name, shape). A table (CSV,
-    TSV, Parquet) has their columns one after another; NPZ and Zarr hold each
-    by name; NPY holds one array and refuses several.
+    TSV, JSON, Parquet) has their columns one after another; NPZ and Zarr hold
+    each by name; NPY holds one array and refuses several.
     """
     parts = parts or [(name, shape)]
     if len(parts) > 1:  # for the room check: every number written
@@ -477,13 +479,19 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
     check_output_room(path, fmt, shape, dtype)
     if fmt in DELIMITERS:
         return TableWriter(path, fmt, columns, stdout)
+    if fmt in JSON_FORMATS:
+        from jaccli.io.json_rows import JsonRowsWriter
+
+        return JsonRowsWriter(path, fmt, columns, stdout, head)
     if path in (None, "-"):
-        raise JaccliError(f"--format {fmt} needs an output file (-o); standard output is CSV")
+        raise JaccliError(f"--format {fmt} needs an output file (-o); standard output takes "
+                          f"{registry.join_words(registry.streaming())}")
     if fmt == "npy":
         if len(parts) > 1:
+            others = [f for f in registry.names() if f != "npy"]
             raise JaccliError(f"{path}: NPY holds one array and --with asks for {len(parts)} "
-                              f"({', '.join(n for n, _ in parts)}): write .npz, .csv, .tsv "
-                              f"or .parquet")
+                              f"({', '.join(n for n, _ in parts)}): write "
+                              f"{registry.suffix_list(others)}")
         return NpyWriter(path, shape, dtype)
     if fmt == "npz":
         return NpzWriter(path, parts, dtype, extras or {})
@@ -499,7 +507,41 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
             write = writer.write
             writer.write = lambda start, block: write(start, split_parts(block, parts))
         return writer
-    raise JaccliError(f"unknown output format '{fmt}' (csv, tsv, npy, npz, zarr or parquet)")
+    raise JaccliError(f"unknown output format '{fmt}' ({registry.join_words(registry.names())})")
+
+
+class Together:
+    """Several outputs of one run written as one: each block goes to every one;
+    ``commit`` first ``prepare``s the others (a figure is drawn into its
+    temporary file), then commits ``first`` (the data), then the others, so an
+    error while drawing leaves neither; ``abort`` aborts them all."""
+
+    def __init__(self, first, *others):
+        self.first, self.others = first, [w for w in others if w is not None]
+
+    def __getattr__(self, name):  # the data writer's own attributes (target, nulls, ...)
+        if name in ("first", "others"):  # not set yet (a copy being built)
+            raise AttributeError(name)
+        return getattr(self.first, name)
+
+    def write(self, start, block):
+        self.first.write(start, block)
+        for writer in self.others:
+            writer.write(start, block)
+
+    def write_cells(self, rows):
+        self.first.write_cells(rows)
+
+    def commit(self):
+        for writer in self.others:
+            getattr(writer, "prepare", lambda: None)()
+        self.first.commit()
+        for writer in self.others:
+            writer.commit()
+
+    def abort(self):
+        for writer in [self.first] + self.others:
+            writer.abort()
 
 
 @contextlib.contextmanager

@@ -164,6 +164,7 @@ def check_quantity(model, X, quantity, tol=numdiff.DEFAULT_TOL, numeric_model=No
     rich, _ = numdiff._pick(ladders)
     res_c = numdiff.compare(analytic, central, None, tol, skip, floor)
     res_r = numdiff.compare(analytic, ladders, None, tol, skip, floor)
+    res_r["elements"] = element_errors(analytic, ladders, tol, skip, floor)
     t_a, t_c, t_r = times
     rows = [
         dict(quantity=quantity, method="analytic", seconds=t_a),
@@ -176,6 +177,26 @@ def check_quantity(model, X, quantity, tol=numdiff.DEFAULT_TOL, numeric_model=No
              n_skipped=res_r["n_skipped"], status="PASS" if res_r["passed"] else "FAIL"),
     ]
     return rows, res_r
+
+
+def element_errors(analytic, ladders, tol, skip=None, floor=0.0):
+    """Each element's verdict, for a figure (``jaccli.plot_check``): |analytic -
+    numerical| and the error estimate of the numerical value ``compare`` judged it
+    by, its status (0 passed, 1 failed, 2 skipped: the stencil crosses a kink),
+    and each output's tolerance alone (tol x scale; the allowed difference is
+    max(that, floor) + SAFETY x estimate, as ``compare`` judges)."""
+    a = np.asarray(analytic, dtype=np.float64)
+    if not a.size:
+        return dict(abs_error=a, error_estimate=a, status=np.zeros(a.shape, np.int8),
+                    threshold=np.zeros(0), safety=numdiff.SAFETY)
+    axes = tuple(i for i in range(a.ndim) if i != 1)
+    threshold = tol * np.max(np.abs(a), axis=axes, keepdims=True)
+    _, estimate, error, _, ratio = numdiff._best_candidate(a, ladders, np.maximum(threshold, floor))
+    beyond = ~(ratio <= 1.0)
+    skipped = beyond & (False if skip is None else np.broadcast_to(skip, a.shape))
+    status = np.where(skipped, 2, np.where(beyond, 1, 0)).astype(np.int8)
+    return dict(abs_error=error, error_estimate=np.array(estimate), status=status,
+                threshold=threshold.ravel(), safety=numdiff.SAFETY)
 
 
 def check_value(model, X, reference, tol, chunk_size=None):
@@ -236,6 +257,8 @@ class CheckReport:
     columns: list = field(default_factory=lambda: list(FIELDS))
     # quantity -> (points checked, of N, parameters checked, of P), when sampled
     samples: dict = field(default_factory=dict)
+    # quantity -> each element's error, estimate and verdict (``element_errors``): the figure's
+    elements: dict = field(default_factory=dict)
 
     @property
     def n_skipped(self):
@@ -268,7 +291,7 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
     check_finite_points(points, source)
     if tol is None:
         tol = numdiff.DEFAULT_TOL if model.dtype == "float64" else FLOAT32_TOL
-    rows, failures, samples = [], [], {}
+    rows, failures, samples, elements = [], [], {}, {}
     for quantity in quantities:
         if quantity == "value":
             qrows, res = check_value(model, points, reference, value_tol, chunk_size)
@@ -285,10 +308,13 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
         else:
             qrows, res = check_quantity(model, points, quantity, tol, numeric_model, chunk_size)
         rows += qrows
+        if "elements" in res:
+            elements[quantity] = res.pop("elements")
         if not res["passed"]:
             failures.append((quantity, res))
     return CheckReport(rows, failures, len(points), tol,
-                       value_tol if "value" in quantities else None, samples=samples)
+                       value_tol if "value" in quantities else None, samples=samples,
+                       elements=elements)
 
 
 def _sample(n, limit, rng):
