@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import zipfile
 
