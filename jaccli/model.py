@@ -9,7 +9,6 @@ and runs the engine's sweeps (``jaccli.engine.sweeps``) over the points in
 chunks (``jaccli.engine.chunks``).
 """
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,42 +16,8 @@ from jaccli.engine import sweeps as engine
 from jaccli.errors import JaccliError
 from jaccli.formats.assemble import DTYPES, assemble
 from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.quantities import QUANTITIES, quantity
 
-
-@dataclass
-class Quantity:
-    """One thing jaccli computes: its engine function and its output shape."""
-
-    name: str
-    compute: object  # compute(network, x) -> array, or (network, x, out) for params
-    shape: object  # shape(model, n_points) -> tuple
-    floats_per_point: object  # working-set estimate, for the default chunk size
-
-
-def _widest(model):
-    return max(model.network.widths)
-
-
-# floats_per_point: the widest buffer of a chunk's sweeps, per point (tangents
-# carry n rows per point, adjoints m); model.chunk_size_for sizes a chunk from it.
-QUANTITIES = {
-    q.name: q
-    for q in [
-        Quantity("value", engine.value, lambda mo, N: (N, mo.n_outputs),
-                 lambda mo: _widest(mo)),
-        Quantity("jacobian", engine.jacobian, lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
-                 lambda mo: min(mo.n_inputs, mo.n_outputs) * _widest(mo)),
-        Quantity("param_jacobian", None, lambda mo, N: (N, mo.n_outputs, mo.n_parameters),
-                 lambda mo: mo.n_outputs * _widest(mo)),
-        Quantity("hessdiag", engine.hessdiag, lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
-                 lambda mo: mo.n_inputs * _widest(mo)),
-        Quantity("hessian", engine.hessian,
-                 lambda mo, N: (N, mo.n_outputs, mo.n_inputs, mo.n_inputs),
-                 lambda mo: max(mo.n_outputs * mo.n_inputs ** 2, mo.n_inputs * _widest(mo))),
-        Quantity("laplacian", engine.laplacian, lambda mo, N: (N, mo.n_outputs),
-                 lambda mo: mo.n_inputs * _widest(mo)),
-    ]
-}
 
 #: Bytes of a chunk's widest buffer that the default chunk size aims at
 #: (measured on 2-core machines with 2 MB of L2 per core: 1,000-2,000 points for
@@ -401,8 +366,7 @@ def together_names(quantities):
         quantities = quantities.split(",")
     names = list(dict.fromkeys(quantities))
     for name in names:
-        if name not in QUANTITIES:
-            raise JaccliError(f"unknown quantity {name!r} ({', '.join(QUANTITIES)})")
+        quantity(name)  # an unknown name is an error
     if not names:
         raise JaccliError(f"no quantity asked for ({', '.join(QUANTITIES)})")
     return names

@@ -11,6 +11,7 @@ from jaccli.cli.options import (cluster_options, compute_options, input_paths, l
                                 store_attributes)
 from jaccli.cli.plotting import plot_options
 from jaccli.errors import JaccliError
+from jaccli.quantities import QUANTITIES, WITH_QUANTITIES
 
 
 @click.command()
@@ -62,7 +63,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     (their columns before the command's in a table; each by name in NPZ and Zarr).
     ``plot``: also draw the command's own columns against the points (``--plot``).
     """
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
     from jaccli.model import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.plotting import derivative_figure, plot_target
@@ -146,7 +147,7 @@ def report_run(console, model, command, names, headers, stats, n_points, seconds
 def summarise(console, model, command, names, columns, stats, n_points, seconds):
     """The summary of ``names`` (the ``--with`` quantities, then the command's own)."""
     from jaccli.cli.summary import print_summary
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
 
     label = " --with ".join([command, ",".join(names[:-1])]) if len(names) > 1 else command
     groups, offset = [], 0
@@ -198,7 +199,7 @@ def summary_groups(model, quantity, label, offset, width, named=False):
     """The summary's tables of one quantity's ``width`` columns from ``offset``: one
     for per-output quantities (value, laplacian; titled ``label`` when ``named``),
     else one per output."""
-    if quantity in ("value", "laplacian"):
+    if QUANTITIES[quantity].per_output:
         return [(label if named else "outputs", list(range(offset, offset + width)))]
     per_output, n = width // model.n_outputs, model.n_inputs
     if quantity == "hessian":  # symmetric: each pair (j, l) once, j <= l
@@ -207,9 +208,6 @@ def summary_groups(model, quantity, label, offset, width, named=False):
                 for k, y in enumerate(model.output_names)]
     return [(f"{y}: {label}", list(range(offset + k * per_output, offset + (k + 1) * per_output)))
             for k, y in enumerate(model.output_names)]
-
-
-WITH_QUANTITIES = ("value", "jacobian", "hessdiag", "laplacian")
 
 
 def _parse_with(ctx, param, text):
@@ -226,7 +224,7 @@ def _parse_with(ctx, param, text):
 def with_option(func):
     return click.option(
         "--with", "with_", callback=_parse_with, default=None, metavar="Q[,Q...]",
-        help="Also compute these (value, jacobian, hessdiag, laplacian) in the same pass; "
+        help=f"Also compute these ({', '.join(WITH_QUANTITIES)}) in the same pass; "
              "a table gets their columns first, NPZ each array by name.")(func)
 
 

@@ -53,7 +53,7 @@ def plot_target(plot, inputs, output, plot_x=None):
 def derivative_figure(plot, plot_x, model, quantity, width):
     """(the figure output, its sample) of ``jacobian``/``hessdiag --plot``: the sample
     keeps the command's own columns, the last of the ``width`` written per row."""
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
     from jaccli.plots import FigureFile, MAX_PANELS, derivative_title, input_indices
     from jaccli.plots import _derivative_figure
     from jaccli.plots.sample import RunSample

@@ -280,7 +280,7 @@ def print_check_report(console, model, report, dtype):
 
 
 def describe_failure(model, quantity, res):
-    from jaccli.io.columns import parameter_labels
+    from jaccli.quantities import parameter_labels
 
     i, k, j = res["worst"]
     where = f"point {i + 1}, output {model.output_names[k]}"

@@ -182,7 +182,7 @@ def derivative_title(model, quantity, drawn, total):
 
 
 def _derivative_figure(model, quantity, x, y, mean_abs, title, chosen):
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
     from jaccli.plots.draw import derivative_figure
 
     return derivative_figure(x, y, mean_abs, list(model.input_names),

@@ -18,8 +18,9 @@ import numpy as np
 
 from jaccli.stats import numdiff
 from jaccli.errors import JaccliError
+from jaccli.quantities import CHECKED
 
-QUANTITIES = ("jacobian", "hessdiag", "params")
+QUANTITIES = CHECKED  # jacobian, hessdiag, params
 #: The derivative tolerance of a float32 model (float64: numdiff.DEFAULT_TOL).
 FLOAT32_TOL = 1e-4
 DEFAULT_VALUE_TOL = 1e-5
