@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export NO_COLOR ?=
 
-.PHONY: demo test test-ci bench figures install clean
+.PHONY: demo test test-ci bench figures cli-reference install clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ bench: $(VENV)/.bench-extra
 # (each console example with --plot NAME.png); needs the plot extra (in the test extra).
 figures: install
 	$(BIN)/python docs/make_figures.py
+
+# docs/cli.md, every command's --help (docs/make_cli_reference.py); run it after changing
+# a command, an option or a help text (tests/test_cli_reference.py fails until then).
+cli-reference: $(BIN)/activate
+	$(BIN)/python docs/make_cli_reference.py
 
 clean:
 	rm -rf $(VENV) $(CI_VENV) .pytest_cache .hypothesis
