@@ -27,7 +27,8 @@ from jaccli.errors import JaccliError
 from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
 from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
-from jaccli.io.writers import AtomicFile, folder_as_written, written_whole
+from jaccli.io.writers import AtomicFile, written_whole
+from jaccli.limits import folder_as_written
 
 __all__ = ["from_sklearn", "from_torch"]
 

@@ -15,6 +15,11 @@ MEMORY_ENV = "JACCLI_MAX_MEMORY"
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+def folder_as_written(path):
+    """The folder of ``path`` as the user wrote it (``.`` for a bare name), for messages."""
+    return os.path.dirname(str(path)) or "."
+
+
 def human(nbytes):
     value = float(nbytes)
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
@@ -77,7 +82,6 @@ def check_memory(nbytes, what, advice=""):
 
 def check_disk(path, nbytes, what, advice=""):
     """Raise ResourceError if the file system of ``path`` has less than ``nbytes`` free."""
-    from jaccli.io.writers import folder_as_written
 
     directory = folder_as_written(path)
     try:

@@ -14,8 +14,10 @@ import numpy as np
 
 from jaccli.engine import sweeps as engine
 from jaccli.errors import JaccliError
+from jaccli.extras import is_dask_array
 from jaccli.formats.assemble import DTYPES, assemble
 from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.io.finite import check_finite_points
 from jaccli.quantities import QUANTITIES, quantity
 
 
@@ -146,7 +148,7 @@ class Model:
         laplacian, hessian, param_jacobian), each chunk in one sweep: the
         forward pass, the adjoints and the tangents are shared."""
         from jaccli.engine.chunks import run_chunks
-        from jaccli.scale.arrays import is_dask_array, lazy_results
+        from jaccli.scale.arrays import lazy_results
 
         names = together_names(quantities)
         if is_dask_array(X):  # lazy Dask arrays, one pass over X's blocks
@@ -278,7 +280,7 @@ class Model:
         A Dask array X gives a lazy Dask array of the result, chunked by rows as X is.
         """
         from jaccli.engine.chunks import run_chunks
-        from jaccli.scale.arrays import is_dask_array, lazy_results
+        from jaccli.scale.arrays import lazy_results
 
         if is_dask_array(X):
             return lazy_results(self, [quantity], X, chunk_size)[0]
@@ -370,14 +372,6 @@ def together_names(quantities):
     if not names:
         raise JaccliError(f"no quantity asked for ({', '.join(QUANTITIES)})")
     return names
-
-
-def check_finite_points(points, source, first_row=0):
-    finite = np.isfinite(points)
-    if not finite.all():
-        row, column = np.argwhere(~finite)[0]
-        raise JaccliError(f"{source}: point {first_row + row + 1}, column {column + 1} is "
-                          f"{points[row, column]}; points must be finite numbers")
 
 
 def _folds(layer, layout):

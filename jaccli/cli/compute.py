@@ -64,7 +64,7 @@ def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt,
     ``plot``: also draw the command's own columns against the points (``--plot``).
     """
     from jaccli.quantities import column_names
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.plotting import derivative_figure, plot_target
     from jaccli.cli.summary import ColumnStats, stderr_console

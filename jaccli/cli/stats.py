@@ -60,7 +60,7 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
     import numpy as np
 
     from jaccli.stats import confint as ci
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
     from jaccli.io.points import is_streamed
     from jaccli.cli.plotting import plot_target
     from jaccli.cli.summary import print_fit_summary, stderr_console, warn, warn_nulls
@@ -121,7 +121,7 @@ def _fit_and_intervals(client, model, train_rows, train_source, train_path, poin
         X_train, Y_train = ci.split_training_rows(train_rows, train_source, model.n_inputs)
         fit = ci.fit_model(model, X_train, Y_train, chunk_size, train_path)
     else:
-        from jaccli.scale.fit import fit_on_cluster
+        from jaccli.stats.confint_cluster import fit_on_cluster
 
         fit = fit_on_cluster(client, model, train_rows, model.n_inputs, chunk_size, train_source)
     figure, sample = confint_figure(plot, plot_x, model, fit, level) if plot else (None, None)
@@ -129,7 +129,7 @@ def _fit_and_intervals(client, model, train_rows, train_source, train_path, poin
         points = sample.tap(points)  # the figure's sample of the points, as they are read
     if client is None:
         return fit, ci.iter_intervals(model, fit, points, level, chunk_size, source), figure
-    from jaccli.scale.fit import interval_chunks
+    from jaccli.stats.confint_cluster import interval_chunks
 
     return fit, interval_chunks(client, model, fit, points, level, chunk_size, source), figure
 
@@ -231,7 +231,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     import numpy as np
 
     from jaccli.stats import check as checking
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
     from jaccli.cli.plotting import plot_target
     from jaccli.cli.summary import print_check_report, stderr_console, warn_nulls
     from jaccli.io.writers import check_output_path, output_format

@@ -17,7 +17,9 @@ import os
 
 import numpy as np
 
-INSTALL_HINT = "pip install 'jaccli[arrow]'"
+from jaccli.extras import install_hint
+
+INSTALL_HINT = install_hint("pyarrow")
 _MODULE = []
 
 

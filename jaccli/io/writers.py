@@ -16,6 +16,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.io import registry
+from jaccli.limits import folder_as_written
 
 # Temporary outputs neither committed nor aborted yet. A Ctrl-C can land
 # anywhere, even between creating a temporary file and the try block that
@@ -72,11 +73,6 @@ def _replaceable_store(path):
     from jaccli.io.zarr_store import is_zarr_store
 
     return is_zarr_store(path)
-
-
-def folder_as_written(path):
-    """The folder of ``path`` as the user wrote it (``.`` for a bare name), for messages."""
-    return os.path.dirname(str(path)) or "."
 
 
 def _same_file(a, b):

@@ -38,7 +38,7 @@ CACHED_CHUNKS = 2
 
 
 def _zarr():
-    from jaccli.scale import require
+    from jaccli.extras import require
 
     return require("zarr", "Zarr points and outputs (.zarr)")
 

@@ -15,9 +15,10 @@ without it. Large point sets are drawn from a bounded, seeded sample
 import os
 
 from jaccli.errors import JaccliError
+from jaccli.extras import install_hint
 from jaccli.io import registry
 
-INSTALL_HINT = "pip install 'jaccli[plot]'"
+INSTALL_HINT = install_hint("matplotlib")
 FORMATS = registry.names(registry.FIGURES)
 
 

@@ -10,17 +10,10 @@ caches are dropped). Nothing here imports dask unless X already is a Dask
 array, i.e. the caller imported it.
 """
 
-import sys
 
 import numpy as np
 
 from jaccli.errors import JaccliError
-
-
-def is_dask_array(X):
-    """Duck typing without importing dask: only a caller that imported it can pass one."""
-    module = sys.modules.get("dask.array")
-    return module is not None and isinstance(X, module.Array)
 
 
 def take_columns(block, start, stop, shape):
@@ -37,7 +30,6 @@ def lazy_results(model, quantities, X, chunk_size=None):
     import dask
     import dask.array as da
 
-    from jaccli.model import DTYPES
     from jaccli.scale.tasks import compute_block
 
     if X.ndim == 1:
@@ -47,7 +39,7 @@ def lazy_results(model, quantities, X, chunk_size=None):
                           f"got {X.shape}")
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
-    dtype = np.dtype(DTYPES[model.dtype])
+    dtype = np.dtype(model.dtype)  # "float64" or "float32"
     shapes = [model.result_shape(q, 1)[1:] for q in quantities]
     widths = [int(np.prod(shape)) for shape in shapes]
     held = dask.delayed(model, pure=True)

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.scale import require
+from jaccli.extras import require
 
 #: Seconds to wait for a scheduler to answer (JACCLI_SCHEDULER_TIMEOUT overrides).
 CONNECT_TIMEOUT = 10.0

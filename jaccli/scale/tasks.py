@@ -14,7 +14,7 @@ def checked_rows(points, start, stop, source, model=None):
     """Rows ``start:stop`` as float64, checked finite (and representable in the model's
     dtype), errors naming the row in the whole set. ``points``: the rows themselves
     (sent by the client) or a source the worker reads (an NPY file, a Zarr store)."""
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
 
     x = points if isinstance(points, np.ndarray) else points[start:stop]
     x = np.asarray(x, dtype=np.float64)
@@ -54,11 +54,3 @@ def compute_slice(function, held, points, start, stop, source, with_start=False)
     """
     x = checked_rows(points, start, stop, source, held[0])
     return function(*held, x, start) if with_start else function(*held, x)
-
-
-def intervals_task(model, fit, level, chunk, x):
-    """confint at the rows ``x``, chunk by chunk as in-process: (rows, m * 6)."""
-    from jaccli.stats import confint as ci
-
-    parts = [block for _, block in ci.iter_intervals(model, fit, x, level, chunk, threads=1)]
-    return np.concatenate(parts).reshape(len(x), -1)

@@ -220,7 +220,7 @@ def names_the_outputs(table, model):
 def read_reference(table, model):
     """The reference outputs (N, m) of a points table that ``names_the_outputs``."""
     from jaccli.io.selection import Wanted
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
 
     reference = np.asarray(table.take([Wanted(list(model.output_names), what="output")]),
                            dtype=np.float64)
@@ -283,7 +283,7 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
     points and SAMPLE_PARAMS parameters (``report.samples`` says which);
     False checks every point and parameter.
     """
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
 
     quantities = quantities_to_check(what, reference is not None, model.output_names)
     points = np.asarray(points, dtype=np.float64)

@@ -461,7 +461,7 @@ def read_training_set(path, model, targets=None, stdin=None, fmt=None, columns=N
 
 def split_training_rows(rows, source, n_inputs):
     """(X, Y) of a training table's rows, read whole and checked finite."""
-    from jaccli.model import check_finite_points
+    from jaccli.io.finite import check_finite_points
 
     data = np.asarray(rows, dtype=np.float64)
     check_finite_points(data, source)

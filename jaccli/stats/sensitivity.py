@@ -442,7 +442,7 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     Returns a ``SensitivityResult``.
     """
     from jaccli.io.points import is_streamed, read_points
-    from jaccli.scale.arrays import is_dask_array
+    from jaccli.extras import is_dask_array
 
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)

@@ -1,4 +1,5 @@
-"""confint's training-set fit on a Dask cluster: per-block factors, reduced as a tree.
+"""confint on a Dask cluster: the training-set fit (per-block factors, reduced as a
+tree) and the intervals at the query points (``intervals_task``, what a worker runs).
 
 The fit needs, per output, the triangular factor R of the training set's
 parameter Jacobian Z (a tall-skinny QR). Each task folds one block of
@@ -14,8 +15,8 @@ import numpy as np
 
 from jaccli.engine.chunks import single_threaded_blas
 from jaccli.errors import JaccliError
-from jaccli.stats import confint as ci
 from jaccli.scale.cluster import held, reads_itself, task_result, task_rows
+from jaccli.stats import confint as ci
 
 
 def fit_on_cluster(client, model, table, n_inputs, chunk_size=None, source="training set"):
@@ -56,7 +57,6 @@ def interval_chunks(client, model, fit, points, level, chunk_size, source):
     import dataclasses
 
     from jaccli.scale.cluster import ClusterChunks
-    from jaccli.scale.tasks import intervals_task
 
     chunk = int(chunk_size or model.chunk_size_for("param_jacobian"))
     light = dataclasses.replace(fit, residuals=None, leverages=None, loo_residuals=None,
@@ -120,3 +120,9 @@ class InputColumns:
 
     def __array__(self, dtype=None, copy=None):
         return np.asarray(self.table, dtype=dtype or np.float64)[:, :self.n_inputs]
+
+
+def intervals_task(model, fit, level, chunk, x):
+    """confint at the rows ``x``, chunk by chunk as in-process: (rows, m * 6)."""
+    parts = [block for _, block in ci.iter_intervals(model, fit, x, level, chunk, threads=1)]
+    return np.concatenate(parts).reshape(len(x), -1)
