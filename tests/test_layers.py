@@ -55,3 +55,4 @@ def test_imports_point_only_down():
 def test_the_engine_imports_nothing_of_jaccli_but_its_errors():
     used = {imported for importer, imported, *_ in imports() if importer == "engine"}
     assert used <= {"engine", "errors"}, used
+

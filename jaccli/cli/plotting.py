@@ -55,7 +55,7 @@ def derivative_figure(plot, plot_x, model, quantity, width):
     keeps the command's own columns, the last of the ``width`` written per row."""
     from jaccli.quantities import column_names
     from jaccli.plots import FigureFile, MAX_PANELS, derivative_title, input_indices
-    from jaccli.plots import _derivative_figure
+    from jaccli.plots import model_derivative_figure
     from jaccli.plots.sample import RunSample
 
     if quantity not in ("jacobian", "hessdiag"):
@@ -68,7 +68,7 @@ def derivative_figure(plot, plot_x, model, quantity, width):
     def draw():
         _, x, y = sample.arrays()
         title = derivative_title(model, quantity, len(x), sample.count)
-        return _derivative_figure(model, quantity, x, y, sample.mean_abs, title, chosen)
+        return model_derivative_figure(model, quantity, x, y, sample.mean_abs, title, chosen)
 
     return FigureFile(plot, draw, sample), sample
 

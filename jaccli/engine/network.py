@@ -77,5 +77,5 @@ class Network:
         return [self.n_inputs] + [layer.kernel.shape[1] for layer in self.layers]
 
 
-def _scaled_inputs(net, x):
+def scaled_inputs(net, x):
     return (x - net.in_offset) * net.in_inv_scale

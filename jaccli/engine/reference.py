@@ -10,11 +10,11 @@ elementwise and vector activations alike.
 
 import numpy as np
 
-from jaccli.engine.network import _scaled_inputs
+from jaccli.engine.network import scaled_inputs
 
 
 def ref_value(net, x):
-    a = _scaled_inputs(net, x)
+    a = scaled_inputs(net, x)
     for layer in net.layers:
         a = layer.derivatives(layer.pre_activation(a))[0]
     return a * net.out_scale + net.out_offset
@@ -42,7 +42,7 @@ def _per_point(tangents, n_points):
 
 def ref_forward_tangents(net, x):
     """Values of the last layer and dy/dx as (N, n, m) tangents, by forward mode."""
-    a = _scaled_inputs(net, x)
+    a = scaled_inputs(net, x)
     for index, layer in enumerate(net.layers):
         z = layer.pre_activation(a)
         tz = _per_point(_first_tangents(net), len(x)) if index == 0 else _propagate(ta, layer.kernel)
@@ -61,7 +61,7 @@ def ref_jacobian_forward(net, x):
 def ref_forward_cache(net, x):
     """The forward pass keeping each layer's input a_{l-1}, z_l, a_l, s'(z_l), s''(z_l)."""
     cache = []
-    a = _scaled_inputs(net, x)
+    a = scaled_inputs(net, x)
     for layer in net.layers:
         z = layer.pre_activation(a)
         out, s1, s2 = layer.derivatives(z)
@@ -150,7 +150,7 @@ def ref_hessdiag(net, x):
         S_z = S_{a, previous} W,   S_a = s''(z) T_z^2 + s'(z) S_z.
     The full Hessian is never built: the cost is about 2 n forward passes.
     """
-    a = _scaled_inputs(net, x)
+    a = scaled_inputs(net, x)
     for index, layer in enumerate(net.layers):
         z = layer.pre_activation(a)
         a, s1, s2 = layer.derivatives(z)
@@ -172,7 +172,7 @@ def ref_laplacian(net, x):
     Like ``hessdiag`` but the second-order term is summed over the inputs at
     every layer, so it carries (N, d) instead of (N, n, d).
     """
-    a = _scaled_inputs(net, x)
+    a = scaled_inputs(net, x)
     for index, layer in enumerate(net.layers):
         z = layer.pre_activation(a)
         a, s1, s2 = layer.derivatives(z)

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from jaccli.io.writers import AtomicFile, Pending, _writing, float32_texts
+from jaccli.io.writers import AtomicFile, Pending, writing_to, float32_texts
 
 
 def json_text(value):
@@ -69,7 +69,7 @@ class JsonRowsWriter:
     output, a few chunks at a time; ``nulls`` counts the NaN and infinities written
     as null."""
 
-    @_writing
+    @writing_to
     def __init__(self, path, fmt, columns, stdout=None, head=None):
         self.target = "<stdout>" if path in (None, "-") else path
         self.document = fmt == "json"
@@ -110,7 +110,7 @@ class JsonRowsWriter:
         self.nulls += nulls
         self.handle.write(self._lines(texts, len(block)))
 
-    @_writing
+    @writing_to
     def write(self, start, rows):
         rows = self.pending.add(np.asarray(rows).reshape(len(rows), -1))
         if rows is not None:
@@ -121,7 +121,7 @@ class JsonRowsWriter:
         if rows is not None:
             self._emit(rows)
 
-    @_writing
+    @writing_to
     def write_cells(self, rows):
         """Rows of mixed cells (text, numbers, None), e.g. a report."""
         self._flush_pending()
@@ -130,7 +130,7 @@ class JsonRowsWriter:
                           if isinstance(value, float) and not np.isfinite(value))
         self.handle.write(self._lines(texts, len(rows)))
 
-    @_writing
+    @writing_to
     def commit(self):
         self._flush_pending()
         if self.document:

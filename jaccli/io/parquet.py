@@ -13,7 +13,7 @@ from jaccli.io.arrow import INSTALL_HINT, pyarrow_or_none
 from jaccli.errors import JaccliError
 from jaccli.io.blocks import BlockRows
 from jaccli.io.selection import names_all, select_columns
-from jaccli.io.writers import AtomicFile, Pending, _writing as writing
+from jaccli.io.writers import AtomicFile, Pending, writing_to
 
 BATCH_ROWS = 1 << 16  # rows per record batch read
 GROUP_ROWS = 1 << 16  # rows per row group written
@@ -100,7 +100,7 @@ class ParquetRows(BlockRows):
 class ParquetWriter:
     """A Parquet file, one row group per chunk, one float column per output column."""
 
-    @writing
+    @writing_to
     def __init__(self, path, columns, dtype):
         pa = _pyarrow(path, "writing")
         import pyarrow.parquet as pq
@@ -116,7 +116,7 @@ class ParquetWriter:
             self.atomic.abort()
             raise
 
-    @writing
+    @writing_to
     def write(self, start, rows):
         rows = self.pending.add(np.asarray(rows))
         if rows is not None:
@@ -129,7 +129,7 @@ class ParquetWriter:
             [pa.array(np.ascontiguousarray(rows[:, k])) for k in range(rows.shape[1])],
             schema=self.schema))
 
-    @writing
+    @writing_to
     def commit(self):
         rows = self.pending.drain()
         if rows is not None:

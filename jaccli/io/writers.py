@@ -107,7 +107,7 @@ def check_output_room(path, fmt, shape, dtype):
     check_disk(path, estimate, what, DISK_ADVICE)
 
 
-def _writing(method):
+def writing_to(method):
     """Report an OSError while writing (disk full, quota, I/O error) as one line naming the file."""
     import functools
 
@@ -225,7 +225,7 @@ class AtomicFile:
     renaming a file over it would replace it, and there is nothing to roll back.
     """
 
-    @_writing
+    @writing_to
     def __init__(self, path):
         self.direct = is_special_file(path)
         if self.direct:  # opened by its own name (/dev/fd/63 links to "pipe:[...]")
@@ -248,7 +248,7 @@ class AtomicFile:
             mode = 0o666 & ~umask  # as an ordinary new file would be
         os.chmod(self.temp_path, mode)
 
-    @_writing
+    @writing_to
     def commit(self):
         if not self.direct:
             os.replace(self.temp_path, self.path)
@@ -319,7 +319,7 @@ class Pending:
 class TableWriter:
     """CSV/TSV to a file or to standard output, a few chunks at a time."""
 
-    @_writing
+    @writing_to
     def __init__(self, path, fmt, columns, stdout=None):
         self.delimiter = DELIMITERS[fmt]
         self.target = "<stdout>" if path in (None, "-") else path
@@ -340,7 +340,7 @@ class TableWriter:
             self.abort()
             raise
 
-    @_writing
+    @writing_to
     def write(self, start, rows):
         rows = self.pending.add(np.asarray(rows))
         if rows is not None:
@@ -351,13 +351,13 @@ class TableWriter:
         if rows is not None:
             self.handle.write(format_rows(rows, self.delimiter))
 
-    @_writing
+    @writing_to
     def write_cells(self, rows):
         """Rows of mixed cells (text, numbers, None for an empty cell)."""
         self._flush_pending()  # after the numbers written before them
         self.handle.write(format_cells(rows, self.delimiter))
 
-    @_writing
+    @writing_to
     def commit(self):
         self._flush_pending()
         self.handle.flush()
@@ -375,7 +375,7 @@ class NpyWriter:
     front), then each chunk's bytes as they come, in order. Nothing is mapped,
     so memory stays one chunk whatever N is (the page cache is the kernel's)."""
 
-    @_writing
+    @writing_to
     def __init__(self, path, shape, dtype):
         self.target = path
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
@@ -391,7 +391,7 @@ class NpyWriter:
             self.abort()
             raise
 
-    @_writing
+    @writing_to
     def write(self, start, block):
         if start != self.written:
             raise ValueError(f"NPY chunks must come in order: got row {start}, expected {self.written}")
@@ -399,7 +399,7 @@ class NpyWriter:
         self.handle.write(memoryview(block).cast("B"))
         self.written += len(block)
 
-    @_writing
+    @writing_to
     def commit(self):
         if self.written != self.shape[0]:
             raise ValueError(f"NPY output incomplete: {self.written} of {self.shape[0]} rows")
@@ -422,7 +422,7 @@ class NpzWriter:
     each block written (several with ``--with``), each saved under its name.
     """
 
-    @_writing
+    @writing_to
     def __init__(self, path, parts, dtype, extras):
         self.target = path
         self.atomic = AtomicFile(path)
@@ -434,7 +434,7 @@ class NpzWriter:
         for name, rows in split_parts(block, parts).items():
             self.arrays[name][start:start + len(rows)] = rows
 
-    @_writing
+    @writing_to
     def commit(self):
         extras = self.extras() if callable(self.extras) else self.extras
         with open(self.atomic.temp_path, "wb") as handle:

@@ -159,8 +159,8 @@ def plot_derivatives(model, points, path=None, quantity="jacobian", inputs=None,
     _, x = sampling.sample_rows(X, limit, sampling.SEED if seed is None else seed)
     y = np.asarray(getattr(model, quantity)(x), dtype=np.float64).reshape(len(x), -1)
     title = derivative_title(model, quantity, len(x), len(X))
-    return _finish(_derivative_figure(model, quantity, x, y, np.abs(y).mean(axis=0), title,
-                                      chosen), path)
+    return _finish(model_derivative_figure(model, quantity, x, y, np.abs(y).mean(axis=0),
+                                           title, chosen), path)
 
 
 MAX_PANELS = 6
@@ -182,12 +182,13 @@ def derivative_title(model, quantity, drawn, total):
     return f"jaccli {quantity} {os.path.basename(str(model.path))}: {what} at {where}"
 
 
-def _derivative_figure(model, quantity, x, y, mean_abs, title, chosen):
+def model_derivative_figure(model, quantity, x, y, mean_abs, title, chosen):
+    """The derivative dependence figure of ``quantity`` with ``model``'s names."""
+    from jaccli.plots import draw
     from jaccli.quantities import column_names
-    from jaccli.plots.draw import derivative_figure
 
-    return derivative_figure(x, y, mean_abs, list(model.input_names),
-                             column_names(quantity, model), title, chosen)
+    return draw.derivative_figure(x, y, mean_abs, list(model.input_names),
+                                  column_names(quantity, model), title, chosen)
 
 
 def plot_confint(model, result, points, path=None, x=None, train=True):

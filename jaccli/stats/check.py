@@ -119,11 +119,11 @@ def kink_sides(network, X):
 
     A difference stencil along which one of them changes crosses a kink: there
     the finite differences do not measure the derivative at the point."""
-    from jaccli.engine.network import _scaled_inputs
+    from jaccli.engine.network import scaled_inputs
 
     blocks = []
     for start in range(0, len(X), KINK_BLOCK):
-        a, sides = _scaled_inputs(network, np.asarray(X[start:start + KINK_BLOCK])), []
+        a, sides = scaled_inputs(network, np.asarray(X[start:start + KINK_BLOCK])), []
         for layer in network.layers:
             z = layer.pre_activation(a)
             if layer.activation.kink_at_zero:
@@ -162,7 +162,7 @@ def check_quantity(model, X, quantity, tol=numdiff.DEFAULT_TOL, numeric_model=No
         raise ValueError(f"unknown quantity {quantity!r}")
     analytic = np.asarray(analytic, dtype=np.float64)
     skip = None if skip is None else skip[:, None, :]  # (N, d): the same for every output
-    rich, _ = numdiff._pick(ladders)
+    rich, _ = numdiff.pick_ladder(ladders)
     res_c = numdiff.compare(analytic, central, None, tol, skip, floor)
     res_r = numdiff.compare(analytic, ladders, None, tol, skip, floor)
     res_r["elements"] = element_errors(analytic, ladders, tol, skip, floor)
@@ -192,7 +192,7 @@ def element_errors(analytic, ladders, tol, skip=None, floor=0.0):
                     threshold=np.zeros(0), safety=numdiff.SAFETY)
     axes = tuple(i for i in range(a.ndim) if i != 1)
     threshold = tol * np.max(np.abs(a), axis=axes, keepdims=True)
-    _, estimate, error, _, ratio = numdiff._best_candidate(a, ladders, np.maximum(threshold, floor))
+    _, estimate, error, _, ratio = numdiff.best_candidate(a, ladders, np.maximum(threshold, floor))
     beyond = ~(ratio <= 1.0)
     skipped = beyond & (False if skip is None else np.broadcast_to(skip, a.shape))
     status = np.where(skipped, 2, np.where(beyond, 1, 0)).astype(np.int8)

@@ -173,7 +173,7 @@ def _one_sided_second(x, x2, x1, f2, f1, f0):
     return d, rounding
 
 
-def _pick(ladders):
+def pick_ladder(ladders):
     """The ladder with the smallest error estimate, element by element."""
     best, err = ladders[0]
     for value, estimate in ladders[1:]:
@@ -206,7 +206,7 @@ def _differentiate(shifted, x, second, method, f0, ladders):
         return np.stack([r[0] for r in results], axis=-1), None
     stacked = [(np.stack([r[k][0] for r in results], axis=-1), np.stack([r[k][1] for r in results], axis=-1))
                for k in range(3)]
-    return stacked if ladders else _pick(stacked)
+    return stacked if ladders else pick_ladder(stacked)
 
 
 def input_jacobian(f, X, method="richardson", ladders=False):
@@ -324,7 +324,7 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None, floor=0
                     worst_allowed=None)
     reduce_axes = tuple(i for i in range(a.ndim) if i != 1)
     scale = np.max(np.abs(a), axis=reduce_axes, keepdims=True)
-    d, e, diff, allowed, ratio = _best_candidate(a, candidates, np.maximum(tol * scale, floor))
+    d, e, diff, allowed, ratio = best_candidate(a, candidates, np.maximum(tol * scale, floor))
     beyond = ~(ratio <= 1.0)
     skipped = beyond & (False if skip is None else np.broadcast_to(skip, a.shape))
     bad = beyond & ~skipped
@@ -349,7 +349,7 @@ def compare(analytic, numeric, err_est=None, tol=DEFAULT_TOL, skip=None, floor=0
     }
 
 
-def _best_candidate(a, candidates, tolerance):
+def best_candidate(a, candidates, tolerance):
     """Element by element, the candidate (numeric, err_est) that ``a`` agrees with best,
     judged by |a - numeric| / (tolerance + SAFETY * err_est); NaN anywhere is infinitely bad.
 
