@@ -66,7 +66,7 @@ def check(model, points, what=None, tol=None, value_tol=1e-5, reference=None,
     whose difference stencil crosses a relu kink), ``samples``, ``elements``
     (each element's error, estimate and verdict: ``plot_check`` draws them).
     """
-    from jaccli.stats.check import check as _check
+    from jaccli.verify.check import check as _check
 
     return _check(model, points, what, tol, value_tol, reference, numeric_model, chunk_size,
                   sample=sample)

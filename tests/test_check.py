@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaccli.stats import numdiff
+from jaccli.verify import numdiff
 
 from . import nets
 

@@ -2,8 +2,8 @@
 functions included, goes to a part ranked below the importer's (or within it). The
 order is load -> compute -> write read bottom-up: the engine knows nothing of jaccli
 but its errors; formats read files into specs; io reads points and writes results;
-scale runs chunks beyond one process; the model joins them; stats and checks use the
-model; plots draw results; the CLI and the package's API sit on top."""
+scale runs chunks beyond one process; the model joins them; verify (check) and stats
+use the model; plots draw results; the CLI and the package's API sit on top."""
 
 import ast
 import os
@@ -11,7 +11,7 @@ import os
 import jaccli
 
 LAYERS = ["errors", "engine", "extras", "limits", "quantities", "formats", "io", "scale",
-          "model", "stats", "plots", "export", "cli", "__init__"]
+          "model", "verify", "stats", "plots", "export", "cli", "__init__"]
 PACKAGE = os.path.dirname(jaccli.__file__)
 
 

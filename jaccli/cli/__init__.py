@@ -12,7 +12,7 @@ import sys
 import click
 
 from jaccli.errors import JaccliError
-from jaccli.cli import compute, sensitivity, stats
+from jaccli.cli import compute, confint_check, sensitivity
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -85,7 +85,7 @@ def cli(debug):
     """
 
 
-for _command in compute.COMMANDS + stats.COMMANDS + [sensitivity.sensitivity]:
+for _command in compute.COMMANDS + confint_check.COMMANDS + [sensitivity.sensitivity]:
     cli.add_command(_command)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaccli.stats.moments import Moments
-from jaccli.stats.numdiff import NOISE_FLOOR
+from jaccli.verify.numdiff import NOISE_FLOOR
 
 MAX_ROWS = 15
 

@@ -1,1 +1,1 @@
-"""Statistics built on the derivatives: confidence intervals, finite-difference checks and global sensitivity."""
+"""Statistics built on the derivatives: confidence intervals (confint, on a cluster too) and global sensitivity."""

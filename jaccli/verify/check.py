@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaccli.stats import numdiff
+from jaccli.verify import numdiff
 from jaccli.errors import JaccliError
 from jaccli.quantities import CHECKED
 

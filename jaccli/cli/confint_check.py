@@ -230,7 +230,7 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
     """
     import numpy as np
 
-    from jaccli.stats import check as checking
+    from jaccli.verify import check as checking
     from jaccli.io.finite import check_finite_points
     from jaccli.cli.plotting import plot_target
     from jaccli.cli.summary import print_check_report, stderr_console, warn_nulls
