@@ -484,13 +484,13 @@ def _keras_weights_store(path):
 
     import h5py
 
-    from jaccli.formats.keras import _zip_read
+    from jaccli.formats.keras.files import zip_read
 
     try:
         with zipfile.ZipFile(path) as archive:
             if "model.weights.h5" not in archive.namelist():
                 raise JaccliError(f"{path}: the Keras archive has no model.weights.h5")
-            data = _zip_read(archive, "model.weights.h5", path)
+            data = zip_read(archive, "model.weights.h5", path)
     except _ZIP_ERRORS as exc:
         raise JaccliError(f"{path}: not a readable .keras archive ({clip(str(exc), 200)})") from None
     try:
