@@ -26,7 +26,7 @@ import yaml
 from jaccli.errors import JaccliError
 from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
-from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
+from jaccli.formats.discovery import keras_json_paths, sibling_spec_paths
 from jaccli.io.writers import AtomicFile, folder_as_written, written_whole
 
 __all__ = ["from_sklearn", "from_torch"]

@@ -16,7 +16,7 @@ import numpy as np
 from jaccli.engine import sweeps as engine
 from jaccli.errors import JaccliError
 from jaccli.formats.assemble import DTYPES, assemble
-from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.formats.discovery import load_spec_and_tensors
 
 
 @dataclass

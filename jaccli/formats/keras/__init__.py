@@ -53,6 +53,11 @@ The modules, each importing only those listed before it:
   and the entry points below.
 """
 
-from jaccli.formats.keras.files import keras_json_config, read_keras, read_keras_json
+from jaccli.formats.keras.files import (
+    keras_json_config,
+    keras_weights_store,
+    read_keras,
+    read_keras_json,
+)
 
-__all__ = ["keras_json_config", "read_keras", "read_keras_json"]
+__all__ = ["keras_json_config", "keras_weights_store", "read_keras", "read_keras_json"]

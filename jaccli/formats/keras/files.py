@@ -14,10 +14,12 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.formats.file_kinds import is_zip, suffix
+from jaccli.formats.hdf5 import H5_ERRORS, hdf5_store
 from jaccli.formats.keras.chain import all_layers, model_chain
 from jaccli.formats.keras.report import build
 from jaccli.formats.keras.weights import ArchiveWeights, LegacyWeights
-from jaccli.formats.spec import MAX_SPEC_BYTES
+from jaccli.formats.npz import ZIP_ERRORS
+from jaccli.formats.spec import MAX_SPEC_BYTES, clip
 
 _DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
             EOFError, zipfile.BadZipFile, NotImplementedError)
@@ -81,7 +83,7 @@ def read_keras_json(json_path, weights_path, config=None):
                 weights = ArchiveWeights(h5, all_layers(config), weights_path)
             else:
                 weights = LegacyWeights(h5["model_weights"] if "model_weights" in h5 else h5,
-                                         weights_path)
+                                        weights_path)
             return build(chain, n_inputs, weights, source)
     except _DAMAGED as exc:
         raise _damaged(source, exc, "Keras weights or model JSON") from None
@@ -104,6 +106,28 @@ def keras_json_config(path):
     return config if isinstance(config, dict) and "class_name" in config else None
 
 
+def keras_weights_store(path):
+    """The variables of a ``.keras`` archive as a TensorStore by their paths in
+    model.weights.h5 (``layers/dense/vars/0``), for a spec given by the user."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if "model.weights.h5" not in archive.namelist():
+                raise JaccliError(f"{path}: the Keras archive has no model.weights.h5")
+            data = _zip_read(archive, "model.weights.h5", path)
+    except ZIP_ERRORS as exc:
+        raise JaccliError(f"{path}: not a readable .keras archive ({clip(str(exc), 200)})") from None
+    try:
+        handle = h5py.File(io.BytesIO(data), "r")
+    except H5_ERRORS:
+        raise JaccliError(f"{path}: model.weights.h5 in the archive is not a readable "
+                          f"HDF5 file") from None
+    try:
+        return hdf5_store(handle, path, "model.weights.h5 ")
+    except BaseException:
+        handle.close()
+        raise
+
+
 def _damaged(fname, exc, what):
     # h5py, zipfile and json raise these for a damaged file or a config of
     # unexpected types; the user can only replace the file.
@@ -117,7 +141,7 @@ def _read_archive(path, fname):
             names = zf.namelist()
             if "config.json" not in names:
                 raise JaccliError(f"{fname}: the Keras archive has no config.json")
-            config_text = zip_read(zf, "config.json", fname)
+            config_text = _zip_read(zf, "config.json", fname)
             if "model.weights.h5" not in names:
                 if "model.weights.npz" in names:
                     raise JaccliError(
@@ -127,7 +151,7 @@ def _read_archive(path, fname):
                 raise JaccliError(
                     f"{fname}: the Keras archive has no model.weights.h5"
                 )
-            weights_bytes = zip_read(zf, "model.weights.h5", fname)
+            weights_bytes = _zip_read(zf, "model.weights.h5", fname)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise JaccliError(f"{fname}: damaged Keras archive ({exc})") from None
     config = _parse_json(config_text, fname, "config.json")
@@ -168,7 +192,7 @@ def _read_legacy_h5(path, fname):
         return build(chain, n_inputs, weights, fname)
 
 
-def zip_read(zf, member, fname):
+def _zip_read(zf, member, fname):
     info = zf.getinfo(member)
     if info.file_size > _MAX_MEMBER_BYTES:
         raise JaccliError(

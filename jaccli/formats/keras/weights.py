@@ -12,17 +12,15 @@ import numpy as np
 from jaccli.errors import JaccliError
 from jaccli.formats.keras.layers import layer_class, layer_name, weight_roles
 from jaccli.formats.stack import checked_tensor
+from jaccli.formats.tensors import check_tensor_size, tensor_bytes
 
 def _read_dataset(dataset, fname, where, home):
     """A dataset's values as checked float64, after refusing data kept in other
     files or too large to hold."""
-    from jaccli.limits import check_memory
-
     if dataset.file != home.file or dataset.external or dataset.is_virtual:
         raise JaccliError(f"{fname}: '{where}' keeps its data in external files; refused")
-    nbytes = int(np.prod(dataset.shape or (), dtype=object)) * max(dataset.dtype.itemsize, 1)
-    check_memory(nbytes, f"{fname}: '{where}' {dataset.shape}",
-                 "a dense MLP's weights are far smaller: is this the right file?")
+    nbytes = tensor_bytes(dataset.shape or (), dataset.dtype)
+    check_tensor_size(nbytes, f"{fname}: '{where}' {dataset.shape}")
     return checked_tensor(dataset[()], f"{fname}: weight '{where}'")
 
 
