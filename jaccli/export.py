@@ -26,7 +26,8 @@ import yaml
 from jaccli.errors import JaccliError
 from jaccli.formats.stack import DenseStack, checked_tensor
 from jaccli.formats.safetensors import write_safetensors
-from jaccli.formats.tensors import keras_json_paths, sibling_spec_paths
+from jaccli.formats.discovery import keras_json_paths, sibling_spec_paths
+from jaccli.formats.file_kinds import suffix
 from jaccli.io.writers import AtomicFile, written_whole
 from jaccli.limits import folder_as_written
 
@@ -43,8 +44,8 @@ __all__ = ["from_sklearn", "from_torch"]
 
 def _check_model_path(path):
     """Refuse a path that cannot be written, or from which jaccli would not read the embedded spec."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".npz", ".h5", ".hdf5", ".safetensors"):
+    extension = suffix(path)
+    if extension not in (".npz", ".h5", ".hdf5", ".safetensors"):
         raise JaccliError(f"{path}: the model file must end in .npz, .h5, .hdf5 or .safetensors")
     directory = folder_as_written(path)
     if not os.path.isdir(directory):
@@ -52,7 +53,7 @@ def _check_model_path(path):
     # A spec file beside the model wins over the embedded one, so it would
     # silently replace ours.
     sidecars = sibling_spec_paths(path)
-    if suffix in (".h5", ".hdf5"):  # a Keras model JSON beside an HDF5 file wins too
+    if extension in (".h5", ".hdf5"):  # a Keras model JSON beside an HDF5 file wins too
         from jaccli.formats.keras import keras_json_config
 
         sidecars += [p for p in keras_json_paths(path)[:1] if keras_json_config(p) is not None]
@@ -71,11 +72,11 @@ def _write_model(path, built):
     spec, tensors = built
     spec_text = yaml.safe_dump(spec, sort_keys=False)
     with written_whole(AtomicFile(path)) as target:
-        if path.lower().endswith(".npz"):
+        if suffix(path) == ".npz":
             # Plain float arrays and a 0-d unicode array: loadable with allow_pickle=False.
             with open(target.temp_path, "wb") as stream:
                 np.savez(stream, **tensors, jaccli_spec=np.array(spec_text))
-        elif path.lower().endswith(".safetensors"):
+        elif suffix(path) == ".safetensors":
             with open(target.temp_path, "wb") as stream:
                 write_safetensors(stream, tensors, {"jaccli_spec": spec_text})
         else:

@@ -16,7 +16,7 @@ from jaccli.engine import sweeps as engine
 from jaccli.errors import JaccliError
 from jaccli.extras import is_dask_array
 from jaccli.formats.assemble import DTYPES, assemble
-from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.formats.discovery import load_spec_and_tensors
 from jaccli.io.finite import check_finite_points
 from jaccli.quantities import QUANTITIES, quantity
 

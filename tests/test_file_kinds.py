@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import jaccli
-from hostile_helpers import assert_one_line_error, invoke
+from hostile_helpers import GOOD_SPEC_TEXT, assert_one_line_error, good_tensors, invoke
 from jaccli.formats.file_kinds import model_file_kind
 
 # Header lengths whose first two bytes are a pickle's PROTO opcode, protocols 2 to 5.
@@ -159,3 +159,47 @@ def test_extensions_decide_case_insensitively_when_no_structure_matches(tmp_path
     path = tmp_path / name
     path.write_bytes(b"no format's structure")
     assert model_file_kind(path) == kind
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+try:
+    import onnx  # noqa: F401
+
+    NO_ONNX = False
+except ImportError:
+    NO_ONNX = True
+
+
+def _copy_or_write(source, path):
+    """The model file ``source`` (under tests/data), or a weights NPZ with its spec inside."""
+    if source == "embedded npz":
+        with open(path, "wb") as handle:  # numpy.savez would add ".npz" to a name ending ".NPZ"
+            np.savez(handle, jaccli_spec=np.array(GOOD_SPEC_TEXT), **good_tensors())
+    else:
+        with open(os.path.join(DATA, source), "rb") as handle:
+            path.write_bytes(handle.read())
+
+
+@pytest.mark.parametrize("source, upper", [
+    ("keras/func_chain.keras", "F.KERAS"),
+    pytest.param("onnx/hand_gemm_scalar_bias_f32.onnx", "M.ONNX",
+                 marks=pytest.mark.skipif(NO_ONNX, reason="onnx not installed")),
+    ("embedded npz", "W.NPZ"),
+    ("keras/func_chain.h5", "X.H5"),
+])
+def test_an_upper_case_extension_loads_like_a_lower_case_one(tmp_path, source, upper):
+    # Each name in its own folder: nothing beside it, whatever the file system's case rules.
+    paths = []
+    for folder, name in (("upper", upper), ("lower", upper.lower())):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / name)
+        _copy_or_write(source, paths[-1])
+    assert model_file_kind(paths[0]) == model_file_kind(paths[1])
+    models = [jaccli.load(path) for path in paths]
+    points = np.linspace(-1, 1, 3 * models[0].n_inputs).reshape(3, -1)
+    np.testing.assert_array_equal(models[0].value(points), models[1].value(points))
+    described = [repr(model.describe()) for model in models]
+    assert described[0].replace(str(paths[0]), str(paths[1])) == described[1]
+    infos = [invoke(["info", path]) for path in paths]
+    assert [r.exit_code for r in infos] == [0, 0], infos[0].output
+    assert infos[0].output.replace(str(paths[0]), str(paths[1])) == infos[1].output

@@ -19,7 +19,7 @@ import jaccli
 import oracle
 from hostile_helpers import assert_one_line_error, invoke
 from jaccli.formats.keras import read_keras
-from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.formats.discovery import load_spec_and_tensors
 
 DATA = Path(__file__).parent / "data" / "keras"
 

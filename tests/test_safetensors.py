@@ -20,7 +20,7 @@ import oracle
 from hostile_helpers import assert_one_line_error, invoke
 from jaccli.errors import JaccliError
 from jaccli.formats.safetensors import MAX_HEADER_BYTES
-from jaccli.formats.tensors import load_spec_and_tensors
+from jaccli.formats.discovery import load_spec_and_tensors
 
 DATA = Path(__file__).parent / "data" / "safetensors"
 FILES = ["mlp", "mlp_f32", "mlp_f16", "mlp_bf16", "mlp_i32"]

@@ -85,7 +85,7 @@ def cluster_options(func):
 
 def input_paths(model, spec, *others):
     """Every file a run reads, for check_output_path: the spec found beside the model too."""
-    from jaccli.formats.tensors import sibling_spec_paths
+    from jaccli.formats.discovery import sibling_spec_paths
 
     return [model, spec, *others] + sibling_spec_paths(model)
 

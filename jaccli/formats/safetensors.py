@@ -25,6 +25,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.formats.spec import clip
+from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore, check_tensor_size
 
 # The safetensors package's own limit (MAX_HEADER_SIZE); a small MLP's header is a few hundred bytes.
 MAX_HEADER_BYTES = 100_000_000
@@ -65,8 +66,6 @@ def is_safetensors(handle, size):
 
 def open_safetensors(path):
     """(TensorStore, embedded spec text or None, False) of a safetensors file."""
-    from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore, _check_tensor_size
-
     handle = open(path, "rb")
     try:
         size = os.fstat(handle.fileno()).st_size
@@ -83,7 +82,7 @@ def open_safetensors(path):
         if entry is None:
             return None
         dtype, shape, (begin, end) = entry
-        _check_tensor_size(end - begin, f"{path}: tensor '{name}' {tuple(shape)}")
+        check_tensor_size(end - begin, f"{path}: tensor '{name}' {tuple(shape)}")
         handle.seek(data_start + begin)
         raw = handle.read(end - begin)
         if len(raw) != end - begin:

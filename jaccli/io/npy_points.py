@@ -18,7 +18,7 @@ NPY_MAGIC = b"\x93NUMPY"
 
 def _check_npy_header(handle, size, source):
     """(shape, dtype) from the header alone: object arrays and short files refused."""
-    from jaccli.formats.tensors import NPY_HEADER_ERRORS, read_npy_header
+    from jaccli.formats.npz import NPY_HEADER_ERRORS, read_npy_header
 
     try:
         if handle.read(6) != NPY_MAGIC:
