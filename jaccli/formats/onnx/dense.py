@@ -1,0 +1,139 @@
+"""The nodes that carry numbers: dense layers (Gemm, MatMul) and affine maps
+(a constant Add/Sub/Mul/Div, ai.onnx.ml Scaler), and a binary classifier's
+complement written as a constant dense layer.
+
+Each handler takes ``(walker, node, data, events, state)``: ``data`` is the
+node's computed input, ``events`` those read so far, ``state`` the running
+width and whether the data flows transposed, (features, N). It returns the
+node's events.
+"""
+
+import numpy as np
+
+from jaccli.formats.onnx.events import Affine, Dense
+from jaccli.formats.onnx.nodes import attribute, describe, float_attribute
+
+
+def _check_width(walker, node, state, n, what):
+    if state["width"] is not None and n != state["width"]:
+        walker.refuse(node, f"{what} has {n} rows but its input has {state['width']} features")
+
+
+def _weight(walker, node, data, state, layout):
+    """A dense node's constant weight, checked: (weight, its name, layout, n_out).
+
+    x @ W on (N, n) data; W @ x on transposed (n, N) data, which stores W as (out, in).
+    """
+    if state["transposed"]:
+        if node.op_type != "MatMul" or node.input[1] != data:
+            walker.refuse(node, "on transposed (features, N) data jaccli reads W @ x only")
+        name, layout = node.input[0], "out_in"
+    elif node.input[0] != data:
+        walker.refuse(node, "the weight is the first operand, so it multiplies the batch "
+                            "axis; jaccli reads x @ W (or W @ x between two Transposes)")
+    else:
+        name = node.input[1]
+    weight = walker.constant(name, node)
+    if weight.ndim != 2:
+        walker.refuse(node, f"its weight '{name}' has shape {weight.shape}, not 2-D")
+    n_in, n_out = weight.shape[::-1] if layout == "out_in" else weight.shape
+    _check_width(walker, node, state, n_in, f"its weight '{name}'")
+    state["width"] = n_out
+    return weight, name, layout, n_out
+
+
+def gemm(walker, node, data, events, state):
+    """Gemm: alpha * x @ op(B) + beta * C, with op(B) = B.T when transB."""
+    if attribute(walker, node, "transA", 0):
+        walker.refuse(node, "transA=1 transposes the batch axis; jaccli reads x @ W")
+    layout = "out_in" if attribute(walker, node, "transB", 0) else "in_out"
+    weight, name, layout, n_out = _weight(walker, node, data, state, layout)
+    alpha = float_attribute(walker, node, "alpha", 1.0)
+    beta = float_attribute(walker, node, "beta", 1.0)
+    bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+    bias = None if bias_name is None else _bias(walker, node, bias_name, n_out, state)
+    return [Dense(weight, bias, layout, name, bias_name, describe(node), alpha, beta)]
+
+
+def matmul(walker, node, data, events, state):
+    """MatMul with a constant weight; its bias, if any, is the Add that follows."""
+    weight, name, layout, _ = _weight(walker, node, data, state, "in_out")
+    return [Dense(weight, None, layout, name, None, describe(node))]
+
+
+def _per_feature(array, n, transposed):
+    """Whether a constant broadcasts to one value per feature: over the rows of (N, n)
+    data ((), (n,), (1, n)), or over the columns of transposed data ((), (n, 1))."""
+    if array.size not in (1, n) or array.ndim > 2:
+        return False
+    if transposed:
+        return array.size == 1 or (array.ndim == 2 and array.shape[1] == 1)
+    return array.ndim < 2 or array.shape[0] == 1
+
+
+def _bias(walker, node, name, n_out, state):
+    bias = walker.constant(name, node, role="bias")
+    if not _per_feature(bias, n_out, state["transposed"]):
+        walker.refuse(node, f"its bias '{name}' has shape {bias.shape}; it must broadcast "
+                            f"to one value per output")
+    return bias
+
+
+def _vector(walker, node, name, state):
+    """A constant operand of an elementwise node as a 1-D array of size 1 or width."""
+    array = walker.constant(name, node, role="constant")
+    n = state["width"] if state["width"] is not None else max(array.shape, default=1)
+    if not _per_feature(array, n, state["transposed"]):
+        walker.refuse(node, f"its constant '{name}' has shape {array.shape}; it must "
+                            f"broadcast to one value per feature")
+    return array.reshape(-1)
+
+
+def arithmetic(walker, node, data, events, state):
+    """A constant Add/Sub/Mul/Div: a Dense's bias, or an affine map."""
+    first = node.input[0] == data
+    constant_name = node.input[1] if first else node.input[0]
+    value = _vector(walker, node, constant_name, state)
+    op = node.op_type
+    last = events[-1] if events else None
+    if op == "Add" and isinstance(last, Dense) and last.bias is None:
+        last.bias = _bias(walker, node, constant_name, state["width"], state)
+        last.bias_name = constant_name
+        return []
+    one, zero = np.ones_like(value), np.zeros_like(value)
+    if op == "Add":
+        return [Affine(one, value, describe(node))]
+    if op == "Sub":
+        return [Affine(one, -value, describe(node)) if first else Affine(-one, value, describe(node))]
+    if op == "Mul":
+        return [Affine(value, zero, describe(node))]
+    if not first:
+        walker.refuse(node, "divides a constant by the data: not an affine map")
+    if np.any(value == 0):
+        walker.refuse(node, f"divides by zero (constant '{constant_name}')")
+    # The reciprocal of the file's constant in float64, not in the constant's float32.
+    return [Affine(1.0 / value.astype(np.float64), zero, describe(node))]
+
+
+def scaler(walker, node, data, events, state):
+    """ai.onnx.ml Scaler: y = (x - offset) * scale."""
+    offset = np.asarray(float_attribute(walker, node, "offset", [0.0]), dtype=np.float64)
+    scale = np.asarray(float_attribute(walker, node, "scale", [1.0]), dtype=np.float64)
+    for array in (offset, scale):
+        if array.size != 1 and state["transposed"]:
+            walker.refuse(node, "scales the columns of transposed (features, N) data")
+        if array.size != 1 and state["width"] is not None and array.size != state["width"]:
+            walker.refuse(node, f"scales {array.size} features, its input has {state['width']}")
+    return [Affine(scale, -offset * scale, describe(node))]
+
+
+def complement(walker, node, c, state):
+    """[c - p, p] of the k columns p, as a constant dense layer: p [-I, I] + [c, 0]."""
+    k = state["width"] or 1
+    if state["transposed"]:
+        walker.refuse(node, "concatenates transposed (features, N) data")
+    name = f"{node.output[0]}:complement"
+    weight = np.hstack([-np.eye(k), np.eye(k)])
+    bias = np.concatenate([np.full(k, c), np.zeros(k)])
+    state["width"] = 2 * k
+    return Dense(weight, bias, "in_out", name, f"{name}:bias", describe(node), constant=True)
