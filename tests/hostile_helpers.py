@@ -1,7 +1,9 @@
-"""Shared by test_hostile.py and test_fuzz.py: a small valid model directory
-and the one assertion every refusal must pass: exit 2, one short line
-`Error: ...` with the expected words, no traceback, no file left behind."""
+"""Shared by the test_hostile_*.py files, test_fuzz.py and others: a small valid
+model directory, the one assertion every refusal must pass (exit 2, one short
+line `Error: ...` with the expected words, no traceback, no file left behind),
+and the table of bad-input cases each test_hostile_*.py file fills."""
 
+import io
 import os
 import traceback
 
@@ -105,3 +107,85 @@ def assert_one_line_error(result, directory=None, words=(), precious=None):
         with open(precious) as handle:
             assert handle.read() == PRECIOUS
     return line
+
+
+# ---------------------------------------------------------------- building bad inputs
+
+def write(d, name, data):
+    path = os.path.join(d, name)
+    with open(path, "wb" if isinstance(data, bytes) else "w") as handle:
+        handle.write(data)
+    return path
+
+
+def new_dir(d, name):
+    path = os.path.join(d, name)
+    os.mkdir(path)
+    return path
+
+
+def npy_bytes(array, allow_pickle=False):
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=allow_pickle)
+    return buffer.getvalue()
+
+
+def value_with_points(d, name, data):
+    return ["value", os.path.join(d, "model.npz"), "-p", write(d, name, data)]
+
+
+def value_on_points(d):
+    return ["value", os.path.join(d, "model.npz"), "-p", os.path.join(d, "pts.csv")]
+
+
+def confint_with_train(d, train):
+    return ["confint", os.path.join(d, "model.npz"), "--train", train, "-p", os.path.join(d, "pts.csv")]
+
+
+def model_with(d, stem, tensors, fmt="npz", spec=GOOD_SPEC_TEXT):
+    path = os.path.join(d, f"{stem}.{fmt}")
+    (write_npz if fmt == "npz" else write_h5)(path, tensors)
+    if spec is not None:
+        write(d, f"{stem}.yaml", spec)
+    return ["value", path, "--at", "0.5,0.5"]
+
+
+def with_tensor(**changes):
+    tensors = good_tensors()
+    tensors.update(changes)
+    return tensors
+
+
+def with_spec(d, text, name="s.yaml"):
+    return ["value", os.path.join(d, "model.npz"), "--spec", write(d, name, text), "--at", "1,2"]
+
+
+# ---------------------------------------------------------------- the cases and their test
+
+class Cases(dict):
+    """name -> (builder, words, stdin): one table per test_hostile_*.py file."""
+
+    def case(self, name, words=(), stdin=None):
+        """Register ``builder(d) -> argv`` (the command first); ``words`` must be in the error line."""
+        def register(builder):
+            self[name] = (builder, tuple(words), stdin)
+            return builder
+        return register
+
+
+def assert_case_refused(tmp_path, case):
+    """Run one case in a fresh model directory: refused with one error line, nothing changed."""
+    d = make_model_dir(tmp_path)
+    builder, words, stdin = case
+    args = builder(d)
+    out = os.path.join(d, "out.csv")
+    if "-o" not in args and "--format" not in args:
+        args = args + ["-o", out]
+    result = invoke(args, input=stdin)
+    assert_one_line_error(result, d, words, precious=out)
+
+
+def succeeded(result):
+    assert crashed(result) is None, crashed(result)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
