@@ -56,3 +56,18 @@ def test_the_engine_imports_nothing_of_jaccli_but_its_errors():
     used = {imported for importer, imported, *_ in imports() if importer == "engine"}
     assert used <= {"engine", "errors"}, used
 
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A name shared between modules is public (no leading underscore) where it is defined."""
+    private = []
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                tree = ast.parse(open(path, encoding="utf-8").read())
+                private += [f"{os.path.relpath(path, PACKAGE)}:{node.lineno} imports {alias.name}"
+                            for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                            and (node.module or "").startswith("jaccli")
+                            for alias in node.names if alias.name.startswith("_")]
+    assert not private, "\n".join(private)

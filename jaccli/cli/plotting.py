@@ -7,10 +7,11 @@ import functools
 import click
 
 from jaccli.errors import JaccliError
+from jaccli.extras import install_hint
 from jaccli.io import registry
 
 PLOT_HELP = (f"Also draw a figure into FILE ({registry.suffix_list(registry.names(registry.FIGURES), registry.FIGURES)}; "
-             f"needs matplotlib: pip install 'jaccli[plot]'). The data written are the same "
+             f"needs matplotlib: {install_hint('matplotlib')}). The data written are the same "
              f"with or without it.")
 
 

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.extras import install_hint
 from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal, short,
@@ -26,7 +27,7 @@ def _import_onnx(path):
         import onnx
     except ImportError:
         raise JaccliError(
-            f"{path}: reading .onnx files needs the onnx package: pip install 'jaccli[onnx]'"
+            f"{path}: reading .onnx files needs the onnx package: {install_hint('onnx')}"
         ) from None
     return onnx
 
