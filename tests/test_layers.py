@@ -10,7 +10,7 @@ import os
 
 import jaccli
 
-LAYERS = ["errors", "engine", "extras", "limits", "quantities", "formats", "io", "scale",
+LAYERS = ["errors", "messages", "numeric", "engine", "extras", "limits", "quantities", "formats", "io", "scale",
           "model", "verify", "stats", "plots", "export", "cli", "__init__"]
 PACKAGE = os.path.dirname(jaccli.__file__)
 

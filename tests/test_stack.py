@@ -211,8 +211,8 @@ def test_checked_tensor():
     assert checked_tensor([1, 2], "t").dtype == np.float64
     source = np.ones(2)
     assert checked_tensor(source, "t") is not source  # a copy: folding never aliases the source
-    for bad, words in [(np.ones(2, complex), "is complex"), (np.array(["a"]), "not numbers"),
-                       (np.array([True]), "not numbers"), (np.array([1.0, np.inf]), "non-finite value (inf) at index [1]")]:
+    for bad, words in [(np.ones(2, complex), "is complex"), (np.array(["a"]), "not real numbers"),
+                       (np.array([True]), "not real numbers"), (np.array([1.0, np.inf]), "non-finite value (inf) at index [1]")]:
         with pytest.raises(JaccliError, match=words.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
             checked_tensor(bad, "t")
 

@@ -12,11 +12,11 @@ import sys
 import click
 
 from jaccli.errors import JaccliError
+from jaccli.messages import one_line
 from jaccli.cli import compute, confint_check, sensitivity
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
-MAX_MESSAGE = 500
 
 
 class UserError(click.ClickException):
@@ -56,14 +56,6 @@ class JaccliGroup(click.Group):
             writers = sys.modules.get("jaccli.io.writers")  # not imported: nothing was written
             if writers is not None:
                 writers.remove_unfinished()
-
-
-def one_line(message):
-    """An error message as one line of bounded length, whatever a bad file put in it."""
-    message = " ".join(message.split())
-    if len(message) > MAX_MESSAGE:
-        message = message[:MAX_MESSAGE - 3] + "..."
-    return message
 
 
 def one_line_usage(exc):

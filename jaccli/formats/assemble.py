@@ -29,7 +29,8 @@ import numpy as np
 from jaccli.engine.activations import ACTIVATIONS
 from jaccli.engine.network import DenseLayer, Network
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import BatchNormMap, LayerSpec, clip
+from jaccli.formats.spec import BatchNormMap, LayerSpec
+from jaccli.messages import clip
 from jaccli.formats.tracked import Tracked, broadcast, gather, jacobian_rows, value_of
 
 DTYPES = {"float64": np.float64, "float32": np.float32}

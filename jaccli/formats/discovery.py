@@ -21,7 +21,8 @@ from jaccli.formats.hdf5 import open_hdf5
 from jaccli.formats.npz import open_npz
 from jaccli.formats.safetensors import open_safetensors
 from jaccli.formats.spec import parse_spec, parse_spec_text, read_spec_file, spec_from
-from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore, short_list
+from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore
+from jaccli.messages import short_list
 
 # The readers of Keras and ONNX models are imported when such a model is
 # read (they bring h5py or onnx: most runs never need them).

@@ -3,13 +3,13 @@ datasets; links to other files and external data refused), and the spec
 embedded in the file's attribute ``jaccli_spec``."""
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.numeric import dtype_problem
+from jaccli.messages import clip, short_list
 from jaccli.formats.tensors import (
     EMBEDDED_SPEC,
     TensorStore,
     check_tensor_size,
     embedded_spec_text,
-    short_list,
     tensor_bytes,
 )
 
@@ -78,8 +78,8 @@ def hdf5_store(handle, path, prefix=""):
             if obj.external or obj.is_virtual:
                 raise JaccliError(f"{where} keeps its data in external files; refused: "
                                   f"a model file is read on its own")
-            if obj.dtype.kind not in "fiuc":
-                raise JaccliError(f"{where} has dtype {obj.dtype}, not numbers")
+            if dtype_problem(obj.dtype):
+                raise JaccliError(f"{where} {dtype_problem(obj.dtype)}")
             check_tensor_size(tensor_bytes(obj.shape or (), obj.dtype), f"{where} {obj.shape}")
             return obj[()]
         except JaccliError:

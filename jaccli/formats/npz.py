@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.messages import clip
 from jaccli.formats.tensors import (
     EMBEDDED_SPEC,
     TensorStore,

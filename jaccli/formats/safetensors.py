@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.messages import clip
 from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore, check_tensor_size
 
 # The safetensors package's own limit (MAX_HEADER_SIZE); a small MLP's header is a few hundred bytes.

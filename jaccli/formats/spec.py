@@ -13,6 +13,7 @@ import yaml
 
 from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
 from jaccli.errors import JaccliError
+from jaccli.messages import clip
 
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
               "output_maps"}
@@ -115,12 +116,6 @@ MAX_SPEC_BYTES = 1 << 20
 MAX_SPEC_NODES = 1_000_000
 MAX_NAMES = 1_000_000  # inputs or outputs given as a count
 MAX_UNITS = 2**31 - 1
-
-
-def clip(value, most=60):
-    """A value's repr for an error message, cut to ``most`` characters."""
-    text = repr(value) if not isinstance(value, str) else value
-    return text if len(text) <= most else text[:most] + "..."
 
 
 def _where(mark):

@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.numeric import dtype_problem
 
 LAYOUTS = ("in_out", "out_in")
 
@@ -54,10 +55,9 @@ _IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
 def checked_tensor(array, where):
     """A float64 copy of ``array``, refused (naming ``where``) unless real and finite."""
     array = np.asarray(array)
-    if array.dtype.kind == "c":
-        raise JaccliError(f"{where} is complex ({array.dtype}); jaccli needs real weights")
-    if array.dtype.kind not in "fiu":
-        raise JaccliError(f"{where} has dtype {array.dtype}, not numbers")
+    problem = dtype_problem(array.dtype)
+    if problem:
+        raise JaccliError(f"{where} {problem}")
     with np.errstate(over="ignore", invalid="ignore"):
         result = array.astype(np.float64)
     if not np.all(np.isfinite(result)):

@@ -10,7 +10,7 @@ which store a file gets: jaccli.formats.discovery.
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.messages import clip, short_list
 from jaccli.formats.stack import checked_tensor
 from jaccli.limits import check_memory
 
@@ -62,13 +62,6 @@ class TensorStore:
             raise JaccliError(f"{self.path}: no tensor '{name}' in the file "
                               f"(it has: {short_list(self.names)})")
         return checked_tensor(array, f"{self.path}: tensor '{name}'")
-
-
-def short_list(names, most=12):
-    """The first ``most`` names, sorted, and how many there are in all."""
-    names = sorted(names)
-    shown = ", ".join(names[:most]) or "nothing"
-    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
 
 
 def tensor_bytes(shape, dtype):

@@ -10,7 +10,8 @@ import os
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.numeric import dtype_problem
+from jaccli.messages import clip
 from jaccli.io.selection import select_columns
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -48,8 +49,8 @@ class NpyTable:
         if not isinstance(array, np.ndarray):
             getattr(array, "close", lambda: None)()
             raise JaccliError(f"{source}: expected a single NPY array")
-        if array.dtype.kind not in "fiu":
-            raise JaccliError(f"{source}: the array has dtype {array.dtype}, not real numbers")
+        if dtype_problem(array.dtype):
+            raise JaccliError(f"{source}: the array {dtype_problem(array.dtype)}")
         if array.ndim == 1:
             array = array[None, :]
         if array.ndim != 2:

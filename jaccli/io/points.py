@@ -25,7 +25,7 @@ from typing import List, Optional
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.messages import clip
 from jaccli.io.blocks import BlockRows
 from jaccli.io.npy_points import NPY_MAGIC, NpyRows, NpyTable
 from jaccli.io.selection import Wanted, names_all, parse_picks, placeholder_names, select_columns

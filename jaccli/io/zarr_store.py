@@ -24,6 +24,7 @@ from collections import OrderedDict
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.numeric import dtype_problem
 from jaccli.io.writers import track_unfinished
 
 SUFFIX = ".zarr"
@@ -91,8 +92,8 @@ class ZarrTable:
     def __init__(self, path, source=None):
         self.path, self.source = path, source or path
         array = _open_array(path)
-        if array.dtype.kind not in "fiu":
-            raise JaccliError(f"{self.source}: the array has dtype {array.dtype}, not real numbers")
+        if dtype_problem(array.dtype):
+            raise JaccliError(f"{self.source}: the array {dtype_problem(array.dtype)}")
         if array.ndim not in (1, 2):
             raise JaccliError(f"{self.source}: the array has shape {tuple(array.shape)}; expected "
                               f"(N, n) or (n,)")

@@ -19,7 +19,8 @@ from jaccli.formats.keras.chain import all_layers, model_chain
 from jaccli.formats.keras.report import build
 from jaccli.formats.keras.weights import ArchiveWeights, LegacyWeights
 from jaccli.formats.npz import ZIP_ERRORS
-from jaccli.formats.spec import MAX_SPEC_BYTES, clip
+from jaccli.formats.spec import MAX_SPEC_BYTES
+from jaccli.messages import clip
 
 _DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
             EOFError, zipfile.BadZipFile, NotImplementedError)

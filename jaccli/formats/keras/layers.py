@@ -2,7 +2,7 @@
 activations it knows, and the variables each layer saves."""
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import clip
+from jaccli.messages import clip
 
 
 # Keras activation names (as serialized in a layer config) -> ours.

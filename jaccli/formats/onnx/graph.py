@@ -16,10 +16,11 @@ from jaccli.errors import JaccliError
 from jaccli.extras import install_hint
 from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
-    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal, short,
+    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal,
 )
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
 from jaccli.formats.onnx.patterns import composite
+from jaccli.messages import printable
 
 
 def _import_onnx(path):
@@ -92,13 +93,13 @@ class _Walker:
         for node in self.graph.node:
             for name in node.input:
                 if name and name not in known:
-                    self.refuse(node, f"uses {short(repr(name), 80)} before any node computes it "
+                    self.refuse(node, f"uses {printable(repr(name), 80)} before any node computes it "
                                       "(the graph is out of order or has a cycle)")
             known.update(out for out in node.output if out)
 
     def fail(self, what):
         # Names in a hostile file can be long or hold line breaks: one short line still.
-        raise JaccliError(f"{self.path}: {short(what, 400)}")
+        raise JaccliError(f"{self.path}: {printable(what, 400)}")
 
     def refuse(self, node, why):
         self.fail(f"{describe(node)}: {why}")
@@ -113,8 +114,9 @@ class _Walker:
         if name not in self._cache:
             self._cache[name] = self._read_constant(name, node)
         array = self._cache[name]
-        if floats and array.dtype.kind != "f":
-            self.refuse(node, f"its {role} '{name}' is a tensor of {array.dtype}, not of floats")
+        if floats and array.dtype.kind != "f":  # ONNX computes an op in one type: the data's
+            self.refuse(node, f"its {role} '{name}' is a tensor of {array.dtype}, not of floats "
+                              f"(ONNX computes the op in one type, the input's)")
         if floats and not np.all(np.isfinite(array)):
             self.refuse(node, f"its {role} '{name}' holds a non-finite value")
         return array

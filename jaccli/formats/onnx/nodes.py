@@ -6,6 +6,8 @@ their writer meant (``float32_as_decimal``).
 
 import numpy as np
 
+from jaccli.messages import printable
+
 FLOAT_TYPES = {1: "float32", 11: "float64", 10: "float16"}  # TensorProto codes
 STANDARD_DOMAINS = ("", "ai.onnx")
 ML_DOMAIN = "ai.onnx.ml"
@@ -19,13 +21,7 @@ def describe(node):
     if node is None:
         return "the model"
     name = node.name or (node.output[0] if node.output else "?")
-    return f"node '{short(name)}' ({short(node.op_type)})"
-
-
-def short(text, most=60):
-    """A name from the file as shown in a message: cut, never more than one line."""
-    text = text if len(text) <= most else text[:most - 3] + "..."
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return f"node '{printable(name)}' ({printable(node.op_type)})"
 
 
 def attribute(walker, node, name, default):
