@@ -10,6 +10,8 @@ chunks (``jaccli.engine.chunks``).
 """
 
 
+import os
+
 import numpy as np
 
 from jaccli.engine import sweeps as engine
@@ -166,6 +168,19 @@ class Model:
         return outs
 
     # -- machinery
+    def points_from(self, X, source="points", whole=False):
+        """Points as every entry of the API takes them: a points file's path (read as the
+        command line reads it, by the model's input names) or an array-like, checked by
+        ``as_points``. A large file read as a stream, and a Dask array, come back as they
+        are (their rows are checked chunk by chunk), unless ``whole`` asks for an array."""
+        from jaccli.io.points import is_streamed, read_points
+
+        if isinstance(X, (str, os.PathLike)):
+            source, X = str(X), read_points(str(X), self.input_names)
+        if is_dask_array(X) or (is_streamed(X) and not whole):
+            return X
+        return self.as_points(X[0:len(X)] if is_streamed(X) else X, source)
+
     def as_points(self, X, source="points"):
         """X as a checked (N, n) array in the model's dtype."""
         try:

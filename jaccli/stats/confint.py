@@ -526,15 +526,10 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
     """Confidence and prediction intervals of ``model`` at ``points`` (array-like
     (N, n), or a points file's path), fitted on ``train`` (a training file's path,
     or an (X, Y) pair). See ``training_set`` for ``targets``."""
-    from jaccli.io.points import read_points
-
     level = check_level(level)
     X_train, Y_train = training_set(model, train, targets)
     fit = fit_model(model, X_train, Y_train, chunk_size,
                     None if isinstance(train, (tuple, list)) else str(train))
-    if isinstance(points, (str, os.PathLike)):
-        points = read_points(str(points), model.input_names)
-    else:
-        points = model.as_points(points)
+    points = model.points_from(points)
     blocks = [block for _, block in iter_intervals(model, fit, points, level, chunk_size)]
     return ConfintResult(np.concatenate(blocks), fit, level, interval_columns(model))

@@ -45,6 +45,7 @@ from typing import List
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.extras import is_dask_array
 from jaccli.io.selection import header_index
 from jaccli.limits import check_memory
 from jaccli.stats.confint import check_level
@@ -441,15 +442,11 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     ``progress``, if given, is called with the number of points done.
     Returns a ``SensitivityResult``.
     """
-    from jaccli.io.points import is_streamed, read_points
-    from jaccli.extras import is_dask_array
-
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
     if isinstance(points, (str, os.PathLike)):
-        source, points = str(points), read_points(str(points), model.input_names)
-    if not is_streamed(points) and not is_dask_array(points):  # held whole: checked whole, up front
-        points = model.as_points(points, source)
+        source = str(points)
+    points = model.points_from(points, source)  # held whole: checked whole, up front
     check_point_count(len(points), source)
     # a chunk's (rows, B) bootstrap weights stay under WEIGHT_BYTES
     chunk = int(chunk_size or min(model.chunk_size_for("jacobian"),

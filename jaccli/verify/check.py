@@ -283,13 +283,8 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
     points and SAMPLE_PARAMS parameters (``report.samples`` says which);
     False checks every point and parameter.
     """
-    from jaccli.io.finite import check_finite_points
-
     quantities = quantities_to_check(what, reference is not None, model.output_names)
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim == 1:
-        points = points[None, :]
-    check_finite_points(points, source)
+    points = model.points_from(points, source, whole=True)
     if tol is None:
         tol = numdiff.DEFAULT_TOL if model.dtype == "float64" else FLOAT32_TOL
     rows, failures, samples, elements = [], [], {}, {}
