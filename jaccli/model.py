@@ -15,7 +15,8 @@ import os
 import numpy as np
 
 from jaccli.engine import sweeps as engine
-from jaccli.errors import JaccliError
+from jaccli import arguments
+from jaccli.errors import JaccliError, param
 from jaccli.extras import is_dask_array
 from jaccli.formats.assemble import DTYPES, assemble
 from jaccli.formats.discovery import load_spec_and_tensors
@@ -153,6 +154,8 @@ class Model:
         from jaccli.scale.arrays import lazy_results
 
         names = together_names(quantities)
+        chunk_size = arguments.count("chunk_size", chunk_size)
+        threads = arguments.count("threads", threads)
         if is_dask_array(X):  # lazy Dask arrays, one pass over X's blocks
             return dict(zip(names, lazy_results(self, names, X, chunk_size)))
         points = self.as_points(X)
@@ -209,14 +212,14 @@ class Model:
 
     def chunk_points(self, quantity, requested=None, n_points=None):
         """Points per chunk: the default (``chunk_size_for``), or ``requested``
-        (--chunk-size) if the chunks in flight fit the memory budget of results
+        (``chunk_size``) if the chunks in flight fit the memory budget of results
         (jaccli.limits); a chunk that does not is refused, naming what fits."""
         from jaccli.engine.chunks import default_threads
         from jaccli.limits import check_memory, memory_budget
 
-        if not requested:
+        requested = arguments.count("chunk_size", requested)
+        if requested is None:
             return self.chunk_size_for(quantity)
-        requested = int(requested)
         chunk = requested if n_points is None else max(1, min(requested, n_points))
         n_chunks = 1 if n_points is None else -(-n_points // chunk)
         most = 2 * default_threads()  # chunks in flight at most: engine.chunks.iter_chunks
@@ -227,9 +230,10 @@ class Model:
         budget = memory_budget()
         fits = "" if budget is None else \
             f"chunks of about {max(budget // (per_point * most), 1):,} points fit; "
-        check_memory(in_flight * chunk * per_point, f"--chunk-size {requested:,}: {in_flight} "
-                     f"chunk(s) of {chunk:,} points for {quantity}", f"{fits}use a smaller "
-                     f"--chunk-size, or leave it out (the default is sized for the cache)")
+        check_memory(in_flight * chunk * per_point, f"{param('chunk_size')} {requested:,}: "
+                     f"{in_flight} chunk(s) of {chunk:,} points for {quantity}", f"{fits}use a "
+                     f"smaller {param('chunk_size')}, or leave it out (the default is sized for "
+                     "the cache)")
         return requested
 
     def result_shape(self, quantity, n_points):
@@ -297,6 +301,8 @@ class Model:
         from jaccli.engine.chunks import run_chunks
         from jaccli.scale.arrays import lazy_results
 
+        chunk_size = arguments.count("chunk_size", chunk_size)
+        threads = arguments.count("threads", threads)
         if is_dask_array(X):
             return lazy_results(self, [quantity], X, chunk_size)[0]
         points = self.as_points(X)

@@ -157,7 +157,7 @@ def test_python_api_check_returns_a_report(tmp_path):
     wrong = model.value(x) + 1.0
     bad = jaccli.check(model, x, what="value", reference=wrong)
     assert not bad.passed and bad.failures[0][0] == "value"
-    with pytest.raises(jaccli.JaccliError, match="--what value needs reference outputs"):
+    with pytest.raises(jaccli.JaccliError, match="^what value needs reference outputs"):
         jaccli.check(model, x, what=["value"])
 
 

@@ -128,7 +128,7 @@ def test_no_residual_degrees_of_freedom():
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.5, 1.5, float("nan")])
 def test_level_outside_open_interval(level):
     st = confint.fit_statistics(np.eye(5, 2) + 1, np.arange(5.0))
-    with pytest.raises(JaccliError, match="--level must lie strictly between 0 and 1"):
+    with pytest.raises(JaccliError, match="^level must lie strictly between 0 and 1"):
         confint.intervals(np.zeros(1), np.ones((1, 2)), st, level)
 
 

@@ -10,7 +10,7 @@ import os
 
 import jaccli
 
-LAYERS = ["errors", "messages", "numeric", "engine", "extras", "limits", "quantities", "formats", "io", "scale",
+LAYERS = ["errors", "messages", "numeric", "arguments", "engine", "extras", "limits", "quantities", "formats", "io", "scale",
           "model", "verify", "stats", "plots", "export", "cli", "__init__"]
 PACKAGE = os.path.dirname(jaccli.__file__)
 
@@ -33,6 +33,8 @@ def imports():
             tree = ast.parse(open(path, encoding="utf-8").read())
             for node in ast.walk(tree):
                 targets = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [f"jaccli.{a.name}" for a in node.names] \
+                    if isinstance(node, ast.ImportFrom) and node.module == "jaccli" else \
                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
                 for target in targets:
                     if target.split(".")[0] == "jaccli":

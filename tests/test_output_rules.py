@@ -170,5 +170,5 @@ def test_a_chunk_is_held_to_the_memory_budget(tmp_path, monkeypatch):
     assert run(*base, env=env).exit_code == 0  # the default chunk fits
     assert run(*base, "--chunk-size", "100", env=env).exit_code == 0
     monkeypatch.setenv("JACCLI_MAX_MEMORY", "4M")
-    with pytest.raises(ResourceError, match="--chunk-size 1,000,000,000"):
+    with pytest.raises(ResourceError, match="^chunk_size 1,000,000,000"):
         jaccli.load(model).hessdiag(np.zeros((20_000, 2)), chunk_size=10 ** 9)

@@ -295,16 +295,16 @@ def test_bounds_by_name_ignore_case_and_accept_a_dict():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"bootstrap": 0}, "--bootstrap must be a positive"),
-    ({"bootstrap": -5}, "--bootstrap must be a positive"),
-    ({"bootstrap": 2.5}, "--bootstrap must be a positive"),
-    ({"bootstrap": 20}, "too few for --level 0.95: .* at least 40"),
-    ({"level": 0.0}, "--level"),
-    ({"level": 1.0}, "--level"),
-    ({"level": 1.5}, "--level"),
-    ({"level": -0.1}, "--level"),
-    ({"seed": -1}, "--seed"),
-    ({"bootstrap": 10 ** 9}, "--bootstrap 1000000000 for 1 output.* memory"),
+    ({"bootstrap": 0}, "^bootstrap must be a positive"),
+    ({"bootstrap": -5}, "^bootstrap must be a positive"),
+    ({"bootstrap": 2.5}, "^bootstrap must be a positive"),
+    ({"bootstrap": 20}, "^bootstrap 20 is too few for level 0.95: .* at least 40"),
+    ({"level": 0.0}, "^level must lie"),
+    ({"level": 1.0}, "^level must lie"),
+    ({"level": 1.5}, "^level must lie"),
+    ({"level": -0.1}, "^level must lie"),
+    ({"seed": -1}, "^seed must be a non-negative integer"),
+    ({"bootstrap": 10 ** 9}, "^bootstrap 1000000000 for 1 output.* memory"),
 ])
 def test_bad_options(options, message):
     with pytest.raises(JaccliError, match=message):

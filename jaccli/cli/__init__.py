@@ -44,7 +44,7 @@ class JaccliGroup(click.Group):
                 import traceback
 
                 traceback.print_exc()  # and still exit 2: --debug adds detail, not a new outcome
-            raise UserError(one_line(str(exc))) from None
+            raise UserError(one_line(exc.renamed(option_names(ctx)))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -56,6 +56,19 @@ class JaccliGroup(click.Group):
             writers = sys.modules.get("jaccli.io.writers")  # not imported: nothing was written
             if writers is not None:
                 writers.remove_unfinished()
+
+
+def option_names(ctx):
+    """{parameter: option} for the command being run, from its own click options
+    (``chunk_size`` -> ``--chunk-size``, ``targets`` -> ``--target``): the one place
+    the library's parameter names in an error become the command line's options."""
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+    names = {}
+    for option in getattr(command, "params", []) + ctx.command.params:
+        longs = [flag for flag in option.opts if flag.startswith("--")]
+        if isinstance(option, click.Option) and longs:
+            names[option.name] = max(longs, key=len)
+    return names
 
 
 def one_line_usage(exc):

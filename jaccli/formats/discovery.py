@@ -15,7 +15,7 @@ only running code could read (torch.save, pickle) are refused unread.
 
 import os
 
-from jaccli.errors import JaccliError, JaccliWarning
+from jaccli.errors import JaccliError, JaccliWarning, param
 from jaccli.formats.file_kinds import model_file_kind
 from jaccli.formats.hdf5 import open_hdf5
 from jaccli.formats.npz import open_npz
@@ -144,10 +144,10 @@ def _no_spec(path, hdf5):
         beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:]
     else:
         beside = [stem + ".{yaml,yml}"]
-    tried = ["--spec"] + beside + [
+    tried = [param("spec")] + beside + [
         f"the '{EMBEDDED_SPEC}' entry inside {path}", "a Keras model config"]
-    return JaccliError(f"{path}: no spec found: the file holds only weights; pass --spec "
-                       f"SPEC.yaml, or for Keras weights --spec with the model's JSON "
+    return JaccliError(f"{path}: no spec found: the file holds only weights; pass {param('spec')} "
+                       f"SPEC.yaml, or for Keras weights {param('spec')} with the model's JSON "
                        f"(model.to_json()); tried {', '.join(tried)}")
 
 

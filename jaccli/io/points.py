@@ -24,7 +24,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, ParameterError, param
 from jaccli.messages import clip
 from jaccli.io.blocks import BlockRows
 from jaccli.io.npy_points import NPY_MAGIC, NpyRows, NpyTable
@@ -45,16 +45,17 @@ def parse_inline_point(text, n_inputs):
     try:
         values = [float(part) for part in text.split(",")]
     except ValueError:
-        raise JaccliError(f"--at {clip(text)!r}: expected {n_inputs} comma-separated numbers") from None
+        raise ParameterError(f"{param('at')} {clip(text)!r}: expected {n_inputs} comma-separated "
+                             "numbers") from None
     if len(values) != n_inputs:
-        raise JaccliError(f"--at {clip(text)!r}: the model has {n_inputs} inputs, "
-                          f"got {len(values)} numbers")
+        raise ParameterError(f"{param('at')} {clip(text)!r}: the model has {n_inputs} inputs, "
+                             f"got {len(values)} numbers")
     return np.array([values])
 
 
-def input_columns(input_names, columns=None, option="--columns"):
+def input_columns(input_names, columns=None, option=param("columns")):
     """What a points file must hold: the inputs, in the spec's order, by header name or
-    picked by ``columns`` (the text of ``option``: header names or numbers from 1)."""
+    picked by ``columns`` (the text of the parameter ``option``: header names or numbers from 1)."""
     return Wanted(list(input_names), picks=parse_picks(columns), option=option,
                   placeholders=placeholder_names(input_names, "x"))
 
@@ -92,8 +93,8 @@ def open_points(path, fmt=None, stdin=None):
     try:  # an extension that names no format (.json, .dat): the content decides
         return _open_path(path, mode, None)
     except JaccliError as exc:
-        raise JaccliError(f"{exc} (read by its content: '{suffix}' is no points format; "
-                          f"--points-format {'|'.join(POINT_FORMATS)} names one)") from None
+        raise JaccliError(f"{exc.marked} (read by its content: '{suffix}' is no points format; "
+                          f"{param('points_fmt')} {'|'.join(POINT_FORMATS)} names one)") from None
 
 
 def _open_path(path, mode, fmt):
@@ -254,7 +255,7 @@ def _decode(data, source):
             raise JaccliError(f"{source}: looks like UTF-16 text without a byte order mark; "
                               f"save it as UTF-8 (or UTF-16 with a BOM)")
         raise JaccliError(f"{source}: binary data, not a text table (points are CSV, TSV/TXT "
-                          f"or NPY; --points-format names the format)")
+                          f"or NPY; {param('points_fmt')} names the format)")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -19,7 +19,7 @@ The points of every command, a training file (inputs, then targets) and
 from dataclasses import dataclass
 from typing import List, Optional
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Wanted:
 
     names: List[str]
     what: str = "input"  # "input", "target", "output": for messages
-    picks: Optional[List[str]] = None  # from --columns: header names or numbers from 1
-    option: str = "--columns"  # the option that picks them
+    picks: Optional[List[str]] = None  # from columns: header names or numbers from 1
+    option: str = param("columns")  # the parameter that picks them (errors.param)
     placeholders: bool = False  # default names (x1..xn): an unnamed header goes by position
 
 

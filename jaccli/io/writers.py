@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 from jaccli.io import registry
 from jaccli.limits import folder_as_written
 
@@ -42,7 +42,8 @@ def output_format(path, fmt=None):
         return registry.DEFAULT_OUTPUT
     if suffix not in FORMATS:
         raise JaccliError(f"{path}: unknown output format '{suffix}' "
-                          f"(use {registry.suffix_list(registry.names())}, or --format)")
+                          f"(use {registry.suffix_list(registry.names())}, or "
+                          f"{param('fmt')})")
     return FORMATS[suffix]
 
 
@@ -480,12 +481,12 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
 
         return JsonRowsWriter(path, fmt, columns, stdout, head)
     if path in (None, "-"):
-        raise JaccliError(f"--format {fmt} needs an output file (-o); standard output takes "
+        raise JaccliError(f"{param('fmt')} {fmt} needs an output file (-o); standard output takes "
                           f"{registry.join_words(registry.streaming())}")
     if fmt == "npy":
         if len(parts) > 1:
             others = [f for f in registry.names() if f != "npy"]
-            raise JaccliError(f"{path}: NPY holds one array and --with asks for {len(parts)} "
+            raise JaccliError(f"{path}: NPY holds one array and {param('with_')} asks for {len(parts)} "
                               f"({', '.join(n for n, _ in parts)}): write "
                               f"{registry.suffix_list(others)}")
         return NpyWriter(path, shape, dtype)

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, ParameterError, param
 from jaccli.extras import require
 
 #: Seconds to wait for a scheduler to answer (JACCLI_SCHEDULER_TIMEOUT overrides).
@@ -60,8 +60,9 @@ def dask_client(scheduler=None, workers=None):
         yield None
         return
     if scheduler is not None and workers is not None:
-        raise JaccliError("give either --scheduler ADDRESS or --workers N, not both")
-    option = "--scheduler" if scheduler is not None else "--workers"
+        raise ParameterError(f"give either {param('scheduler')} ADDRESS or {param('workers')} N, "
+                             "not both")
+    option = param("scheduler" if scheduler is not None else "workers")
     distributed = require("distributed", option)
     require("dask", option)
     for name in ("distributed", "tornado", "asyncio"):
@@ -83,7 +84,7 @@ def _connect(distributed, address):
         reason = str(exc).split("\n")[0] or type(exc).__name__
         if isinstance(exc, (OSError, TimeoutError)):
             reason = f"no answer within {timeout:g} s"
-        raise JaccliError(f"--scheduler {address}: cannot reach a Dask scheduler ({reason})") from None
+        raise JaccliError(f"{param('scheduler')} {address}: cannot reach a Dask scheduler ({reason})") from None
     try:
         yield client
     finally:
@@ -102,7 +103,7 @@ def _local_cluster(distributed, n_workers):
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     except Exception as exc:  # distributed wraps what went wrong in RuntimeError
-        raise JaccliError(f"--workers {n_workers}: could not start a local Dask cluster "
+        raise JaccliError(f"{param('workers')} {n_workers}: could not start a local Dask cluster "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     try:
         client = distributed.Client(cluster, set_as_default=False)

@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import stdtrit  # the t quantile; scipy.stats would add ~1 s of imports
 
-from jaccli.errors import JaccliError
+from jaccli import arguments
+from jaccli.errors import JaccliError, ParameterError, param
 
 #: Total size of the q x q triangular factors (one per output) that confint
 #: keeps in memory. q = 10,000 parameters and one output needs 800 MB.
@@ -61,10 +62,7 @@ _EPS = np.finfo(np.float64).eps
 
 def check_level(level):
     """The confidence level must lie in the open interval (0, 1)."""
-    level = float(level)
-    if not (0.0 < level < 1.0):
-        raise JaccliError(f"--level must lie strictly between 0 and 1 (got {level:g})")
-    return level
+    return arguments.fraction("level", level)
 
 
 def check_factor_memory(q, n_outputs=1):
@@ -356,7 +354,7 @@ def fit_model(model, X_train, Y_train, chunk_size=None, source=None):
     except JaccliError as exc:  # the fit's problems are the training set's
         if source is None:
             raise
-        raise JaccliError(f"{source}: {exc}") from None
+        raise JaccliError(f"{source}: {exc.marked}") from None
 
 
 def _fit_model(model, X_train, Y_train, chunk_size):
@@ -452,8 +450,8 @@ def iter_intervals(model, fit, points, level=0.95, chunk_size=None, source="poin
 def read_training_set(path, model, targets=None, stdin=None, fmt=None, columns=None):
     """(X (N, n), Y (N, m)) from a training file (``-``: ``stdin``), by the points'
     column rule (``io.selection``): the inputs, picked by ``columns``
-    (--train-columns) or by header name, then the targets, picked by ``targets``
-    (--target: names or numbers from 1) or named as the spec's outputs; with no
+    or by header name, then the targets, picked by ``targets``
+    (names or numbers from 1) or named as the spec's outputs; with no
     header, exactly n + m columns, the inputs then the targets."""
     rows, source = training_table(path, model, targets, stdin, fmt, columns)
     return split_training_rows(rows, source, model.n_inputs)
@@ -476,10 +474,10 @@ def training_table(path, model, targets=None, stdin=None, fmt=None, columns=None
     from jaccli.io.selection import Wanted, placeholder_names
 
     _check_target_count(model, targets)
-    inputs = input_columns(model.input_names, columns, option="--train-columns")
+    inputs = input_columns(model.input_names, columns, option=param("train_columns"))
     outputs = list(model.output_names)
     wanted_targets = Wanted(outputs, what="target", picks=list(targets) if targets else None,
-                            option="--target",
+                            option=param("targets"),
                             placeholders=not targets and placeholder_names(outputs, "y"))
     table = open_points(path, fmt, stdin)
     return table.take([inputs, wanted_targets]), table.source
@@ -487,7 +485,7 @@ def training_table(path, model, targets=None, stdin=None, fmt=None, columns=None
 
 def _check_target_count(model, targets):
     if targets and len(targets) != model.n_outputs:
-        raise JaccliError(f"--target given {len(targets)} time(s); the model has "
+        raise ParameterError(f"{param('targets')} given {len(targets)} time(s); the model has "
                           f"{model.n_outputs} outputs ({', '.join(model.output_names)}): "
                           f"give one target column per output, in that order")
 
@@ -526,7 +524,7 @@ def confint(model, train, points, level=0.95, targets=None, chunk_size=None):
     """Confidence and prediction intervals of ``model`` at ``points`` (array-like
     (N, n), or a points file's path), fitted on ``train`` (a training file's path,
     or an (X, Y) pair). See ``training_set`` for ``targets``."""
-    level = check_level(level)
+    level, chunk_size = check_level(level), arguments.count("chunk_size", chunk_size)
     X_train, Y_train = training_set(model, train, targets)
     fit = fit_model(model, X_train, Y_train, chunk_size,
                     None if isinstance(train, (tuple, list)) else str(train))

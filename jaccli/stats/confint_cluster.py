@@ -70,7 +70,7 @@ def _named(source, function, *args):
     try:
         return function(*args)
     except JaccliError as exc:
-        raise JaccliError(f"{source}: {exc}") from None
+        raise JaccliError(f"{source}: {exc.marked}") from None
 
 
 def _rows(table, start, stop, n_inputs, source):

@@ -44,12 +44,15 @@ from typing import List
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli import arguments
+from jaccli.errors import JaccliError, ParameterError, param
 from jaccli.extras import is_dask_array
 from jaccli.io.selection import header_index
 from jaccli.limits import check_memory
 from jaccli.stats.confint import check_level
 from jaccli.stats.moments import Moments
+
+BOUNDS = param("bounds")  # the parameter the bounds' errors name
 
 #: Bootstrap weights by table lookup: a 16-bit random integer v gives the
 #: Poisson(1) quantile at (v + 1/2) / 2^16, so each probability P(w = k) is
@@ -149,9 +152,9 @@ def _number(text, item, what):
     try:
         value = float(text)
     except ValueError:
-        raise JaccliError(f"--bounds {item!r}: {what} {text!r} is not a number") from None
+        raise ParameterError(f"{BOUNDS} {item!r}: {what} {text!r} is not a number") from None
     if not np.isfinite(value):
-        raise JaccliError(f"--bounds {item!r}: {what} must be finite, not {text}")
+        raise ParameterError(f"{BOUNDS} {item!r}: {what} must be finite, not {text}")
     return value
 
 
@@ -160,23 +163,23 @@ def _parse_bound(item, text):
     parts = [p.strip() for p in text.split(":")]
     kind = parts[0].lower()
     if kind not in KINDS:
-        raise JaccliError(f"--bounds {item!r}: unknown distribution {parts[0]!r}; "
+        raise ParameterError(f"{BOUNDS} {item!r}: unknown distribution {parts[0]!r}; "
                           f"use uniform:A:B or normal:SD")
     if len(parts) == 1:
         return InputBound(kind, source="points")
     if kind == "uniform":
         if len(parts) != 3:
-            raise JaccliError(f"--bounds {item!r}: a uniform input takes two numbers, uniform:A:B")
+            raise ParameterError(f"{BOUNDS} {item!r}: a uniform input takes two numbers, uniform:A:B")
         low, high = _number(parts[1], item, "A"), _number(parts[2], item, "B")
         if not low < high:
-            raise JaccliError(f"--bounds {item!r}: uniform:A:B needs A < B (got {low:g}, {high:g})")
+            raise ParameterError(f"{BOUNDS} {item!r}: uniform:A:B needs A < B (got {low:g}, {high:g})")
         return InputBound("uniform", low=low, high=high)
     if len(parts) != 2:
-        raise JaccliError(f"--bounds {item!r}: a normal input takes one number, its standard "
+        raise ParameterError(f"{BOUNDS} {item!r}: a normal input takes one number, its standard "
                           f"deviation: normal:SD")
     sd = _number(parts[1], item, "SD")
     if not sd > 0:
-        raise JaccliError(f"--bounds {item!r}: the standard deviation must be positive (got {sd:g})")
+        raise ParameterError(f"{BOUNDS} {item!r}: the standard deviation must be positive (got {sd:g})")
     return InputBound("normal", sd=sd)
 
 
@@ -205,31 +208,31 @@ def parse_bounds(bounds, input_names):
     else:
         items = [str(item).strip() for item in bounds]
     if any(not item for item in items):
-        raise JaccliError(f"--bounds {bounds!r}: an empty item")
+        raise ParameterError(f"{BOUNDS} {bounds!r}: an empty item")
     if len(items) == 1 and "=" not in items[0]:
         return [_parse_bound(items[0], items[0]) for _ in names]
     named = ["=" in item for item in items]
     if any(named) and not all(named):
-        raise JaccliError(f"--bounds {bounds!r}: name every input (x1=uniform:0:1,...) or none")
+        raise ParameterError(f"{BOUNDS} {bounds!r}: name every input (x1=uniform:0:1,...) or none")
     if not any(named):
         if len(items) != len(names):
-            raise JaccliError(f"--bounds gives {len(items)} bound(s); the model has {len(names)} "
+            raise ParameterError(f"{BOUNDS} gives {len(items)} bound(s); the model has {len(names)} "
                               f"inputs ({', '.join(names)}): give one per input, in that order")
         return [_parse_bound(item, item) for item in items]
     by_name = {}
     for item in items:
         key, text = (part.strip() for part in item.split("=", 1))
-        index = header_index(names, key, "--bounds", "input")  # matched like a header's names
+        index = header_index(names, key, BOUNDS, "input")  # matched like a header's names
         if index is None:
-            raise JaccliError(f"--bounds {item!r}: no input named {key!r} "
+            raise ParameterError(f"{BOUNDS} {item!r}: no input named {key!r} "
                               f"(the inputs: {', '.join(names)})")
         name = names[index]
         if name in by_name:
-            raise JaccliError(f"--bounds: input {name!r} is given twice")
+            raise ParameterError(f"{BOUNDS}: input {name!r} is given twice")
         by_name[name] = _parse_bound(item, text)
     missing = [name for name in names if name not in by_name]
     if missing:
-        raise JaccliError(f"--bounds gives {len(by_name)} of the {len(names)} inputs; "
+        raise ParameterError(f"{BOUNDS} gives {len(by_name)} of the {len(names)} inputs; "
                           f"missing: {', '.join(missing)}")
     return [by_name[name] for name in names]
 
@@ -242,13 +245,13 @@ def check_point_count(n_points, source="points"):
 
 def check_bootstrap(replicates, level):
     """At least one replicate in each tail of the percentile interval."""
-    if isinstance(replicates, bool) or int(replicates) != replicates or replicates < 1:
-        raise JaccliError(f"--bootstrap must be a positive number of replicates (got {replicates})")
-    replicates = int(replicates)
+    replicates = arguments.whole_number("bootstrap", replicates, 1,
+                                         "a positive number of replicates")
     needed = int(np.ceil(2 / (1 - level) - 1e-9))
     if replicates < needed:
-        raise JaccliError(f"--bootstrap {replicates} is too few for --level {level:g}: a "
-                          f"percentile interval needs at least {needed} replicates")
+        raise ParameterError(f"{param('bootstrap')} {replicates} is too few for "
+                             f"{param('level')} {level:g}: a percentile interval needs at "
+                             f"least {needed} replicates")
     return replicates
 
 
@@ -336,13 +339,11 @@ class SensitivityAccumulator:
         self.n, self.m = len(self.input_names), len(self.output_names)
         self.level = check_level(level)
         self.bootstrap = check_bootstrap(bootstrap, self.level)
-        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-            raise JaccliError(f"--seed must be a non-negative integer (got {seed})")
-        self.seed = int(seed)
+        self.seed = arguments.whole_number("seed", seed, 0, "a non-negative integer")
         self.bounds = parse_bounds(bounds, self.input_names)
         check_memory(SUMS_IN_FLIGHT * 8 * self.bootstrap * (2 * self.m * self.n + 1 + WEIGHT_ROWS),
-                     f"--bootstrap {self.bootstrap} for {self.m} output(s) x {self.n} input(s)",
-                     "use fewer replicates")
+                     f"{param('bootstrap')} {self.bootstrap} for {self.m} output(s) x "
+                     f"{self.n} input(s)", "use fewer replicates")
         self.total = ChunkSums.empty(self.m, self.n, self.bootstrap)
 
     def chunk_sums(self, values, jacobian, points, start):
@@ -442,6 +443,8 @@ def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=N
     ``progress``, if given, is called with the number of points done.
     Returns a ``SensitivityResult``.
     """
+    chunk_size = arguments.count("chunk_size", chunk_size)
+    threads = arguments.count("threads", threads)
     accumulator = SensitivityAccumulator(model.input_names, model.output_names, bootstrap, level,
                                          bounds, seed)
     if isinstance(points, (str, os.PathLike)):

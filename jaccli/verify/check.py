@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaccli.verify import numdiff
-from jaccli.errors import JaccliError
+from jaccli import arguments
+from jaccli.errors import JaccliError, ParameterError, param
 from jaccli.quantities import CHECKED
+from jaccli.verify import numdiff
 
 QUANTITIES = CHECKED  # jacobian, hessdiag, params
 #: The derivative tolerance of a float32 model (float64: numdiff.DEFAULT_TOL).
@@ -237,12 +238,13 @@ def quantities_to_check(what, has_reference, output_names):
     quantities = [w.strip() for w in names if w.strip()]
     unknown = [w for w in quantities if w not in QUANTITIES + ("value",)]
     if unknown or not quantities:
-        raise JaccliError(f"--what {what!r}: unknown quantity {', '.join(unknown) or '(none)'}; "
-                          f"choose from jacobian, hessdiag, params, value")
+        raise ParameterError(f"{param('what')} {what!r}: unknown quantity "
+                             f"{', '.join(unknown) or '(none)'}; "
+                             f"choose from jacobian, hessdiag, params, value")
     if "value" in quantities and not has_reference:
-        raise JaccliError("--what value needs reference outputs: a CSV/TSV points file whose "
-                          "header names the inputs and the outputs "
-                          f"({', '.join(output_names)})")
+        raise ParameterError(f"{param('what')} value needs reference outputs: a CSV/TSV points "
+                             "file whose header names the inputs and the outputs "
+                             f"({', '.join(output_names)})")
     return quantities
 
 
@@ -284,9 +286,12 @@ def check(model, points, what=None, tol=None, value_tol=DEFAULT_VALUE_TOL, refer
     False checks every point and parameter.
     """
     quantities = quantities_to_check(what, reference is not None, model.output_names)
+    chunk_size, value_tol = arguments.count("chunk_size", chunk_size), \
+        arguments.positive_number("value_tol", value_tol)
     points = model.points_from(points, source, whole=True)
     if tol is None:
         tol = numdiff.DEFAULT_TOL if model.dtype == "float64" else FLOAT32_TOL
+    tol = arguments.positive_number("tol", tol)
     rows, failures, samples, elements = [], [], {}, {}
     for quantity in quantities:
         if quantity == "value":

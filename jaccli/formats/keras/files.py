@@ -12,7 +12,7 @@ import zipfile
 import h5py
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 from jaccli.formats.file_kinds import is_zip, suffix
 from jaccli.formats.hdf5 import H5_ERRORS, hdf5_store
 from jaccli.formats.keras.chain import all_layers, model_chain
@@ -177,7 +177,7 @@ def _read_legacy_h5(path, fname):
         if "model_config" not in h5.attrs:
             raise JaccliError(
                 f"{fname}: no 'model_config' attribute: not a Keras model file "
-                "(a weights-only file needs a spec, see --spec)"
+                f"(a weights-only file needs a spec, see {param('spec')})"
             )
         raw = h5.attrs["model_config"]
         if isinstance(raw, np.ndarray) and raw.shape == ():
