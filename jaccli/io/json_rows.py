@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from jaccli.io.writers import AtomicFile, Pending, writing_to, float32_texts
+from jaccli.io.writers import Pending, TextStream, float32_texts, writing_to
 
 
 def json_text(value):
@@ -64,28 +64,19 @@ def number_texts(block):
     return cells, len(bad)
 
 
-class JsonRowsWriter:
+class JsonRowsWriter(TextStream):
     """JSON Lines (``jsonl``) or one JSON document (``json``), to a file or to standard
     output, a few chunks at a time; ``nulls`` counts the NaN and infinities written
     as null."""
 
     @writing_to
     def __init__(self, path, fmt, columns, stdout=None, head=None):
-        self.target = "<stdout>" if path in (None, "-") else path
         self.document = fmt == "json"
         self.template = row_template(columns)
         self.separator = ",\n" if self.document else "\n"
-        self.atomic, self.pending = None, Pending()
+        self.pending = Pending()
         self.nulls, self.rows_written = 0, 0
-        if path in (None, "-"):
-            self.handle = stdout or sys.stdout
-        else:
-            self.atomic = AtomicFile(path)
-            try:
-                self.handle = open(self.atomic.temp_path, "w", encoding="utf-8", newline="")
-            except BaseException:
-                self.atomic.abort()
-                raise
+        self._open(path, stdout, encoding="utf-8")
         if self.document:
             try:
                 fields = "".join(f"{json_text(str(key))}: "
@@ -130,16 +121,7 @@ class JsonRowsWriter:
                           if isinstance(value, float) and not np.isfinite(value))
         self.handle.write(self._lines(texts, len(rows)))
 
-    @writing_to
-    def commit(self):
-        self._flush_pending()
-        if self.document:
-            self.handle.write("\n]}\n" if self.rows_written else "]}\n")
-        self.handle.flush()
-        if self.atomic:
-            self.handle.close()
-            self.atomic.commit()
-
-    def abort(self):
-        if self.atomic:
-            self.atomic.abort(self.handle)
+    def _end(self):
+        if not self.document:
+            return ""
+        return "\n]}\n" if self.rows_written else "]}\n"

@@ -317,24 +317,53 @@ class Pending:
         return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
 
-class TableWriter:
+class TextStream:
+    """A text output, a few chunks at a time: to a file, written whole or not at all
+    (``AtomicFile``), or to standard output. Subclasses write their rows, flush
+    what they hold back in ``_flush_pending`` and may close the text (``_end``)."""
+
+    def _open(self, path, stdout=None, encoding=None):
+        self.target = "<stdout>" if path in (None, "-") else path
+        self.atomic = None
+        if path in (None, "-"):
+            self.handle = stdout or sys.stdout
+            return
+        self.atomic = AtomicFile(path)
+        try:
+            self.handle = open(self.atomic.temp_path, "w", encoding=encoding, newline="")
+        except BaseException:
+            self.atomic.abort()
+            raise
+
+    def _flush_pending(self):
+        """Write what is held back (subclasses)."""
+
+    def _end(self):
+        """The text that closes the output (subclasses)."""
+        return ""
+
+    @writing_to
+    def commit(self):
+        self._flush_pending()
+        self.handle.write(self._end())
+        self.handle.flush()
+        if self.atomic:
+            self.handle.close()
+            self.atomic.commit()
+
+    def abort(self):
+        if self.atomic:
+            self.atomic.abort(self.handle)
+
+
+class TableWriter(TextStream):
     """CSV/TSV to a file or to standard output, a few chunks at a time."""
 
     @writing_to
     def __init__(self, path, fmt, columns, stdout=None):
         self.delimiter = DELIMITERS[fmt]
-        self.target = "<stdout>" if path in (None, "-") else path
-        self.atomic = None
         self.pending = Pending()
-        if path in (None, "-"):
-            self.handle = stdout or sys.stdout
-        else:
-            self.atomic = AtomicFile(path)
-            try:
-                self.handle = open(self.atomic.temp_path, "w", newline="")
-            except BaseException:
-                self.atomic.abort()
-                raise
+        self._open(path, stdout)
         try:
             self.handle.write(header_line(columns, self.delimiter))
         except BaseException:
@@ -357,19 +386,6 @@ class TableWriter:
         """Rows of mixed cells (text, numbers, None for an empty cell)."""
         self._flush_pending()  # after the numbers written before them
         self.handle.write(format_cells(rows, self.delimiter))
-
-    @writing_to
-    def commit(self):
-        self._flush_pending()
-        self.handle.flush()
-        if self.atomic:
-            self.handle.close()
-            self.atomic.commit()
-
-    def abort(self):
-        if self.atomic:
-            self.atomic.abort(self.handle)
-
 
 class NpyWriter:
     """An NPY file written front to back: its header (the shape is known up
