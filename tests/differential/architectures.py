@@ -70,10 +70,11 @@ def activation_module(name, rng):
 class _Builder:
     """Collects the module list of one random Sequential; each feature is a coin toss."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, scalings=True):
         self.rng = rng
         self.modules = []
-        self.scalings = rng.random() < 0.5  # half of the nets have no custom module at all
+        # half of the nets have no custom module at all (none when ``scalings`` is False)
+        self.scalings = rng.random() < 0.5 and scalings
         self.share_activations = rng.random() < 0.3
         self.shared = {}  # activation name -> the one module object reused
         self.Scale = make_scale_module()
@@ -134,13 +135,14 @@ def random_widths(rng):
     return widths, tied
 
 
-def random_torch_net(seed):
-    """A random float64 ``nn.Sequential`` in eval mode, reproducible from ``seed``."""
+def random_torch_net(seed, scalings=True):
+    """A random float64 ``nn.Sequential`` in eval mode, reproducible from ``seed``;
+    ``scalings=False``: no custom ``Scale`` module (what ``from_torch`` can export)."""
     torch, nn = _torch()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     widths, tied = random_widths(rng)
-    b = _Builder(rng)
+    b = _Builder(rng, scalings)
     depth = len(widths) - 1
     b.maybe_scale(widths[0])
     linears = []

@@ -32,15 +32,25 @@ class Source:
 # ----------------------------------------------------------------- sources
 
 
-def torch_source(seed):
+def torch_source(seed, scalings=True):
     """A random torch net (architectures.random_torch_net) and its points."""
-    return torch_source_of(architectures.random_torch_net(seed), seed)
+    return torch_source_of(architectures.random_torch_net(seed, scalings), seed)
 
 
-def float32_torch_source(seed):
+def float32_torch_source(seed, scalings=True):
     """A random torch net with every tensor rounded to float32: the file holds float32, the reference
     computes in float64 with those values (the function the float32 file describes)."""
-    return torch_source_of(architectures.random_torch_net(seed), seed, float32=True)
+    return torch_source_of(architectures.random_torch_net(seed, scalings), seed, float32=True)
+
+
+def exportable_torch_source(seed):
+    """A random torch net with no custom module, so ``from_torch`` exports every one
+    (a custom ``Scale`` is refused by design: its forward cannot be read)."""
+    return torch_source(seed, scalings=False)
+
+
+def exportable_float32_torch_source(seed):
+    return float32_torch_source(seed, scalings=False)
 
 
 def torch_source_of(net, seed=0, float32=False):
@@ -211,14 +221,16 @@ def _skl2onnx_output(graph_outputs):
 
 
 PATHS = [
-    ExportPath("from_torch-npz", ("torch",), torch_source, write_from_torch(".npz"), own=True),
-    ExportPath("from_torch-safetensors", ("torch",), torch_source, write_from_torch(".safetensors"), own=True),
-    ExportPath("from_torch-h5", ("torch",), torch_source, write_from_torch(".h5"), own=True),
+    ExportPath("from_torch-npz", ("torch",), exportable_torch_source, write_from_torch(".npz"), own=True),
+    ExportPath("from_torch-safetensors", ("torch",), exportable_torch_source,
+               write_from_torch(".safetensors"), own=True),
+    ExportPath("from_torch-h5", ("torch",), exportable_torch_source, write_from_torch(".h5"), own=True),
     ExportPath("onnx-legacy", ("torch", "onnx", "onnxruntime"), torch_source, write_torch_onnx(False),
                own=False, onnx=True),
     ExportPath("onnx-dynamo", ("torch", "onnx", "onnxruntime", "onnxscript"), torch_source,
                write_torch_onnx(True), own=False, onnx=True, weight=0.6),
-    ExportPath("from_torch-npz-f32", ("torch",), float32_torch_source, write_from_torch(".npz"), own=True),
+    ExportPath("from_torch-npz-f32", ("torch",), exportable_float32_torch_source,
+               write_from_torch(".npz"), own=True),
     ExportPath("onnx-legacy-f32", ("torch", "onnx", "onnxruntime"), float32_torch_source,
                write_torch_onnx(False), own=False, onnx=True),
     ExportPath("onnx-dynamo-f32", ("torch", "onnx", "onnxruntime", "onnxscript"), float32_torch_source,
