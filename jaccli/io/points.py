@@ -79,7 +79,7 @@ def open_points(path, fmt=None, stdin=None):
                           f"(use {', '.join(registry.names(registry.POINTS))})")
     if path == "-":
         return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", form)
-    if form.store if form else is_zarr_path(path):  # a directory, read by zarr
+    if (form.store if form else is_zarr_path(path)):  # a directory, read by zarr
         return ZarrTable(path)
     try:
         mode = os.stat(path).st_mode
