@@ -105,8 +105,8 @@ def test_file_options_complete_file_names(option, monkeypatch):
 def test_the_cli_format_lists_agree_with_the_readers_and_writers():
     """cli/options.py keeps its own copies (so that --help imports no NumPy): they must not drift."""
     from jaccli.cli import options
-    from jaccli.io import points, writers
+    from jaccli.io import registry, writers
 
-    assert set(options.POINT_FORMATS) == set(points.POINT_FORMATS)
+    assert options.POINT_FORMATS == registry.names(registry.POINTS)
     assert set(options.OUTPUT_FORMATS) == set(writers.FORMATS.values())
     assert set(options.TABLE_FORMATS) <= set(options.OUTPUT_FORMATS)

@@ -17,8 +17,7 @@ from jaccli.io import registry
 @compute_options
 @cluster_options
 @click.option("--train", "-t", "train_path", type=click.Path(allow_dash=True), required=True,
-              help="Training file (.csv, .tsv/.txt, .npy, a pipe, or -): the inputs and the "
-                   "targets.")
+              help=f"Training set, the inputs and the targets: {registry.points_sources()}.")
 @click.option("--train-format", "train_fmt", type=click.Choice(POINT_FORMATS), default=None,
               help="Format of --train (default: from the extension, else the content).")
 @click.option("--train-columns", default=None, metavar="A,B,...",

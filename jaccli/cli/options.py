@@ -10,8 +10,7 @@ import click
 from jaccli.errors import JaccliError
 from jaccli.io import registry  # pure Python: --help loads no NumPy
 
-# Kept here, not imported from jaccli.io.points, so that --help loads no NumPy.
-POINT_FORMATS = ["csv", "tsv", "txt", "npy", "zarr", "parquet"]
+POINT_FORMATS = registry.names(registry.POINTS)
 OUTPUT_FORMATS = registry.names()
 #: The formats a report table (names, numbers, a verdict) can be written in.
 TABLE_FORMATS = registry.with_cells()
@@ -45,8 +44,7 @@ def compute_options(func=None, *, formats=OUTPUT_FORMATS):
 
     @model_options
     @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
-                  help="Points: a .csv, .tsv/.txt, .npy or .parquet file, a .zarr store (or an "
-                       "array in one: pts.zarr/group/array), a pipe, or - for standard input.")
+                  help=f"Points: {registry.points_sources()}.")
     @click.option("--points-format", "points_fmt", type=click.Choice(POINT_FORMATS), default=None,
                   help="Format of --points (default: from the extension, else the content).")
     @click.option("--columns", default=None, metavar="A,B,...",

@@ -12,9 +12,10 @@ import numpy as np
 from jaccli.errors import JaccliError
 from jaccli.numeric import dtype_problem
 from jaccli.messages import clip
+from jaccli.io import registry
 from jaccli.io.selection import select_columns
 
-NPY_MAGIC = b"\x93NUMPY"
+NPY_MAGIC = registry.points_format("npy").magic
 
 
 def _check_npy_header(handle, size, source):

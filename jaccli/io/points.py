@@ -1,9 +1,11 @@
-"""Reading the points: CSV, TSV/TXT, NPY or Parquet from any readable path or standard input, or ``--at``.
+"""Reading the points in any of ``registry.POINTS``'s formats (CSV, TSV, whitespace
+text, NPY, Zarr, Parquet) from any readable path or standard input, or ``--at``.
 
-The format is the one asked for (``--points-format``), else the extension's,
-else the content's: NPY by its magic bytes, otherwise text, whose delimiter
-is found in the first data line (csv: a comma, or a tab when the line has
-tabs and no comma; tsv, txt or unknown: a tab, else a comma, else spaces).
+The format is the one asked for (``--points-format``), else the extension's
+(any case), else the content's: NPY by its magic bytes, otherwise text, whose
+delimiter is found in the first data line as the format's record says (csv: a
+comma, or a tab when the line has tabs and no comma; tsv, txt or unknown: a
+tab, else a comma, else spaces).
 A text table may start with a header: a first row most of whose cells are
 not numbers (``is_header``, the one rule every reader uses). Which columns
 hold the inputs is ``selection.select_columns``'s one rule.
@@ -26,8 +28,9 @@ import numpy as np
 
 from jaccli.errors import JaccliError, ParameterError, param
 from jaccli.messages import clip
+from jaccli.io import registry
 from jaccli.io.blocks import BlockRows
-from jaccli.io.npy_points import NPY_MAGIC, NpyRows, NpyTable
+from jaccli.io.npy_points import NpyRows, NpyTable
 from jaccli.io.selection import Wanted, names_all, parse_picks, placeholder_names, select_columns
 from jaccli.io.zarr_store import ZarrTable, is_zarr_path
 
@@ -36,9 +39,6 @@ from jaccli.io.zarr_store import ZarrTable, is_zarr_path
 # pyarrow: 2.8 s and 145 MB peak in 4 MB blocks, 6.8 s and 440 MB whole), so only
 # a file of about two blocks is read whole.
 STREAM_TEXT_BYTES = int(os.environ.get("JACCLI_STREAM_TEXT_BYTES", 8 << 20))
-POINT_FORMATS = ("csv", "tsv", "txt", "npy", "zarr", "parquet")
-SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "txt", ".npy": "npy", ".zarr": "zarr",
-                  ".parquet": "parquet"}
 
 
 def parse_inline_point(text, n_inputs):
@@ -64,7 +64,7 @@ def read_points(path, input_names, stdin=None, fmt=None, columns=None):
     """An (N, n) array (read lazily for a large file) of the points in ``path``.
 
     ``path``: a file, a pipe, or ``-`` for ``stdin`` (a binary stream);
-    ``fmt``: csv, tsv, txt or npy (default: from the extension, else the
+    ``fmt``: a name in ``registry.POINTS`` (default: from the extension, else the
     content); ``columns``: --columns (header names or numbers from 1).
     """
     return open_points(path, fmt, stdin).take([input_columns(input_names, columns)])
@@ -73,11 +73,13 @@ def read_points(path, input_names, stdin=None, fmt=None, columns=None):
 def open_points(path, fmt=None, stdin=None):
     """A points table (``TextTable``, ``NpyTable``, ``ZarrTable``): its format found and its head read,
     its columns chosen by ``take``. A regular file is not read whole when large."""
-    if fmt is not None and fmt not in POINT_FORMATS:
-        raise JaccliError(f"unknown points format {fmt!r} (use {', '.join(POINT_FORMATS)})")
+    form = registry.points_format(fmt)
+    if fmt is not None and form is None:
+        raise JaccliError(f"unknown points format {fmt!r} "
+                          f"(use {', '.join(registry.names(registry.POINTS))})")
     if path == "-":
-        return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", fmt)
-    if fmt == "zarr" or (fmt is None and is_zarr_path(path)):  # a directory, read by zarr
+        return _read_stream(stdin if stdin is not None else io.BytesIO(), "<stdin>", form)
+    if (form.store if form else is_zarr_path(path)):  # a directory, read by zarr
         return ZarrTable(path)
     try:
         mode = os.stat(path).st_mode
@@ -87,43 +89,56 @@ def open_points(path, fmt=None, stdin=None):
         raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
         raise JaccliError(f"{path}: is a directory, not a points file")
-    suffix = os.path.splitext(path)[1].lower()
-    if fmt is not None or suffix in SUFFIX_FORMATS or not suffix:
-        return _open_path(path, mode, fmt or SUFFIX_FORMATS.get(suffix))
+    suffix = os.path.splitext(path)[1]
+    form = form or registry.points_format_of(suffix)
+    if form is not None or not suffix:
+        return _open_path(path, mode, form)
     try:  # an extension that names no format (.json, .dat): the content decides
         return _open_path(path, mode, None)
     except JaccliError as exc:
-        raise JaccliError(f"{exc.marked} (read by its content: '{suffix}' is no points format; "
-                          f"{param('points_fmt')} {'|'.join(POINT_FORMATS)} names one)") from None
+        raise JaccliError(f"{exc.marked} (read by its content: '{suffix.lower()}' is no points "
+                          f"format; {param('points_fmt')} "
+                          f"{'|'.join(registry.names(registry.POINTS))} names one)") from None
 
 
-def _open_path(path, mode, fmt):
+def _open_path(path, mode, form):
+    """``form``: the ``registry.PointsFormat`` asked for or named by the suffix, or None."""
     try:
         if not stat.S_ISREG(mode):  # a pipe or a device: read once, front to back
             with open(path, "rb") as handle:
-                return _read_stream(handle, path, fmt)
-        return _open_regular(path, fmt, path)
+                return _read_stream(handle, path, form)
+        return _open_regular(path, form, path)
     except OSError as exc:
         raise JaccliError(f"{path}: cannot read the points: {exc.strerror or exc}") from None
 
 
-def _open_regular(path, fmt, source):
-    if fmt == "parquet":
+def _reader(form, head):
+    """Which reader opens a file of format ``form`` (None: found from ``head``, its first bytes)."""
+    form = form or registry.sniff_points(head)
+    return form.reader if form else "text"
+
+
+def _name(form):
+    return form.name if form else None
+
+
+def _open_regular(path, form, source):
+    if form is not None and form.reader == "parquet":
         from jaccli.io.parquet import ParquetTable
 
         return ParquetTable(path, source)
     with open(path, "rb") as handle:
         head = handle.read(TextRows.HEAD_BYTES)
         size = os.fstat(handle.fileno()).st_size
-    if fmt == "npy" or (fmt is None and head.startswith(NPY_MAGIC)):
+    if _reader(form, head) == "npy":
         return NpyTable.from_file(path, source)
     if size > STREAM_TEXT_BYTES and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return TextTable.streamed(path, head, fmt, source)
+        return TextTable.streamed(path, head, _name(form), source)
     with open(path, "rb") as handle:
-        return TextTable(_decode(handle.read(), source), source, fmt)
+        return TextTable(_decode(handle.read(), source), source, _name(form))
 
 
-def _read_stream(handle, source, fmt):
+def _read_stream(handle, source, form):
     """A pipe, a device or standard input, read once, front to back: held in memory
     up to STREAM_TEXT_BYTES; a larger one is copied to a temporary file as it is
     read, then read from there as a large file is, so memory stays bounded."""
@@ -132,9 +147,9 @@ def _read_stream(handle, source, fmt):
 
     data = handle.read(STREAM_TEXT_BYTES + 1)
     if len(data) <= STREAM_TEXT_BYTES:
-        if fmt == "npy" or (fmt is None and data.startswith(NPY_MAGIC)):
+        if _reader(form, data) == "npy":
             return NpyTable.from_bytes(data, source)
-        return TextTable(_decode(data, source), source, fmt)
+        return TextTable(_decode(data, source), source, _name(form))
     spool = tempfile.NamedTemporaryFile(prefix="jaccli-points-", suffix=".part")
     try:
         try:
@@ -145,7 +160,7 @@ def _read_stream(handle, source, fmt):
         except OSError as exc:
             raise JaccliError(f"{source}: cannot copy the points to a temporary file in "
                               f"{tempfile.gettempdir()}: {exc.strerror or exc}") from None
-        table = _open_regular(spool.name, fmt, source)
+        table = _open_regular(spool.name, form, source)
     except BaseException:
         spool.close()
         raise
@@ -178,14 +193,13 @@ class Layout:
 
 
 def sniff_delimiter(line, fmt):
-    """csv: a comma (a tab if the line has tabs and no comma); tsv, txt or
-    unknown: a tab, else a comma, else runs of spaces (numpy.savetxt's .txt)."""
-    if fmt == "csv":
-        return "\t" if "\t" in line and "," not in line else ","
-    for delimiter in ("\t", ","):
-        if delimiter in line:
-            return delimiter
-    return None
+    """The delimiter of text format ``fmt``'s record found in ``line``: csv: a comma (a
+    tab if the line has tabs and no comma); tsv, txt or unknown: a tab, else a comma,
+    else runs of spaces (numpy.savetxt's .txt). None: runs of spaces."""
+    form = registry.points_format(fmt)
+    if form is None or form.reader != "text":
+        form = registry.points_format(registry.TEXT_BY_CONTENT)
+    return next((d for d in form.delimiters if d in line), form.otherwise)
 
 
 def text_layout(text, fmt, source):
@@ -254,8 +268,8 @@ def _decode(data, source):
         if _looks_like_utf16(head[0::2], head[1::2]) or _looks_like_utf16(head[1::2], head[0::2]):
             raise JaccliError(f"{source}: looks like UTF-16 text without a byte order mark; "
                               f"save it as UTF-8 (or UTF-16 with a BOM)")
-        raise JaccliError(f"{source}: binary data, not a text table (points are CSV, TSV/TXT "
-                          f"or NPY; {param('points_fmt')} names the format)")
+        raise JaccliError(f"{source}: binary data, not a text table (points files are "
+                          f"{registry.points_suffixes()}; {param('points_fmt')} names the format)")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -25,9 +25,10 @@ import numpy as np
 
 from jaccli.errors import JaccliError
 from jaccli.numeric import dtype_problem
+from jaccli.io import registry
 from jaccli.io.writers import track_unfinished
 
-SUFFIX = ".zarr"
+SUFFIX = registry.points_format("zarr").suffixes[0]
 #: Files that mark a directory as a Zarr array or group (format 3, then 2).
 MARKERS = ("zarr.json", ".zarray", ".zgroup")
 #: Rows of an output chunk: about this many bytes each (uncompressed).
