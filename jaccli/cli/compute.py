@@ -1,14 +1,12 @@
 """``info`` and the computing commands (value, jacobian, hessdiag, hessian, laplacian)."""
 
 import sys
-import time
-import warnings
 
 import click
 
-from jaccli.cli.options import (cluster_options, compute_options, input_paths, load_model,
-                                load_points, model_options, npz_extras, one_stdin,
-                                store_attributes)
+from jaccli.cli.options import (cluster_options, compute_options, load_model, model_options,
+                                npz_extras, store_attributes)
+from jaccli.cli.pipeline import Streamed
 from jaccli.cli.plotting import plot_options
 from jaccli.errors import JaccliError
 from jaccli.quantities import QUANTITIES, WITH_QUANTITIES
@@ -54,54 +52,70 @@ def info(model, spec, dtype, as_json):
     out.write(f"total\t\t\t{facts['n_parameters']}\n")
 
 
-def run_quantity(quantity, command, model, spec, dtype, points_path, points_fmt, columns, at,
-                 chunk_size, output, fmt, quiet, scheduler, workers, with_=(), plot=None,
-                 plot_x=None):
-    """Load, check, compute chunk by chunk, write whole-or-nothing, summarise.
+class QuantityRun(Streamed):
+    """value ... laplacian: the quantity (and the --with ones, written first: their
+    columns before the command's in a table, each by name in NPZ and Zarr), chunk by
+    chunk; with --plot, the command's own columns drawn against the points."""
 
-    ``with_``: other quantities computed in the same pass, written first
-    (their columns before the command's in a table; each by name in NPZ and Zarr).
-    ``plot``: also draw the command's own columns against the points (``--plot``).
-    """
-    from jaccli.quantities import column_names
-    from jaccli.io.finite import check_finite_points
-    from jaccli.io.points import is_streamed
-    from jaccli.cli.plotting import derivative_figure, plot_target
-    from jaccli.cli.summary import ColumnStats, stderr_console
-    from jaccli.io.writers import Together, check_output_path, open_writer, output_format
-    from jaccli.scale.cluster import dask_client
+    overflow_counted = True
 
-    one_stdin(spec=spec, points=points_path)
-    model_path, model = model, load_model(model, spec, dtype)
-    inputs = input_paths(model_path, spec, points_path)
-    check_output_path(output, inputs)
-    fmt = output_format(output, fmt)
-    plot = plot_target(plot, inputs, output, plot_x)
-    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
-    if not is_streamed(points):  # a file read whole is checked whole, up front
-        check_finite_points(points, source)
-        model.in_dtype(points, source)
-    names = [name for name in with_ if name != quantity] + [quantity]
-    parts = [(name, model.result_shape(name, len(points))) for name in names]  # streamed: no memory check
-    headers = [header for name in names for header in column_names(name, model)]
-    figure, sample = derivative_figure(plot, plot_x, model, quantity, len(headers)) \
-        if plot else (None, None)
-    console = stderr_console()
-    stats = None if quiet else ColumnStats(len(headers))
-    with dask_client(scheduler, workers) as client:
-        started = time.perf_counter()  # a local cluster's start-up is not the computation's
-        writer = Together(open_writer(output, fmt, quantity, parts[-1][1], model.dtype, headers,
-                                      npz_extras(model, points), stdout=sys.stdout,
-                                      attributes=store_attributes(model, command), parts=parts,
-                                      head=json_head(command, model, len(points))), figure)
-        chunks = result_chunks(client, model, names, sample.tap(points) if sample else points,
-                               chunk_size, source)
-        # an overflow inside the network is counted and reported once, not warned per chunk
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            non_finite = write_chunks(chunks, writer, console, len(points), quiet, stats)
-    report_run(console, model, command, names, headers, stats, len(points),
-               time.perf_counter() - started, non_finite, quiet, output, fmt, parts, figure)
+    def __init__(self, quantity, command, with_=(), **options):
+        super().__init__(**options)
+        self.quantity, self.name = quantity, command
+        self.names = [name for name in with_ if name != quantity] + [quantity]
+
+    def read(self):
+        from jaccli.cli.plotting import derivative_figure
+        from jaccli.cli.summary import ColumnStats
+        from jaccli.io.points import is_streamed
+        from jaccli.quantities import column_names
+
+        super().read()
+        if not is_streamed(self.points):
+            self.model.in_dtype(self.points, self.source)
+        model, n_points = self.model, len(self.points)
+        self.parts = [(name, model.result_shape(name, n_points)) for name in self.names]  # streamed: no memory check
+        self.headers = [header for name in self.names for header in column_names(name, model)]
+        self.figure, self.sample = derivative_figure(self.plot, self.plot_x, model, self.quantity,
+                                                     len(self.headers)) \
+            if self.plot else (None, None)
+        self.stats = None if self.quiet else ColumnStats(len(self.headers))
+
+    def data_writer(self):
+        from jaccli.io.writers import open_writer
+
+        model = self.model
+        return open_writer(self.output, self.fmt, self.quantity, self.parts[-1][1], model.dtype,
+                           self.headers, npz_extras(model, self.points), stdout=sys.stdout,
+                           attributes=store_attributes(model, self.name), parts=self.parts,
+                           head=json_head(self.name, model, len(self.points)))
+
+    def chunks(self, client):
+        points = self.sample.tap(self.points) if self.sample else self.points
+        return result_chunks(client, self.model, self.names, points, self.chunk_size, self.source)
+
+    def warnings(self, writer):
+        """NaN and infinities, said once (as null in JSON: no second warning)."""
+        if not self.non_finite:
+            return []
+        json_note = " (written as null: JSON has no NaN)" if self.fmt in ("json", "jsonl") else ""
+        return [f"{self.non_finite:,} result(s) are NaN or infinite: the network overflows "
+                f"at some points (an exp layer, extreme inputs, or float32?){json_note}"]
+
+    def summarise(self, seconds):
+        summarise(self.console, self.model, self.name, self.names, self.headers, self.stats,
+                  len(self.points), seconds)
+
+    def wrote(self):
+        lines = []
+        if self.output not in (None, "-"):
+            parts = self.parts
+            shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 \
+                else parts[-1][1]
+            lines.append(f"wrote {self.output} ({self.fmt}, shape {shapes})")
+        if self.figure is not None:
+            lines.append(f"wrote {self.figure.target} (figure, {self.figure.format})")
+        return lines
 
 
 def result_chunks(client, model, names, points, chunk_size, source):
@@ -122,26 +136,6 @@ def json_head(command, model, n_points):
     """The fields of a JSON document's head (-o out.json), before its rows."""
     return {"command": command, "model": str(model.path), "inputs": list(model.input_names),
             "outputs": list(model.output_names), "n_points": n_points}
-
-
-def report_run(console, model, command, names, headers, stats, n_points, seconds, non_finite,
-               quiet, output, fmt, parts, figure):
-    """The warnings (always) and the summary (unless --quiet) of a computing command."""
-    from jaccli.cli.summary import warn
-
-    if non_finite:
-        json_note = " (written as null: JSON has no NaN)" if fmt in ("json", "jsonl") else ""
-        warn(console, f"{non_finite:,} result(s) are NaN or infinite: the network overflows "
-                      f"at some points (an exp layer, extreme inputs, or float32?){json_note}")
-    if quiet:
-        return
-    summarise(console, model, command, names, headers, stats, n_points, seconds)
-    if output not in (None, "-"):
-        shape = parts[-1][1]
-        shapes = ", ".join(f"{name} {part}" for name, part in parts) if len(parts) > 1 else shape
-        console.print(f"wrote {output} ({fmt}, shape {shapes})")
-    if figure is not None:
-        console.print(f"wrote {figure.target} (figure, {figure.format})")
 
 
 def summarise(console, model, command, names, columns, stats, n_points, seconds):
@@ -165,34 +159,6 @@ def side_by_side(results):
     import numpy as np
 
     return np.concatenate([part.reshape(len(part), -1) for part in results.values()], axis=1)
-
-
-def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
-    """Write each (start, result) of ``chunks`` in order, then commit (abort on any
-    error); returns how many results are NaN or infinite."""
-    import numpy as np
-
-    from jaccli.cli.summary import LazyProgress
-    from jaccli.io.writers import written_whole
-
-    progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
-    following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
-    if following:
-        chunks.follow(progress.advance)
-    non_finite = 0
-    try:
-        with written_whole(writer):
-            for start, result in chunks:
-                rows = result.reshape(len(result), -1)
-                writer.write(start, rows)
-                if stats is not None:
-                    stats.update(rows)
-                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
-                if not following:
-                    progress.advance(start + len(rows))
-    finally:
-        progress.close()
-    return non_finite
 
 
 def summary_groups(model, quantity, label, offset, width, named=False):
@@ -234,7 +200,7 @@ PLOT_X_HELP = ("The inputs --plot draws the derivatives against, comma-separated
 
 def _quantity_command(quantity, summary, example, plot=False):
     def command(**kwargs):
-        run_quantity(quantity, quantity, **kwargs)
+        QuantityRun(quantity, quantity, **kwargs).run()
 
     command.__doc__ = f"{summary}\n\n\b\nExample{'s' if plot else ''}:\n  {example}"
     if plot:
@@ -268,7 +234,7 @@ def jacobian(wrt, **kwargs):
     quantity = "jacobian" if wrt == "inputs" else "param_jacobian"
     if wrt == "params" and kwargs["plot"] is not None:
         raise JaccliError("--plot draws dy/dx against x: not with --wrt params")
-    run_quantity(quantity, "jacobian" if wrt == "inputs" else "jacobian --wrt params", **kwargs)
+    QuantityRun(quantity, "jacobian" if wrt == "inputs" else "jacobian --wrt params", **kwargs).run()
 
 
 COMMANDS = [info] + [_quantity_command(*entry) for entry in [

@@ -1,13 +1,13 @@
 """The ``confint`` and ``check`` commands: parse, call the library, write."""
 
 import sys
-import time
 
 import click
 
 from jaccli.cli.options import (OUTPUT_FORMATS, POINT_FORMATS, TABLE_FORMATS, cluster_options,
                                 compute_options, input_paths, load_model, load_points, npz_extras,
-                                one_stdin, open_point_table, store_attributes)
+                                open_point_table, store_attributes)
+from jaccli.cli.pipeline import Streamed, Tabled
 from jaccli.cli.plotting import plot_options
 from jaccli.errors import JaccliError
 from jaccli.io import registry
@@ -35,9 +35,7 @@ from jaccli.io import registry
                    f"or - for standard output).")
 @plot_options(plot_x="The input on the figure's x axis (default: the one whose range is "
                      "largest).")
-def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
-            quiet, scheduler, workers, train_path, train_fmt, train_columns, level, targets,
-            leverage_path, plot, plot_x):
+def confint(**options):
     """Confidence and prediction intervals of f(x) for a least-squares-fitted model.
 
     Z, the parameter Jacobian at the training inputs, gives through its SVD
@@ -56,56 +54,94 @@ def confint(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size
       jaccli confint sample_models/noisy.npz --train sample_models/noisy_train.csv \\
           --points sample_models/noisy_points.csv -o ci.json --plot ci.png
     """
-    import numpy as np
+    ConfintRun(**options).run()
 
-    from jaccli.stats import confint as ci
-    from jaccli.io.finite import check_finite_points
-    from jaccli.io.points import is_streamed
-    from jaccli.cli.plotting import plot_target
-    from jaccli.cli.summary import print_fit_summary, stderr_console, warn, warn_nulls
-    from jaccli.io.writers import Together, check_output_room, open_writer, written_whole
-    from jaccli.scale.cluster import dask_client
-    from jaccli.cli.compute import write_chunks
 
-    level = ci.check_level(level)
-    one_stdin(spec=spec, train=train_path, points=points_path)
-    model_path, model = model, load_model(model, spec, dtype)
-    fmt, lev_fmt = _output_formats(model_path, spec, points_path, train_path, output, fmt,
-                                   leverage_path)
-    plot = plot_target(plot, input_paths(model_path, spec, points_path, train_path,
-                                         leverage_path), output, plot_x)
-    train_rows, train_source = ci.training_table(
-        train_path, model, targets, sys.stdin.buffer if train_path == "-" else None, train_fmt,
-        train_columns)
-    points, source = load_points(model, points_path, at, points_fmt, columns, spec)
-    if not is_streamed(points):
-        check_finite_points(points, source)
-    shape = (len(points), model.n_outputs, len(ci.INTERVAL_FIELDS))
-    check_output_room(output, fmt, shape, np.float64)
-    console = stderr_console()
-    with dask_client(scheduler, workers) as client:
-        started = time.perf_counter()  # a local cluster's start-up is not the computation's
-        fit, chunks, figure = _fit_and_intervals(client, model, train_rows, train_source,
-                                                 train_path, points, level, chunk_size, source,
-                                                 plot, plot_x)
-        writer = Together(open_writer(
-            output, fmt, "confint", shape, np.float64, ci.interval_columns(model),
-            npz_extras(model, points, ci.INTERVAL_FIELDS, level), stdout=sys.stdout,
-            attributes=store_attributes(model, "confint"),
-            head=_fit_head(model, fit, train_path, len(points), level)), figure)
-        if leverage_path is None:
-            write_chunks(chunks, writer, console, len(points), quiet)
-        else:  # the leverages are committed after the intervals, or not at all
-            with written_whole(_write_leverages(model, fit, leverage_path, lev_fmt, writer)):
-                write_chunks(chunks, writer, console, len(points), quiet)
-    if not quiet:
-        print_fit_summary(console, model, fit, train_path, len(points), level,
-                          time.perf_counter() - started)
-        if plot is not None:
-            console.print(f"wrote {plot} (figure)")
-    for message in fit.warnings(model.output_names):
-        warn(console, message)
-    warn_nulls(console, writer)
+class ConfintRun(Streamed):
+    """The fit on --train, then the intervals at the points chunk by chunk; with
+    --leverage, the training points' residuals and leverages, committed after them."""
+
+    name = "confint"
+    warn_after_summary = True
+
+    def run(self):
+        from jaccli.stats import confint as ci
+
+        self.level = ci.check_level(self.level)
+        return super().run()
+
+    def reads(self):
+        return {"train": self.train_path}
+
+    def check_other_outputs(self):
+        """--leverage: writable, no input, not standard output beside the intervals."""
+        from jaccli.io.writers import check_output_path, output_format
+
+        if self.leverage_path is None:
+            return [None]
+        check_output_path(self.leverage_path, input_paths(self.model_path, self.spec,
+                                                          self.points_path, self.train_path,
+                                                          self.output))
+        if self.leverage_path == "-" and self.output in (None, "-"):
+            raise JaccliError("--leverage - needs the intervals in a file (-o): "
+                              "both cannot go to standard output")
+        self.lev_fmt = output_format(self.leverage_path)
+        return [self.leverage_path]
+
+    def read(self):
+        """The training table, the points, and room for the intervals, before the fit."""
+        import numpy as np
+
+        from jaccli.io.writers import check_output_room
+        from jaccli.stats import confint as ci
+
+        self.train_rows, self.train_source = ci.training_table(
+            self.train_path, self.model, self.targets,
+            sys.stdin.buffer if self.train_path == "-" else None, self.train_fmt,
+            self.train_columns)
+        super().read()
+        self.shape = (len(self.points), self.model.n_outputs, len(ci.INTERVAL_FIELDS))
+        check_output_room(self.output, self.fmt, self.shape, np.float64)
+
+    def prepare(self, client):
+        self.fit, self.intervals, self.figure = _fit_and_intervals(
+            client, self.model, self.train_rows, self.train_source, self.train_path, self.points,
+            self.level, self.chunk_size, self.source, self.plot, self.plot_x)
+
+    def data_writer(self):
+        import numpy as np
+
+        from jaccli.io.writers import open_writer
+        from jaccli.stats import confint as ci
+
+        model, points = self.model, self.points
+        return open_writer(self.output, self.fmt, "confint", self.shape, np.float64,
+                           ci.interval_columns(model),
+                           npz_extras(model, points, ci.INTERVAL_FIELDS, self.level),
+                           stdout=sys.stdout, attributes=store_attributes(model, "confint"),
+                           head=_fit_head(model, self.fit, self.train_path, len(points),
+                                          self.level))
+
+    def chunks(self, client):
+        return self.intervals
+
+    def companions(self, writer):
+        """The leverages are committed after the intervals, or not at all."""
+        from jaccli.io.writers import written_whole
+
+        if self.leverage_path is None:
+            return super().companions(writer)
+        return written_whole(_write_leverages(self.model, self.fit, self.leverage_path,
+                                              self.lev_fmt, writer))
+
+    def warnings(self, writer):
+        return list(self.fit.warnings(self.model.output_names)) + super().warnings(writer)
+
+    def summarise(self, seconds):
+        from jaccli.cli.summary import print_fit_summary
+
+        print_fit_summary(self.console, self.model, self.fit, self.train_path, len(self.points),
+                          self.level, seconds)
 
 
 def _fit_and_intervals(client, model, train_rows, train_source, train_path, points, level,
@@ -149,21 +185,6 @@ def _fit_head(model, fit, train_path, n_points, level):
             "level": level, "n_points": n_points, "fit": facts}
 
 
-def _output_formats(model_path, spec, points_path, train_path, output, fmt, leverage_path):
-    """The formats of -o and --leverage, each output checked before any work."""
-    from jaccli.io.writers import check_output_path, output_format
-
-    check_output_path(output, input_paths(model_path, spec, points_path, train_path))
-    fmt = output_format(output, fmt)
-    if leverage_path is None:
-        return fmt, None
-    check_output_path(leverage_path, input_paths(model_path, spec, points_path, train_path, output))
-    if leverage_path == "-" and output in (None, "-"):
-        raise JaccliError("--leverage - needs the intervals in a file (-o): "
-                          "both cannot go to standard output")
-    return fmt, output_format(leverage_path)
-
-
 def _write_leverages(model, fit, path, fmt, intervals_writer):
     """Open and fill the --leverage output (committed by the caller after the intervals)."""
     import numpy as np
@@ -200,8 +221,7 @@ def _write_leverages(model, fit, path, fmt, intervals_writer):
               help="params: check every point and parameter (default: a seeded sample of "
                    "64 points and 128 parameters).")
 @plot_options
-def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, output, fmt,
-          quiet, what, tol, value_tol, check_all, plot):
+def check(**options):
     """Analytic derivatives against finite differences at your points.
 
     Each quantity is computed analytically, by central differences and by
@@ -227,56 +247,68 @@ def check(model, spec, dtype, points_path, points_fmt, columns, at, chunk_size, 
       jaccli check sample_models/noisy.npz --points sample_models/noisy_points.csv \\
           -o check.json --plot check.png
     """
-    import numpy as np
-
-    from jaccli.verify import check as checking
-    from jaccli.io.finite import check_finite_points
-    from jaccli.cli.plotting import plot_target
-    from jaccli.cli.summary import print_check_report, stderr_console, warn_nulls
-    from jaccli.io.writers import check_output_path, output_format
-
-    one_stdin(spec=spec, points=points_path)
-    model_path, model = model, load_model(model, spec, dtype)
-    numeric = model if dtype == "float64" else load_model(model_path, spec, "float64")
-    inputs = input_paths(model_path, spec, points_path)
-    check_output_path(output, inputs)
-    fmt = output_format(output, fmt)
-    if fmt not in TABLE_FORMATS:
-        raise JaccliError(f"{output}: check writes a table of errors: use "
-                          f"{registry.suffix_list(TABLE_FORMATS)}, not {fmt}")
-    plot = plot_target(plot, inputs, output)
-    table = open_point_table(points_path, at, points_fmt, columns, spec)  # read once
-    has_reference = checking.names_the_outputs(table, model)
-    quantities = checking.quantities_to_check(what, has_reference, model.output_names)
-    points, source = load_points(model, points_path, at, columns=columns, table=table)
-    points = np.asarray(points, dtype=np.float64)
-    check_finite_points(points, source)
-    reference = checking.read_reference(table, model) if "value" in quantities else None
-    report = checking.check(model, points, quantities, tol, value_tol, reference, numeric,
-                            chunk_size, source, sample=not check_all)
-    warn_nulls(stderr_console(), _write_report(report, model, output, fmt, plot))
-    if not quiet:
-        print_check_report(stderr_console(), model, report, dtype)
-        if plot is not None:
-            stderr_console().print(f"wrote {plot} (figure)")
-    if not report.passed:
+    if not CheckRun(**options).run().result.passed:
         click.get_current_context().exit(1)
 
 
-def _write_report(report, model, output, fmt, plot):
-    """check's table (and its figure with --plot), whole or not at all; returns its writer."""
-    from jaccli.cli.plotting import table_figure
-    from jaccli.io.writers import Together, open_writer, written_whole
-    from jaccli.plots import plot_check
+class CheckRun(Tabled):
+    """Each quantity analytically and by finite differences, whole; the table of errors."""
 
-    head = {"command": "check", "model": str(model.path), "n_points": report.n_points,
-            "tol": report.tol, "value_tol": report.value_tol, "passed": report.passed}
-    figure = table_figure(plot, lambda: plot_check(report))
-    writer = open_writer(output, fmt, "check", (len(report.rows), len(report.columns)), "float64",
-                         report.columns, stdout=sys.stdout, head=head)
-    with written_whole(Together(writer, figure)) as both:
-        both.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
-    return writer
+    name = "check"
+    formats = TABLE_FORMATS
+    refusal = "check writes a table of errors: use"
+
+    def read(self):
+        """The points table, read once: the points, and the reference outputs it names."""
+        import numpy as np
+
+        from jaccli.io.finite import check_finite_points
+        from jaccli.verify import check as checking
+
+        model = self.model
+        self.numeric = model if self.dtype == "float64" else \
+            load_model(self.model_path, self.spec, "float64")
+        table = open_point_table(self.points_path, self.at, self.points_fmt, self.columns,
+                                 self.spec)
+        has_reference = checking.names_the_outputs(table, model)
+        self.quantities = checking.quantities_to_check(self.what, has_reference,
+                                                       model.output_names)
+        points, self.source = load_points(model, self.points_path, self.at, columns=self.columns,
+                                          table=table)
+        self.points = np.asarray(points, dtype=np.float64)
+        check_finite_points(self.points, self.source)
+        self.reference = checking.read_reference(table, model) \
+            if "value" in self.quantities else None
+
+    def calculate(self, client, advance):
+        from jaccli.verify import check as checking
+
+        return checking.check(self.model, self.points, self.quantities, self.tol, self.value_tol,
+                              self.reference, self.numeric, self.chunk_size, self.source,
+                              sample=not self.check_all)
+
+    def data_writer(self):
+        from jaccli.io.writers import open_writer
+
+        report = self.result
+        head = {"command": "check", "model": str(self.model.path), "n_points": report.n_points,
+                "tol": report.tol, "value_tol": report.value_tol, "passed": report.passed}
+        return open_writer(self.output, self.fmt, "check", (len(report.rows), len(report.columns)),
+                           "float64", report.columns, stdout=sys.stdout, head=head)
+
+    def fill(self, writer):
+        report = self.result
+        writer.write_cells([[row.get(f) for f in report.columns] for row in report.rows])
+
+    def draw(self):
+        from jaccli.plots import plot_check
+
+        return plot_check(self.result)
+
+    def summarise(self, seconds):
+        from jaccli.cli.summary import print_check_report
+
+        print_check_report(self.console, self.model, self.result, self.dtype)
 
 
 COMMANDS = [confint, check]

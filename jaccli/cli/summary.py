@@ -66,12 +66,13 @@ def titled_table(console, title):
     return Table()
 
 
-def warn_nulls(console, writer):
+def null_warnings(writer):
     """A JSON output's NaN and infinities, written as null: said once, always."""
     nulls = getattr(writer, "nulls", 0)
-    if nulls:
-        warn(console, f"{nulls:,} number(s) NaN or infinite written as null in {writer.target} "
-                      f"(JSON has no NaN)")
+    if not nulls:
+        return []
+    return [f"{nulls:,} number(s) NaN or infinite written as null in {writer.target} "
+            f"(JSON has no NaN)"]
 
 
 def say(console, text):
