@@ -1,9 +1,10 @@
 """The command line: parse, call the library, write. Nothing else lives here.
 
 ``jaccli`` is a click group; each command lives in a module of this package
-(``compute``: info and the derivatives; ``stats``: confint and check;
-``sensitivity``: sensitivity) and is
-registered here with ``add_command``. NumPy, h5py and rich are imported
+(``compute``: info and the derivatives; ``confint_check``: confint and check;
+``sensitivity``: sensitivity), runs through the one pipeline of ``pipeline``
+(load, check the points and outputs, compute in chunks, write whole, summarise),
+and is registered here with ``add_command``. NumPy, h5py and rich are imported
 inside the commands, so ``--help`` is fast.
 """
 
