@@ -8,14 +8,14 @@ Shapes: x (N, n); tangents T (N, n, d) hold d(activation)/dx_j in row j;
 adjoints A (N, m, d) hold dy_k/d(activation) in row k.
 
 These are the fast sweeps (buffers reused across chunks, activations in
-place); ``jaccli.engine.reference`` has the plain version of every formula, which
+place); ``jaccli.engine.plain`` has the plain version of every formula, which
 they fall back on for a vector (softmax) activation, whose derivatives are
 maps (``activations.VectorRule``) rather than the elementwise s' and s''.
 """
 
 import numpy as np
 
-from jaccli.engine.reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
+from jaccli.engine.plain import (plain_hessdiag, plain_hessian, plain_jacobian_forward, plain_laplacian,
                         write_parameter_blocks)
 
 
@@ -286,7 +286,7 @@ def _fused_tangents(net, dtype):
 def jacobian_forward(net, x, out=None, work=None):
     """dy/dx (N, m, n) by n tangent sweeps."""
     if _has_vector(net):
-        return _finish(out, ref_jacobian_forward(net, x))
+        return _finish(out, plain_jacobian_forward(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     records = _forward(net, x, 1, ws, dtype)
     return _tangent_jacobian_of(net, _tangents(net, records, ws, dtype, len(net.layers) - 1),
@@ -362,7 +362,7 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
     Costs n tangent sweeps and m adjoint sweeps; Taylor mode costs 2 n.
     """
     if _vector_output(net):
-        return _finish(out, ref_hessdiag(net, x))
+        return _finish(out, plain_hessdiag(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
@@ -404,10 +404,10 @@ def _hessdiag_visitor(net, weights, acc, ws, dtype):
 
 def hessdiag(net, x, out=None, work=None):
     """d2y_k/dx_j2 (N, m, n): tangents + one adjoint sweep when m <= n, else Taylor
-    mode (``reference.ref_hessdiag``, about 2 n forward sweeps)."""
+    mode (``plain.plain_hessdiag``, about 2 n forward sweeps)."""
     if net.n_outputs <= net.n_inputs and not _vector_output(net):
         return hessdiag_tangent_adjoint(net, x, out, work)
-    return _finish(out, ref_hessdiag(net, x))
+    return _finish(out, plain_hessdiag(net, x))
 
 
 def laplacian(net, x, out=None, work=None):
@@ -419,7 +419,7 @@ def laplacian(net, x, out=None, work=None):
         result = _output(out, (len(x), net.n_outputs), dtype)
         np.sum(hd, axis=-1, out=result)
         return result
-    return _finish(out, ref_laplacian(net, x))
+    return _finish(out, plain_laplacian(net, x))
 
 
 def hessian(net, x, out=None, work=None):
@@ -431,7 +431,7 @@ def hessian(net, x, out=None, work=None):
     curvature of p itself. Each chunk's result is exactly symmetric.
     """
     if _vector_output(net):
-        return _finish(out, ref_hessian(net, x))
+        return _finish(out, plain_hessian(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype)

@@ -1,9 +1,8 @@
 """The plain propagation: every intermediate a fresh array, each formula as written.
 
-The first implementation of the engine, kept because it is the easiest to
-read and check: ``jaccli.engine.sweeps`` runs it for a vector (softmax) output,
-which the fast sweeps do not cover, and for the Taylor-mode Hessian diagonal
-and Laplacian. Each layer's derivatives come from its activation's maps
+The production path where the fast sweeps (``jaccli.engine.sweeps``) do not go:
+a vector (softmax) output, and the Taylor-mode Hessian diagonal and Laplacian
+(cheaper when outputs outnumber inputs). Each layer's derivatives come from its activation's maps
 (``Activation.jvp``, ``vjp``, ``second``, ``curvature``), one path for
 elementwise and vector activations alike.
 """
@@ -11,13 +10,6 @@ elementwise and vector activations alike.
 import numpy as np
 
 from jaccli.engine.network import scaled_inputs
-
-
-def ref_value(net, x):
-    a = scaled_inputs(net, x)
-    for layer in net.layers:
-        a = layer.derivatives(layer.pre_activation(a))[0]
-    return a * net.out_scale + net.out_offset
 
 
 # ---------------------------------------------------------------- forward mode
@@ -40,7 +32,7 @@ def _per_point(tangents, n_points):
     return tangents
 
 
-def ref_forward_tangents(net, x):
+def plain_forward_tangents(net, x):
     """Values of the last layer and dy/dx as (N, n, m) tangents, by forward mode."""
     a = scaled_inputs(net, x)
     for index, layer in enumerate(net.layers):
@@ -51,14 +43,14 @@ def ref_forward_tangents(net, x):
     return ta * net.out_scale
 
 
-def ref_jacobian_forward(net, x):
-    return np.ascontiguousarray(ref_forward_tangents(net, x).transpose(0, 2, 1))
+def plain_jacobian_forward(net, x):
+    return np.ascontiguousarray(plain_forward_tangents(net, x).transpose(0, 2, 1))
 
 
 # ---------------------------------------------------------------- reverse mode
 
 
-def ref_forward_cache(net, x):
+def plain_forward_cache(net, x):
     """The forward pass keeping each layer's input a_{l-1}, z_l, a_l, s'(z_l), s''(z_l)."""
     cache = []
     a = scaled_inputs(net, x)
@@ -70,7 +62,7 @@ def ref_forward_cache(net, x):
     return cache
 
 
-def ref_backward_adjoints(net, cache):
+def plain_backward_adjoints(net, cache):
     """For each layer, (A_l, delta_l) = (dy/da_l, dy/dz_l), both (N, m, d_l).
 
     The output scaling enters here: A_L = diag(out_scale) at every point.
@@ -89,31 +81,7 @@ def ref_backward_adjoints(net, cache):
     return result
 
 
-def ref_jacobian_reverse(net, x):
-    cache = ref_forward_cache(net, x)
-    delta_first = ref_backward_adjoints(net, cache)[0][1]
-    return (delta_first @ net.layers[0].kernel.T) * net.in_inv_scale
-
-
 # ---------------------------------------------------------------- parameters
-
-
-def ref_param_jacobian(net, x, layout, out=None):
-    """dy/dtheta (N, m, P), written block by block into ``out``.
-
-    ``layout`` says whether the kernels are stored transposed ("out_in") in
-    the file, which fixes the flattening order of each kernel's block.
-    dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
-    """
-    cache = ref_forward_cache(net, x)
-    adjoints = ref_backward_adjoints(net, cache)
-    n_points, m = len(x), net.n_outputs
-    total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
-                for layer in net.layers)
-    if out is None:
-        out = np.empty((n_points, m, total), dtype=x.dtype)
-    return write_parameter_blocks(out, net.layers, [c[0] for c in cache],
-                                  [delta for _, delta in adjoints], layout)
 
 
 def write_parameter_blocks(out, layers, inputs, deltas, layout):
@@ -143,7 +111,7 @@ def write_parameter_blocks(out, layers, inputs, deltas, layout):
 # ---------------------------------------------------------------- second order
 
 
-def ref_hessdiag(net, x):
+def plain_hessdiag(net, x):
     """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation.
 
     Alongside the tangents T = da/dx_j it carries S = d2a/dx_j2:
@@ -166,7 +134,7 @@ def ref_hessdiag(net, x):
     return np.ascontiguousarray((sa * net.out_scale).transpose(0, 2, 1))
 
 
-def ref_laplacian(net, x):
+def plain_laplacian(net, x):
     """sum_j d2y_k/dx_j2 (N, m): the forward Laplacian.
 
     Like ``hessdiag`` but the second-order term is summed over the inputs at
@@ -188,7 +156,7 @@ def ref_laplacian(net, x):
     return la * net.out_scale
 
 
-def ref_hessian(net, x):
+def plain_hessian(net, x):
     """d2y_k/dx_i dx_j (N, m, n, n): forward tangents plus one adjoint sweep.
 
     Linear maps add no curvature, so H_k = sum_l T_l^T C_l,k T_l, with T_l = dz_l/dx
@@ -196,8 +164,8 @@ def ref_hessian(net, x):
     curvature weighted by the adjoints A_l = dy/da_l (diag(A_l,k * s''(z_l))
     for an elementwise activation).
     """
-    cache = ref_forward_cache(net, x)
-    adjoints = ref_backward_adjoints(net, cache)
+    cache = plain_forward_cache(net, x)
+    adjoints = plain_backward_adjoints(net, cache)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     out = np.zeros((n_points, m, n, n), dtype=x.dtype)
     for index, (layer, (_, _, a, s1, s2), (adjoint, _)) in enumerate(
