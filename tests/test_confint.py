@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from jaccli.stats import confint
+from whole_arrays import fit_statistics
 from jaccli.errors import JaccliError
 
 from . import nets
@@ -36,7 +37,7 @@ def test_linear_model_is_ols():
     Xq = rng.normal(size=(7, 3))
     beta, resid, want, H = ols_intervals(X, y, Xq, 0.9)
     Z = np.column_stack([X, np.ones(30)])  # d(x W + b)/d(W, b)
-    st = confint.fit_statistics(Z, resid)
+    st = fit_statistics(Z, resid)
     assert (st.n_train, st.q, st.rank, st.dof) == (30, 4, 4, 26)
     got = confint.intervals(np.column_stack([Xq, np.ones(7)]) @ beta,
                             np.column_stack([Xq, np.ones(7)]), st, 0.9)
@@ -57,7 +58,7 @@ def test_chunked_accumulation_equals_one_block():
     rng = np.random.default_rng(2)
     Z = rng.normal(size=(500, 6)) @ np.diag([1, 2, 3, 1e-3, 5, 1])
     r = rng.normal(size=500)
-    whole = confint.fit_statistics(Z, r)
+    whole = fit_statistics(Z, r)
     acc = confint.FitAccumulator(6, block_rows=37)
     for i in range(0, 500, 23):
         acc.add(Z[i:i + 23], r[i:i + 23])
@@ -88,7 +89,7 @@ def test_nonlinear_delta_method_against_finite_differences():
     s2 = resid @ resid / dof
     se_want = np.sqrt(s2 * np.einsum("ij,jk,ik->i", zfd, np.linalg.inv(Zfd.T @ Zfd), zfd))
 
-    st = confint.fit_statistics(nets.param_jacobian(theta, X, h)[:, 0], resid)
+    st = fit_statistics(nets.param_jacobian(theta, X, h)[:, 0], resid)
     assert st.rank == theta.size and st.dof == dof
     fq = nets.value(theta, Xq, h)[:, 0]
     got = confint.intervals(fq, nets.param_jacobian(theta, Xq, h)[:, 0], st, 0.95)
@@ -103,7 +104,7 @@ def test_rank_deficient_duplicate_hidden_units_warn_and_use_rank():
     # Two identical hidden units: W0 = [w, w], b0 = [c, c].
     theta = np.array([0.7, 0.7, 0.1, 0.1, 1.2, -0.4, 0.3])
     Z = nets.param_jacobian(theta, X, 2)[:, 0]
-    st = confint.fit_statistics(Z, rng.normal(size=25))
+    st = fit_statistics(Z, rng.normal(size=25))
     assert st.q == 7 and st.rank == 4 and st.dof == 21
     assert st.rank_deficient
     (warning,) = st.warnings()
@@ -114,7 +115,7 @@ def test_rank_deficient_duplicate_hidden_units_warn_and_use_rank():
 def test_ill_conditioned_warning():
     rng = np.random.default_rng(5)
     Z = rng.normal(size=(50, 3)) * [1.0, 1.0, 1e-10]
-    st = confint.fit_statistics(Z, rng.normal(size=50))
+    st = fit_statistics(Z, rng.normal(size=50))
     assert st.rank == 3 and st.ill_conditioned
     assert "ill-conditioned" in st.warnings()[0]
 
@@ -122,12 +123,12 @@ def test_ill_conditioned_warning():
 def test_no_residual_degrees_of_freedom():
     rng = np.random.default_rng(6)
     with pytest.raises(JaccliError, match="no residual degrees of freedom: N_train = 4 .* = 4"):
-        confint.fit_statistics(rng.normal(size=(4, 6)), rng.normal(size=4))
+        fit_statistics(rng.normal(size=(4, 6)), rng.normal(size=4))
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.5, 1.5, float("nan")])
 def test_level_outside_open_interval(level):
-    st = confint.fit_statistics(np.eye(5, 2) + 1, np.arange(5.0))
+    st = fit_statistics(np.eye(5, 2) + 1, np.arange(5.0))
     with pytest.raises(JaccliError, match="^level must lie strictly between 0 and 1"):
         confint.intervals(np.zeros(1), np.ones((1, 2)), st, level)
 
@@ -160,7 +161,7 @@ def test_coverage_simulation():
         y = nets.value(true, X, h)[:, 0] + sigma * rng.normal(size=N)
         theta = nets.levenberg_marquardt(true, X, y, h)
         resid = y - nets.value(theta, X, h)[:, 0]
-        st = confint.fit_statistics(nets.param_jacobian(theta, X, h)[:, 0], resid)
+        st = fit_statistics(nets.param_jacobian(theta, X, h)[:, 0], resid)
         ci = confint.intervals(nets.value(theta, Xq, h)[:, 0], nets.param_jacobian(theta, Xq, h)[:, 0], st, 0.95)
         covered[d] = (ci["lower"] <= f_true) & (f_true <= ci["upper"])
     rate = covered.mean(axis=0)

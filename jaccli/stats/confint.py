@@ -211,14 +211,6 @@ class FitAccumulator:
         )
 
 
-def fit_statistics(Z, residuals):
-    """FitStatistics of one output from its whole (N_train, q) Z and residuals (N_train,)."""
-    Z = np.asarray(Z, dtype=np.float64)
-    acc = FitAccumulator(Z.shape[1])
-    acc.add(Z, residuals)
-    return acc.finish()
-
-
 def t_quantile(stats, level):
     return float(stdtrit(stats.dof, (1.0 + check_level(level)) / 2.0))
 

@@ -412,21 +412,6 @@ class SensitivityAccumulator:
         return out
 
 
-def sensitivity_of_arrays(values, jacobian, points, **options):
-    """The table from whole arrays (values (N, m), jacobian (N, m, n), points (N, n)).
-
-    ``options``: input_names, output_names (default x1.., y1..), bootstrap,
-    level, bounds, seed, as for ``SensitivityAccumulator``.
-    """
-    jacobian = np.asarray(jacobian, dtype=np.float64)
-    m, n = jacobian.shape[1:]
-    inputs = options.pop("input_names", None) or [f"x{j + 1}" for j in range(n)]
-    outputs = options.pop("output_names", None) or [f"y{k + 1}" for k in range(m)]
-    acc = SensitivityAccumulator(inputs, outputs, **options)
-    acc.add(values, jacobian, points, start=0)
-    return acc.result()
-
-
 def sensitivity(model, points, bootstrap=DEFAULT_BOOTSTRAP, level=0.95, bounds=None, seed=0,
                 chunk_size=None, source="points", threads=None, progress=None, client=None):
     """The DGSM table of ``model`` over ``points`` (array-like (N, n), a points
