@@ -61,6 +61,7 @@ def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
     Ctrl-C) cancels the chunks not yet started.
     """
     make_state = make_state or (lambda: None)
+    work = _in_job(work, n_points)
     starts = range(0, n_points, chunk)
     threads = max(1, min(threads or default_threads(), len(starts)))
     if len(starts) <= 1:  # one chunk: BLAS may use every core on it
@@ -74,6 +75,17 @@ def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
                 yield start, work(start, min(start + chunk, n_points), state)
         else:
             yield from _on_workers(work, starts, n_points, chunk, threads, make_state)
+
+
+def _in_job(work, n_points):
+    """``work`` run knowing its job's size, which chooses the kernels (``engine.kernels.job``)."""
+    from jaccli.engine.kernels import job
+
+    def sized(start, stop, state):
+        with job(n_points):
+            return work(start, stop, state)
+
+    return sized
 
 
 def _on_workers(work, starts, n_points, chunk, threads, make_state):

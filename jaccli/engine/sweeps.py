@@ -15,6 +15,7 @@ maps (``activations.VectorRule``) rather than the elementwise s' and s''.
 
 import numpy as np
 
+from jaccli.engine import kernels
 from jaccli.engine.reference import (ref_hessdiag, ref_hessian, ref_jacobian_forward, ref_laplacian,
                         write_parameter_blocks)
 
@@ -82,17 +83,29 @@ def _scaled(net, x, ws, dtype):
 
 
 def _activate(layer, z, order, ws, tag):
-    """(s(z), s'(z), s''(z)) for ``order`` 0, 1, 2; None stands for 1 (s') or 0 (s'').
+    """(s(z + b), s'(z + b), s''(z + b)) for ``order`` 0, 1, 2, with b the layer's
+    bias; None stands for 1 (s') or 0 (s'').
 
-    z may be overwritten. An activation with an in-place rule in the table
-    works in this thread's workspace; the others use their plain rule. A
-    vector activation gives (s, None, None): callers check ``elementwise``.
+    z may be overwritten. An activation with a compiled one-pass step
+    (``kernels.fused_step``, chosen per machine) adds the bias in the same
+    pass; one with an in-place rule in the table works in this thread's
+    workspace; the others use their plain rule. A vector activation gives
+    (s, None, None): callers check ``elementwise``.
     """
     act = layer.activation
-    if act.in_place is not None:
-        def scratch(key):
-            return ws.get((key, tag), z.shape, z.dtype)
 
+    def scratch(key):
+        return ws.get((key, tag), z.shape, z.dtype)
+
+    step = kernels.fused_step(act, z.shape) if z.dtype == np.float64 and z.ndim == 2 else None
+    if step is not None:
+        s1 = scratch("s1") if order >= 1 else None
+        s2 = scratch("s2") if order >= 2 else None
+        step(z, layer.bias, order, s1, s2)
+        return z, s1, s2
+    if layer.bias is not None:
+        z += layer.bias
+    if act.in_place is not None:
         result = act.in_place(z, order, scratch, **layer.params)
         if result is not None:
             return result
@@ -121,8 +134,6 @@ def _forward(net, x, order, ws, dtype, value=True):
             break
         z = ws.get(("z", index), (len(x), layer.kernel.shape[1]), dtype)
         np.matmul(a, layer.kernel, out=z)
-        if layer.bias is not None:
-            z += layer.bias
         out, s1, s2 = _activate(layer, z, order, ws, index)
         records.append((a, out, s1, s2))
         a = out
