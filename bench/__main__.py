@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -152,6 +153,7 @@ def run_rounds(row, args, steps, flops):
             served.close()
     summary = summarise(times, flops)
     row.update(summary)
+    row["limit"] = flops / statistics.median(times["gemm_rate"])
     for name in steps:
         if name.startswith("jaccli"):
             row[name] = summary[name + "_median"]

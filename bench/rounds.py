@@ -53,7 +53,8 @@ def start(cmd, cwd, env):
 
 
 def interleave(rounds, steps):
-    """``steps``: {name: function returning seconds}; each round runs every step in order.
+    """``steps``: {name: function returning seconds (FLOP/s for "gemm_rate")}; each round
+    runs every step in order.
 
     Returns {name: [seconds per round]}.
     """
@@ -62,7 +63,8 @@ def interleave(rounds, steps):
         for name, step in steps.items():
             times[name].append(step())
         print(f"    round {index + 1}: " + ", ".join(
-            f"{name} {times[name][-1] * 1e3:.1f} ms" for name in steps), file=sys.stderr)
+            f"GEMM {times[name][-1] / 1e9:.1f} GFLOP/s" if name == "gemm_rate"
+            else f"{name} {times[name][-1] * 1e3:.1f} ms" for name in steps), file=sys.stderr)
     return times
 
 

@@ -123,23 +123,37 @@ def _compile(element):
     numba = _load_numba()
     exp = numba.njit(inline="always", error_model="numpy")(_exp_small_factory(numba))
     rule = numba.njit(inline="always", error_model="numpy")(element)
+    jit = numba.njit(error_model="numpy", nogil=True)
 
-    @numba.njit(error_model="numpy", nogil=True)
-    def loop(z, bias, order, s1, s2):
-        rows, columns = z.shape
-        for i in range(rows):
-            for j in range(columns):
-                value, first, second = rule(z[i, j] + bias[j], exp)
-                z[i, j] = value
-                if order >= 1:
-                    s1[i, j] = first
-                if order >= 2:
-                    s2[i, j] = second
+    # One loop per order, so that no output stands in for another: a loop whose
+    # outputs may overlap is not vectorised.
+    @jit
+    def values(z, bias):
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                z[i, j] = rule(z[i, j] + bias[j], exp)[0]
+
+    @jit
+    def first(z, bias, s1):
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                z[i, j], s1[i, j], _ = rule(z[i, j] + bias[j], exp)
+
+    @jit
+    def second(z, bias, s1, s2):
+        for i in range(z.shape[0]):
+            for j in range(z.shape[1]):
+                z[i, j], s1[i, j], s2[i, j] = rule(z[i, j] + bias[j], exp)
 
     def step(z, bias, order, s1, s2):
         if bias is None:
             bias = np.zeros(z.shape[1], dtype=z.dtype)
-        loop(z, bias, order, z if s1 is None else s1, z if s2 is None else s2)
+        if order == 0:
+            values(z, bias)
+        elif order == 1:
+            first(z, bias, s1)
+        else:
+            second(z, bias, s1, s2)
 
     return step
 
