@@ -155,6 +155,17 @@ def test_a_mistyped_mode_is_an_error(monkeypatch):
         kernels.mode()
 
 
+def test_the_l2_cache_size_is_read_from_sysfs(tmp_path):
+    from jaccli.engine.chunks import l2_cache_bytes
+
+    for index, (level, size) in enumerate([("1", "32K"), ("2", "1024K"), ("3", "32768K")]):
+        (tmp_path / f"index{index}").mkdir()
+        (tmp_path / f"index{index}" / "level").write_text(level + "\n")
+        (tmp_path / f"index{index}" / "size").write_text(size + "\n")
+    assert l2_cache_bytes(base=str(tmp_path)) == 1 << 20
+    assert l2_cache_bytes(default=123, base=str(tmp_path / "missing")) == 123
+
+
 # ---------------------------------------------------------------- the compiled tanh
 
 
