@@ -2,8 +2,8 @@
 
 The closed forms below are written out by hand for a two-hidden-layer tanh
 net in extended precision (np.longdouble), apart from jaccli's sweeps: the
-engine's paths (the folded adjoint, the skipped passes, the compiled
-one-pass steps when numba is installed) must agree with them to 1e-13 of
+engine's paths (the skipped passes, and the compiled one-pass steps
+when numba is installed) must agree with them to 1e-13 of
 the result's largest entry. The compiled tanh (``activations._tanh_element``
 run by ``engine.kernels``) must be within 2 ulp of the true tanh on a dense
 grid and on random bit patterns. No timings here: those live in ``make bench``.
@@ -75,7 +75,7 @@ def _close(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=RTOL * scale)
 
 
-CASES = [  # (n, hidden widths, m): m < n (reverse Jacobian, folded adjoint), m > n (tangents)
+CASES = [  # (n, hidden widths, m): m < n (reverse Jacobian), m > n (tangents)
     (5, (9, 7), 2),
     (4, (8, 6), 1),
     (2, (6, 5), 3),
@@ -113,15 +113,6 @@ def test_every_quantity_against_closed_forms(case, kernel_mode):
     _close(both["hessian"], hess)
     first = engine.together(net, x, ("value", "jacobian"), work=work)
     _close(first["jacobian"], jac)
-
-
-def test_the_folded_adjoint_matrix_is_cached_per_dtype():
-    net = _net(np.random.default_rng(3), 4, (6, 5), 2)
-    x = np.random.default_rng(4).normal(size=(7, 4))
-    engine.jacobian_reverse(net, x)
-    keys = [key for key in net.fused_cache if key[0] == "adjoint"]
-    assert keys == [("adjoint", np.dtype(np.float64).str)]
-    assert net.fused_cache[keys[0]].shape == (5, 2 * 6)  # (d_{L-1}, m * d_{L-2})
 
 
 def test_a_chunk_below_min_values_or_a_float32_chunk_takes_numpy(monkeypatch):

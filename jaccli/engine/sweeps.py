@@ -20,8 +20,8 @@ from jaccli.engine.reference import (ref_hessdiag, ref_hessian, ref_jacobian_for
                         write_parameter_blocks)
 
 
-#: Floats of a matrix folded into a product (``_fused_tangents``, ``_folded_adjoint``),
-#: kept per network: 8 MB in float64 at most.
+#: Floats of a matrix folded into a product (``_fused_tangents``), kept per
+#: network: 8 MB in float64 at most.
 FUSED_LIMIT = 1 << 20
 
 # ---------------------------------------------------------------- workspaces
@@ -140,19 +140,16 @@ def _forward(net, x, order, ws, dtype, value=True):
     return records
 
 
-def _adjoints(net, records, ws, dtype, stop=0, fold=True, delta_at_stop=True):
+def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
     """Reverse sweep: per layer l >= stop (0-based), (A_l, delta_l, diag_l).
 
     A_l = dy/da_l and delta_l = dy/dz_l, both (N, m, d_l). The output scaling
     enters as A_L = diag(out_scale); an elementwise last layer then has a
     diagonal delta_L, given as diag_L (N, m) with delta_L = None, and the
     product delta_L W_L^T is a broadcast, not a matrix product. A vector last
-    layer gives a dense delta_L from its vector-Jacobian product.
-
-    ``fold`` (for callers that need no delta above ``stop``): below a linear
-    last layer, A_{L-2} = s'_{L-1} @ G in one product (``_folded_adjoint``),
-    and delta_{L-1} is not formed (None). Without ``delta_at_stop``,
-    delta_stop is not formed either (the curvature weights need A only).
+    layer gives a dense delta_L from its vector-Jacobian product. Without
+    ``delta_at_stop``, delta_stop is not formed (None): the curvature weights
+    need A only.
     """
     n_points, m = len(records[0][0]), net.n_outputs
     last = len(net.layers) - 1
@@ -168,16 +165,10 @@ def _adjoints(net, records, ws, dtype, stop=0, fold=True, delta_at_stop=True):
         diag = ws.get("diag", (n_points, m), dtype)
         np.multiply(s1_last, net.out_scale, out=diag)
     result[last] = (None, delta, diag)
-    folded = (fold and diag is not None and s1_last is None and last - 1 > stop
-              and records[last - 1][2] is not None and _folded_adjoint(net, dtype) is not None)
     for index in range(last - 1, stop - 1, -1):
         kernel_t = net.layers[index + 1].kernel_t
         shape = (n_points, m, kernel_t.shape[1])
-        if folded and index == last - 2:
-            adjoint = ws.get(("A", index), shape, dtype)
-            np.matmul(records[last - 1][2], _folded_adjoint(net, dtype),
-                      out=adjoint.reshape(n_points, -1))
-        elif delta is not None:
+        if delta is not None:
             adjoint = ws.get(("A", index), shape, dtype)
             np.matmul(delta.reshape(n_points * m, -1), kernel_t,
                       out=adjoint.reshape(n_points * m, -1))
@@ -188,7 +179,7 @@ def _adjoints(net, records, ws, dtype, stop=0, fold=True, delta_at_stop=True):
             adjoint = ws.get(("A", index), shape, dtype)
             np.multiply(diag[:, :, None], kernel_t[None, :, :], out=adjoint)
         s1 = records[index][2]
-        if (folded and index == last - 1) or (index == stop and not delta_at_stop):
+        if index == stop and not delta_at_stop:
             delta = None
         elif s1 is None:
             delta = adjoint
@@ -197,26 +188,6 @@ def _adjoints(net, records, ws, dtype, stop=0, fold=True, delta_at_stop=True):
             np.multiply(adjoint, s1[:, None, :], out=delta)
         result[index] = (adjoint, delta, None)
     return result
-
-
-def _folded_adjoint(net, dtype):
-    """(d_{L-1}, m * d_{L-2}): row u, block k holds out_scale_k W_L[u, k] W_{L-1}[:, u],
-    or None if too big (FUSED_LIMIT).
-
-    Below a linear last layer A_{L-1} = diag(out_scale) W_L^T is the same at
-    every point, so A_{L-2} = (s'_{L-1} * A_{L-1}) W_{L-1}^T = s'_{L-1} @ this
-    matrix: the product with s' rides in the matrix product, not in a pass.
-    """
-    layer, below = net.layers[-1], net.layers[-2]
-    if net.n_outputs * below.kernel.size > FUSED_LIMIT:
-        return None
-
-    def build():
-        scaled = (layer.kernel * net.out_scale).astype(dtype)  # (d_{L-1}, m)
-        return (scaled[:, :, None] * below.kernel_t.astype(dtype)[:, None, :]).reshape(
-            below.kernel.shape[1], -1)
-
-    return _cached(net, "adjoint", dtype, build)
 
 
 def _cached(net, name, dtype, build):
@@ -383,7 +354,7 @@ def param_jacobian(net, x, layout, out=None, work=None):
     """
     ws, dtype = work or Workspace(), _dtype(net, x)
     records = _forward(net, x, 1, ws, dtype, value=False)
-    adjoints = _adjoints(net, records, ws, dtype, stop=0, fold=False)
+    adjoints = _adjoints(net, records, ws, dtype, stop=0)
     n_points, m = len(x), net.n_outputs
     total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
                 for layer in net.layers)
