@@ -104,11 +104,16 @@ def simd_report():
     blas = [f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture')} kernels, "
             f"{info.get('num_threads')} threads)"
             for info in threadpool_info() if info.get("user_api") == "blas"]
-    from jaccli.engine import kernels
-
+    simd = __cpu_features__.get("AVX512_SKX", False)  # NumPy's float64 tanh loop needs it
+    try:
+        from jaccli.engine import kernels
+    except ImportError:  # a jaccli from before the compiled steps
+        tanh = "NumPy passes"
+    else:
+        tanh = kernels.describe()
     return {"numpy_baseline": list(__cpu_baseline__), "numpy_dispatch_found": found,
-            "numpy_dispatch_not_found": missing, "blas": blas,
-            "numpy_tanh_simd": kernels.numpy_tanh_is_simd(), "tanh": kernels.describe()}
+            "numpy_dispatch_not_found": missing, "blas": blas, "numpy_tanh_simd": bool(simd),
+            "tanh": tanh}
 
 
 def describe_simd(simd):
