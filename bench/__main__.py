@@ -197,7 +197,8 @@ def bench_engine_workload(workload, directory, rate, args):
     del run_chunks, kernels, biases
     if not args.no_torch:
         row["torch"] = contestant("torch", workload)
-    row["numpy_fd"] = contestant("numpy_fd", workload)
+    if not args.no_fd:
+        row["numpy_fd"] = contestant("numpy_fd", workload)
     if not args.no_jax:
         row["jax"] = contestant("jax", workload, serve=args.rounds > 0)
     row["gemm_flops"] = workload.gemm_flops()
@@ -250,7 +251,8 @@ def bench_w6(workload, directory, rate, args):
     np.save(small, points[: n_points // 10])
     row["peak_rss_tenth"] = run_timed(peak_command(
         "jacobian", path, "--with", "value", "--points", small, "-o", out, "--quiet"), cwd=root)[1]
-    row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
+    if not args.no_fd:
+        row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
     if not args.no_jax:
         row["jax"] = contestant("jax", workload, n_points, serve=args.rounds > 0)
     # torch.func on 2,000,000 points takes minutes: not run for W6
@@ -422,6 +424,7 @@ def main(argv=None):
     parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-fd", action="store_true", help="leave out the NumPy differences")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
     parser.add_argument("--scale-points", type=int, default=SCALE.n_points,
                         help=f"points of the S1 scale-out row (default {SCALE.n_points:,})")
