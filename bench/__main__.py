@@ -394,7 +394,8 @@ def print_table(rows, cli, rate, info):
             print(f"{row['workload']} peak RSS: {row['peak_rss'] / 2**20:.0f} MB{extra}")
         if "jaccli_in_memory" in row:
             jax = (row.get("jax") or {}).get("seconds")
-            in_memory = row.get("jaccli_in_memory_jax_ratio", row["jaccli_in_memory"] / jax if jax else 0)
+            in_memory = row.get("jaccli_in_memory_jax_ratio",
+                                row["jaccli_in_memory"] / jax if jax else 0)
             cli_ratio = row.get("jaccli_jax_ratio", row["jaccli"] / jax if jax else 0)
             versus = f"; value_and_jacobian/JAX {in_memory:.2f}, CLI/JAX {cli_ratio:.2f}" if jax else ""
             print(f"{row['workload']}: CLI jacobian --with value (NPY in, NPZ out) "

@@ -136,7 +136,8 @@ def describe_rounds(row):
             parts.append(f"{name}/JAX " + " ".join(f"{t / j:.2f}" for t, j in zip(seconds, jax)))
         if rates:
             flops = row["gemm_flops"]
-            parts.append(f"{name}/limit " + " ".join(f"{t * r / flops:.2f}" for t, r in zip(seconds, rates)))
+            ratios = (t * r / flops for t, r in zip(seconds, rates))
+            parts.append(f"{name}/limit " + " ".join(f"{x:.2f}" for x in ratios))
     if rates:
         parts.append("GEMM " + " ".join(f"{r / 1e9:.0f}" for r in rates) + " GFLOP/s")
     return f"{row['workload']} rounds: " + "; ".join(parts)

@@ -6,10 +6,11 @@ two passes. An activation whose table entry has an ``element`` rule
 (``activations.Activation.element``: s, s', s'' at one float64, written in
 branch-free arithmetic) can instead run as one compiled loop that reads z
 once and writes s, s' and s''. The loop is vectorised by LLVM, the
-exponential included (``_exp_small``, below): NumPy's own float64 tanh is a
+exponential included (``_exp_small_factory``): NumPy's own float64 tanh is a
 scalar libm call on CPUs without AVX-512, and there the compiled step is
-~3x faster (see docs/performance.md); on AVX-512 NumPy's tanh is vectorised
-and the step measured no faster, so it is not used there.
+~3x faster than NumPy's passes (see docs/performance.md); on AVX-512
+NumPy's tanh is vectorised and the step measured 2-4% faster, not worth
+numba's start-up, so ``auto`` does not use it there.
 
 ``JACCLI_KERNELS`` chooses: ``auto`` (the default: compiled where NumPy's
 float64 tanh is scalar, numba is installed and the job is large enough to
@@ -75,8 +76,11 @@ def describe():
     if chosen == "numpy" or (chosen == "auto" and simd):
         why = "NumPy's float64 tanh is vectorised here" if simd else "JACCLI_KERNELS=numpy"
         return f"NumPy passes ({why})"
-    return ("compiled one-pass steps (numba " + _load_numba().__version__ + ")" if _load_numba()
-            else "NumPy passes (numba not installed)")
+    if not _load_numba():
+        return "NumPy passes (numba not installed)"
+    power = MIN_JOB_VALUES.bit_length() - 1
+    where = "every chunk" if chosen == "numba" else f"jobs of 2^{power}+ values a layer"
+    return f"compiled one-pass steps (numba {_load_numba().__version__}) on {where}"
 
 
 @contextlib.contextmanager
