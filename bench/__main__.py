@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import numpy as np
 from .csv_bench import bench_csv, print_csv_rows
 from .plot_bench import PLOT_POINTS, bench_plot
 from .plot_bench import describe as describe_plot_row
+from .rounds import describe_rounds, describe_simd, simd_report
 from .scale import SCALE, bench_scale_out
 from .scale import describe as describe_scale_row
 from .workloads import WORKLOADS, make_points, make_weights, write_model
@@ -43,12 +45,12 @@ def best_of(run, repeats=REPEATS):
     return min(times)
 
 
-def gemm_rate(size=2000):
-    """float64 FLOP/s of NumPy's matrix product (default BLAS threads), best of 5."""
+def gemm_rate(size=2000, repeats=REPEATS):
+    """float64 FLOP/s of NumPy's matrix product (default BLAS threads), best of ``repeats``."""
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(size, size)), rng.normal(size=(size, size))
     out = np.empty((size, size))
-    seconds = best_of(lambda: np.matmul(a, b, out=out))
+    seconds = best_of(lambda: np.matmul(a, b, out=out), repeats)
     return 2.0 * size ** 3 / seconds
 
 
@@ -98,18 +100,27 @@ def fmt_ratio(value):
 # ---------------------------------------------------------------- in-process workloads
 
 
-def contestant(framework, workload, n_points=None):
-    """Run one contestant in a process of its own (bench/contestant.py); None if missing."""
+def contestant(framework, workload, n_points=None, serve=False):
+    """Run one contestant in a process of its own (bench/contestant.py); None if missing.
+
+    With ``serve`` the process stays up (``bench.rounds.Served`` under "served")
+    to time its best variant again in the interleaved rounds."""
+    from .rounds import start
+
     root = os.path.dirname(HERE)
     cmd = [sys.executable, "-m", "bench.contestant", framework, workload.key]
     if n_points:
         cmd.append(str(n_points))
     env = dict(os.environ, PYTHONWARNINGS="ignore", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        print(f"    {framework}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+    if serve:
+        report, served, err = start(cmd, root, env)
+    else:
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
+        lines = proc.stdout.strip().splitlines()
+        report, served, err = (json.loads(lines[-1]) if lines else None), None, proc.stderr
+    if report is None:
+        print(f"    {framework}: failed\n{err[-2000:]}", file=sys.stderr)
         return None
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
     if report.get("missing"):
         print(f"    {framework}: not installed, skipped", file=sys.stderr)
         return None
@@ -122,7 +133,35 @@ def contestant(framework, workload, n_points=None):
     print(f"    {framework} best: {report['best']}, max |diff| vs jaccli "
           f"{report['max_abs_diff']:.1e}", file=sys.stderr)
     return {"seconds": report["seconds"], "variant": report["best"],
-            "max_abs_diff": report["max_abs_diff"], "variants": report["variants"]}
+            "max_abs_diff": report["max_abs_diff"], "variants": report["variants"],
+            "served": served}
+
+
+def run_rounds(row, args, steps, flops):
+    """The interleaved rounds (``bench.rounds``): GEMM rate, the jaccli ``steps``, JAX's best.
+
+    Puts the medians in ``row``: the table's jaccli and JAX times and the ratios.
+    """
+    from .rounds import interleave, summarise
+
+    served = (row.get("jax") or {}).pop("served", None)
+    steps = {"gemm_rate": lambda: gemm_rate(repeats=3), **steps}
+    if served is not None:
+        steps["jax"] = served.again
+    try:
+        times = interleave(args.rounds, steps)
+    finally:
+        if served is not None:
+            served.close()
+    summary = summarise(times, flops)
+    row.update(summary)
+    row["limit"] = flops / statistics.median(times["gemm_rate"])
+    for name in steps:
+        if name.startswith("jaccli"):
+            row[name] = summary[name + "_median"]
+    if served is not None:
+        row["jax"]["first_seconds"] = row["jax"]["seconds"]
+        row["jax"]["seconds"] = summary["jax_median"]
 
 
 def bench_engine_workload(workload, directory, rate, args):
@@ -158,13 +197,20 @@ def bench_engine_workload(workload, directory, rate, args):
           f"{fmt_seconds(row['jaccli_blas_threads_only'])}, float32 "
           f"{fmt_seconds(row['jaccli_float32'])}", file=sys.stderr)
     del run_chunks, kernels, biases
-    if not args.no_jax:
-        row["jax"] = contestant("jax", workload)
     if not args.no_torch:
         row["torch"] = contestant("torch", workload)
-    row["numpy_fd"] = contestant("numpy_fd", workload)
+    if not args.no_fd:
+        row["numpy_fd"] = contestant("numpy_fd", workload)
+    if not args.no_jax:
+        row["jax"] = contestant("jax", workload, serve=args.rounds > 0)
     row["gemm_flops"] = workload.gemm_flops()
     row["limit"] = workload.gemm_flops() / rate
+    row["jaccli_first"] = row["jaccli"]
+    if args.rounds > 0:
+        run_rounds(row, args, {
+            "jaccli": lambda: best_of(lambda: model.compute(quantity, points)),
+            "jaccli_1_thread": lambda: best_of(lambda: model.compute(quantity, points, threads=1)),
+        }, row["gemm_flops"])
     if quantity == "param_jacobian":
         row["output_bytes"] = result.nbytes
     return row
@@ -207,12 +253,19 @@ def bench_w6(workload, directory, rate, args):
     np.save(small, points[: n_points // 10])
     row["peak_rss_tenth"] = run_timed(peak_command(
         "jacobian", path, "--with", "value", "--points", small, "-o", out, "--quiet"), cwd=root)[1]
+    if not args.no_fd:
+        row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
     if not args.no_jax:
-        row["jax"] = contestant("jax", workload, n_points)
-    row["numpy_fd"] = contestant("numpy_fd", workload, n_points)
+        row["jax"] = contestant("jax", workload, n_points, serve=args.rounds > 0)
     # torch.func on 2,000,000 points takes minutes: not run for W6
     row["gemm_flops"] = workload.sweeps() * workload.gemm_flops_per_pass() * n_points
     row["limit"] = row["gemm_flops"] / rate
+    row["jaccli_first"] = row["jaccli"]
+    if args.rounds > 0:
+        run_rounds(row, args, {
+            "jaccli": lambda: best_subprocess(cmd),
+            "jaccli_in_memory": lambda: best_of(lambda: model.value_and_jacobian(points)),
+        }, row["gemm_flops"])
     return row
 
 
@@ -306,8 +359,9 @@ def machine():
                                                      "num_threads")}
             for info in threadpool_info() if info.get("user_api") == "blas"]
     return {"cpu": cpu, "cores": os.cpu_count(), "load_average": os.getloadavg(),
-            "versions": versions, "blas": blas,
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+            "versions": versions, "blas": blas, "simd": simd_report(),
+            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+            "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE")}
 
 
 def print_table(rows, cli, rate, info):
@@ -322,11 +376,15 @@ def print_table(rows, cli, rate, info):
                       fmt_seconds(row["jaccli"]), fmt_seconds(row.get("jaccli_float32")),
                       fmt_seconds(jax), fmt_seconds(torch), fmt_seconds(fd),
                       fmt_seconds(row["limit"]),
-                      fmt_ratio(row["jaccli"] / jax if jax else None),
-                      fmt_ratio(row["jaccli"] / row["limit"])])
+                      fmt_ratio(row.get("jaccli_jax_ratio", row["jaccli"] / jax if jax else None)),
+                      fmt_ratio(row.get("jaccli_limit_ratio", row["jaccli"] / row["limit"]))])
     widths = [max(len(str(x)) for x in column) for column in zip(head, *lines)]
-    print(f"machine: {info['cpu']}, {info['cores']} cores; NumPy float64 GEMM "
-          f"{rate / 1e9:.1f} GFLOP/s; best of {REPEATS} after a warm-up")
+    rounds = max((len(row.get("rounds", {}).get("jaccli", [])) for row in rows), default=0)
+    print(f"machine: {info['cpu']}, {info['cores']} cores, load average "
+          f"{' '.join(f'{x:.1f}' for x in info['load_average'])}; NumPy float64 GEMM "
+          f"{rate / 1e9:.1f} GFLOP/s; best of {REPEATS} after a warm-up"
+          + (f"; times and ratios: medians of {rounds} interleaved rounds" if rounds else ""))
+    print(describe_simd(info["simd"]))
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for line in lines:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
@@ -338,16 +396,21 @@ def print_table(rows, cli, rate, info):
             print(f"{row['workload']} peak RSS: {row['peak_rss'] / 2**20:.0f} MB{extra}")
         if "jaccli_in_memory" in row:
             jax = (row.get("jax") or {}).get("seconds")
-            versus = (f"; value_and_jacobian/JAX {row['jaccli_in_memory'] / jax:.2f}, "
-                      f"CLI/JAX {row['jaccli'] / jax:.2f}") if jax else ""
+            in_memory = row.get("jaccli_in_memory_jax_ratio",
+                                row["jaccli_in_memory"] / jax if jax else 0)
+            cli_ratio = row.get("jaccli_jax_ratio", row["jaccli"] / jax if jax else 0)
+            versus = f"; value_and_jacobian/JAX {in_memory:.2f}, CLI/JAX {cli_ratio:.2f}" if jax else ""
             print(f"{row['workload']}: CLI jacobian --with value (NPY in, NPZ out) "
                   f"{fmt_seconds(row['jaccli'])}, value_and_jacobian in memory "
                   f"{fmt_seconds(row['jaccli_in_memory'])}, value then jacobian "
                   f"{fmt_seconds(row['jaccli_two_passes'])}{versus}")
         if "jaccli_1_thread" in row:
+            speedup = row.get("threads_speedup", row["jaccli_1_thread"] / row["jaccli"])
             print(f"{row['workload']} threads: 2 workers {fmt_seconds(row['jaccli'])}, 1 worker "
-                  f"{fmt_seconds(row['jaccli_1_thread'])}, BLAS threads only "
+                  f"{fmt_seconds(row['jaccli_1_thread'])} ({speedup:.2f}x), BLAS threads only "
                   f"{fmt_seconds(row['jaccli_blas_threads_only'])}")
+        if "rounds" in row:
+            print(describe_rounds(row))
     if cli:
         print(f"CLI W1 end to end: CSV in/out {fmt_seconds(cli['csv'])}, NPY in/out "
               f"{fmt_seconds(cli['npy'])}; CSV read+write: jaccli {fmt_seconds(cli['jaccli_csv_io'])}"
@@ -364,11 +427,14 @@ def main(argv=None):
     parser.add_argument("--csv-points", type=int, default=None, help="override CSV's 2,000,000")
     parser.add_argument("--no-jax", action="store_true")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-fd", action="store_true", help="leave out the NumPy differences")
     parser.add_argument("--w6-points", type=int, default=None, help="override W6's 2,000,000")
     parser.add_argument("--scale-points", type=int, default=SCALE.n_points,
                         help=f"points of the S1 scale-out row (default {SCALE.n_points:,})")
     parser.add_argument("--plot-points", type=int, default=PLOT_POINTS,
                         help=f"points of the PLOT row (default {PLOT_POINTS:,})")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of jaccli and JAX per workload (0: none)")
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}

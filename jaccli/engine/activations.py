@@ -58,6 +58,9 @@ class Activation:
     # s' or s'' jumps at z = 0 (relu, leaky_relu, elu, selu): a finite difference
     # whose stencil crosses 0 does not measure the derivative (``jaccli check``)
     kink_at_zero: bool = False
+    # element(x, exp) -> (s, s', s'') at one float64 x, in branch-free arithmetic with
+    # ``exp`` given: the rule engine.kernels compiles into a one-pass step
+    element: Optional[Callable] = None
 
     @property
     def elementwise(self):
@@ -134,6 +137,35 @@ def _tanh_in_place(z, order, scratch):
     np.multiply(t, d1, out=d2)
     d2 *= -2.0
     return t, d1, d2
+
+
+# tanh for the compiled one-pass step (``_tanh_element``). |x| < 0.625: Cephes'
+# odd rational x + x^3 P(x^2) / Q(x^2); beyond: 1 - q with q = 2e / (1 + e),
+# e = exp(-2|x|) (|x| capped at 350, where e is still a normal float64). Within
+# 2 ulp of the correctly rounded value on every float64 (the analysis and the
+# tests are in docs/performance.md and tests/test_kernels.py); s' = 1 - t^2
+# below the cut and q (2 - q) above it, which keeps its relative accuracy
+# where t is near 1.
+TANH_CUT = 0.625
+TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
+TANH_Q = (1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
+
+
+def _tanh_element(x, exp):
+    a = abs(x)
+    e = exp(-2.0 * min(a, 350.0))
+    s = x * x
+    small = a < TANH_CUT
+    p0, p1, p2 = TANH_P
+    q0, q1, q2 = TANH_Q
+    numerator = x * s * ((p0 * s + p1) * s + p2) if small else 2.0 * e
+    denominator = ((s + q0) * s + q1) * s + q2 if small else 1.0 + e
+    ratio = numerator / denominator  # one division serves both branches
+    tail = 1.0 - ratio
+    t = x + ratio if small else (tail if x >= 0.0 else (-tail if x < 0.0 else x))  # NaN stays NaN
+    t = x if a == 0.0 else t  # tanh(-0.0) = -0.0
+    d1 = 1.0 - t * t if small else ratio * (2.0 - ratio)
+    return t, d1, -2.0 * t * d1
 
 
 def _relu(z):
@@ -267,7 +299,7 @@ ACTIVATIONS: Dict[str, Activation] = {
     for a in [
         Activation("linear", _linear, in_place=_linear_in_place),
         Activation("sigmoid", _sigmoid, in_place=_sigmoid_in_place),
-        Activation("tanh", _tanh, in_place=_tanh_in_place),
+        Activation("tanh", _tanh, in_place=_tanh_in_place, element=_tanh_element),
         Activation("relu", _relu, kink_at_zero=True),
         Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kink_at_zero=True),
         Activation("elu", _elu, {"alpha": 1.0}, kink_at_zero=True),

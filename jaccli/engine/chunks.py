@@ -39,6 +39,32 @@ def default_threads():
     return max(1, min(cores, 8))
 
 
+def l2_cache_bytes(default=2 << 20, base="/sys/devices/system/cpu/cpu0/cache"):
+    """One core's L2 cache in bytes, read from Linux's sysfs, or ``default``."""
+    try:
+        for entry in sorted(os.listdir(base)):
+            with open(os.path.join(base, entry, "level")) as handle:
+                if handle.read().strip() != "2":
+                    continue
+            with open(os.path.join(base, entry, "size")) as handle:
+                text = handle.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return default
+
+
+def chunk_bytes():
+    """Bytes of a chunk's widest buffer to aim a chunk size at: twice a core's L2.
+
+    Measured (CPU time per point, one worker): with 2 MB of L2 per core 4 MB
+    was best; with 1 MB, 2 MB beat 4 MB by 7% on W2 (Hessian diagonal) and
+    14% on W5 (Hessian), W1 unchanged (its chunk is capped at 2,048 points).
+    """
+    return 2 * l2_cache_bytes()
+
+
 def single_threaded_blas():
     """A context manager pinning BLAS (OpenBLAS, MKL, ...) to one thread."""
     global _controller
@@ -61,6 +87,7 @@ def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
     Ctrl-C) cancels the chunks not yet started.
     """
     make_state = make_state or (lambda: None)
+    work = _in_job(work, n_points)
     starts = range(0, n_points, chunk)
     threads = max(1, min(threads or default_threads(), len(starts)))
     if len(starts) <= 1:  # one chunk: BLAS may use every core on it
@@ -74,6 +101,17 @@ def iter_chunks(work, n_points, chunk, threads=None, make_state=None):
                 yield start, work(start, min(start + chunk, n_points), state)
         else:
             yield from _on_workers(work, starts, n_points, chunk, threads, make_state)
+
+
+def _in_job(work, n_points):
+    """``work`` run knowing its job's size, which chooses the kernels (``engine.kernels.job``)."""
+    from jaccli.engine.kernels import job
+
+    def sized(start, stop, state):
+        with job(n_points):
+            return work(start, stop, state)
+
+    return sized
 
 
 def _on_workers(work, starts, n_points, chunk, threads, make_state):

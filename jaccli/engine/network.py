@@ -57,7 +57,7 @@ class Network:
     in_inv_scale: np.ndarray  # (n,)
     out_offset: np.ndarray  # (m,)
     out_scale: np.ndarray  # (m,)
-    # engine.fused_tangents's matrix per dtype, built on first use
+    # the matrices engine.sweeps folds into its products, per dtype, built on first use
     fused_cache: dict = field(default_factory=dict, repr=False)
 
     def __getstate__(self):

@@ -15,9 +15,14 @@ maps (``activations.VectorRule``) rather than the elementwise s' and s''.
 
 import numpy as np
 
+from jaccli.engine import kernels
 from jaccli.engine.plain import (plain_hessdiag, plain_hessian, plain_jacobian_forward, plain_laplacian,
                         write_parameter_blocks)
 
+
+#: Floats of a matrix folded into a product (``_fused_tangents``), kept per
+#: network: 8 MB in float64 at most.
+FUSED_LIMIT = 1 << 20
 
 # ---------------------------------------------------------------- workspaces
 
@@ -78,17 +83,29 @@ def _scaled(net, x, ws, dtype):
 
 
 def _activate(layer, z, order, ws, tag):
-    """(s(z), s'(z), s''(z)) for ``order`` 0, 1, 2; None stands for 1 (s') or 0 (s'').
+    """(s(z + b), s'(z + b), s''(z + b)) for ``order`` 0, 1, 2, with b the layer's
+    bias; None stands for 1 (s') or 0 (s'').
 
-    z may be overwritten. An activation with an in-place rule in the table
-    works in this thread's workspace; the others use their plain rule. A
-    vector activation gives (s, None, None): callers check ``elementwise``.
+    z may be overwritten. An activation with a compiled one-pass step
+    (``kernels.fused_step``, chosen per machine) adds the bias in the same
+    pass; one with an in-place rule in the table works in this thread's
+    workspace; the others use their plain rule. A vector activation gives
+    (s, None, None): callers check ``elementwise``.
     """
     act = layer.activation
-    if act.in_place is not None:
-        def scratch(key):
-            return ws.get((key, tag), z.shape, z.dtype)
 
+    def scratch(key):
+        return ws.get((key, tag), z.shape, z.dtype)
+
+    step = kernels.fused_step(act, z.shape) if z.dtype == np.float64 and z.ndim == 2 else None
+    if step is not None:
+        s1 = scratch("s1") if order >= 1 else None
+        s2 = scratch("s2") if order >= 2 else None
+        step(z, layer.bias, order, s1, s2)
+        return z, s1, s2
+    if layer.bias is not None:
+        z += layer.bias
+    if act.in_place is not None:
         result = act.in_place(z, order, scratch, **layer.params)
         if result is not None:
             return result
@@ -99,29 +116,40 @@ def _activate(layer, z, order, ws, tag):
 # ---------------------------------------------------------------- the sweeps
 
 
-def _forward(net, x, order, ws, dtype):
-    """Per layer (input a_{l-1}, output a_l, s', s'') for one chunk, in workspace buffers."""
+def _is_linear(layer):
+    return layer.activation.name == "linear"
+
+
+def _forward(net, x, order, ws, dtype, value=True):
+    """Per layer (input a_{l-1}, output a_l, s', s'') for one chunk, in workspace buffers.
+
+    Without ``value`` a linear last layer is not computed (its record is
+    (a_{L-1}, None, None, None)): a derivative needs only its s' = 1, s'' = 0.
+    """
     a = _scaled(net, x, ws, dtype)
     records = []
     for index, layer in enumerate(net.layers):
+        if not value and index == len(net.layers) - 1 and _is_linear(layer):
+            records.append((a, None, None, None))
+            break
         z = ws.get(("z", index), (len(x), layer.kernel.shape[1]), dtype)
         np.matmul(a, layer.kernel, out=z)
-        if layer.bias is not None:
-            z += layer.bias
         out, s1, s2 = _activate(layer, z, order, ws, index)
         records.append((a, out, s1, s2))
         a = out
     return records
 
 
-def _adjoints(net, records, ws, dtype, stop=0):
+def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
     """Reverse sweep: per layer l >= stop (0-based), (A_l, delta_l, diag_l).
 
     A_l = dy/da_l and delta_l = dy/dz_l, both (N, m, d_l). The output scaling
     enters as A_L = diag(out_scale); an elementwise last layer then has a
     diagonal delta_L, given as diag_L (N, m) with delta_L = None, and the
     product delta_L W_L^T is a broadcast, not a matrix product. A vector last
-    layer gives a dense delta_L from its vector-Jacobian product.
+    layer gives a dense delta_L from its vector-Jacobian product. Without
+    ``delta_at_stop``, delta_stop is not formed (None): the curvature weights
+    need A only.
     """
     n_points, m = len(records[0][0]), net.n_outputs
     last = len(net.layers) - 1
@@ -151,13 +179,24 @@ def _adjoints(net, records, ws, dtype, stop=0):
             adjoint = ws.get(("A", index), shape, dtype)
             np.multiply(diag[:, :, None], kernel_t[None, :, :], out=adjoint)
         s1 = records[index][2]
-        if s1 is None:
+        if index == stop and not delta_at_stop:
+            delta = None
+        elif s1 is None:
             delta = adjoint
         else:
             delta = ws.get(("delta", index), shape, dtype)
             np.multiply(adjoint, s1[:, None, :], out=delta)
         result[index] = (adjoint, delta, None)
     return result
+
+
+def _cached(net, name, dtype, build):
+    """``build()``'s C-contiguous result, kept on the network per (name, dtype)."""
+    key = (name, np.dtype(dtype).str)
+    matrix = net.fused_cache.get(key)
+    if matrix is None:
+        matrix = net.fused_cache[key] = np.ascontiguousarray(build())
+    return matrix
 
 
 def _dense_delta(result, index, ws, dtype):
@@ -197,7 +236,7 @@ def _value_of(net, records, out, dtype):
 def jacobian_reverse(net, x, out=None, work=None):
     """dy/dx (N, m, n) by m adjoint sweeps."""
     ws, dtype = work or Workspace(), _dtype(net, x)
-    return _reverse_jacobian_of(net, _forward(net, x, 1, ws, dtype), out, ws, dtype)
+    return _reverse_jacobian_of(net, _forward(net, x, 1, ws, dtype, value=False), out, ws, dtype)
 
 
 def _reverse_jacobian_of(net, records, out, ws, dtype):
@@ -217,12 +256,13 @@ def _reverse_jacobian_of(net, records, out, ws, dtype):
     return _finish(jac if target is not jac else None, target)
 
 
-def _tangents(net, records, ws, dtype, upto, visit=None):
+def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
     """Forward sweep of the tangents T_l = dz_l/dx, layers 0..upto.
 
     ``visit(l, T_l)`` sees each layer's pre-activation tangents: (n, d_0) for
     layer 0 (the same at every point), (N, n, d_l) after. Returns the last
-    post-activation tangents da_upto/dx (N, n, d_upto).
+    post-activation tangents da_upto/dx (N, n, d_upto), or, without
+    ``carry``, None once layer ``upto`` is visited (its s' pass skipped).
     """
     n_points, n = len(records[0][0]), net.n_inputs
     tz = net.in_inv_scale[:, None] * net.layers[0].kernel
@@ -243,6 +283,8 @@ def _tangents(net, records, ws, dtype, upto, visit=None):
             tz = nxt
         if visit is not None:
             visit(index, tz)
+        if index == upto and not carry:
+            return None
         s1 = records[index][2]
         if index == 0:
             if fused:
@@ -259,9 +301,6 @@ def _tangents(net, records, ws, dtype, upto, visit=None):
     return ta
 
 
-FUSED_LIMIT = 1 << 20  # floats: n * d_0 * d_1 of the matrix below, 8 MB in float64
-
-
 def _fused_tangents(net, dtype):
     """(d_0, n * d_1): row u, block j holds T_0[j, u] * W_1[u, :], or None if too big.
 
@@ -274,13 +313,12 @@ def _fused_tangents(net, dtype):
     k0, k1 = net.layers[0].kernel, net.layers[1].kernel
     if net.n_inputs * k1.size > FUSED_LIMIT:
         return None
-    key = np.dtype(dtype).str
-    fused = net.fused_cache.get(key)
-    if fused is None:
+
+    def build():
         t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
-        fused = np.ascontiguousarray((t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1))
-        net.fused_cache[key] = fused
-    return fused
+        return (t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1)
+
+    return _cached(net, "tangents", dtype, build)
 
 
 def jacobian_forward(net, x, out=None, work=None):
@@ -288,7 +326,7 @@ def jacobian_forward(net, x, out=None, work=None):
     if _has_vector(net):
         return _finish(out, plain_jacobian_forward(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
-    records = _forward(net, x, 1, ws, dtype)
+    records = _forward(net, x, 1, ws, dtype, value=False)
     return _tangent_jacobian_of(net, _tangents(net, records, ws, dtype, len(net.layers) - 1),
                                 out, dtype)
 
@@ -315,7 +353,7 @@ def param_jacobian(net, x, layout, out=None, work=None):
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}: an outer product per point.
     """
     ws, dtype = work or Workspace(), _dtype(net, x)
-    records = _forward(net, x, 1, ws, dtype)
+    records = _forward(net, x, 1, ws, dtype, value=False)
     adjoints = _adjoints(net, records, ws, dtype, stop=0)
     n_points, m = len(x), net.n_outputs
     total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
@@ -335,12 +373,12 @@ def _curvature_terms(net, x, ws, dtype, records=None):
     for the layers with curvature, and ``last`` the highest such layer (-1 if none).
     For the last layer A_L = diag(out_scale), so its weight is (N, m) and diagonal.
     """
-    records = records or _forward(net, x, 2, ws, dtype)
+    records = records or _forward(net, x, 2, ws, dtype, value=False)
     curved = [i for i, r in enumerate(records) if r[3] is not None]
     weights = {}
     if not curved:
         return records, weights, -1
-    adjoints = _adjoints(net, records, ws, dtype, stop=curved[0])
+    adjoints = _adjoints(net, records, ws, dtype, stop=curved[0], delta_at_stop=False)
     final = len(net.layers) - 1
     for index in curved:
         s2 = records[index][3]
@@ -368,14 +406,17 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
     hd = _output(out, (n_points, m, n), dtype)
     acc = hd if hd.flags.c_contiguous else ws.get("hd", hd.shape, dtype)
-    acc[...] = 0
+    if 0 not in weights:
+        acc[...] = 0  # else layer 0's term is written, not added
     if upto >= 0:
-        _tangents(net, records, ws, dtype, upto, _hessdiag_visitor(net, weights, acc, ws, dtype))
+        _tangents(net, records, ws, dtype, upto, _hessdiag_visitor(net, weights, acc, ws, dtype),
+                  carry=False)
     return _finish(hd if acc is not hd else None, acc)
 
 
 def _hessdiag_visitor(net, weights, acc, ws, dtype):
-    """``visit(l, T_l)`` for ``_tangents``: adds layer l's curvature term to ``acc`` (N, m, n)."""
+    """``visit(l, T_l)`` for ``_tangents``: layer l's curvature term into ``acc`` (N, m, n),
+    written for layer 0, added for the others."""
     n_points, m, n = acc.shape
     final = len(net.layers) - 1
 
@@ -386,9 +427,9 @@ def _hessdiag_visitor(net, weights, acc, ws, dtype):
         if index == 0:
             sq = tz * tz  # (n, d_0): one matrix product for every point
             if index == final:
-                acc.reshape(n_points, m * n)[...] += (weight[:, :, None] * sq.T[None]).reshape(n_points, -1)
+                np.multiply(weight[:, :, None], sq.T[None], out=acc)
             else:
-                acc.reshape(n_points * m, n)[...] += weight.reshape(n_points * m, -1) @ sq.T
+                np.matmul(weight.reshape(n_points * m, -1), sq.T, out=acc.reshape(n_points * m, n))
             return
         sq = ws.get("sq", tz.shape, dtype)
         np.multiply(tz, tz, out=sq)
@@ -440,7 +481,8 @@ def hessian(net, x, out=None, work=None):
     if 0 not in weights:
         acc[...] = 0  # else layer 0's term is written, not added
     if upto >= 0:
-        _tangents(net, records, ws, dtype, upto, _hessian_visitor(net, weights, acc, ws, dtype))
+        _tangents(net, records, ws, dtype, upto, _hessian_visitor(net, weights, acc, ws, dtype),
+                  carry=False)
     _mirror_upper_triangle(acc)
     return _finish(hess if acc is not hess else None, acc)
 
@@ -512,7 +554,7 @@ def together(net, x, names, work=None):
     if _has_vector(net) or (second and net.n_outputs > net.n_inputs):
         return {name: SWEEPS[name](net, x, work=ws) for name in names}
     order = 2 if second else 1 if "jacobian" in names else 0
-    records = _forward(net, x, order, ws, dtype)
+    records = _forward(net, x, order, ws, dtype, value="value" in names)
     results = {}
     if "value" in names:
         results["value"] = _value_of(net, records, None, dtype)
@@ -538,12 +580,14 @@ def _second_order_together(net, x, names, records, ws, dtype):
             acc[...] = 0
         visit = _hessian_visitor(net, weights, acc, ws, dtype)
     else:
-        acc = np.zeros((n_points, m, n), dtype=dtype)
+        acc = np.empty((n_points, m, n), dtype=dtype)
+        if 0 not in weights:
+            acc[...] = 0
         visit = _hessdiag_visitor(net, weights, acc, ws, dtype)
     last = len(net.layers) - 1 if "jacobian" in names else upto
     results = {}
     if last >= 0:
-        ta = _tangents(net, records, ws, dtype, last, visit)
+        ta = _tangents(net, records, ws, dtype, last, visit, carry="jacobian" in names)
         if "jacobian" in names:
             results["jacobian"] = _tangent_jacobian_of(net, ta, None, dtype)
     if "hessian" in names:
