@@ -9,8 +9,8 @@ size), its CSV column names, and how the summary groups its columns. The
 model is passed duck-typed (``n_inputs``, ``n_outputs``, ``n_parameters``,
 ``input_names``, ``output_names``, ``parameters``, ``network``). The module
 imports neither NumPy nor the engine when it loads (the CLI builds its help
-texts from it, and ``--help`` stays fast): a sweep is named here and looked
-up in ``jaccli.engine.sweeps`` when it runs.
+texts from it, and ``--help`` stays fast): a quantity's sweep is looked up in
+``jaccli.engine.sweeps.SWEEPS`` by its name when it runs.
 """
 
 from dataclasses import dataclass
@@ -25,16 +25,16 @@ class Quantity:
     shape: Callable  # shape(model, n_points) -> the result's shape
     floats_per_point: Callable  # (model) -> the widest buffer of a chunk, per point
     columns: Callable  # (model) -> CSV column names, output-major
-    sweep: Optional[str] = None  # the engine sweep (network, x, out=, work=); None: the model's
     per_output: bool = False  # one column per output: the summary shows one table of them
     with_option: bool = False  # may be asked for with --with beside a command's own quantity
     check_name: Optional[str] = None  # its name in ``jaccli check`` (None: not checked there)
 
     def compute(self, network, x, out=None, work=None):
-        """The engine's sweep of this quantity over the points ``x``."""
-        from jaccli.engine import sweeps
+        """The engine's sweep of this quantity over the points ``x`` (the parameter
+        Jacobian has none: the model computes it, through the file's parameter map)."""
+        from jaccli.engine.sweeps import SWEEPS
 
-        return getattr(sweeps, self.sweep)(network, x, out=out, work=work)
+        return SWEEPS[self.name](network, x, out=out, work=work)
 
 
 def _widest(model):
@@ -55,15 +55,15 @@ def parameter_labels(model):
 QUANTITIES = {q.name: q for q in (
     Quantity("value", lambda mo, N: (N, mo.n_outputs), _widest,
              lambda mo: list(mo.output_names),
-             "value", per_output=True, with_option=True),
+             per_output=True, with_option=True),
     Quantity("jacobian", lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
              lambda mo: min(mo.n_inputs, mo.n_outputs) * _widest(mo),
              lambda mo: [f"d{y}/d{x}" for y in mo.output_names for x in mo.input_names],
-             "jacobian", with_option=True, check_name="jacobian"),
+             with_option=True, check_name="jacobian"),
     Quantity("hessdiag", lambda mo, N: (N, mo.n_outputs, mo.n_inputs),
              lambda mo: mo.n_inputs * _widest(mo),
              lambda mo: [f"d2{y}/d{x}2" for y in mo.output_names for x in mo.input_names],
-             "hessdiag", with_option=True, check_name="hessdiag"),
+             with_option=True, check_name="hessdiag"),
     Quantity("param_jacobian", lambda mo, N: (N, mo.n_outputs, mo.n_parameters),
              lambda mo: mo.n_outputs * _widest(mo),
              lambda mo: [f"d{y}/d{p}" for y in mo.output_names for p in parameter_labels(mo)],
@@ -71,12 +71,11 @@ QUANTITIES = {q.name: q for q in (
     Quantity("hessian", lambda mo, N: (N, mo.n_outputs, mo.n_inputs, mo.n_inputs),
              lambda mo: max(mo.n_outputs * mo.n_inputs ** 2, mo.n_inputs * _widest(mo)),
              lambda mo: [f"d2{y}/d{a}d{b}" for y in mo.output_names for a in mo.input_names
-                         for b in mo.input_names],
-             "hessian"),
+                         for b in mo.input_names]),
     Quantity("laplacian", lambda mo, N: (N, mo.n_outputs),
              lambda mo: mo.n_inputs * _widest(mo),
              lambda mo: [f"lap({y})" for y in mo.output_names],
-             "laplacian", per_output=True, with_option=True),
+             per_output=True, with_option=True),
 )}
 
 #: What --with accepts, and what jaccli check checks (its own names).

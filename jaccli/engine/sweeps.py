@@ -11,6 +11,11 @@ These are the fast sweeps (buffers reused across chunks, activations in
 place); ``jaccli.engine.plain`` has the plain version of every formula, which
 they fall back on for a vector (softmax) activation, whose derivatives are
 maps (``activations.VectorRule``) rather than the elementwise s' and s''.
+``SWEEPS`` names the sweep of each quantity (``jaccli.quantities`` runs them).
+
+Over 600 lines on purpose: every sweep shares the private forward, adjoint and
+tangent machinery and the workspace conventions above; a split would turn that
+machinery into a public interface between modules for no reader's gain.
 """
 
 import numpy as np
