@@ -170,8 +170,9 @@ class DenseStack:
             last.entry["alpha"] = float(alpha)
 
     def affine(self, scale, offset, *, where):
-        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants."""
-        self._check_not_after_softmax_unless_last(where)
+        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants.
+        After a softmax it can only become the output scaling (``dense`` refuses a layer there)."""
+        self._check_outputs_not_scaled()
         label = f"{self.source}: {where}"
         scale = checked_tensor(scale, f"{label} scale")
         offset = checked_tensor(offset, f"{label} offset")
@@ -290,12 +291,6 @@ class DenseStack:
     def _check_not_after_softmax(self, where):
         if self.layers and self.layers[-1].activation == "softmax":
             raise JaccliError(f"{self.source}: {where} follows a Softmax; Softmax must be the last layer")
-
-    def _check_not_after_softmax_unless_last(self, where):
-        """A constant map may follow a softmax (it becomes the output scaling) if nothing else does."""
-        self._check_outputs_not_scaled()
-        if self.layers and self.layers[-1].activation == "softmax":
-            self._pending_where = self._pending_where or where
 
     def _check_outputs_not_scaled(self):
         if self._outputs_scaled:
