@@ -98,13 +98,13 @@ def jacobian(spec, tensors, x):
     return np.stack(columns, axis=-1)
 
 
-def hessian(spec, tensors, x):
+def hessian(spec, tensors, x, h_second=H_SECOND):
     """d2y/dx_i dx_j (N, m, n, n): central differences of the complex-step Jacobian,
     Richardson-extrapolated (steps h and h/2), so the error is O(h^4)."""
     x = np.asarray(x, dtype=float)
     columns = []
     for j in range(x.shape[1]):
-        step = H_SECOND * max(1.0, float(np.abs(x[:, j]).max()))
+        step = h_second * max(1.0, float(np.abs(x[:, j]).max()))
         estimates = []
         for h in (step, step / 2):
             up, down = x.copy(), x.copy()

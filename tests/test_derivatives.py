@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import jaccli
@@ -130,13 +130,19 @@ def test_random_architectures_against_oracle(tmp_path, arch):
     x = oracle.away_from_kinks(spec, tensors, x)
     if len(x) == 0:
         return
-    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-12)
+    expected = oracle.forward(spec, tensors, x).real
+    assume(np.isfinite(expected).all())  # exp of exp overflows the oracle's own arithmetic
+    close(model.value(x), expected, 1e-12)
     close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
     close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
     hess = oracle.hessian(spec, tensors, x)
-    close(model.hessian(x), hess, 1e-7)
+    # The oracle's differences resolve a strongly curved net (exp of exp) only to their
+    # own truncation error: allow ten times its change when the steps are halved.
+    resolved = 10 * float(np.abs(hess - oracle.hessian(spec, tensors, x, oracle.H_SECOND / 2)).max())
+    rtol_hess = max(RTOL_SECOND, resolved / max(1.0, float(np.abs(hess).max())))
+    close(model.hessian(x), hess, rtol_hess)
     hd = model.hessdiag(x)
-    close(hd, np.diagonal(hess, axis1=2, axis2=3), 1e-7)
+    close(hd, np.diagonal(hess, axis1=2, axis2=3), rtol_hess)
     # the Taylor-mode diagonal and the adjoint-mode full Hessian are separate code paths
     close(hd, np.diagonal(model.hessian(x), axis1=2, axis2=3), 1e-12)
     close(model.laplacian(x), hd.sum(axis=-1), 1e-12)

@@ -37,9 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from jaccli.errors import JaccliError
+from jaccli.formats.spec import LAYOUTS
 from jaccli.numeric import dtype_problem
-
-LAYOUTS = ("in_out", "out_in")
 
 # Activations whose value is never negative, and those that are the identity
 # there: a ReLU or LeakyReLU after relu/sigmoid/softplus/exp changes nothing,

@@ -65,20 +65,6 @@ class Tracked:
 
     __radd__ = __add__
 
-    def __neg__(self):
-        return mul(self, -1.0)
-
-    def __sub__(self, other):
-        return add(self, mul(other, -1.0))
-
-    def __rsub__(self, other):
-        return add(other, mul(self, -1.0))
-
-    def __truediv__(self, other):
-        if isinstance(other, Tracked):
-            raise TypeError("division by a tracked tensor is not a fold jaccli makes")
-        return mul(self, 1.0 / np.asarray(other, dtype=np.float64))
-
     def __matmul__(self, other):
         return matvec(self, other)
 
