@@ -4,9 +4,9 @@ import sys
 
 import click
 
-from jaccli.cli.options import (OUTPUT_FORMATS, POINT_FORMATS, TABLE_FORMATS, cluster_options,
+from jaccli.cli.options import (OUTPUT_FORMATS, TABLE_FORMATS, cluster_options,
                                 compute_options, input_paths, load_model, load_points, npz_extras,
-                                open_point_table, store_attributes)
+                                open_point_table, point_table_options, store_attributes)
 from jaccli.cli.pipeline import Streamed, Tabled
 from jaccli.cli.plotting import plot_options
 from jaccli.errors import JaccliError
@@ -16,13 +16,8 @@ from jaccli.io import registry
 @click.command()
 @compute_options
 @cluster_options
-@click.option("--train", "-t", "train_path", type=click.Path(allow_dash=True), required=True,
-              help=f"Training set, the inputs and the targets: {registry.points_sources()}.")
-@click.option("--train-format", "train_fmt", type=click.Choice(POINT_FORMATS), default=None,
-              help="Format of --train (default: from the extension, else the content).")
-@click.option("--train-columns", default=None, metavar="A,B,...",
-              help="Columns of --train holding the inputs, in the spec's order: header names "
-                   "or numbers from 1 (the targets: --target).")
+@point_table_options("train", "-t", "Training set, the inputs and the targets",
+                     " (the targets: --target)", required=True)
 @click.option("--level", type=float, default=0.95, show_default=True,
               help="Confidence level, strictly between 0 and 1.")
 @click.option("--target", "targets", multiple=True, metavar="COLUMN",

@@ -30,6 +30,28 @@ def model_options(func):
     return wrapper
 
 
+def point_table_options(name, short, described, columns_tail, required=False):
+    """--NAME/SHORT, --NAME-format and the columns option of a table of points (--points and
+    --columns, --train and --train-columns): one shape for every such table."""
+    columns = "--columns" if name == "points" else f"--{name}-columns"
+
+    def decorate(func):
+        for option in reversed([
+            click.option(f"--{name}", short, f"{name}_path", type=click.Path(allow_dash=True),
+                         required=required, default=None, help=f"{described}: {registry.points_sources()}."),
+            click.option(f"--{name}-format", f"{name}_fmt", type=click.Choice(POINT_FORMATS),
+                         default=None, help=f"Format of --{name} (default: from the extension, "
+                                            "else the content)."),
+            click.option(columns, default=None, metavar="A,B,...",
+                         help=f"Columns of --{name} holding the inputs, in the spec's order: header "
+                              f"names or numbers from 1{columns_tail}."),
+        ]):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 def _output_help(formats):
     listed = registry.suffix_list(formats, last="or")
     return (f"Output file: {listed}; no extension (a pipe, /dev/null): CSV "
@@ -43,13 +65,7 @@ def compute_options(func=None, *, formats=OUTPUT_FORMATS):
         return functools.partial(compute_options, formats=formats)
 
     @model_options
-    @click.option("--points", "-p", "points_path", type=click.Path(allow_dash=True), default=None,
-                  help=f"Points: {registry.points_sources()}.")
-    @click.option("--points-format", "points_fmt", type=click.Choice(POINT_FORMATS), default=None,
-                  help="Format of --points (default: from the extension, else the content).")
-    @click.option("--columns", default=None, metavar="A,B,...",
-                  help="Columns of --points holding the inputs, in the spec's order: header "
-                       "names or numbers from 1 (default: the header's names of the inputs).")
+    @point_table_options("points", "-p", "Points", " (default: the header's names of the inputs)")
     @click.option("--at", "at", type=str, default=None,
                   help="One point inline, e.g. --at 1,2.5.")
     @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
