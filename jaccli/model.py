@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from jaccli.engine import sweeps as engine
+from jaccli.engine.chunks import chunk_bytes
 from jaccli import arguments
 from jaccli.errors import JaccliError, param
 from jaccli.extras import is_dask_array
@@ -24,12 +25,12 @@ from jaccli.io.finite import check_finite_points
 from jaccli.quantities import QUANTITIES, quantity
 
 
-#: Bytes of a chunk's widest buffer that the default chunk size aims at
-#: (measured on 2-core machines with 2 MB of L2 per core: 1,000-2,000 points for
-#: an 8-64-64-1 net, 256 for 64-256-256-10). Larger chunks spill out of cache;
+#: Bytes of a chunk's widest buffer that the default chunk size aims at: twice a
+#: core's L2 (``engine.chunks.chunk_bytes``; 1,000-2,000 points for an 8-64-64-1
+#: net, 256 for 64-256-256-10 with 2 MB of L2). Larger chunks spill out of cache;
 #: smaller ones pay Python's per-call overhead, which also holds the GIL the
 #: other worker thread needs.
-CHUNK_BYTES = 1 << 22
+CHUNK_BYTES = chunk_bytes()
 MIN_CHUNK, MAX_CHUNK = 256, 2048
 CHUNK_RESULT_BYTES = 1 << 25
 #: A chunk's scratch, in buffers of its widest size (activations, their two
