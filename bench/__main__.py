@@ -364,6 +364,22 @@ def machine():
             "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE")}
 
 
+#: A 1-minute load average per core above this, before or after the run, means other
+#: work shared the cores: the ratios are then indicative only.
+QUIET_LOAD_PER_CORE = 0.25
+
+
+def describe_quiet(info):
+    """Whether the machine was quiet before and after the run (1-minute load per core)."""
+    cores = info["cores"] or 1
+    before = info["load_average"][0]
+    after = info.get("load_average_after", info["load_average"])[0]
+    quiet = max(before, after) / cores <= QUIET_LOAD_PER_CORE
+    verdict = "quiet" if quiet else "NOT quiet: other work shared the cores, take the ratios as indicative"
+    return (f"machine {verdict} (1-minute load {before:.2f} before, {after:.2f} after, "
+            f"{cores} cores)")
+
+
 def print_table(rows, cli, rate, info):
     head = ["workload", "jaccli", "f32", "JAX best", "torch.func", "NumPy FD", "limit",
             "jaccli/JAX", "jaccli/limit"]
@@ -385,6 +401,7 @@ def print_table(rows, cli, rate, info):
           f"{rate / 1e9:.1f} GFLOP/s; best of {REPEATS} after a warm-up"
           + (f"; times and ratios: medians of {rounds} interleaved rounds" if rounds else ""))
     print(describe_simd(info["simd"]))
+    print(describe_quiet(info))
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for line in lines:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
@@ -462,6 +479,7 @@ def main(argv=None):
         if not only or "PLOT" in only:
             plot = bench_plot(directory, args.plot_points, run_timed, peak_command, command)
     info["seconds"] = time.perf_counter() - started
+    info["load_average_after"] = os.getloadavg()
     if rows or cli:
         print_table(rows, cli, rate, info)
     print_csv_rows(csv_rows)
