@@ -380,3 +380,23 @@ def test_python_m_jaccli_cli_runs_every_command(tmp_path):
                               text=True)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout
+
+
+def test_one_quiet_point_imports_nothing_it_does_not_use():
+    """A one-point call's start-up is most of its time (``make bench`` measures it):
+    a quiet run writing one CSV row imports neither pyarrow (worth it for large
+    blocks only) nor rich (the summary and the progress bar)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom jaccli.cli import cli\n"
+             "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit as exit:\n"
+             "    assert not exit.code, exit.code\n"
+             "print(sorted(m for m in ('pyarrow', 'rich', 'scipy') if m in sys.modules), "
+             "file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", probe, "jacobian",
+                           os.path.join(SAMPLES, "canonical.npz"), "--at", "1,1", "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("dy/dx1")
+    assert done.stderr.strip().splitlines()[-1] == "[]"

@@ -37,8 +37,9 @@ def point_table_options(name, short, described, columns_tail, required=False):
 
     def decorate(func):
         for option in reversed([
+            # no default=None beside required: click 8.3 reads it as a value given
             click.option(f"--{name}", short, f"{name}_path", type=click.Path(allow_dash=True),
-                         required=required, default=None, help=f"{described}: {registry.points_sources()}."),
+                         required=required, help=f"{described}: {registry.points_sources()}."),
             click.option(f"--{name}-format", f"{name}_fmt", type=click.Choice(POINT_FORMATS),
                          default=None, help=f"Format of --{name} (default: from the extension, "
                                             "else the content)."),

@@ -12,6 +12,7 @@ what it computes, the writer of its columns, its warnings and its summary.
 import contextlib
 import sys
 import time
+from functools import cached_property
 
 from jaccli.cli.options import input_paths, load_model, load_points, one_stdin
 from jaccli.errors import JaccliError
@@ -30,16 +31,21 @@ class Run:
     def __init__(self, model, spec, dtype, points_path, points_fmt, columns, at, chunk_size,
                  output, fmt, quiet, scheduler=None, workers=None, plot=None, plot_x=None,
                  **options):
-        from jaccli.cli.summary import stderr_console
-
         self.model_path, self.spec, self.dtype = model, spec, dtype
         self.points_path, self.points_fmt, self.columns, self.at = points_path, points_fmt, columns, at
         self.chunk_size, self.output, self.fmt, self.quiet = chunk_size, output, fmt, quiet
         self.scheduler, self.workers, self.plot, self.plot_x = scheduler, workers, plot, plot_x
         vars(self).update(options)  # the command's own options, by their click names
-        self.console = stderr_console()
         self.figure = self.stats = self.result = None
         self.non_finite = 0
+
+    @cached_property
+    def console(self):
+        """Standard error's console, made when first used (a quiet run without warnings
+        never imports rich)."""
+        from jaccli.cli.summary import stderr_console
+
+        return stderr_console()
 
     def run(self):
         self.check_outputs()
@@ -104,8 +110,9 @@ class Run:
     def progress(self):
         from jaccli.cli.summary import LazyProgress
 
-        return LazyProgress(self.console, len(self.points),
-                            enabled=not self.quiet and self.console.is_terminal)
+        if self.quiet:  # no console either: rich is not even imported
+            return LazyProgress(None, len(self.points), enabled=False)
+        return LazyProgress(self.console, len(self.points), enabled=self.console.is_terminal)
 
     # --- what a command may say differently -----------------------------------------
 
@@ -147,8 +154,7 @@ class Streamed(Run):
             writer = Together(self.data_writer(), self.figure)
             chunks = self.chunks(client)
             with self.companions(writer), self.overflows():
-                self.non_finite = write_chunks(chunks, writer, self.console, len(self.points),
-                                               self.quiet, self.stats)
+                self.non_finite = write_chunks(chunks, writer, self.progress(), self.stats)
         return writer, time.perf_counter() - started
 
     def prepare(self, client):
@@ -212,15 +218,13 @@ def overflows_counted():
         yield
 
 
-def write_chunks(chunks, writer, console, n_points, quiet, stats=None):
+def write_chunks(chunks, writer, progress, stats=None):
     """Write each (start, result) of ``chunks`` in order, then commit (abort on any
-    error); returns how many results are NaN or infinite."""
+    error), advancing ``progress``; returns how many results are NaN or infinite."""
     import numpy as np
 
-    from jaccli.cli.summary import LazyProgress
     from jaccli.io.writers import written_whole
 
-    progress = LazyProgress(console, n_points, enabled=not quiet and console.is_terminal)
     following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
     if following:
         chunks.follow(progress.advance)

@@ -125,6 +125,11 @@ def writing_to(method):
     return wrapper
 
 
+#: Numbers in a block from which formatting them with pyarrow pays for importing it
+#: (~0.14 s, about what Python's repr loop takes for a million numbers).
+ARROW_MIN_CELLS = 1 << 20
+
+
 def format_rows(rows, delimiter):
     """Shortest round-trip text of every number, one line per row.
 
@@ -132,15 +137,17 @@ def format_rows(rows, delimiter):
     loop in C, about as fast as numpy.savetxt's "%.17g" and with the shortest
     exact digits. float32: the shortest text that reads back as the same
     float32 (``float32_texts``), not the float64 digits of it. With pyarrow
-    installed, float64 rows go through its formatter: the same text, about 3x
-    faster.
+    installed, large float64 blocks go through its formatter: the same text,
+    about 3x faster (importing it costs as much as formatting ``ARROW_MIN_CELLS``
+    numbers, so a small result, one point's, is not worth it).
     """
-    from jaccli.io.arrow import format_rows as arrow_format_rows
-
     rows = np.asarray(rows)
-    text = arrow_format_rows(rows, delimiter)
-    if text is not None:
-        return text
+    if rows.size >= ARROW_MIN_CELLS or "pyarrow" in sys.modules:
+        from jaccli.io.arrow import format_rows as arrow_format_rows
+
+        text = arrow_format_rows(rows, delimiter)
+        if text is not None:
+            return text
     width = max(rows.shape[1], 1)
     # a few hundred thousand numbers at a time, however wide the rows
     step = max(1, (1 << 17) // width)
