@@ -10,7 +10,7 @@ node's events.
 
 import numpy as np
 
-from jaccli.formats.onnx.events import Affine, Dense
+from jaccli.formats.onnx.events import Affine, BatchNorm, Dense
 from jaccli.formats.onnx.nodes import attribute, describe, float_attribute
 
 
@@ -125,6 +125,36 @@ def scaler(walker, node, data, events, state):
         if array.size != 1 and state["width"] is not None and array.size != state["width"]:
             walker.refuse(node, f"scales {array.size} features, its input has {state['width']}")
     return [Affine(scale, -offset * scale, describe(node))]
+
+
+def batchnorm(walker, node, data, events, state):
+    """BatchNormalization at inference on (N, C) data: its four constants, per feature.
+
+    The statistics are the file's stored running mean and variance; epsilon is
+    a float32 attribute, read as the decimal its writer meant (torch's 1e-5).
+    """
+    if attribute(walker, node, "training_mode", 0):
+        walker.refuse(node, "runs in training mode (batch statistics mix the rows)")
+    if state["transposed"]:
+        walker.refuse(node, "normalizes data that is not (N, features): jaccli reads "
+                            "BatchNormalization of flat rows only")
+    roles = ("scale", "bias", "mean", "var")
+    names = dict(zip(roles, node.input[1:5]))
+    arrays = {}
+    for role, name in names.items():
+        if not walker.is_constant(name):
+            walker.refuse(node, f"its {role} '{name}' is computed in the graph, not stored")
+        array = walker.constant(name, node, role=role)
+        if array.ndim != 1 or (state["width"] is not None and array.size != state["width"]):
+            walker.refuse(node, f"its {role} '{name}' has shape {array.shape}; expected one "
+                                f"value per feature ({state['width']})")
+        arrays[role] = array
+    eps = float_attribute(walker, node, "epsilon", 1e-5)
+    if np.any(arrays["var"].astype(np.float64) + eps <= 0):
+        walker.refuse(node, f"its variance '{names['var']}' + epsilon is not positive")
+    state["width"] = arrays["scale"].size
+    return [BatchNorm(arrays["scale"], arrays["bias"], arrays["mean"], arrays["var"], eps,
+                      names, describe(node))]
 
 
 def complement(walker, node, c, state):

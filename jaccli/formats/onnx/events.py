@@ -38,6 +38,22 @@ class Affine:
 
 
 @dataclass
+class BatchNorm:
+    """Inference BatchNormalization: ``(x - mean) / sqrt(var + eps) * scale + bias``, per feature.
+
+    ``names``: the file's names of scale, bias (parameters) and mean, var (stored statistics).
+    """
+
+    scale: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    names: dict
+    where: str
+
+
+@dataclass
 class Identity:
     where: str
 

@@ -140,6 +140,7 @@ OPS = {
     "Mul": Op(_BINARY, dense.arithmetic),
     "Div": Op(_BINARY, dense.arithmetic),
     "Scaler": Op(_UNARY, dense.scaler, ml=True),
+    "BatchNormalization": Op((5, 5), dense.batchnorm),
     "Identity": Op(_UNARY, _identity),
     "Dropout": Op((1, 3), _dropout),
     "Cast": Op(_UNARY, _cast),

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaccli.formats.onnx.events import Activation, Dense, Identity
+from jaccli.formats.onnx.events import Activation, BatchNorm, Dense, Identity
 from jaccli.formats.onnx.graph import read_onnx
 from jaccli.formats.stack import DenseStack
 
@@ -28,6 +28,11 @@ def onnx_spec_and_tensors(path):
                         bias_name=event.bias_name or f"{event.weight_name}:bias",
                         weight_scale=event.weight_scale, bias_scale=event.bias_scale,
                         constant=event.constant)
+        elif isinstance(event, BatchNorm):
+            names = {"weight": event.names["scale"], "bias": event.names["bias"],
+                     "mean": event.names["mean"], "var": event.names["var"]}
+            stack.batchnorm(event.mean, event.var, event.eps, event.scale, event.bias,
+                            names=names, where=event.where)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         else:
