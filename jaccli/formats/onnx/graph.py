@@ -20,6 +20,7 @@ from jaccli.formats.onnx.nodes import (
 )
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
 from jaccli.formats.onnx.patterns import composite
+from jaccli.formats.onnx.shapes import new_state
 from jaccli.messages import printable
 
 
@@ -185,11 +186,11 @@ class _Walker:
     # -- the walk ----------------------------------------------------------
 
     def run(self):
-        input_name, width, dtype = self._the_input()
+        input_name, state, dtype = self._the_input()
         output_name = self._the_output()
         steps = _chain(self, output_name, input_name)
         self._classifier_note()
-        events = events_of(self, steps, width)
+        events = events_of(self, steps, state)
         check_softmax_last(self, events)
         if not any(isinstance(e, Dense) for e in events):
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
@@ -201,18 +202,43 @@ class _Walker:
         if len(inputs) != 1:
             names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
             self.fail(f"the graph has {len(inputs)} inputs ({names}); jaccli reads "
-                      "models of one input tensor (N, n)")
+                      "models of one input tensor")
         the_input = inputs[0]
         kind = the_input.type.WhichOneof("value")
         tensor = the_input.type.tensor_type
         if kind != "tensor_type" or tensor.elem_type not in FLOAT_TYPES:
             self.fail(f"input '{the_input.name}' is not a float tensor")
-        dims = list(tensor.shape.dim) if tensor.HasField("shape") else None
-        if dims is not None and len(dims) != 2:
-            self.fail(f"input '{the_input.name}' has {len(dims)} dimensions; jaccli reads "
-                      "(N, n) tensors, one row per point")
-        width = dims[1].dim_value if dims and dims[1].dim_value > 0 else None
-        return the_input.name, width, FLOAT_TYPES[tensor.elem_type]
+        dims = [d.dim_value if d.dim_value > 0 else None for d in tensor.shape.dim] \
+            if tensor.HasField("shape") else None
+        return the_input.name, self._input_state(the_input.name, dims), \
+            FLOAT_TYPES[tensor.elem_type]
+
+    def _input_state(self, name, dims):
+        """The flow's state at the input: (N, n), (N, d1, d2, ...) or a 1-D (n,)."""
+        if dims is None:
+            return new_state(None, None)
+        shown = "(" + ", ".join("N" if d is None else str(d) for d in dims) + \
+            ("," if len(dims) == 1 else "") + ")"
+        if not dims:
+            self.fail(f"input '{name}' is a scalar; jaccli reads inputs of one or more columns")
+        if len(dims) == 1:
+            if dims[0] is None:
+                self.fail(f"input '{name}' of shape {shown} has no declared length")
+            self.notes.append(f"input '{name}' of shape {shown}: one point, {dims[0]} columns")
+            return new_state(dims, 1, vector=True)
+        batch, rest = dims[0], dims[1:]
+        if len(dims) == 2 and rest[0] is None:
+            return new_state(None, batch)
+        if None in rest:
+            self.fail(f"input '{name}' of shape {shown}: jaccli needs the size of every "
+                      "dimension after the batch")
+        if len(dims) > 2 or batch is not None:
+            width = int(np.prod(rest))
+            self.notes.append(f"input '{name}' of shape {shown}: {width} columns"
+                              + (", C order" if len(rest) > 1 else "")
+                              + ("" if batch is None else f"; the declared batch of {batch} "
+                                 "does not limit the points (no op mixes rows)"))
+        return new_state(rest, batch)
 
     def _the_output(self):
         """The one float output; a classifier's labels and ZipMap are dropped."""

@@ -2,7 +2,8 @@
 
 SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as Div/Erf/Add/Mul/Mul
 (or its tanh form, in any order of products), and a binary classifier's
-probabilities Concat(1 - p, p). Each match is a step of the chain: the
+probabilities Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)``
+(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape). Each match is a step of the chain: the
 node it ends at, what it is, and the computed tensor it starts from.
 """
 
@@ -18,7 +19,8 @@ _GELU_TANH_CUBIC = 0.044715
 
 def composite(walker, node):
     """An activation written in several nodes ending at ``node``, or None."""
-    for match in (_match_silu, _match_softsign, _match_gelu, _match_binary_probabilities):
+    for match in (_match_silu, _match_softsign, _match_gelu, _match_binary_probabilities,
+                  _match_view):
         found = match(walker, node)
         if found is not None:
             return found
@@ -148,3 +150,23 @@ def _match_binary_probabilities(walker, node):
         return None
     walker.binary = True
     return ("complement", node, float(_scalar(walker, sub.input[0], sub)), p)
+
+
+def _match_view(walker, node):
+    """Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [-1])): x.view(x.size(0), -1)."""
+    if node.op_type != "Reshape" or walker.is_constant(node.input[1]):
+        return None
+    concat = _producer_of(walker, node.input[1], "Concat")
+    if concat is None or len(concat.input) != 2 or not walker.is_constant(concat.input[1]):
+        return None
+    rest = walker.constant(concat.input[1], concat, role="shape", floats=False).reshape(-1)
+    unsqueeze = _producer_of(walker, concat.input[0], "Unsqueeze")
+    gather = unsqueeze and _producer_of(walker, unsqueeze.input[0], "Gather")
+    shape = gather and _producer_of(walker, gather.input[0], "Shape")
+    if shape is None or rest.tolist() != [-1] or not walker.is_constant(gather.input[1]) or \
+            shape.input[0] != node.input[0] or attribute(walker, gather, "axis", 0) != 0:
+        return None
+    index = walker.constant(gather.input[1], gather, role="index", floats=False).reshape(-1)
+    if index.tolist() != [0]:
+        return None
+    return ("view", node, node.input[0])
