@@ -71,3 +71,211 @@ def test_batchnorm_between_layers(path_name, tmp_path):
 def test_batchnorm_after_an_activation_and_last(path_name, tmp_path):
     exact(lambda: nn.Sequential(nn.Linear(3, 5), nn.Tanh(), _batchnorm(5), nn.Linear(5, 2),
                                 _batchnorm(2)), path_name, tmp_path)
+
+
+# -- inputs of any shape --------------------------------------------------------
+
+def runtime_values(path, X, output=None):
+    """onnxruntime on each point in the input's declared shape (a fixed batch filled with copies)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in feed.shape]
+    dtype = np.float32 if feed.type == "tensor(float)" else np.float64
+    rows = []
+    for x in X:
+        batch = np.broadcast_to(x.reshape([1] + shape[1:]), shape) if len(shape) > 1 else x
+        names = [output] if output else None
+        result = np.asarray(session.run(names, {feed.name: np.ascontiguousarray(batch, dtype)})[0])
+        rows.append(result.reshape(shape[0], -1)[0] if len(shape) > 1 and result.ndim > 1
+                    and result.shape[0] == shape[0] else result.reshape(-1))
+    return np.stack(rows)
+
+
+def graph_exact(path, n, output=None, load_kwargs=None):
+    """jaccli agrees with the graph evaluated in torch (every quantity, to 1e-12) and with
+    onnxruntime (the values, to its float32 or float64 rounding)."""
+    import jaccli
+
+    X = np.random.default_rng(0).normal(size=(7, n))
+    graph = OnnxFunction(path, output=output)
+    outcome = check_file(path, graph.as_reference(), X, own=False, graph=graph, exact=False,
+                         load_kwargs=load_kwargs)
+    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
+    value = jaccli.load(str(path), **(load_kwargs or {})).value(X)
+    runtime = runtime_values(path, X, output)
+    assert value.shape == runtime.shape
+    assert np.allclose(value, runtime, rtol=1e-12 if "double" in str(path) else 1e-5, atol=1e-6)
+    return value
+
+
+def _save(tmp_path, name, nodes, inits, in_shape, out_shape, output="y", opset=17, double=True):
+    from onnx import TensorProto, helper, numpy_helper
+
+    kind = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    dtype = np.float64 if double else np.float32
+    initializers = [numpy_helper.from_array(np.asarray(v, dtype if np.asarray(v).dtype.kind == "f"
+                                                       else np.int64), k) for k, v in inits.items()]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", kind, in_shape)],
+                              [helper.make_tensor_value_info(output, kind, out_shape)], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(model)
+    path = tmp_path / f"{name}-{'double' if double else 'float'}.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+RNG = np.random.default_rng(21)
+W1, B1, W2, B2 = RNG.normal(size=(6, 5)), RNG.normal(size=6), RNG.normal(size=(3, 6)), RNG.normal(size=3)
+node = onnx.helper.make_node
+
+
+@pytest.mark.parametrize("double", [True, False])
+def test_acas_xu_shape_1_1_1_5_with_flatten(tmp_path, double):
+    nodes = [node("Flatten", ["x"], ["f"], axis=1), node("Gemm", ["f", "W1", "B1"], ["h"], transB=1),
+             node("Relu", ["h"], ["r"]), node("Gemm", ["r", "W2", "B2"], ["y"], transB=1)]
+    path = _save(tmp_path, "acas", nodes, {"W1": W1, "B1": B1, "W2": W2, "B2": B2},
+                 [1, 1, 1, 5], [1, 3], double=double)
+    graph_exact(path, 5)
+
+
+def test_nnet_style_vector_input_with_weights_on_the_left(tmp_path):
+    nodes = [node("MatMul", ["W1", "x"], ["m"]), node("Add", ["m", "B1"], ["h"]),
+             node("Relu", ["h"], ["r"]), node("MatMul", ["W2", "r"], ["m2"]),
+             node("Add", ["m2", "B2"], ["y"])]
+    path = _save(tmp_path, "nnet", nodes, {"W1": W1, "B1": B1, "W2": W2, "B2": B2}, [5], [3])
+    graph_exact(path, 5)
+
+
+def test_column_input_of_one_point_and_gemm_with_the_weight_first(tmp_path):
+    """(5,) unsqueezed to a column (5, 1), W @ x as Gemm(W, x) with the bias a column;
+    transA reads W.T."""
+    nodes = [node("Unsqueeze", ["x", "ax"], ["c"]),
+             node("Gemm", ["W1", "c", "B1c"], ["h"]), node("Tanh", ["h"], ["t"]),
+             node("Gemm", ["W2t", "t", "B2c"], ["y"], transA=1)]
+    path = _save(tmp_path, "column", nodes, {"W1": W1, "B1c": B1[:, None], "W2t": W2.T,
+                                             "B2c": B2[:, None], "ax": np.array([1])}, [5], [3, 1])
+    graph_exact(path, 5)
+
+
+def test_gemm_transA_on_transposed_data_and_transB_of_the_data(tmp_path):
+    """Gemm(x.T, W.T, transA=1) is x @ W.T; Gemm(W, h, transB=1) is W @ h.T (columns)."""
+    nodes = [node("Transpose", ["x"], ["xt"]), node("Gemm", ["xt", "W1t", "B1"], ["h"], transA=1),
+             node("Sigmoid", ["h"], ["s"]), node("Gemm", ["W2", "s", "B2c"], ["yt"], transB=1),
+             node("Transpose", ["yt"], ["y"])]
+    path = _save(tmp_path, "trans", nodes, {"W1t": W1.T, "B1": B1, "W2": W2, "B2c": B2[:, None]},
+                 ["N", 5], ["N", 3])
+    graph_exact(path, 5)
+
+
+@pytest.mark.parametrize("shape, reshape", [
+    ([128, 5], None), ([1, 5, 1], [1, -1]), (["N", 5, 1], [-1, 5]), (["N", 5, 1], [0, -1]),
+])
+def test_fixed_batches_and_reshapes_that_keep_one_row_per_point(tmp_path, shape, reshape):
+    first = "x"
+    nodes, inits = [], {"W1": W1, "B1": B1, "W2": W2, "B2": B2}
+    if reshape is not None:
+        nodes.append(node("Reshape", ["x", "s"], ["f"]))
+        inits["s"] = np.array(reshape, dtype=np.int64)
+        first = "f"
+    nodes += [node("Gemm", [first, "W1", "B1"], ["h"], transB=1), node("Sigmoid", ["h"], ["r"]),
+              node("Gemm", ["r", "W2", "B2"], ["y"], transB=1)]
+    path = _save(tmp_path, "batch", nodes, inits, shape, [shape[0], 3])
+    graph_exact(path, 5)
+
+
+def test_image_input_flattened_neg_and_squeezed_output(tmp_path):
+    """(N, 1, 5) through Neg; the last layer's (N, 1) squeezed to (N,), then unsqueezed."""
+    w = RNG.normal(size=(5, 1))
+    nodes = [node("Neg", ["x"], ["n"]), node("Flatten", ["n"], ["f"], axis=1),
+             node("MatMul", ["f", "W"], ["m"]), node("Tanh", ["m"], ["t"]),
+             node("Squeeze", ["t", "ax"], ["s"]), node("Unsqueeze", ["s", "ax"], ["u"]),
+             node("Squeeze", ["u", "ax"], ["y"])]
+    path = _save(tmp_path, "squeeze", nodes, {"W": w, "ax": np.array([1], dtype=np.int64)},
+                 ["N", 1, 5], ["N"])
+    assert graph_exact(path, 5).shape == (7, 1)
+
+
+@pytest.mark.parametrize("shape, reshape, expect", [
+    (["N", 5], [1, -1], "not one row per point"),
+    ([128, 5], [1, -1], "not one row per point"),
+    (["N", 5, 2], None, "flatten them first"),
+])
+def test_shape_ops_that_mix_points_are_refused(tmp_path, shape, reshape, expect):
+    import jaccli
+    from jaccli.errors import JaccliError
+
+    nodes, inits, first = [], {"W1": W1}, "x"
+    if reshape is not None:
+        nodes.append(node("Reshape", ["x", "s"], ["f"]))
+        inits["s"] = np.array(reshape, dtype=np.int64)
+        first = "f"
+    nodes.append(node("MatMul", [first, "W1t"], ["y"]))
+    inits = {"W1t": W1.T if shape[-1] == 5 else np.ones((2, 6)), **inits}
+    path = _save(tmp_path, "mix", nodes, inits, shape, ["N", 6])
+    with pytest.raises(JaccliError) as caught:
+        jaccli.load(str(path))
+    assert expect in str(caught.value) and "\n" not in str(caught.value)
+
+
+# -- the real exporters: image-shaped inputs, view, fixed batches ------------------
+
+class _Image(nn.Module):
+    """An MLP on image-shaped input, flattened by nn.Flatten or by x.view(x.size(0), -1)."""
+
+    def __init__(self, shape, how):
+        super().__init__()
+        self.how = how
+        n = int(np.prod(shape))
+        self.body = nn.Sequential(nn.Linear(n, 6), nn.Tanh(), nn.Linear(6, 2))
+        self.flatten = nn.Flatten()
+
+    def forward(self, x):
+        if self.how == "view":
+            x = x.view(x.size(0), -1)
+        elif self.how == "reshape":
+            x = x.reshape(1, -1)
+        else:
+            x = self.flatten(x)
+        return self.body(x)
+
+
+def _shaped_reference(net, shape):
+    from .oracles import torch_reference
+
+    base = torch_reference(net)
+    inner = base.forward
+
+    def forward(X, p):  # one point at a time, in the shape the net takes
+        return torch.cat([inner(X[i:i + 1].reshape((1,) + shape), p) for i in range(X.shape[0])])
+    base.forward = forward
+    return base
+
+
+@pytest.mark.parametrize("shape, how, batch, dynamo", [
+    ((1, 1, 5), "flatten", None, False), ((1, 1, 5), "flatten", None, True),
+    ((4, 3), "view", None, False), ((4, 3), "flatten", 1, False), ((4, 3), "reshape", 1, False),
+    ((4, 3), "flatten", 128, False), ((4, 3), "view", 1, True),
+])
+def test_torch_exports_of_image_inputs(tmp_path, shape, how, batch, dynamo):
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    torch.manual_seed(0)
+    net = _Image(shape, how).double().eval()
+    example = torch.randn((batch or 2,) + shape, dtype=torch.float64)
+    path = tmp_path / "image.onnx"
+    kwargs = {}
+    if batch is None:
+        kwargs = ({"dynamic_shapes": ({0: torch.export.Dim("N")},)} if dynamo
+                  else {"dynamic_axes": {"x": {0: "N"}}})
+    torch.onnx.export(net, (example,), str(path), input_names=["x"], output_names=["y"],
+                      dynamo=dynamo, **kwargs)
+    n = int(np.prod(shape))
+    X = np.random.default_rng(1).normal(size=(5, n))
+    outcome = check_file(path, _shaped_reference(net, shape), X, own=False,
+                         graph=OnnxFunction(path))
+    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
+    import jaccli
+
+    assert np.allclose(jaccli.load(str(path)).value(X), runtime_values(path, X), rtol=1e-12, atol=0)
