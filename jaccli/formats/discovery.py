@@ -92,7 +92,7 @@ def keras_json_paths(path):
     return [stem + ".json"] + ([generic] if generic != stem + ".json" else [])
 
 
-def load_spec_and_tensors(path, spec_path=None):
+def load_spec_and_tensors(path, spec_path=None, output_name=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
     The spec is the first found of: ``spec_path`` (--spec: a YAML spec, or a
@@ -101,9 +101,13 @@ def load_spec_and_tensors(path, spec_path=None):
     (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
     weights file, the spec embedded in the weight file, a Keras model's own
     configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
-    weights file's folder.
+    weights file's folder. ``output_name``: the ONNX graph output to read (jaccli.load's).
     """
     kind, store, embedded, keras = open_weight_file(path)
+    if output_name is not None and (kind != "onnx" or spec_path is not None):
+        raise JaccliError(f"{path}: {param('output_name')} picks an output of an ONNX graph "
+                          f"read without a spec; this model has the outputs its "
+                          f"{'spec' if spec_path is not None else 'file'} declares")
     hdf5 = kind == "hdf5"
     try:
         if spec_path is not None:
@@ -123,7 +127,7 @@ def load_spec_and_tensors(path, spec_path=None):
             elif keras:
                 return _keras_model(path)
             elif kind == "onnx":
-                return _onnx_model(path)
+                return _onnx_model(path, output_name)
             elif folder_json is not None:
                 return _keras_json_model(*folder_json, path, hdf5)
             else:
@@ -212,11 +216,11 @@ def _keras_model(path):
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
 
 
-def _onnx_model(path):
+def _onnx_model(path, output_name=None):
     """An ONNX graph read with no spec; the notes say what was chosen (a classifier's output)."""
     from jaccli.formats.onnx import onnx_spec_and_tensors
 
-    spec_dict, tensors, notes = onnx_spec_and_tensors(path)
+    spec_dict, tensors, notes = onnx_spec_and_tensors(path, output_name)
     spec = parse_spec(spec_dict, f"{path} (ONNX graph)")
     spec.notes = tuple(notes)
     return spec, TensorStore(path, tensors.get, list(tensors))

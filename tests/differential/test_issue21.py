@@ -279,3 +279,62 @@ def test_torch_exports_of_image_inputs(tmp_path, shape, how, batch, dynamo):
     import jaccli
 
     assert np.allclose(jaccli.load(str(path)).value(X), runtime_values(path, X), rtol=1e-12, atol=0)
+
+
+# -- one output of several --------------------------------------------------------
+
+class _ActorCritic(nn.Module):
+    """Stable-Baselines3's shape: actions and value from one body, a constant log-std."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+        self.pi, self.v = nn.Linear(8, 2), nn.Linear(8, 1)
+        self.log_std = nn.Parameter(torch.zeros(2))
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.pi(h), self.v(h), self.log_std * 1.0
+
+
+@pytest.fixture
+def actor_critic(tmp_path):
+    torch.manual_seed(0)
+    net = _ActorCritic().double().eval()
+    path = tmp_path / "ac.onnx"
+    torch.onnx.export(net, (torch.randn(1, 4, dtype=torch.float64),), str(path), dynamo=False,
+                      input_names=["obs"], output_names=["actions", "value", "log_std"],
+                      dynamic_axes={"obs": {0: "N"}})
+    return path
+
+
+@pytest.mark.parametrize("output", ["actions", "value"])
+def test_output_name_picks_one_output(actor_critic, output):
+    graph_exact(actor_critic, 4, output=output, load_kwargs={"output_name": output})
+
+
+def test_several_outputs_without_output_name_and_a_constant_output_are_refused(actor_critic):
+    import jaccli
+    from jaccli.errors import JaccliError
+
+    constant = onnx.load(str(actor_critic)).graph.output[2].name  # the exporter renames it
+    for kwargs, expect in (({}, "pick one with output_name"),
+                           ({"output_name": constant}, f"output '{constant}' does not depend"),
+                           ({"output_name": "nope"}, "'nope' is not an output")):
+        with pytest.raises(JaccliError) as caught:
+            jaccli.load(str(actor_critic), **kwargs)
+        assert expect in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_output_name_on_the_command_line(actor_critic, tmp_path):
+    from click.testing import CliRunner
+
+    from jaccli.cli import cli
+
+    points = tmp_path / "p.csv"
+    points.write_text("0.1,0.2,0.3,0.4\n")
+    result = CliRunner().invoke(cli, ["value", str(actor_critic), "--points", str(points),
+                                       "--output-name", "value"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(cli, ["jacobian", str(actor_critic), "--points", str(points)])
+    assert result.exit_code == 2 and "pick one with --output-name" in result.output

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 from jaccli.extras import install_hint
 from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
@@ -45,9 +45,10 @@ def _parse(path):
     return _Walker(path, model, onnx)
 
 
-def read_onnx(path) -> OnnxGraph:
-    """The events of the model in ``path``; JaccliError for anything else."""
-    return _parse(str(path)).run()
+def read_onnx(path, output_name=None) -> OnnxGraph:
+    """The events of the model in ``path`` (its output ``output_name`` when it has several);
+    JaccliError for anything else."""
+    return _parse(str(path)).run(output_name)
 
 
 def read_initializers(path):
@@ -98,9 +99,10 @@ class _Walker:
                                       "(the graph is out of order or has a cycle)")
             known.update(out for out in node.output if out)
 
-    def fail(self, what):
+    def fail(self, what, then=""):
         # Names in a hostile file can be long or hold line breaks: one short line still.
-        raise JaccliError(f"{self.path}: {printable(what, 400)}")
+        # ``then``: jaccli's own words (a parameter's name), not the file's.
+        raise JaccliError(f"{self.path}: {printable(what, 400)}{then}")
 
     def refuse(self, node, why):
         self.fail(f"{describe(node)}: {why}")
@@ -185,9 +187,9 @@ class _Walker:
 
     # -- the walk ----------------------------------------------------------
 
-    def run(self):
+    def run(self, chosen=None):
         input_name, state, dtype = self._the_input()
-        output_name = self._the_output()
+        output_name = self._the_output() if chosen is None else self._chosen_output(chosen)
         steps = _chain(self, output_name, input_name)
         self._classifier_note()
         events = events_of(self, steps, state)
@@ -210,6 +212,7 @@ class _Walker:
             self.fail(f"input '{the_input.name}' is not a float tensor")
         dims = [d.dim_value if d.dim_value > 0 else None for d in tensor.shape.dim] \
             if tensor.HasField("shape") else None
+        self.input_name = the_input.name
         return the_input.name, self._input_state(the_input.name, dims), \
             FLOAT_TYPES[tensor.elem_type]
 
@@ -260,12 +263,48 @@ class _Walker:
         if len(kept) != 1:
             names = ", ".join(f"'{o.name}'" for o in self.graph.output) or "none"
             self.fail(f"the graph has {len(self.graph.output)} outputs ({names}); jaccli "
-                      "reads models of one output tensor (or a classifier's probabilities)")
+                      "reads models of one output tensor (or a classifier's probabilities)",
+                      then=f": pick one with {param('output_name')}")
         if dropped or zipmap:
             taken = f"'{kept[0]}'" if zipmap is None else f"(ZipMap '{zipmap}', as an array)"
             labels = ", ".join(f"'{name}'" for name in dropped)
             self.classifier = (taken, f"; the label output {labels} is dropped" if labels else "")
         return kept[0]
+
+    def _chosen_output(self, chosen):
+        """The output named ``chosen`` (jaccli.load's output_name), a float tensor."""
+        names = [o.name for o in self.graph.output]
+        if chosen not in names:
+            listed = ", ".join(f"'{name}'" for name in names)
+            self.fail(f"'{chosen}' is not an output of the graph (its outputs: {listed})",
+                      then=f": check {param('output_name')}")
+        out = self.graph.output[names.index(chosen)]
+        node = self.producer.get(chosen)
+        if node is not None and node.op_type == "ZipMap" and node.domain == ML_DOMAIN:
+            self.classifier = (f"(ZipMap '{chosen}', as an array)", "")
+            return node.input[0]
+        if out.type.WhichOneof("value") != "tensor_type" or \
+                out.type.tensor_type.elem_type not in FLOAT_TYPES:
+            self.fail(f"output '{chosen}' is not a float tensor")
+        if not self._depends_on_input(chosen):
+            self.fail(f"output '{chosen}' does not depend on the input '{self.input_name}' "
+                      "(a constant): jaccli reads outputs computed from the input")
+        if len(names) > 1:
+            self.notes.append(f"output '{chosen}' of the graph's {len(names)} ({', '.join(names)})")
+        return chosen
+
+    def _depends_on_input(self, name):
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current == self.input_name:
+                return True
+            node = self.producer.get(current)
+            if current in seen or node is None:
+                continue
+            seen.add(current)
+            todo.extend(n for n in node.input if n)
+        return False
 
     def _classifier_note(self):
         """What ``info`` says about a classifier's outputs, once the chain is known."""

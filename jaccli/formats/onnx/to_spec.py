@@ -7,7 +7,7 @@ from jaccli.formats.onnx.graph import read_onnx
 from jaccli.formats.stack import DenseStack
 
 
-def onnx_spec_and_tensors(path):
+def onnx_spec_and_tensors(path, output_name=None):
     """(spec dict, tensors, notes) for the model in ``path``, through the one DenseStack.
 
     Constant affine maps before the first dense layer become the input
@@ -17,7 +17,7 @@ def onnx_spec_and_tensors(path):
     Each dense layer keeps its initializer's layout: a MatMul's (in, out)
     weight beside Gemm's (out, in) ones is listed in the shape the file holds.
     """
-    graph = read_onnx(path)
+    graph = read_onnx(path, output_name)
     events = [e for e in graph.events if not isinstance(e, Identity)]
     layout = next(e.layout for e in events if isinstance(e, Dense))
     stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
