@@ -67,3 +67,4 @@ class OnnxGraph:
     producer: str  # e.g. "pytorch 2.13.0"
     opsets: dict  # domain -> version
     notes: List[str] = field(default_factory=list)  # e.g. the classifier output taken
+    labels: Optional[List[str]] = None  # a classifier's class labels, one per output column

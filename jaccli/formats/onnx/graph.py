@@ -9,6 +9,7 @@ events.
 """
 
 import os
+import re
 
 import numpy as np
 
@@ -16,12 +17,16 @@ from jaccli.errors import JaccliError, param
 from jaccli.extras import install_hint
 from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
-    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal,
+    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, describe, float32_as_decimal,
 )
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
 from jaccli.formats.onnx.patterns import composite
 from jaccli.formats.onnx.shapes import new_state
 from jaccli.messages import printable
+
+
+# A class label used as an output's name: a short plain word (a file's text goes in CSV headers).
+_PLAIN_LABEL = re.compile(r"[A-Za-z0-9_.+-]{1,40}")
 
 
 def _import_onnx(path):
@@ -197,7 +202,9 @@ class _Walker:
         if not any(isinstance(e, Dense) for e in events):
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)
-        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, self.notes)
+        labels = self._class_labels(output_name) if self.classifier or self.binary else None
+        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, self.notes,
+                         labels)
 
     def _the_input(self):
         inputs = [i for i in self.graph.input if i.name not in self.initializers]
@@ -292,6 +299,28 @@ class _Walker:
         if len(names) > 1:
             self.notes.append(f"output '{chosen}' of the graph's {len(names)} ({', '.join(names)})")
         return chosen
+
+    def _class_labels(self, probabilities):
+        """A classifier's class labels, as its ZipMap or its label branch
+        (ArrayFeatureExtractor(classes, ArgMax(probabilities))) holds them, or None."""
+        labels = None
+        for node in self.graph.node:
+            if node.domain != ML_DOMAIN or not node.input:
+                continue
+            if node.op_type == "ZipMap" and node.input[0] == probabilities:
+                labels = attribute(self, node, "classlabels_strings", None) or \
+                    attribute(self, node, "classlabels_int64s", None)
+            elif node.op_type == "ArrayFeatureExtractor" and len(node.input) == 2 \
+                    and self.is_constant(node.input[0]) and labels is None:
+                argmax = self.producer.get(node.input[1])
+                if argmax is not None and argmax.op_type == "ArgMax" and \
+                        argmax.input[0] == probabilities:
+                    labels = self.constant(node.input[0], node, floats=False).reshape(-1).tolist()
+        if labels is None:
+            return None
+        labels = [label.decode() if isinstance(label, bytes) else str(label) for label in labels]
+        plain = all(_PLAIN_LABEL.fullmatch(label) for label in labels)
+        return labels if plain and len(set(labels)) == len(labels) else None
 
     def _depends_on_input(self, name):
         seen, todo = set(), [name]
