@@ -204,7 +204,7 @@ class _Walker:
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)
         labels = self._class_labels(output_name) if self.classifier or self.binary else None
         return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, self.notes,
-                         labels)
+                         _column_names(labels, chosen))
 
     def _the_input(self):
         inputs = [i for i in self.graph.input if i.name not in self.initializers]
@@ -345,6 +345,17 @@ class _Walker:
                               f"{taken}, the first 1 minus the second{dropped}")
         else:
             self.notes.append(f"classifier: the outputs are the class probabilities {taken}{dropped}")
+
+
+def _column_names(labels, chosen):
+    """The output columns' names, given their number: by class label, or after the chosen output."""
+    def names(count):
+        if labels is not None:
+            return labels if len(labels) == count else None
+        if chosen is None or not _PLAIN_LABEL.fullmatch(chosen):
+            return None
+        return [chosen] if count == 1 else [f"{chosen}{i + 1}" for i in range(count)]
+    return names
 
 
 # -- the chain, from the output back to the input -------------------------

@@ -39,8 +39,9 @@ def onnx_spec_and_tensors(path, output_name=None):
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
     spec, tensors = stack.build()
-    if graph.labels is not None and len(graph.labels) == spec["outputs"]:
-        spec["outputs"] = list(graph.labels)  # a classifier's columns, by class label
+    names = graph.column_names(spec["outputs"]) if graph.column_names else None
+    if names is not None:  # a classifier's columns by class label, or the chosen output's name
+        spec["outputs"] = list(names)
     return spec, tensors, list(graph.notes)
 
 
