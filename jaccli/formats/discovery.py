@@ -14,9 +14,10 @@ only running code could read (torch.save, pickle) are refused unread.
 """
 
 import os
+import re
 
 from jaccli.errors import JaccliError, JaccliWarning, param
-from jaccli.formats.file_kinds import model_file_kind
+from jaccli.formats.file_kinds import model_file_kind, suffix
 from jaccli.formats.hdf5 import open_hdf5
 from jaccli.formats.npz import open_npz
 from jaccli.formats.safetensors import open_safetensors
@@ -39,6 +40,8 @@ def open_weight_file(path):
     model have no store (each is read whole: with no spec, as a model).
     """
     path = str(path)
+    if _URL.match(path):
+        raise JaccliError(f"{path}: URLs are not read: download the file first")
     if not os.path.exists(path):
         raise JaccliError(f"{path}: no such model file")
     if os.path.isdir(path):
@@ -54,7 +57,22 @@ def open_weight_file(path):
     if kind == "npy":
         raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
                           f"weights with numpy.savez (NPZ) or as HDF5")
+    if suffix(path) in _SPEC_SUFFIXES or _is_spec_text(path):
+        raise JaccliError(f"{path}: this is a spec: pass it with {param('spec')} and the "
+                          "weights file as the model")
     raise JaccliError(f"{path}: not an HDF5, NPZ or safetensors weight file")
+
+
+# A URL (s3://, gs://, http(s)://, file://): jaccli reads local files only.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_spec_text(path):
+    """Whether a file of no known kind starts as a spec does (a YAML mapping with layers)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    return b"layers:" in head and (b"inputs:" in head or b"outputs:" in head)
 
 
 # Files only running code can read (torch.save, pickle, joblib), refused before
@@ -144,6 +162,11 @@ def load_spec_and_tensors(path, spec_path=None, output_name=None):
 
 def _no_spec(path, hdf5):
     stem = os.path.splitext(str(path))[0]
+    if suffix(path) == ".safetensors":  # a PyTorch state dict, most often
+        return JaccliError(
+            f"{path}: no spec found: the file holds only weights; pass {param('spec')} SPEC.yaml "
+            f"naming its tensors, with 'layout: out_in' for a PyTorch state dict (nn.Linear "
+            f"stores (out, in)), or put it beside the file as {stem}.yaml")
     if hdf5:
         beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:]
     else:

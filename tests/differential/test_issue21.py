@@ -338,3 +338,20 @@ def test_output_name_on_the_command_line(actor_critic, tmp_path):
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(cli, ["jacobian", str(actor_critic), "--points", str(points)])
     assert result.exit_code == 2 and "pick one with --output-name" in result.output
+
+
+def test_constants_behind_identity_nodes_are_the_file_tensors(tmp_path):
+    """The legacy exporter writes Identity(initializer) for a tensor used twice: a constant,
+    named by the initializer (the stored statistics are not 'computed tensors')."""
+    nodes = [node("Identity", ["W1"], ["W1b"]), node("Identity", ["mean"], ["mean_id"]),
+             node("Gemm", ["x", "W1b", "B1"], ["h"], transB=1),
+             node("BatchNormalization", ["h", "g", "b", "mean_id", "var"], ["n"], epsilon=1e-5),
+             node("Tanh", ["n"], ["t"]), node("Gemm", ["t", "W2", "B2"], ["y"], transB=1)]
+    inits = {"W1": W1, "B1": B1, "W2": W2, "B2": B2, "g": RNG.normal(size=6),
+             "b": RNG.normal(size=6), "mean": RNG.normal(size=6), "var": RNG.uniform(0.5, 2, 6)}
+    path = _save(tmp_path, "identity", nodes, inits, ["N", 5], ["N", 3])
+    graph_exact(path, 5)
+    import jaccli
+
+    names = [name for name, _ in jaccli.load(str(path)).parameters]
+    assert names == ["W1", "B1", "g", "b", "W2", "B2"]

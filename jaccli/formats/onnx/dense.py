@@ -29,13 +29,14 @@ def _check_flat(walker, node, state):
 def _weight(walker, node, name, state, layout, out_transposed):
     """A dense node's constant 2-D weight ``name`` read as ``layout``: (weight, n_out)."""
     weight = walker.constant(name, node)
+    name = walker.tensor_name(name)
     if weight.ndim != 2:
         walker.refuse(node, f"its weight '{name}' has shape {weight.shape}, not 2-D")
     n_in, n_out = weight.shape[::-1] if layout == "out_in" else weight.shape
     _check_width(walker, node, state, n_in, f"its weight '{name}'")
     state["transposed"] = out_transposed
     set_width(state, n_out)
-    return weight, n_out
+    return weight, name, n_out
 
 
 _BATCH_AXIS = ("the data's batch axis is multiplied (the points would mix); jaccli reads "
@@ -71,18 +72,19 @@ def gemm(walker, node, data, events, state):
     """Gemm: alpha * op(A) @ op(B) + beta * C, the data one of A and B."""
     trans_a, trans_b = attribute(walker, node, "transA", 0), attribute(walker, node, "transB", 0)
     name, layout, out_transposed = _operands(walker, node, data, state, trans_a, trans_b)
-    weight, n_out = _weight(walker, node, name, state, layout, out_transposed)
+    weight, name, n_out = _weight(walker, node, name, state, layout, out_transposed)
     alpha = float_attribute(walker, node, "alpha", 1.0)
     beta = float_attribute(walker, node, "beta", 1.0)
     bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
     bias = None if bias_name is None else _bias(walker, node, bias_name, n_out, state)
+    bias_name = bias_name and walker.tensor_name(bias_name)
     return [Dense(weight, bias, layout, name, bias_name, describe(node), alpha, beta)]
 
 
 def matmul(walker, node, data, events, state):
     """MatMul with a constant weight; its bias, if any, is the Add that follows."""
     name, layout, out_transposed = _operands(walker, node, data, state)
-    weight, _ = _weight(walker, node, name, state, layout, out_transposed)
+    weight, name, _ = _weight(walker, node, name, state, layout, out_transposed)
     return [Dense(weight, None, layout, name, None, describe(node))]
 
 
@@ -113,7 +115,7 @@ def arithmetic(walker, node, data, events, state):
     last = events[-1] if events else None
     if op == "Add" and isinstance(last, Dense) and last.bias is None:
         last.bias = _bias(walker, node, constant_name, state["width"], state)
-        last.bias_name = constant_name
+        last.bias_name = walker.tensor_name(constant_name)
         return []
     one, zero = np.ones_like(value), np.zeros_like(value)
     if op == "Add":
@@ -164,6 +166,7 @@ def batchnorm(walker, node, data, events, state):
             walker.refuse(node, f"its {role} '{name}' has shape {array.shape}; expected one "
                                 f"value per feature ({state['width']})")
         arrays[role] = array
+        names[role] = walker.tensor_name(name)
     eps = float_attribute(walker, node, "epsilon", 1e-5)
     if np.any(arrays["var"].astype(np.float64) + eps <= 0):
         walker.refuse(node, f"its variance '{names['var']}' + epsilon is not positive")

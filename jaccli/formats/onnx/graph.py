@@ -115,7 +115,22 @@ class _Walker:
     # -- constants ---------------------------------------------------------
 
     def is_constant(self, name):
-        return name in self.initializers or name in self.constant_nodes
+        """An initializer, a Constant node's output, or an Identity of one (the legacy
+        exporter writes Identity nodes for a tensor stored once and used twice)."""
+        return name in self.initializers or name in self.constant_nodes or \
+            self._identity_source(name) is not None
+
+    def tensor_name(self, name):
+        """The file's name of the constant ``name`` (an Identity's source)."""
+        return self._identity_source(name) or name
+
+    def _identity_source(self, name):
+        node = self.producer.get(name)
+        if node is None or node.op_type != "Identity" or node.domain not in STANDARD_DOMAINS \
+                or len(node.input) != 1:
+            return None
+        source = node.input[0]
+        return source if source in self.initializers or source in self.constant_nodes else None
 
     def constant(self, name, node, role="weight", floats=True):
         """The array behind a constant input of ``node``, checked for its role."""
@@ -130,6 +145,7 @@ class _Walker:
         return array
 
     def _read_constant(self, name, node):
+        name = self._identity_source(name) or name
         if name in self.initializers:
             tensor = self.initializers[name]
         else:
