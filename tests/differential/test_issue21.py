@@ -355,3 +355,35 @@ def test_constants_behind_identity_nodes_are_the_file_tensors(tmp_path):
 
     names = [name for name, _ in jaccli.load(str(path)).parameters]
     assert names == ["W1", "B1", "g", "b", "W2", "B2"]
+
+
+# -- Keras: an input of known shape that a Flatten layer flattens first --------------
+
+@pytest.mark.parametrize("shape, batch", [((4, 3), None), ((1, 1, 5), 1)])
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras_image_input_then_flatten(tmp_path, shape, batch, suffix):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+    from .oracles import dense_stack_reference
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input(shape, batch_size=batch), keras.layers.Flatten(),
+                              keras.layers.Dense(6, activation="tanh", name="dense"),
+                              keras.layers.Dense(2, name="dense_1")])
+    layers = []
+    for i, layer in enumerate(model.layers[1:]):
+        layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+        kernel, bias = layer.get_weights()
+        layers.append((f"k{i}", kernel, f"b{i}", bias, layer.get_config()["activation"]))
+    path = tmp_path / f"image{suffix}"
+    model.save(str(path))
+    X = rng.normal(size=(5, int(np.prod(shape))))
+    outcome = check_file(path, dense_stack_reference(layers), X, own=False)
+    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
+    import jaccli
+
+    predicted = model.predict(X.reshape((5,) + shape).astype(np.float32), verbose=0)
+    assert np.allclose(jaccli.load(str(path)).value(X), predicted, rtol=1e-5, atol=1e-5)

@@ -53,14 +53,35 @@ def model_chain(model_config, fname):
     n_inputs = None
     if isinstance(input_shape, list):
         if len(input_shape) != 2:
-            shape = tuple(input_shape)
-            raise JaccliError(
-                f"{fname}: the model's input has shape {shape}: jaccli reads "
-                "models of a vector input (batch, n) only"
-            )
-        if isinstance(input_shape[1], int):
+            n_inputs = _flattened_width(input_shape, body, fname)
+        elif isinstance(input_shape[1], int):
             n_inputs = input_shape[1]
     return body, n_inputs
+
+
+# Layers that are the identity at inference and keep the input's shape.
+_SHAPELESS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+
+
+def _flattened_width(input_shape, body, fname):
+    """An input (batch, d1, d2, ...) that a Flatten first makes (batch, d1 d2 ...): its
+    width, the points' columns in C order (Keras flattens so); refused otherwise."""
+    shape = tuple(input_shape)
+    dims = shape[1:]
+    first = next((layer_class(e) for e in body if layer_class(e) not in _SHAPELESS), None)
+    if len(dims) < 2 or first != "Flatten" or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise JaccliError(
+            f"{fname}: the model's input has shape {shape}: jaccli reads models of a vector "
+            "input (batch, n), or of an input of known shape that a Flatten layer flattens first"
+        )
+    flatten = next(e for e in body if layer_class(e) == "Flatten")
+    if (flatten.get("config") or {}).get("data_format") == "channels_first":
+        refuse(fname, flatten, "data_format='channels_first' reorders the columns before "
+                               "flattening; jaccli reads channels_last (C order)")
+    width = 1
+    for d in dims:
+        width *= d
+    return width
 
 
 def _tensor_sources(obj, out):
