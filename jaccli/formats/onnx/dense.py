@@ -1,11 +1,11 @@
-"""The nodes that carry numbers: dense layers (Gemm, MatMul) and affine maps
-(a constant Add/Sub/Mul/Div, ai.onnx.ml Scaler), and a binary classifier's
-complement written as a constant dense layer.
+"""The nodes that carry numbers: dense layers (Gemm, MatMul), affine maps
+(a constant Add/Sub/Mul/Div, ai.onnx.ml Scaler), BatchNormalization, and a
+binary classifier's complement written as a constant dense layer.
 
 Each handler takes ``(walker, node, data, events, state)``: ``data`` is the
-node's computed input, ``events`` those read so far, ``state`` the running
-width and whether the data flows transposed, (features, N). It returns the
-node's events.
+node's computed input, ``events`` those read so far, ``state`` the data's
+shape and orientation (rows, columns or a vector: ``shapes.py``). It returns
+the node's events.
 """
 
 import numpy as np
