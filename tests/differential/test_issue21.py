@@ -201,6 +201,9 @@ def test_image_input_flattened_neg_and_squeezed_output(tmp_path):
     (["N", 5], [1, -1], "not one row per point"),
     ([128, 5], [1, -1], "not one row per point"),
     (["N", 5, 2], None, "flatten them first"),
+    # (N, 5) -> (5, N) is no transpose: the points' numbers are reinterleaved
+    (["N", 5], [5, -1], "not one row per point"),
+    ([128, 5], [5, 128], "not one row per point"),
 ])
 def test_shape_ops_that_mix_points_are_refused(tmp_path, shape, reshape, expect):
     import jaccli
@@ -211,7 +214,8 @@ def test_shape_ops_that_mix_points_are_refused(tmp_path, shape, reshape, expect)
         nodes.append(node("Reshape", ["x", "s"], ["f"]))
         inits["s"] = np.array(reshape, dtype=np.int64)
         first = "f"
-    nodes.append(node("MatMul", [first, "W1t"], ["y"]))
+    columns = reshape is not None and reshape[0] == 5  # (5, N) read as W @ x would be wrong
+    nodes.append(node("MatMul", ["W1", first] if columns else [first, "W1t"], ["y"]))
     inits = {"W1t": W1.T if shape[-1] == 5 else np.ones((2, 6)), **inits}
     path = _save(tmp_path, "mix", nodes, inits, shape, ["N", 6])
     with pytest.raises(JaccliError) as caught:

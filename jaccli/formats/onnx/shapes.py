@@ -82,7 +82,7 @@ def reshaped(walker, node, state, compute, what, target=None):
             results.append((batch, tuple(int(d) for d in compute(full))))
         except (ValueError, IndexError, TypeError):
             walker.refuse(node, f"cannot {what} {describe_flow(state)} data")
-    found = _classify(results, state["batch"])
+    found = _classify(results, state["batch"], "cols" if state["transposed"] else "rows")
     if found is None:
         batch, shown = results[0]
         to = f" to {target}" if target is not None else ""
@@ -95,13 +95,20 @@ def reshaped(walker, node, state, compute, what, target=None):
     set_dims(state, dims)
 
 
-def _classify(results, batch):
-    """(orientation, dims of one point) of the results for each trial batch, or None."""
+def _classify(results, batch, was):
+    """(orientation, dims of one point) of the results for each trial batch, or None.
+
+    A shape op moves no data: the points stay where they are in memory. Rows
+    (each point a contiguous block) stay rows, columns (the point index the
+    fastest) stay columns; only one point (batch 1) may change orientation.
+    """
     rest = {r[1:] for _, r in results}
-    if all(r and r[0] == b for b, r in results) and len(rest) == 1:
+    if (was == "rows" or batch == 1) and all(r and r[0] == b for b, r in results) \
+            and len(rest) == 1:
         return "rows", rest.pop()
     heads = {r[:1] for _, r in results}
-    if all(len(r) == 2 and r[1] == b for b, r in results) and len(heads) == 1:
+    if (was == "cols" or batch == 1) and all(len(r) == 2 and r[1] == b for b, r in results) \
+            and len(heads) == 1:
         return "cols", heads.pop()
     if batch == 1 and len(results[0][1]) == 1:
         return "vector", results[0][1]
