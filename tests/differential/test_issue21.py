@@ -236,6 +236,8 @@ class _Image(nn.Module):
         self.flatten = nn.Flatten()
 
     def forward(self, x):
+        if self.how == "unflatten":  # (N, 12) -> (N, 4, 3) -> (N, 12), and the output (N, 2, 1)
+            return self.body(self.flatten(x.unflatten(1, (4, 3)))).unflatten(1, (2, 1))
         if self.how == "view":
             x = x.view(x.size(0), -1)
         elif self.how == "reshape":
@@ -252,7 +254,8 @@ def _shaped_reference(net, shape):
     inner = base.forward
 
     def forward(X, p):  # one point at a time, in the shape the net takes
-        return torch.cat([inner(X[i:i + 1].reshape((1,) + shape), p) for i in range(X.shape[0])])
+        rows = [inner(X[i:i + 1].reshape((1,) + shape), p) for i in range(X.shape[0])]
+        return torch.cat(rows).reshape(X.shape[0], -1)
     base.forward = forward
     return base
 
@@ -261,6 +264,7 @@ def _shaped_reference(net, shape):
     ((1, 1, 5), "flatten", None, False), ((1, 1, 5), "flatten", None, True),
     ((4, 3), "view", None, False), ((4, 3), "flatten", 1, False), ((4, 3), "reshape", 1, False),
     ((4, 3), "flatten", 128, False), ((4, 3), "view", 1, True),
+    ((12,), "unflatten", None, False), ((12,), "unflatten", None, True),
 ])
 def test_torch_exports_of_image_inputs(tmp_path, shape, how, batch, dynamo):
     if dynamo:

@@ -84,8 +84,8 @@ def _flatten(walker, node, data, events, state):
     return _identity(walker, node, data, events, state)
 
 
-def _reshape(walker, node, data, events, state, shape=None):
-    shape = _ints(walker, node, 1, "shape") if shape is None else shape
+def _reshape(walker, node, data, events, state):
+    shape = _ints(walker, node, 1, "shape")
     allowzero = attribute(walker, node, "allowzero", 0)
     if state["dims"] is None and not state["transposed"]:  # (N, ?): (N, k) or (N, -1) only
         ok = len(shape) == 2 and (shape[1] > 0 or (shape[1] == -1 and shape[0] == 0))
@@ -100,9 +100,15 @@ def _reshape(walker, node, data, events, state, shape=None):
     return _identity(walker, node, data, events, state)
 
 
-def view(walker, node, data, state):
-    """pytorch 1.x's x.view(x.size(0), -1): a Reshape to [N, -1] computed from the data's shape."""
-    return _reshape(walker, node, data, [], state, shape=[0, -1])
+def view(walker, node, shape_of, state):
+    """A Reshape whose shape is computed from the data's Shape (pytorch 1.x's
+    x.view(x.size(0), -1), Unflatten): ``shape_of`` maps the data's concrete shape to it."""
+    allowzero = attribute(walker, node, "allowzero", 0)
+    if state["dims"] is None and not state["transposed"]:
+        walker.refuse(node, "reshapes data of unknown width (the input declares no shape)")
+    reshaped(walker, node, state, lambda full: reshape_shape(full, shape_of(full), allowzero),
+             "reshape")
+    return [Identity(describe(node))]
 
 
 def _squeeze(walker, node, data, events, state):
@@ -215,7 +221,7 @@ OPS = {
     "Softmax": Op(_UNARY, _softmax),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
-    "Shape": Op((1, 1)), "Gather": Op(_BINARY),
+    "Shape": Op((1, 1)), "Gather": Op(_BINARY), "Slice": Op((3, 5)), "Mod": Op(_BINARY),
     # Refused by name.
     "Conv": Op(reason=_CONVOLUTION), "ConvTranspose": Op(reason=_CONVOLUTION),
     "LSTM": Op(reason=_RECURRENT), "GRU": Op(reason=_RECURRENT), "RNN": Op(reason=_RECURRENT),
