@@ -84,12 +84,16 @@ def runtime_values(path, X, output=None):
     shape = [d if isinstance(d, int) else 1 for d in feed.shape]
     dtype = np.float32 if feed.type == "tensor(float)" else np.float64
     rows = []
+    column = len(shape) == 2 and shape[1] == 1 and shape[0] == X.shape[1] > 1  # one point (n, 1)
     for x in X:
-        batch = np.broadcast_to(x.reshape([1] + shape[1:]), shape) if len(shape) > 1 else x
+        if column or len(shape) < 2:
+            batch = x.reshape(shape)
+        else:
+            batch = np.broadcast_to(x.reshape([1] + shape[1:]), shape)
         names = [output] if output else None
         result = np.asarray(session.run(names, {feed.name: np.ascontiguousarray(batch, dtype)})[0])
         rows.append(result.reshape(shape[0], -1)[0] if len(shape) > 1 and result.ndim > 1
-                    and result.shape[0] == shape[0] else result.reshape(-1))
+                    and result.shape[0] == shape[0] and not column else result.reshape(-1))
     return np.stack(rows)
 
 
@@ -156,6 +160,15 @@ def test_column_input_of_one_point_and_gemm_with_the_weight_first(tmp_path):
              node("Gemm", ["W2t", "t", "B2c"], ["y"], transA=1)]
     path = _save(tmp_path, "column", nodes, {"W1": W1, "B1c": B1[:, None], "W2t": W2.T,
                                              "B2c": B2[:, None], "ax": np.array([1])}, [5], [3, 1])
+    graph_exact(path, 5)
+
+
+def test_column_input_multiplied_by_the_weight_on_the_left(tmp_path):
+    """An input (5, 1) that the graph multiplies as W @ x is one point as a column."""
+    nodes = [node("MatMul", ["W1", "x"], ["m"]), node("Add", ["m", "B1c"], ["h"]),
+             node("Relu", ["h"], ["r"]), node("Gemm", ["W2", "r", "B2c"], ["y"])]
+    path = _save(tmp_path, "colin", nodes, {"W1": W1, "B1c": B1[:, None], "W2": W2,
+                                            "B2c": B2[:, None]}, [5, 1], [3, 1])
     graph_exact(path, 5)
 
 

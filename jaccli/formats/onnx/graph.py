@@ -253,6 +253,11 @@ class _Walker:
             self.notes.append(f"input '{name}' of shape {shown}: one point, {dims[0]} columns")
             return new_state(dims, 1, vector=True)
         batch, rest = dims[0], dims[1:]
+        if len(dims) == 2 and rest == [1] and batch is not None and batch > 1 and \
+                self._weights_on_the_left(name):
+            self.notes.append(f"input '{name}' of shape {shown}: one point as a column, "
+                              f"{batch} columns of the points file")
+            return new_state((batch,), 1, column=True)
         if len(dims) == 2 and rest[0] is None:
             return new_state(None, batch)
         if None in rest:
@@ -337,6 +342,14 @@ class _Walker:
         labels = [label.decode() if isinstance(label, bytes) else str(label) for label in labels]
         plain = all(_PLAIN_LABEL.fullmatch(label) for label in labels)
         return labels if plain and len(set(labels)) == len(labels) else None
+
+    def _weights_on_the_left(self, name):
+        """Whether ``name`` is first multiplied as W @ x (an (n, 1) input is then one point)."""
+        for node in self.graph.node:
+            if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and \
+                    node.input[1] == name and self.is_constant(node.input[0]):
+                return not (node.op_type == "Gemm" and attribute(self, node, "transB", 0))
+        return False
 
     def _depends_on_input(self, name):
         seen, todo = set(), [name]

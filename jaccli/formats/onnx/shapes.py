@@ -24,9 +24,10 @@ import numpy as np
 _TRIALS = (2, 3)  # batch sizes a symbolic batch is tried with
 
 
-def new_state(dims, batch, vector=False):
-    """The state of the graph input: ``dims`` the shape of one point (None: unknown)."""
-    state = {"transposed": False, "vector": vector, "batch": 1 if vector else batch,
+def new_state(dims, batch, vector=False, column=False):
+    """The state of the graph input: ``dims`` the shape of one point (None: unknown);
+    ``column``: one point as a column (n, 1), ``dims`` then (n,)."""
+    state = {"transposed": column, "vector": vector, "batch": 1 if vector or column else batch,
              "dims": None, "width": None}
     if dims is not None:
         set_dims(state, tuple(dims))
