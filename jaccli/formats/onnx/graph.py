@@ -219,7 +219,8 @@ class _Walker:
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)
         labels = self._class_labels(output_name) if self.classifier or self.binary else None
-        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, self.notes,
+        notes = [printable(note, 400) for note in self.notes]  # they name the file's tensors
+        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, notes,
                          _column_names(labels, chosen))
 
     def _the_input(self):

@@ -19,7 +19,7 @@ from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
 )
 from jaccli.formats.onnx.shapes import (
-    describe_flow, flat, flatten_shape, new_state, reshape_shape, reshaped, set_dims,
+    describe_flow, flat, flatten_shape, reshape_shape, reshaped, set_dims,
     squeeze_shape, unsqueeze_shape,
 )
 
