@@ -24,9 +24,9 @@ def model_options(func):
     @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
                   show_default=True, help="Floating-point type of the computation.")
     @click.option("--output-name", default=None, metavar="NAME",
-                  help="Which output of a graph with several (an ONNX actor-critic's "
-                       "'actions' or 'value'); without it such a graph is refused with "
-                       "their names.")
+                  help="Which output of a model with several (an ONNX graph's output or a "
+                       "Keras model's output layer: an actor-critic's 'actions' or 'value'); "
+                       "without it such a model is refused with their names.")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)

@@ -21,6 +21,7 @@ from jaccli.formats.file_kinds import model_file_kind, suffix
 from jaccli.formats.hdf5 import open_hdf5
 from jaccli.formats.npz import open_npz
 from jaccli.formats.safetensors import open_safetensors
+from jaccli.formats.stack import named_columns
 from jaccli.formats.spec import parse_spec, parse_spec_text, read_spec_file, spec_from
 from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore
 from jaccli.messages import short_list
@@ -122,16 +123,12 @@ def load_spec_and_tensors(path, spec_path=None, output_name=None):
     weights file's folder. ``output_name``: the ONNX graph output to read (jaccli.load's).
     """
     kind, store, embedded, keras = open_weight_file(path)
-    if output_name is not None and (kind != "onnx" or spec_path is not None):
-        raise JaccliError(f"{path}: {param('output_name')} picks an output of an ONNX graph "
-                          f"read without a spec; this model has the outputs its "
-                          f"{'spec' if spec_path is not None else 'file'} declares")
     hdf5 = kind == "hdf5"
     try:
         if spec_path is not None:
             config = _keras_json(spec_path)
             if config is not None:
-                return _keras_json_model(spec_path, config, path, hdf5)
+                return _keras_json_model(spec_path, config, path, hdf5, output_name)
             spec = spec_from(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
@@ -139,17 +136,21 @@ def load_spec_and_tensors(path, spec_path=None, output_name=None):
             if siblings:
                 spec = read_spec_file(siblings[0])
             elif stem_json is not None:
-                return _keras_json_model(*stem_json, path, hdf5)
+                return _keras_json_model(*stem_json, path, hdf5, output_name)
             elif embedded is not None:
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
-                return _keras_model(path)
+                return _keras_model(path, output_name)
             elif kind == "onnx":
                 return _onnx_model(path, output_name)
             elif folder_json is not None:
-                return _keras_json_model(*folder_json, path, hdf5)
+                return _keras_json_model(*folder_json, path, hdf5, output_name)
             else:
                 raise _no_spec(path, hdf5)
+        if output_name is not None:
+            raise JaccliError(f"{spec.source}: {param('output_name')} picks one output of an "
+                              "ONNX graph or a Keras model with several; a spec names the "
+                              "model's outputs itself")
         if store is None:  # a .keras archive or an ONNX model with a user spec
             store = _onnx_initializers(path) if kind == "onnx" else _keras_weights_store(path)
         used = _tensor_names(spec)
@@ -196,7 +197,7 @@ def _keras_json(path):
     return keras_json_config(path) if is_file else None
 
 
-def _keras_json_model(json_path, config, path, hdf5):
+def _keras_json_model(json_path, config, path, hdf5, output_name=None):
     """The spec and tensors of a Keras architecture JSON (``config``, parsed) and
     the HDF5 weights file ``path``."""
     from jaccli.formats.keras import read_keras_json
@@ -204,7 +205,8 @@ def _keras_json_model(json_path, config, path, hdf5):
     if not hdf5:
         raise JaccliError(f"{json_path}: a Keras model JSON goes with the HDF5 weights file Keras "
                           f"saved (model.save_weights); {path} is not HDF5")
-    spec_dict, tensors = read_keras_json(json_path, path, config)
+    spec_dict, tensors = read_keras_json(json_path, path, config, output_name)
+    _name_outputs(spec_dict, output_name)
     return parse_spec(spec_dict, f"{json_path} (Keras model JSON)"), \
         TensorStore(path, tensors.get, list(tensors))
 
@@ -231,12 +233,20 @@ def _warn_unused(store, used):
             f"is it the spec of this file (a layer missing)?"), stacklevel=2)
 
 
-def _keras_model(path):
+def _keras_model(path, output_name=None):
     from jaccli.formats.keras import read_keras
 
-    spec_dict, tensors = read_keras(path)
+    spec_dict, tensors = read_keras(path, output_name)
+    _name_outputs(spec_dict, output_name)
     store = TensorStore(path, tensors.get, list(tensors))
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
+
+
+def _name_outputs(spec_dict, output_name):
+    """A chosen output's columns named after it (a Keras output layer's name)."""
+    if output_name is not None and isinstance(spec_dict.get("outputs"), int):
+        names = named_columns(output_name, spec_dict["outputs"])
+        spec_dict["outputs"] = names if names is not None else spec_dict["outputs"]
 
 
 def _onnx_model(path, output_name=None):

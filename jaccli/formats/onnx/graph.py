@@ -9,7 +9,6 @@ events.
 """
 
 import os
-import re
 
 import numpy as np
 
@@ -22,11 +21,8 @@ from jaccli.formats.onnx.nodes import (
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
 from jaccli.formats.onnx.patterns import composite
 from jaccli.formats.onnx.shapes import new_state
+from jaccli.formats.stack import named_columns, plain_name
 from jaccli.messages import printable
-
-
-# A class label used as an output's name: a short plain word (a file's text goes in CSV headers).
-_PLAIN_LABEL = re.compile(r"[A-Za-z0-9_.+-]{1,40}")
 
 
 def _import_onnx(path):
@@ -341,7 +337,7 @@ class _Walker:
         if labels is None:
             return None
         labels = [label.decode() if isinstance(label, bytes) else str(label) for label in labels]
-        plain = all(_PLAIN_LABEL.fullmatch(label) for label in labels)
+        plain = all(plain_name(label) for label in labels)
         return labels if plain and len(set(labels)) == len(labels) else None
 
     def _weights_on_the_left(self, name):
@@ -382,9 +378,7 @@ def _column_names(labels, chosen):
     def names(count):
         if labels is not None:
             return labels if len(labels) == count else None
-        if chosen is None or not _PLAIN_LABEL.fullmatch(chosen):
-            return None
-        return [chosen] if count == 1 else [f"{chosen}{i + 1}" for i in range(count)]
+        return None if chosen is None else named_columns(chosen, count)
     return names
 
 
