@@ -18,11 +18,12 @@ __all__ = ["load", "Model", "confint", "check", "sensitivity", *PLOTS, "JaccliEr
            "__version__"]
 
 
-def load(path, spec=None, dtype="float64"):
-    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to discover it."""
+def load(path, spec=None, dtype="float64", output_name=None):
+    """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to discover it;
+    ``output_name`` picks one output of an ONNX graph or Keras model that has several."""
     from jaccli.model import load as _load  # numpy and h5py load only when needed
 
-    return _load(path, spec=spec, dtype=dtype)
+    return _load(path, spec=spec, dtype=dtype, output_name=output_name)
 
 
 def __getattr__(name):

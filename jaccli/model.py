@@ -420,10 +420,11 @@ def build_model(spec, store, dtype="float64"):
     return Model(assembly, input_names, output_names, spec_source=spec.source, notes=spec.notes)
 
 
-def load(path, spec=None, dtype="float64"):
+def load(path, spec=None, dtype="float64", output_name=None):
     """Load a model file; ``spec`` is a YAML path, a dict, a YAML text, or None to
-    find the spec beside the file (or inside it) as the command line does."""
-    parsed, store = load_spec_and_tensors(str(path), spec)
+    find the spec beside the file (or inside it) as the command line does;
+    ``output_name`` picks one output of an ONNX graph or Keras model that has several."""
+    parsed, store = load_spec_and_tensors(str(path), spec, output_name)
     return build_model(parsed, store, dtype)
 
 

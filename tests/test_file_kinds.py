@@ -203,3 +203,15 @@ def test_an_upper_case_extension_loads_like_a_lower_case_one(tmp_path, source, u
     infos = [invoke(["info", path]) for path in paths]
     assert [r.exit_code for r in infos] == [0, 0], infos[0].output
     assert infos[0].output.replace(str(paths[0]), str(paths[1])) == infos[1].output
+
+
+def test_a_safetensors_state_dict_without_a_spec_gets_pytorch_advice(tmp_path):
+    """A PyTorch state dict saved as safetensors: the advice is a spec with layout: out_in."""
+    header = json.dumps({"0.weight": {"dtype": "F64", "shape": [3, 2], "data_offsets": [0, 48]},
+                         "0.bias": {"dtype": "F64", "shape": [3], "data_offsets": [48, 72]}})
+    path = tmp_path / "state.safetensors"
+    path.write_bytes(with_header(header.encode(), bytes(72)))
+    result = invoke(["info", path])
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line and "layout: out_in" in line and "--spec" in line and "Keras" not in line

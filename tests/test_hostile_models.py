@@ -38,6 +38,13 @@ case("model-zero-byte-h5", ["z.h5", "empty"])(
     lambda d: ["value", write(d, "z.h5", b""), "--at", "1,2"])
 case("model-text-named-h5", ["t.h5", "not an HDF5, NPZ or safetensors"])(
     lambda d: ["value", write(d, "t.h5", "W0: [1, 2]\n"), "--at", "1,2"])
+case("model-is-a-spec", ["m.yaml", "this is a spec", "--spec"])(
+    lambda d: ["value", write(d, "m.yaml", GOOD_SPEC_TEXT), "--at", "1,2"])
+case("model-is-a-spec-named-txt", ["m.txt", "this is a spec", "--spec"])(
+    lambda d: ["value", write(d, "m.txt", GOOD_SPEC_TEXT), "--at", "1,2"])
+for url in ("s3://bucket/model.onnx", "https://example.org/model.npz", "gs://b/m.h5"):
+    case(f"model-url-{url.split(':')[0]}", [url, "URLs are not read", "download"])(
+        lambda d, url=url: ["value", url, "--at", "1,2"])
 case("model-pickle-named-npz", ["p.npz", "pickle", "jaccli.export"])(
     lambda d: ["value", write(d, "p.npz", b"\x80\x04K\x01."), "--at", "1,2"])
 case("model-npy-named-npz", ["single.npz", "single NPY array"])(

@@ -152,8 +152,8 @@ def _node(*args, **kwargs):
 
 
 @pytest.mark.parametrize("nodes, inits, expect", [
-    ([_node("MatMul", ["W", "x"], ["y"], name="mm")], {"W": W}, "first operand"),
-    ([_node("Gemm", ["x", "W"], ["y"], name="g", transA=1)], {"W": W}, "transA"),
+    ([_node("MatMul", ["W", "x"], ["y"], name="mm")], {"W": W}, "batch axis is multiplied"),
+    ([_node("Gemm", ["x", "W"], ["y"], name="g", transA=1)], {"W": W}, "batch axis is multiplied"),
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"),
       _node("Reshape", ["h", "s"], ["y"], name="r")], {"W": W, "s": np.array([1, -1])}, "[1, -1]"),
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Softmax", ["h"], ["y"], name="sm", axis=0)],
@@ -168,7 +168,7 @@ def _node(*args, **kwargs):
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Add", ["h", "b"], ["y"], name="a")],
      {"W": W, "b": np.ones((2, 4))}, "shape (2, 4)"),
     ([_node("Transpose", ["x"], ["t"], name="t"), _node("Gemm", ["t", "W"], ["u"], name="g"),
-      _node("Transpose", ["u"], ["y"], name="t2")], {"W": W}, "W @ x only"),
+      _node("Transpose", ["u"], ["y"], name="t2")], {"W": W}, "batch axis is multiplied"),
     ([_node("Transpose", ["x"], ["t"], name="t", perm=[0, 1]), _node("MatMul", ["t", "W"], ["y"], name="mm")],
      {"W": W}, "perm=[0, 1]"),
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Mul", ["h", "h"], ["y"], name="sq")],

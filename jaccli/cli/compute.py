@@ -17,7 +17,7 @@ from jaccli.quantities import QUANTITIES, WITH_QUANTITIES
 @click.option("--json", "as_json", is_flag=True,
               help="The same facts as JSON, for scripts: inputs, outputs, layers, parameters "
                    "(name, shape, offset, size), scalings, where the spec came from.")
-def info(model, spec, dtype, as_json):
+def info(model, spec, dtype, output_name, as_json):
     """Architecture and parameter table (name, shape, offset) of MODEL.
 
     \b
@@ -29,7 +29,7 @@ def info(model, spec, dtype, as_json):
 
     from jaccli.cli.summary import describe_model
 
-    loaded = load_model(model, spec, dtype)
+    loaded = load_model(model, spec, dtype, output_name)
     facts = loaded.describe()
     out = sys.stdout
     if as_json:

@@ -262,7 +262,7 @@ class CheckRun(Tabled):
 
         model = self.model
         self.numeric = model if self.dtype == "float64" else \
-            load_model(self.model_path, self.spec, "float64")
+            load_model(self.model_path, self.spec, "float64", self.output_name)
         table = open_point_table(self.points_path, self.at, self.points_fmt, self.columns,
                                  self.spec)
         has_reference = checking.names_the_outputs(table, model)

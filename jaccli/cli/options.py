@@ -23,6 +23,10 @@ def model_options(func):
                        ".yaml/.yml, or the spec inside MODEL).")
     @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
                   show_default=True, help="Floating-point type of the computation.")
+    @click.option("--output-name", default=None, metavar="NAME",
+                  help="Which output of a model with several (an ONNX graph's output or a "
+                       "Keras model's output layer: an actor-critic's 'actions' or 'value'); "
+                       "without it such a model is refused with their names.")
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         return func(*args, **kwargs)
@@ -112,7 +116,7 @@ def one_stdin(**paths):
         raise JaccliError(f"{' and '.join(dashes)}: only one of them can be standard input")
 
 
-def load_model(model, spec, dtype):
+def load_model(model, spec, dtype, output_name=None):
     """The model; a warning about its file (tensors its spec never uses) goes to standard
     error whatever --quiet says."""
     import warnings
@@ -122,7 +126,7 @@ def load_model(model, spec, dtype):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", JaccliWarning)
-        loaded = load(model, spec=spec, dtype=dtype)
+        loaded = load(model, spec=spec, dtype=dtype, output_name=output_name)
     for warning in caught:
         if issubclass(warning.category, JaccliWarning):
             from jaccli.cli.summary import warn

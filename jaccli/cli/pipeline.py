@@ -30,8 +30,9 @@ class Run:
 
     def __init__(self, model, spec, dtype, points_path, points_fmt, columns, at, chunk_size,
                  output, fmt, quiet, scheduler=None, workers=None, plot=None, plot_x=None,
-                 **options):
+                 output_name=None, **options):
         self.model_path, self.spec, self.dtype = model, spec, dtype
+        self.output_name = output_name
         self.points_path, self.points_fmt, self.columns, self.at = points_path, points_fmt, columns, at
         self.chunk_size, self.output, self.fmt, self.quiet = chunk_size, output, fmt, quiet
         self.scheduler, self.workers, self.plot, self.plot_x = scheduler, workers, plot, plot_x
@@ -64,7 +65,7 @@ class Run:
 
         reads = list(self.reads().values())
         one_stdin(spec=self.spec, **self.reads(), points=self.points_path)
-        self.model = load_model(self.model_path, self.spec, self.dtype)
+        self.model = load_model(self.model_path, self.spec, self.dtype, self.output_name)
         check_output_path(self.output, input_paths(self.model_path, self.spec, self.points_path,
                                                    *reads))
         self.fmt = output_format(self.output, self.fmt)

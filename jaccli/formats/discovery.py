@@ -14,12 +14,14 @@ only running code could read (torch.save, pickle) are refused unread.
 """
 
 import os
+import re
 
 from jaccli.errors import JaccliError, JaccliWarning, param
-from jaccli.formats.file_kinds import model_file_kind
+from jaccli.formats.file_kinds import model_file_kind, suffix
 from jaccli.formats.hdf5 import open_hdf5
 from jaccli.formats.npz import open_npz
 from jaccli.formats.safetensors import open_safetensors
+from jaccli.formats.stack import named_columns
 from jaccli.formats.spec import parse_spec, parse_spec_text, read_spec_file, spec_from
 from jaccli.formats.tensors import EMBEDDED_SPEC, TensorStore
 from jaccli.messages import short_list
@@ -39,6 +41,8 @@ def open_weight_file(path):
     model have no store (each is read whole: with no spec, as a model).
     """
     path = str(path)
+    if _URL.match(path):
+        raise JaccliError(f"{path}: URLs are not read: download the file first")
     if not os.path.exists(path):
         raise JaccliError(f"{path}: no such model file")
     if os.path.isdir(path):
@@ -54,7 +58,22 @@ def open_weight_file(path):
     if kind == "npy":
         raise JaccliError(f"{path}: a single NPY array, not named tensors: save the "
                           f"weights with numpy.savez (NPZ) or as HDF5")
+    if suffix(path) in _SPEC_SUFFIXES or _is_spec_text(path):
+        raise JaccliError(f"{path}: this is a spec: pass it with {param('spec')} and the "
+                          "weights file as the model")
     raise JaccliError(f"{path}: not an HDF5, NPZ or safetensors weight file")
+
+
+# A URL (s3://, gs://, http(s)://, file://): jaccli reads local files only.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def _is_spec_text(path):
+    """Whether a file of no known kind starts as a spec does (a YAML mapping with layers)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    return b"layers:" in head and (b"inputs:" in head or b"outputs:" in head)
 
 
 # Files only running code can read (torch.save, pickle, joblib), refused before
@@ -92,7 +111,7 @@ def keras_json_paths(path):
     return [stem + ".json"] + ([generic] if generic != stem + ".json" else [])
 
 
-def load_spec_and_tensors(path, spec_path=None):
+def load_spec_and_tensors(path, spec_path=None, output_name=None):
     """The spec and the tensors it names; the file is closed when this returns.
 
     The spec is the first found of: ``spec_path`` (--spec: a YAML spec, or a
@@ -101,7 +120,7 @@ def load_spec_and_tensors(path, spec_path=None):
     (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
     weights file, the spec embedded in the weight file, a Keras model's own
     configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
-    weights file's folder.
+    weights file's folder. ``output_name``: the ONNX graph output to read (jaccli.load's).
     """
     kind, store, embedded, keras = open_weight_file(path)
     hdf5 = kind == "hdf5"
@@ -109,7 +128,7 @@ def load_spec_and_tensors(path, spec_path=None):
         if spec_path is not None:
             config = _keras_json(spec_path)
             if config is not None:
-                return _keras_json_model(spec_path, config, path, hdf5)
+                return _keras_json_model(spec_path, config, path, hdf5, output_name)
             spec = spec_from(spec_path)
         else:
             siblings = [p for p in sibling_spec_paths(path) if os.path.isfile(p)]
@@ -117,17 +136,21 @@ def load_spec_and_tensors(path, spec_path=None):
             if siblings:
                 spec = read_spec_file(siblings[0])
             elif stem_json is not None:
-                return _keras_json_model(*stem_json, path, hdf5)
+                return _keras_json_model(*stem_json, path, hdf5, output_name)
             elif embedded is not None:
                 spec = parse_spec_text(embedded, f"{path} ({EMBEDDED_SPEC})")
             elif keras:
-                return _keras_model(path)
+                return _keras_model(path, output_name)
             elif kind == "onnx":
-                return _onnx_model(path)
+                return _onnx_model(path, output_name)
             elif folder_json is not None:
-                return _keras_json_model(*folder_json, path, hdf5)
+                return _keras_json_model(*folder_json, path, hdf5, output_name)
             else:
                 raise _no_spec(path, hdf5)
+        if output_name is not None:
+            raise JaccliError(f"{spec.source}: {param('output_name')} picks one output of an "
+                              "ONNX graph or a Keras model with several; a spec names the "
+                              "model's outputs itself")
         if store is None:  # a .keras archive or an ONNX model with a user spec
             store = _onnx_initializers(path) if kind == "onnx" else _keras_weights_store(path)
         used = _tensor_names(spec)
@@ -140,6 +163,11 @@ def load_spec_and_tensors(path, spec_path=None):
 
 def _no_spec(path, hdf5):
     stem = os.path.splitext(str(path))[0]
+    if suffix(path) == ".safetensors":  # a PyTorch state dict, most often
+        return JaccliError(
+            f"{path}: no spec found: the file holds only weights; pass {param('spec')} SPEC.yaml "
+            f"naming its tensors, with 'layout: out_in' for a PyTorch state dict (nn.Linear "
+            f"stores (out, in)), or put it beside the file as {stem}.yaml")
     if hdf5:
         beside = [stem + ".{yaml,yml,json}"] + keras_json_paths(path)[1:]
     else:
@@ -169,7 +197,7 @@ def _keras_json(path):
     return keras_json_config(path) if is_file else None
 
 
-def _keras_json_model(json_path, config, path, hdf5):
+def _keras_json_model(json_path, config, path, hdf5, output_name=None):
     """The spec and tensors of a Keras architecture JSON (``config``, parsed) and
     the HDF5 weights file ``path``."""
     from jaccli.formats.keras import read_keras_json
@@ -177,7 +205,8 @@ def _keras_json_model(json_path, config, path, hdf5):
     if not hdf5:
         raise JaccliError(f"{json_path}: a Keras model JSON goes with the HDF5 weights file Keras "
                           f"saved (model.save_weights); {path} is not HDF5")
-    spec_dict, tensors = read_keras_json(json_path, path, config)
+    spec_dict, tensors = read_keras_json(json_path, path, config, output_name)
+    _name_outputs(spec_dict, output_name)
     return parse_spec(spec_dict, f"{json_path} (Keras model JSON)"), \
         TensorStore(path, tensors.get, list(tensors))
 
@@ -204,19 +233,27 @@ def _warn_unused(store, used):
             f"is it the spec of this file (a layer missing)?"), stacklevel=2)
 
 
-def _keras_model(path):
+def _keras_model(path, output_name=None):
     from jaccli.formats.keras import read_keras
 
-    spec_dict, tensors = read_keras(path)
+    spec_dict, tensors = read_keras(path, output_name)
+    _name_outputs(spec_dict, output_name)
     store = TensorStore(path, tensors.get, list(tensors))
     return parse_spec(spec_dict, f"{path} (Keras config)"), store
 
 
-def _onnx_model(path):
+def _name_outputs(spec_dict, output_name):
+    """A chosen output's columns named after it (a Keras output layer's name)."""
+    if output_name is not None and isinstance(spec_dict.get("outputs"), int):
+        names = named_columns(output_name, spec_dict["outputs"])
+        spec_dict["outputs"] = names if names is not None else spec_dict["outputs"]
+
+
+def _onnx_model(path, output_name=None):
     """An ONNX graph read with no spec; the notes say what was chosen (a classifier's output)."""
     from jaccli.formats.onnx import onnx_spec_and_tensors
 
-    spec_dict, tensors, notes = onnx_spec_and_tensors(path)
+    spec_dict, tensors, notes = onnx_spec_and_tensors(path, output_name)
     spec = parse_spec(spec_dict, f"{path} (ONNX graph)")
     spec.notes = tuple(notes)
     return spec, TensorStore(path, tensors.get, list(tensors))

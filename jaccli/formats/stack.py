@@ -34,6 +34,8 @@ so dropped), and nothing but an output scaling may follow a softmax.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from jaccli.errors import JaccliError
@@ -355,6 +357,24 @@ class DenseStack:
         if np.any(scale == 0):
             raise JaccliError(f"{self.source}: {what} has a zero scale")
         return {"offset": _listed(offset), "scale": _listed(scale)}
+
+
+# An output's name or class label used as column names: a short plain word (a file's
+# text goes into CSV headers).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,40}")
+
+
+def plain_name(name):
+    """Whether ``name`` (from a file) is a short plain word, fit for a column's name."""
+    return bool(_PLAIN_NAME.fullmatch(str(name)))
+
+
+def named_columns(name, count):
+    """The columns of the output ``name``: the name itself, or name1, name2, ...; None
+    when the name is not a plain word."""
+    if not plain_name(name):
+        return None
+    return [name] if count == 1 else [f"{name}{i + 1}" for i in range(count)]
 
 
 def _listed(array):

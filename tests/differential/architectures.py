@@ -40,8 +40,13 @@ def make_scale_module():
             self.divide = divide
             self.register_buffer("c", torch.as_tensor(c, dtype=torch.float64), persistent=False)
             self.register_buffer("d", torch.as_tensor(d, dtype=torch.float64), persistent=False)
+            # x * c with a negative scalar c and no offset is written -(x * |c|): the exporters
+            # then write a Neg node (exact: a negation rounds nothing).
+            self.negate = not divide and np.ndim(c) == 0 and c < 0 and np.all(np.asarray(d) == 0)
 
         def forward(self, x):
+            if self.negate:
+                return -(x * -self.c)
             return (x - self.d) / self.c if self.divide else x * self.c + self.d
 
         def extra_repr(self):

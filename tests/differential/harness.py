@@ -240,7 +240,7 @@ def expected_param_columns(listed, tensors, reference, X, own, graph=None, exact
                      for p in reference.params if holders[p] == 0]
         problems += [f"framework parameter {p!r} is written as {c} tensors (a tied tensor must be one)"
                      for p, c in holders.items() if c > 1]
-    frame = reference.param_jacobian(X)
+    frame = reference.param_jacobian(X) if reference.params else {}
     blocks = []
     for name, shape in listed:
         block, problem = _column_block(name, tuple(shape), tensors, matches, holders, frame, X,

@@ -153,6 +153,29 @@ def _reshape(data, shape):
     return data.reshape(dims)
 
 
+def _flatten(x, axis):
+    axis = axis + x.dim() if axis < 0 else axis
+    return x.reshape(int(np.prod(x.shape[:axis])), -1)
+
+
+def _axes(inputs, attributes):
+    return [int(v) for v in inputs[1].reshape(-1)] if len(inputs) > 1 else attributes.get("axes")
+
+
+def _squeeze(x, axes):
+    axes = [a + x.dim() if a < 0 else a for a in axes] if axes is not None else \
+        [i for i, d in enumerate(x.shape) if d == 1]
+    return x.reshape([d for i, d in enumerate(x.shape) if i not in axes])
+
+
+def _unsqueeze(x, axes):
+    rank = x.dim() + len(axes)
+    axes = sorted(a + rank if a < 0 else a for a in axes)
+    for a in axes:
+        x = x.unsqueeze(a)
+    return x
+
+
 def _op_table():
     """ONNX op type -> fn(inputs, attributes); the ops exporters write for an MLP."""
     torch = _torch()
@@ -186,7 +209,12 @@ def _op_table():
         "Softmax": lambda i, a: torch.softmax(i[0], dim=a.get("axis", -1)),
         "Identity": lambda i, a: i[0], "Dropout": lambda i, a: i[0],
         "Cast": lambda i, a: i[0] if i[0].is_floating_point() else i[0].double(),
-        "Flatten": lambda i, a: i[0].reshape(i[0].shape[0], -1),
+        "Flatten": lambda i, a: _flatten(i[0], a.get("axis", 1)),
+        "Squeeze": lambda i, a: _squeeze(i[0], _axes(i, a)),
+        "Unsqueeze": lambda i, a: _unsqueeze(i[0], _axes(i, a)),
+        "Shape": lambda i, a: torch.tensor(list(i[0].shape), dtype=torch.int64),
+        "Gather": lambda i, a: torch.index_select(i[0], a.get("axis", 0), i[1].reshape(-1))
+        .reshape(tuple(i[1].shape) + tuple(i[0].shape[1:])),
         "Reshape": lambda i, a: _reshape(i[0], i[1]),
         "Transpose": lambda i, a: i[0].permute(*a["perm"]) if "perm" in a else i[0].T,
         "Concat": lambda i, a: torch.cat(i, dim=a["axis"]),
@@ -224,8 +252,12 @@ class OnnxFunction:
             self.nodes.append((node.op_type, list(node.input), list(node.output), attrs))
         self.tensors = {k: v.astype(np.float64) if v.dtype.kind == "f" else v
                         for k, v in self.tensors.items()}
-        inputs = [i.name for i in graph.input if i.name not in self.tensors]
-        self.input_name = inputs[0]
+        inputs = [i for i in graph.input if i.name not in self.tensors]
+        self.input_name = inputs[0].name
+        # The declared shape of one point (a symbolic or fixed batch taken as 1; a 1-D input as is).
+        dims = [d.dim_value or 1 for d in inputs[0].type.tensor_type.shape.dim]
+        column = len(dims) == 2 and dims[1] == 1 and dims[0] > 1  # (n, 1): one point, a column
+        self.input_shape = tuple(dims) if len(dims) != 2 or column else (1, -1)
         self.output = output or graph.output[0].name
         self._ops = _op_table()
 
@@ -233,7 +265,7 @@ class OnnxFunction:
         torch = _torch()
         env = {name: torch.as_tensor(value) for name, value in self.tensors.items()}
         env.update(overrides or {})
-        env[self.input_name] = x_row[None, :]
+        env[self.input_name] = x_row.reshape(self.input_shape)
         for op_type, inputs, outputs, attrs in self.nodes:
             if any(name and name not in env for name in inputs):
                 continue  # a branch fed by something not computed (a label's ArgMax)

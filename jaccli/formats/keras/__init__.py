@@ -30,7 +30,8 @@ from its class name; its code is never looked at.
 Supported: Sequential models and single-chain functional models built from
 ``InputLayer``, ``Dense``, ``Activation`` / ``ReLU`` / ``LeakyReLU`` / ``ELU`` /
 ``Softmax`` (folded into the preceding linear ``Dense``), ``Dropout`` and the
-other layers that are the identity at inference, ``Flatten`` (of a vector),
+other layers that are the identity at inference, ``Flatten`` (of a vector, or first
+of an input of known shape (batch, d1, d2, ...): its columns in C order),
 ``Normalization`` (before any ``Dense`` or ``BatchNormalization``: it becomes
 the input scaling) and ``BatchNormalization`` (its inference map ``x * s + c``
 is folded exactly).

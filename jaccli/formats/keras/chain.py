@@ -1,7 +1,7 @@
 """The model configuration, from Sequential or a single-chain functional model
 to a list of layers from input to output (the InputLayer left out)."""
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 from jaccli.formats.keras.layers import SUPPORTED_LAYERS, layer_class, layer_name, refuse
 
 def all_layers(model_config):
@@ -13,14 +13,18 @@ def all_layers(model_config):
     return [e for e in layers if isinstance(e, dict)]
 
 
-def model_chain(model_config, fname):
-    """(layers from input to output without the InputLayer, input width or None)."""
+def model_chain(model_config, fname, output_name=None):
+    """(layers from input to output without the InputLayer, input width or None);
+    ``output_name``: the output layer of a functional model with several."""
     cls = layer_class(model_config)
     layers = all_layers(model_config)
     if cls == "Sequential":
         chain = layers
+        if output_name is not None and (not layers or layer_name(layers[-1]) != output_name):
+            raise JaccliError(f"{fname}: a Sequential model has one output; "
+                              f"check {param('output_name')}")
     elif cls in ("Functional", "Model"):
-        chain = _functional_chain(model_config.get("config") or {}, layers, fname)
+        chain = _functional_chain(model_config.get("config") or {}, layers, fname, output_name)
     else:
         raise JaccliError(
             f"{fname}: model class '{cls}' is not supported: jaccli reads "
@@ -53,14 +57,35 @@ def model_chain(model_config, fname):
     n_inputs = None
     if isinstance(input_shape, list):
         if len(input_shape) != 2:
-            shape = tuple(input_shape)
-            raise JaccliError(
-                f"{fname}: the model's input has shape {shape}: jaccli reads "
-                "models of a vector input (batch, n) only"
-            )
-        if isinstance(input_shape[1], int):
+            n_inputs = _flattened_width(input_shape, body, fname)
+        elif isinstance(input_shape[1], int):
             n_inputs = input_shape[1]
     return body, n_inputs
+
+
+# Layers that are the identity at inference and keep the input's shape.
+_SHAPELESS = ("Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization")
+
+
+def _flattened_width(input_shape, body, fname):
+    """An input (batch, d1, d2, ...) that a Flatten first makes (batch, d1 d2 ...): its
+    width, the points' columns in C order (Keras flattens so); refused otherwise."""
+    shape = tuple(input_shape)
+    dims = shape[1:]
+    first = next((layer_class(e) for e in body if layer_class(e) not in _SHAPELESS), None)
+    if len(dims) < 2 or first != "Flatten" or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise JaccliError(
+            f"{fname}: the model's input has shape {shape}: jaccli reads models of a vector "
+            "input (batch, n), or of an input of known shape that a Flatten layer flattens first"
+        )
+    flatten = next(e for e in body if layer_class(e) == "Flatten")
+    if (flatten.get("config") or {}).get("data_format") == "channels_first":
+        refuse(fname, flatten, "data_format='channels_first' reorders the columns before "
+                               "flattening; jaccli reads channels_last (C order)")
+    width = 1
+    for d in dims:
+        width *= d
+    return width
 
 
 def _tensor_sources(obj, out):
@@ -108,13 +133,26 @@ def _endpoints(spec):
     return names
 
 
-def _functional_chain(config, layers, fname):
+def _chosen(outputs, output_name, fname):
+    """The output layers, or the one named ``output_name``."""
+    if output_name is None:
+        return outputs
+    if output_name not in outputs:
+        names = ", ".join(f"'{name}'" for name in outputs)
+        raise JaccliError(f"{fname}: '{output_name}' is not an output layer of the model "
+                          f"(its outputs: {names}): check {param('output_name')}")
+    return [output_name]
+
+
+def _functional_chain(config, layers, fname, output_name=None):
     inputs = _endpoints(config.get("input_layers"))
-    outputs = _endpoints(config.get("output_layers"))
+    outputs = _chosen(_endpoints(config.get("output_layers")), output_name, fname)
     if len(inputs) != 1 or len(outputs) != 1:
+        names = ", ".join(f"'{name}'" for name in outputs)
+        pick = f": pick one with {param('output_name')}" if len(outputs) > 1 else ""
         raise JaccliError(
             f"{fname}: the model has {len(inputs)} inputs and {len(outputs)} "
-            "outputs: jaccli reads single-input, single-output chains only"
+            f"outputs ({names}): jaccli reads single-input, single-output chains only{pick}"
         )
     by_name = {layer_name(e): e for e in layers}
     chain = []
@@ -147,7 +185,7 @@ def _functional_chain(config, layers, fname):
         name = sources[0]
     chain.reverse()
     on_chain = {id(e) for e in chain}
-    for entry in layers:
+    for entry in layers if output_name is None else ():  # the other outputs' layers: unused
         if id(entry) not in on_chain:
             raise JaccliError(
                 f"{fname}: layer '{layer_name(entry)}' ({layer_class(entry)}) is "

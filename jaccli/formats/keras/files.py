@@ -30,7 +30,7 @@ _DAMAGED = (OSError, RuntimeError, KeyError, ValueError, TypeError, AttributeErr
 _MAX_MEMBER_BYTES = 1 << 30
 
 
-def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
+def read_keras(path: str, output_name=None) -> tuple[dict, dict[str, np.ndarray]]:
     """Read a Keras model file (.keras archive, or legacy HDF5 full-model file with a
     `model_config` attribute) and return (spec, tensors).
 
@@ -38,18 +38,19 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     layout ``in_out``); ``tensors`` maps every tensor name the spec uses
     (``<layer name>/kernel``, ``<layer name>/bias``) to a float64 array.
     Raises JaccliError, with one line naming the file, for anything that is
-    not a readable Keras model made of supported layers.
+    not a readable Keras model made of supported layers. ``output_name``: the
+    output layer to read, of a functional model with several.
     """
     fname = str(path)
     try:
         if is_zip(path):
-            return _read_archive(path, fname)
+            return _read_archive(path, fname, output_name)
         try:
             is_h5 = h5py.is_hdf5(path)
         except OSError as exc:
             raise JaccliError(f"{fname}: cannot read the file ({exc})") from None
         if is_h5:
-            return _read_legacy_h5(path, fname)
+            return _read_legacy_h5(path, fname, output_name)
     except _DAMAGED as exc:
         raise _damaged(fname, exc, "Keras model file") from None
     if suffix(fname) == ".keras":
@@ -59,7 +60,7 @@ def read_keras(path: str) -> tuple[dict, dict[str, np.ndarray]]:
     )
 
 
-def read_keras_json(json_path, weights_path, config=None):
+def read_keras_json(json_path, weights_path, config=None, output_name=None):
     """(spec, tensors) of a Keras architecture JSON (``model.to_json()``) and the
     HDF5 file its weights were saved in.
 
@@ -75,7 +76,7 @@ def read_keras_json(json_path, weights_path, config=None):
         raise JaccliError(f"{json_path}: not a Keras model JSON (model.to_json())")
     source = f"{weights_path} (with {json_path})"
     try:
-        chain, n_inputs = model_chain(config, json_path)
+        chain, n_inputs = model_chain(config, json_path, output_name)
     except _DAMAGED as exc:
         raise _damaged(json_path, exc, "Keras model JSON") from None
     try:
@@ -136,7 +137,7 @@ def _damaged(fname, exc, what):
     return JaccliError(f"{fname}: damaged or unexpected {what} ({detail})")
 
 
-def _read_archive(path, fname):
+def _read_archive(path, fname, output_name=None):
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -163,12 +164,12 @@ def _read_archive(path, fname):
             f"{fname}: model.weights.h5 in the archive is not a readable HDF5 file"
         ) from None
     with h5:
-        chain, n_inputs = model_chain(config, fname)
+        chain, n_inputs = model_chain(config, fname, output_name)
         weights = ArchiveWeights(h5, all_layers(config), fname)
         return build(chain, n_inputs, weights, fname)
 
 
-def _read_legacy_h5(path, fname):
+def _read_legacy_h5(path, fname, output_name=None):
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
@@ -188,7 +189,7 @@ def _read_legacy_h5(path, fname):
             raise JaccliError(f"{fname}: the 'model_config' attribute is not text")
         config = _parse_json(raw, fname, "model_config")
         group = h5["model_weights"] if "model_weights" in h5 else h5
-        chain, n_inputs = model_chain(config, fname)
+        chain, n_inputs = model_chain(config, fname, output_name)
         weights = LegacyWeights(group, fname)
         return build(chain, n_inputs, weights, fname)
 

@@ -1,7 +1,7 @@
 """The layer events an ONNX graph is read as, in order from input to output."""
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -38,6 +38,22 @@ class Affine:
 
 
 @dataclass
+class BatchNorm:
+    """Inference BatchNormalization: ``(x - mean) / sqrt(var + eps) * scale + bias``, per feature.
+
+    ``names``: the file's names of scale, bias (parameters) and mean, var (stored statistics).
+    """
+
+    scale: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+    eps: float
+    names: dict
+    where: str
+
+
+@dataclass
 class Identity:
     where: str
 
@@ -51,3 +67,6 @@ class OnnxGraph:
     producer: str  # e.g. "pytorch 2.13.0"
     opsets: dict  # domain -> version
     notes: List[str] = field(default_factory=list)  # e.g. the classifier output taken
+    # One name per output column: a classifier's class labels; a chosen output's name
+    # (its columns numbered after it when it has several), or None: y1, y2, ...
+    column_names: Optional[Callable[[int], Optional[List[str]]]] = None

@@ -12,14 +12,16 @@ import os
 
 import numpy as np
 
-from jaccli.errors import JaccliError
+from jaccli.errors import JaccliError, param
 from jaccli.extras import install_hint
 from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
-    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal,
+    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, describe, float32_as_decimal,
 )
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
 from jaccli.formats.onnx.patterns import composite
+from jaccli.formats.onnx.shapes import new_state
+from jaccli.formats.stack import named_columns, plain_name
 from jaccli.messages import printable
 
 
@@ -44,9 +46,10 @@ def _parse(path):
     return _Walker(path, model, onnx)
 
 
-def read_onnx(path) -> OnnxGraph:
-    """The events of the model in ``path``; JaccliError for anything else."""
-    return _parse(str(path)).run()
+def read_onnx(path, output_name=None) -> OnnxGraph:
+    """The events of the model in ``path`` (its output ``output_name`` when it has several);
+    JaccliError for anything else."""
+    return _parse(str(path)).run(output_name)
 
 
 def read_initializers(path):
@@ -97,9 +100,10 @@ class _Walker:
                                       "(the graph is out of order or has a cycle)")
             known.update(out for out in node.output if out)
 
-    def fail(self, what):
+    def fail(self, what, then=""):
         # Names in a hostile file can be long or hold line breaks: one short line still.
-        raise JaccliError(f"{self.path}: {printable(what, 400)}")
+        # ``then``: jaccli's own words (a parameter's name), not the file's.
+        raise JaccliError(f"{self.path}: {printable(what, 400)}{then}")
 
     def refuse(self, node, why):
         self.fail(f"{describe(node)}: {why}")
@@ -107,7 +111,22 @@ class _Walker:
     # -- constants ---------------------------------------------------------
 
     def is_constant(self, name):
-        return name in self.initializers or name in self.constant_nodes
+        """An initializer, a Constant node's output, or an Identity of one (the legacy
+        exporter writes Identity nodes for a tensor stored once and used twice)."""
+        return name in self.initializers or name in self.constant_nodes or \
+            self._identity_source(name) is not None
+
+    def tensor_name(self, name):
+        """The file's name of the constant ``name`` (an Identity's source)."""
+        return self._identity_source(name) or name
+
+    def _identity_source(self, name):
+        node = self.producer.get(name)
+        if node is None or node.op_type != "Identity" or node.domain not in STANDARD_DOMAINS \
+                or len(node.input) != 1:
+            return None
+        source = node.input[0]
+        return source if source in self.initializers or source in self.constant_nodes else None
 
     def constant(self, name, node, role="weight", floats=True):
         """The array behind a constant input of ``node``, checked for its role."""
@@ -122,6 +141,7 @@ class _Walker:
         return array
 
     def _read_constant(self, name, node):
+        name = self._identity_source(name) or name
         if name in self.initializers:
             tensor = self.initializers[name]
         else:
@@ -184,35 +204,69 @@ class _Walker:
 
     # -- the walk ----------------------------------------------------------
 
-    def run(self):
-        input_name, width, dtype = self._the_input()
-        output_name = self._the_output()
+    def run(self, chosen=None):
+        input_name, state, dtype = self._the_input()
+        output_name = self._the_output() if chosen is None else self._chosen_output(chosen)
         steps = _chain(self, output_name, input_name)
         self._classifier_note()
-        events = events_of(self, steps, width)
+        events = events_of(self, steps, state)
         check_softmax_last(self, events)
         if not any(isinstance(e, Dense) for e in events):
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)
-        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, self.notes)
+        labels = self._class_labels(output_name) if self.classifier or self.binary else None
+        notes = [printable(note, 400) for note in self.notes]  # they name the file's tensors
+        return OnnxGraph(events, input_name, output_name, dtype, producer, self.opsets, notes,
+                         _column_names(labels, chosen))
 
     def _the_input(self):
         inputs = [i for i in self.graph.input if i.name not in self.initializers]
         if len(inputs) != 1:
             names = ", ".join(f"'{i.name}'" for i in inputs) or "none"
             self.fail(f"the graph has {len(inputs)} inputs ({names}); jaccli reads "
-                      "models of one input tensor (N, n)")
+                      "models of one input tensor")
         the_input = inputs[0]
         kind = the_input.type.WhichOneof("value")
         tensor = the_input.type.tensor_type
         if kind != "tensor_type" or tensor.elem_type not in FLOAT_TYPES:
             self.fail(f"input '{the_input.name}' is not a float tensor")
-        dims = list(tensor.shape.dim) if tensor.HasField("shape") else None
-        if dims is not None and len(dims) != 2:
-            self.fail(f"input '{the_input.name}' has {len(dims)} dimensions; jaccli reads "
-                      "(N, n) tensors, one row per point")
-        width = dims[1].dim_value if dims and dims[1].dim_value > 0 else None
-        return the_input.name, width, FLOAT_TYPES[tensor.elem_type]
+        dims = [d.dim_value if d.dim_value > 0 else None for d in tensor.shape.dim] \
+            if tensor.HasField("shape") else None
+        self.input_name = the_input.name
+        return the_input.name, self._input_state(the_input.name, dims), \
+            FLOAT_TYPES[tensor.elem_type]
+
+    def _input_state(self, name, dims):
+        """The flow's state at the input: (N, n), (N, d1, d2, ...) or a 1-D (n,)."""
+        if dims is None:
+            return new_state(None, None)
+        shown = "(" + ", ".join("N" if d is None else str(d) for d in dims) + \
+            ("," if len(dims) == 1 else "") + ")"
+        if not dims:
+            self.fail(f"input '{name}' is a scalar; jaccli reads inputs of one or more columns")
+        if len(dims) == 1:
+            if dims[0] is None:
+                self.fail(f"input '{name}' of shape {shown} has no declared length")
+            self.notes.append(f"input '{name}' of shape {shown}: one point, {dims[0]} columns")
+            return new_state(dims, 1, vector=True)
+        batch, rest = dims[0], dims[1:]
+        if len(dims) == 2 and rest == [1] and batch is not None and batch > 1 and \
+                self._weights_on_the_left(name):
+            self.notes.append(f"input '{name}' of shape {shown}: one point as a column, "
+                              f"{batch} columns of the points file")
+            return new_state((batch,), 1, column=True)
+        if len(dims) == 2 and rest[0] is None:
+            return new_state(None, batch)
+        if None in rest:
+            self.fail(f"input '{name}' of shape {shown}: jaccli needs the size of every "
+                      "dimension after the batch")
+        if len(dims) > 2 or batch is not None:
+            width = int(np.prod(rest))
+            self.notes.append(f"input '{name}' of shape {shown}: {width} columns"
+                              + (", C order" if len(rest) > 1 else "")
+                              + ("" if batch is None else f"; the declared batch of {batch} "
+                                 "does not limit the points (no op mixes rows)"))
+        return new_state(rest, batch)
 
     def _the_output(self):
         """The one float output; a classifier's labels and ZipMap are dropped."""
@@ -234,12 +288,78 @@ class _Walker:
         if len(kept) != 1:
             names = ", ".join(f"'{o.name}'" for o in self.graph.output) or "none"
             self.fail(f"the graph has {len(self.graph.output)} outputs ({names}); jaccli "
-                      "reads models of one output tensor (or a classifier's probabilities)")
+                      "reads models of one output tensor (or a classifier's probabilities)",
+                      then=f": pick one with {param('output_name')}")
         if dropped or zipmap:
             taken = f"'{kept[0]}'" if zipmap is None else f"(ZipMap '{zipmap}', as an array)"
             labels = ", ".join(f"'{name}'" for name in dropped)
             self.classifier = (taken, f"; the label output {labels} is dropped" if labels else "")
         return kept[0]
+
+    def _chosen_output(self, chosen):
+        """The output named ``chosen`` (jaccli.load's output_name), a float tensor."""
+        names = [o.name for o in self.graph.output]
+        if chosen not in names:
+            listed = ", ".join(f"'{name}'" for name in names)
+            self.fail(f"'{chosen}' is not an output of the graph (its outputs: {listed})",
+                      then=f": check {param('output_name')}")
+        out = self.graph.output[names.index(chosen)]
+        node = self.producer.get(chosen)
+        if node is not None and node.op_type == "ZipMap" and node.domain == ML_DOMAIN:
+            self.classifier = (f"(ZipMap '{chosen}', as an array)", "")
+            return node.input[0]
+        if out.type.WhichOneof("value") != "tensor_type" or \
+                out.type.tensor_type.elem_type not in FLOAT_TYPES:
+            self.fail(f"output '{chosen}' is not a float tensor")
+        if not self._depends_on_input(chosen):
+            self.fail(f"output '{chosen}' does not depend on the input '{self.input_name}' "
+                      "(a constant): jaccli reads outputs computed from the input")
+        if len(names) > 1:
+            self.notes.append(f"output '{chosen}' of the graph's {len(names)} ({', '.join(names)})")
+        return chosen
+
+    def _class_labels(self, probabilities):
+        """A classifier's class labels, as its ZipMap or its label branch
+        (ArrayFeatureExtractor(classes, ArgMax(probabilities))) holds them, or None."""
+        labels = None
+        for node in self.graph.node:
+            if node.domain != ML_DOMAIN or not node.input:
+                continue
+            if node.op_type == "ZipMap" and node.input[0] == probabilities:
+                labels = attribute(self, node, "classlabels_strings", None) or \
+                    attribute(self, node, "classlabels_int64s", None)
+            elif node.op_type == "ArrayFeatureExtractor" and len(node.input) == 2 \
+                    and self.is_constant(node.input[0]) and labels is None:
+                argmax = self.producer.get(node.input[1])
+                if argmax is not None and argmax.op_type == "ArgMax" and \
+                        argmax.input[0] == probabilities:
+                    labels = self.constant(node.input[0], node, floats=False).reshape(-1).tolist()
+        if labels is None:
+            return None
+        labels = [label.decode() if isinstance(label, bytes) else str(label) for label in labels]
+        plain = all(plain_name(label) for label in labels)
+        return labels if plain and len(set(labels)) == len(labels) else None
+
+    def _weights_on_the_left(self, name):
+        """Whether ``name`` is first multiplied as W @ x (an (n, 1) input is then one point)."""
+        for node in self.graph.node:
+            if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and \
+                    node.input[1] == name and self.is_constant(node.input[0]):
+                return not (node.op_type == "Gemm" and attribute(self, node, "transB", 0))
+        return False
+
+    def _depends_on_input(self, name):
+        seen, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current == self.input_name:
+                return True
+            node = self.producer.get(current)
+            if current in seen or node is None:
+                continue
+            seen.add(current)
+            todo.extend(n for n in node.input if n)
+        return False
 
     def _classifier_note(self):
         """What ``info`` says about a classifier's outputs, once the chain is known."""
@@ -251,6 +371,15 @@ class _Walker:
                               f"{taken}, the first 1 minus the second{dropped}")
         else:
             self.notes.append(f"classifier: the outputs are the class probabilities {taken}{dropped}")
+
+
+def _column_names(labels, chosen):
+    """The output columns' names, given their number: by class label, or after the chosen output."""
+    def names(count):
+        if labels is not None:
+            return labels if len(labels) == count else None
+        return None if chosen is None else named_columns(chosen, count)
+    return names
 
 
 # -- the chain, from the output back to the input -------------------------

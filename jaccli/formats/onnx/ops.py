@@ -11,10 +11,16 @@ node on the chain passes, and the loop turning the chain's steps into events.
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
+import numpy as np
+
 from jaccli.formats.onnx import dense
-from jaccli.formats.onnx.events import Activation, Identity
+from jaccli.formats.onnx.events import Activation, Affine, Identity
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
+)
+from jaccli.formats.onnx.shapes import (
+    describe_flow, flat, flatten_shape, reshape_shape, reshaped, set_dims,
+    squeeze_shape, unsqueeze_shape,
 )
 
 ANY = 1 << 30
@@ -38,21 +44,9 @@ def _identity(walker, node, data, events, state):
     return [Identity(describe(node))]
 
 
-def _not_transposed(walker, node, state):
-    if state["transposed"]:
-        walker.refuse(node, "reshapes transposed (features, N) data")
-
-
 def _cast(walker, node, data, events, state):
     if attribute(walker, node, "to", 0) not in FLOAT_TYPES:
         walker.refuse(node, "casts to a type that is not float")
-    return _identity(walker, node, data, events, state)
-
-
-def _flatten(walker, node, data, events, state):
-    _not_transposed(walker, node, state)
-    if attribute(walker, node, "axis", 1) not in (1, -1):
-        walker.refuse(node, "flattens across the batch axis")
     return _identity(walker, node, data, events, state)
 
 
@@ -64,26 +58,88 @@ def _dropout(walker, node, data, events, state):
     return _identity(walker, node, data, events, state)
 
 
+def _ints(walker, node, index, role):
+    """The constant integer input ``index`` of ``node`` (a shape, axes), 1-D."""
+    values = walker.constant(node.input[index], node, role=role, floats=False).reshape(-1)
+    if values.dtype.kind not in "iu":
+        walker.refuse(node, f"its {role} '{node.input[index]}' is not integers")
+    return [int(v) for v in values]
+
+
+def _axes(walker, node):
+    """Squeeze/Unsqueeze axes: the attribute (opset < 13) or the second input."""
+    if len(node.input) > 1 and node.input[1]:
+        return _ints(walker, node, 1, "axes")
+    axes = attribute(walker, node, "axes", None)
+    return None if axes is None else list(axes)
+
+
+def _flatten(walker, node, data, events, state):
+    axis = attribute(walker, node, "axis", 1)
+    if state["dims"] is None and not state["transposed"]:  # (N, ?): only the identity is sure
+        if axis not in (1, -1):
+            walker.refuse(node, "flattens across the batch axis")
+        return _identity(walker, node, data, events, state)
+    reshaped(walker, node, state, lambda full: flatten_shape(full, axis), "flatten")
+    return _identity(walker, node, data, events, state)
+
+
 def _reshape(walker, node, data, events, state):
-    _not_transposed(walker, node, state)
-    shape = walker.constant(node.input[1], node, role="shape", floats=False).reshape(-1)
-    ok = shape.dtype.kind in "iu" and shape.size == 2 and (
-        shape[1] == state["width"] or (state["width"] is None and shape[1] > 0)
-        or (shape[1] == -1 and shape[0] == 0))
-    if not ok:
-        walker.refuse(node, f"reshapes its (N, {state['width']}) input to {shape.tolist()}: "
-                            "the result is not one row per point")
-    if shape[1] > 0:
-        state["width"] = int(shape[1])
+    shape = _ints(walker, node, 1, "shape")
+    allowzero = attribute(walker, node, "allowzero", 0)
+    if state["dims"] is None and not state["transposed"]:  # (N, ?): (N, k) or (N, -1) only
+        ok = len(shape) == 2 and (shape[1] > 0 or (shape[1] == -1 and shape[0] == 0))
+        if not ok:
+            walker.refuse(node, f"reshapes its (N, ?) input to {shape}: the result is not "
+                                "one row per point")
+        if shape[1] > 0:
+            set_dims(state, (shape[1],))
+        return _identity(walker, node, data, events, state)
+    reshaped(walker, node, state, lambda full: reshape_shape(full, shape, allowzero), "reshape",
+             target=shape)
+    return _identity(walker, node, data, events, state)
+
+
+def view(walker, node, shape_of, state):
+    """A Reshape whose shape is computed from the data's Shape (pytorch 1.x's
+    x.view(x.size(0), -1), Unflatten): ``shape_of`` maps the data's concrete shape to it."""
+    allowzero = attribute(walker, node, "allowzero", 0)
+    if state["dims"] is None and not state["transposed"]:
+        walker.refuse(node, "reshapes data of unknown width (the input declares no shape)")
+    reshaped(walker, node, state, lambda full: reshape_shape(full, shape_of(full), allowzero),
+             "reshape")
+    return [Identity(describe(node))]
+
+
+def _squeeze(walker, node, data, events, state):
+    axes = _axes(walker, node)
+    reshaped(walker, node, state, lambda full: squeeze_shape(full, axes), "squeeze")
+    return _identity(walker, node, data, events, state)
+
+
+def _unsqueeze(walker, node, data, events, state):
+    axes = _axes(walker, node)
+    if axes is None:
+        walker.refuse(node, "has no axes")
+    reshaped(walker, node, state, lambda full: unsqueeze_shape(full, axes), "unsqueeze")
     return _identity(walker, node, data, events, state)
 
 
 def _transpose(walker, node, data, events, state):
     perm = attribute(walker, node, "perm", None)
-    if perm is not None and list(perm) != [1, 0]:
-        walker.refuse(node, f"perm={list(perm)} on a 2-D tensor")
+    if state["vector"]:  # a 1-D transpose changes nothing
+        return _identity(walker, node, data, events, state)
+    if perm is not None and list(perm) != [1, 0] or not flat(state) or \
+            (state["dims"] is not None and len(state["dims"]) != 1):
+        walker.refuse(node, f"perm={perm and list(perm)} on {describe_flow(state)} data; "
+                            "jaccli reads the transpose of 2-D data")
     state["transposed"] = not state["transposed"]
     return _identity(walker, node, data, events, state)
+
+
+def _neg(walker, node, data, events, state):
+    """-x: the constant scaling by -1."""
+    return [Affine(np.array(-1.0), np.array(0.0), describe(node))]
 
 
 # -- handlers of the activations ----------------------------------------------
@@ -121,8 +177,9 @@ def _gelu(walker, node, data, events, state):
 
 def _softmax(walker, node, data, events, state):
     default = -1 if walker.opsets.get("", 13) >= 13 else 1
-    features = (0, -2) if state["transposed"] else (1, -1)
-    if attribute(walker, node, "axis", default) not in features:
+    features = (0, -1) if state["vector"] else (0, -2) if state["transposed"] else (1, -1)
+    if not flat(state) or (state["dims"] is not None and len(state["dims"]) > 1) or \
+            attribute(walker, node, "axis", default) not in features:
         walker.refuse(node, "softmax over another axis than the features")
     return [Activation("softmax", {}, describe(node))]
 
@@ -140,12 +197,16 @@ OPS = {
     "Mul": Op(_BINARY, dense.arithmetic),
     "Div": Op(_BINARY, dense.arithmetic),
     "Scaler": Op(_UNARY, dense.scaler, ml=True),
+    "BatchNormalization": Op((5, 5), dense.batchnorm),
     "Identity": Op(_UNARY, _identity),
     "Dropout": Op((1, 3), _dropout),
     "Cast": Op(_UNARY, _cast),
     "Flatten": Op(_UNARY, _flatten),
     "Reshape": Op(_BINARY, _reshape),
+    "Squeeze": Op((1, 2), _squeeze),
+    "Unsqueeze": Op((1, 2), _unsqueeze),
     "Transpose": Op(_UNARY, _transpose),
+    "Neg": Op(_UNARY, _neg),
     "Relu": Op(_UNARY, _simple("relu")),
     "Sigmoid": Op(_UNARY, _simple("sigmoid")),
     "Tanh": Op(_UNARY, _simple("tanh")),
@@ -160,6 +221,7 @@ OPS = {
     "Softmax": Op(_UNARY, _softmax),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
+    "Shape": Op((1, 1)), "Gather": Op(_BINARY), "Slice": Op((3, 5)), "Mod": Op(_BINARY),
     # Refused by name.
     "Conv": Op(reason=_CONVOLUTION), "ConvTranspose": Op(reason=_CONVOLUTION),
     "LSTM": Op(reason=_RECURRENT), "GRU": Op(reason=_RECURRENT), "RNN": Op(reason=_RECURRENT),
@@ -209,21 +271,22 @@ def _node_events(walker, node, data, events, state):
     return op.handler(walker, node, data, events, state)
 
 
-def events_of(walker, steps, width):
-    """The events of the chain's steps, from the input to the output."""
+def events_of(walker, steps, state):
+    """The events of the chain's steps, from the input to the output; ``state``: the
+    input's (``shapes.new_state``)."""
     events = []
-    # transposed: the data flows as (features, N) between a Transpose and the one undoing it
-    state = {"width": width, "transposed": False}
     for step in steps:
         if step[0] == "activation":
             _, node, name, params, _ = step
             events.append(Activation(name, params, describe(node)))
+        elif step[0] == "view":
+            events.extend(view(walker, step[1], step[2], state))
         elif step[0] == "complement":
             events.append(dense.complement(walker, step[1], step[2], state))
         else:
             _, node, data = step
             events.extend(_node_events(walker, node, data, events, state))
-    if state["transposed"]:
+    if state["transposed"] and state["batch"] != 1:
         walker.fail("the output is transposed, (features, N); jaccli reads models whose "
                     "output is (N, features), one row per point")
     return events

@@ -2,11 +2,15 @@
 
 SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as Div/Erf/Add/Mul/Mul
 (or its tanh form, in any order of products), and a binary classifier's
-probabilities Concat(1 - p, p). Each match is a step of the chain: the
+probabilities Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)``
+(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape) or any
+Reshape whose shape is computed from the data's Shape alone. Each match is a step of the chain: the
 node it ends at, what it is, and the computed tensor it starts from.
 """
 
 import math
+
+import numpy as np
 
 from jaccli.formats.onnx.nodes import STANDARD_DOMAINS, attribute, close
 from jaccli.formats.onnx.ops import well_formed
@@ -18,7 +22,8 @@ _GELU_TANH_CUBIC = 0.044715
 
 def composite(walker, node):
     """An activation written in several nodes ending at ``node``, or None."""
-    for match in (_match_silu, _match_softsign, _match_gelu, _match_binary_probabilities):
+    for match in (_match_silu, _match_softsign, _match_gelu, _match_binary_probabilities,
+                  _match_view):
         found = match(walker, node)
         if found is not None:
             return found
@@ -148,3 +153,88 @@ def _match_binary_probabilities(walker, node):
         return None
     walker.binary = True
     return ("complement", node, float(_scalar(walker, sub.input[0], sub)), p)
+
+
+def _match_view(walker, node):
+    """Reshape(x, shape) whose shape is computed from Shape(x) and constants alone, as
+    torch writes x.view(x.size(0), -1) and Unflatten for a free batch: a step carrying
+    the shape as a function of x's concrete shape."""
+    if node.op_type != "Reshape" or walker.is_constant(node.input[1]):
+        return None
+    data = node.input[0]
+    if not _shape_only(walker, node.input[1], data, set()):
+        return None
+
+    def shape_of(full):
+        return _evaluate(walker, node.input[1], data, full, {})
+    return ("view", node, shape_of, data)
+
+
+# Integer ops a shape computation uses (Shape of the data, then arithmetic on it).
+_SHAPE_OPS = ("Shape", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze", "Reshape", "Cast",
+              "Add", "Sub", "Mul", "Div", "Mod", "Identity")
+
+
+_LONGEST_SHAPE_COMPUTATION = 64  # nodes; torch writes a dozen for an Unflatten
+
+
+def _shape_only(walker, name, data, seen):
+    """Whether ``name`` is computed from constants and Shape(``data``) alone."""
+    if walker.is_constant(name) or name in seen:
+        return True
+    seen.add(name)
+    if len(seen) > _LONGEST_SHAPE_COMPUTATION:
+        return False
+    node = walker.producer.get(name)
+    if node is None or node.op_type not in _SHAPE_OPS or node.domain not in STANDARD_DOMAINS:
+        return False
+    if node.op_type == "Shape":
+        return node.input[0] == data and not node.attribute  # start/end: not read
+    return all(_shape_only(walker, i, data, seen) for i in node.input if i)
+
+
+def _evaluate(walker, name, data, full, cache):
+    """The integer tensor ``name`` for the data's concrete shape ``full``."""
+    if name in cache:
+        return cache[name]
+    if walker.is_constant(name):
+        value = walker.constant(name, None, floats=False)
+    elif walker.producer[name].op_type == "Shape":  # of the data (checked by _shape_only)
+        value = np.array(full, dtype=np.int64)
+    else:
+        node = walker.producer[name]
+        args = [_evaluate(walker, i, data, full, cache) if i else None for i in node.input]
+        value = _SHAPE_FUNCTIONS[node.op_type](walker, node, args, full)
+    cache[name] = np.asarray(value)
+    return cache[name]
+
+
+def _slice(walker, node, args, full):
+    data, starts, ends = args[:3]
+    axes = args[3] if len(args) > 3 and args[3] is not None else range(len(starts))
+    steps = args[4] if len(args) > 4 and args[4] is not None else [1] * len(starts)
+    index = [slice(None)] * data.ndim
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        index[int(axis)] = slice(int(start), int(end), int(step))
+    return data[tuple(index)]
+
+
+def _axes_of(node, args, walker):
+    return [int(a) for a in (args[1] if len(args) > 1 and args[1] is not None
+                             else attribute(walker, node, "axes", []))]
+
+
+_SHAPE_FUNCTIONS = {
+    "Gather": lambda w, n, a, full: np.take(a[0], a[1], axis=attribute(w, n, "axis", 0)),
+    "Slice": _slice,
+    "Concat": lambda w, n, a, full: np.concatenate([np.atleast_1d(x) for x in a],
+                                                   axis=attribute(w, n, "axis", 0)),
+    "Unsqueeze": lambda w, n, a, full: np.expand_dims(a[0], tuple(_axes_of(n, a, w))),
+    "Squeeze": lambda w, n, a, full: np.squeeze(a[0], tuple(_axes_of(n, a, w)) or None),
+    "Reshape": lambda w, n, a, full: a[0].reshape([int(d) for d in a[1]]),
+    "Cast": lambda w, n, a, full: a[0], "Identity": lambda w, n, a, full: a[0],
+    "Add": lambda w, n, a, full: a[0] + a[1], "Sub": lambda w, n, a, full: a[0] - a[1],
+    "Mul": lambda w, n, a, full: a[0] * a[1],
+    "Div": lambda w, n, a, full: np.trunc(a[0] / a[1]).astype(np.int64),
+    "Mod": lambda w, n, a, full: np.mod(a[0], a[1]),
+}

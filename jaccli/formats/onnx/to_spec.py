@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from jaccli.formats.onnx.events import Activation, Dense, Identity
+from jaccli.formats.onnx.events import Activation, BatchNorm, Dense, Identity
 from jaccli.formats.onnx.graph import read_onnx
 from jaccli.formats.stack import DenseStack
 
 
-def onnx_spec_and_tensors(path):
+def onnx_spec_and_tensors(path, output_name=None):
     """(spec dict, tensors, notes) for the model in ``path``, through the one DenseStack.
 
     Constant affine maps before the first dense layer become the input
@@ -17,7 +17,7 @@ def onnx_spec_and_tensors(path):
     Each dense layer keeps its initializer's layout: a MatMul's (in, out)
     weight beside Gemm's (out, in) ones is listed in the shape the file holds.
     """
-    graph = read_onnx(path)
+    graph = read_onnx(path, output_name)
     events = [e for e in graph.events if not isinstance(e, Identity)]
     layout = next(e.layout for e in events if isinstance(e, Dense))
     stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
@@ -28,12 +28,20 @@ def onnx_spec_and_tensors(path):
                         bias_name=event.bias_name or f"{event.weight_name}:bias",
                         weight_scale=event.weight_scale, bias_scale=event.bias_scale,
                         constant=event.constant)
+        elif isinstance(event, BatchNorm):
+            names = {"weight": event.names["scale"], "bias": event.names["bias"],
+                     "mean": event.names["mean"], "var": event.names["var"]}
+            stack.batchnorm(event.mean, event.var, event.eps, event.scale, event.bias,
+                            names=names, where=event.where)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
     spec, tensors = stack.build()
+    names = graph.column_names(spec["outputs"]) if graph.column_names else None
+    if names is not None:  # a classifier's columns by class label, or the chosen output's name
+        spec["outputs"] = list(names)
     return spec, tensors, list(graph.notes)
 
 
