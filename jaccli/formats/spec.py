@@ -17,8 +17,10 @@ from jaccli.messages import clip
 
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
               "output_maps"}
-LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha", "layout", "before", "after",
-                "weight_scale", "bias_scale", "constant"}
+# Every parameter an activation declares (leaky_relu's alpha, ...) is a layer field of that name.
+ACTIVATION_FIELDS = {p for a in ACTIVATIONS.values() for p in a.params}
+LAYER_FIELDS = {"units", "activation", "weight", "bias", "layout", "before", "after",
+                "weight_scale", "bias_scale", "constant"} | ACTIVATION_FIELDS
 SCALING_FIELDS = {"offset", "scale"}
 BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
@@ -313,21 +315,7 @@ def _layer(index, item, source, default_layout):
     if name not in ACTIVATIONS and name != SOFTMAX:
         raise JaccliError(f"{where}: unknown activation '{clip(raw_name)}' "
                           f"(known: {', '.join(KNOWN_NAMES)})")
-    defaults = ACTIVATIONS[name].params if name in ACTIVATIONS else {}
-    params = dict(defaults)
-    if "alpha" in item:
-        if "alpha" not in defaults:
-            raise JaccliError(f"{where}: activation '{raw_name}' takes no 'alpha'")
-        alpha = item["alpha"]
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise JaccliError(f"{where}: 'alpha' must be a number, not {clip(alpha)}")
-        try:
-            alpha = float(alpha)
-        except OverflowError:
-            alpha = float("inf")
-        if not math.isfinite(alpha):
-            raise JaccliError(f"{where}: 'alpha' must be a finite number, not {clip(item['alpha'])}")
-        params["alpha"] = alpha
+    params = _activation_params(item, name, raw_name, where)
     weight = item.get("weight", f"W{index}")
     bias = item.get("bias", f"b{index}")
     for field, tensor in (("weight", weight), ("bias", bias)):
@@ -343,6 +331,16 @@ def _layer(index, item, source, default_layout):
     if not isinstance(constant, bool):
         raise JaccliError(f"{where}: 'constant' must be true or false, not {clip(constant)}")
     return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales, constant)
+
+
+def _activation_params(item, name, raw_name, where):
+    """The activation's parameters: its defaults, overridden by the layer's fields."""
+    params = dict(ACTIVATIONS[name].params if name in ACTIVATIONS else {})
+    for key in sorted(ACTIVATION_FIELDS & set(item)):
+        if key not in params:
+            raise JaccliError(f"{where}: activation '{raw_name}' takes no '{key}'")
+        params[key] = _number(item[key], f"{where}: '{key}'")
+    return params
 
 
 def _number(value, where):
