@@ -148,8 +148,11 @@ class DenseStack:
         self.layers.append(_Layer(entry))
         self._set_width(n_out, where)
 
-    def activation(self, name, alpha=None, *, where):
-        """The activation ``name`` (jaccli's name; ``alpha`` for leaky_relu/elu) on the last dense layer."""
+    def activation(self, name, params=None, *, where, tensors=None):
+        """The activation ``name`` (jaccli's name) on the last dense layer; ``params``: its
+        numbers ({"alpha": 0.2}), ``tensors``: its parameters that are tensors of the
+        file, {parameter: (tensor name, array)} (prelu's slope: one value per unit or
+        one for all)."""
         if name == "linear":
             return
         self._check_not_after_softmax(where)
@@ -165,8 +168,16 @@ class DenseStack:
                               f"{self.dense_word} layer (it already applies {last.activation})")
         last.activation = name
         last.entry["activation"] = name
-        if alpha is not None:
-            last.entry["alpha"] = float(alpha)
+        last.entry.update({key: float(value) for key, value in (params or {}).items()})
+        for key, (tensor_name, array) in (tensors or {}).items():
+            label = f"{self.source}: {where} {key}"
+            array = checked_tensor(array, label)
+            if array.size not in (1, last.entry["units"]) or array.ndim > 2 or (
+                    array.ndim == 2 and 1 not in array.shape):
+                raise JaccliError(f"{label} has shape {array.shape}; expected one value per unit "
+                                  f"({last.entry['units']},) or one for all")
+            self._register(tensor_name, array, label)
+            last.entry[key] = tensor_name
 
     def affine(self, scale, offset, *, where):
         """y = x * scale + offset, feature by feature (scalars apply to every feature); constants.

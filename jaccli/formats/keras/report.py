@@ -87,18 +87,18 @@ def build(chain, n_inputs, weights, fname):
         elif cls == "Dense":
             arrays = weights.get(entry)
             _check_dense(entry, arrays, fname)
-            act, alpha = activation((entry.get("config") or {}).get("activation"), fname, entry)
+            act, params = activation((entry.get("config") or {}).get("activation"), fname, entry)
             name = layer_name(entry)
             stack.dense(arrays["kernel"], arrays.get("bias"), where=where,
                         weight_name=f"{name}/kernel", bias_name=f"{name}/bias")
-            stack.activation(act, alpha, where=where)
+            stack.activation(act, params, where=where)
         elif cls == "Normalization":
             _add_normalization(stack, entry, weights, fname, where)
         elif cls == "BatchNormalization":
             _add_batchnorm(stack, entry, weights.get(entry), fname, where)
         else:
-            act, alpha = layer_activation(entry, fname)
-            stack.activation(act, alpha, where=where)
+            act, params = layer_activation(entry, fname)
+            stack.activation(act, params, where=where)
     return stack.build()
 
 

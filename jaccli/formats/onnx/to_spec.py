@@ -29,7 +29,7 @@ def onnx_spec_and_tensors(path):
                         weight_scale=event.weight_scale, bias_scale=event.bias_scale,
                         constant=event.constant)
         elif isinstance(event, Activation):
-            stack.activation(event.name, event.params.get("alpha"), where=event.where)
+            stack.activation(event.name, event.params, where=event.where, tensors=event.tensors)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
