@@ -281,3 +281,45 @@ def test_spec_parameters_reach_the_rule(tmp_path):
     y = model.value([0.25, 0.75])[0]
     assert y[1] == 0.75 and y[0] == pytest.approx(math.log1p(math.exp(0.5)) / 2, rel=1e-15)
     assert os.path.exists(tmp_path / "model.yaml")
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras_prelu_and_relu6_against_torch_func(tmp_path, suffix):
+    """A Keras PReLU layer (its alpha the slope tensor, a parameter) and ReLU(max_value=6),
+    against the same net written in torch and differentiated by torch.func."""
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("KERAS_BACKEND=torch runs this")
+    rng = np.random.default_rng(5)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.PReLU(),
+                              keras.layers.Dense(5), keras.layers.ReLU(max_value=6.0),
+                              keras.layers.Dense(2)])
+    for layer in model.layers:
+        layer.set_weights([rng.normal(size=w.shape) * 1.5 for w in layer.get_weights()])
+    model.save(str(tmp_path / f"m{suffix}"))
+    loaded = jaccli.load(str(tmp_path / f"m{suffix}"))
+    names = [name for name, _ in loaded.parameters]
+    assert names[2].endswith("/alpha") and len(names) == 7
+    arrays = dict(zip(names, (torch.tensor(w, dtype=torch.float64) for w in model.get_weights())))
+
+    def forward(x, p):
+        k0, b0, alpha, k1, b1, k2, b2 = (p[n] for n in names)
+        z = x @ k0 + b0
+        a = torch.where(z > 0, z, alpha * z)
+        a = F.relu6(a @ k1 + b1)
+        return a @ k2 + b2
+
+    X = rng.normal(size=(6, 3)) * 2
+    x = torch.tensor(X)
+    expected_value = forward(x, arrays).numpy()
+    np.testing.assert_allclose(expected_value, model.predict(X, verbose=0), rtol=1e-5, atol=1e-5)
+    single = lambda point: forward(point[None], arrays)[0]  # noqa: E731
+    expected = {
+        "value": expected_value,
+        "jacobian": np.stack([torch.func.jacrev(single)(p).numpy() for p in x]),
+        "hessian": np.stack([torch.func.hessian(single)(p).numpy() for p in x]),
+        "param_jacobian": np.concatenate([j.reshape(6, 2, -1).numpy() for j in torch.func.jacrev(
+            lambda p: forward(x, p))(arrays).values()], axis=2)}
+    for quantity, value in expected.items():
+        actual = getattr(loaded, quantity)(X)
+        assert np.abs(actual - value).max() <= 1e-13 * max(1.0, np.abs(value).max()), quantity

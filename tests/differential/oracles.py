@@ -127,6 +127,14 @@ _STACK_ACTIVATIONS = {
     "sigmoid": lambda z: _torch().sigmoid(z), "tanh": lambda z: _torch().tanh(z),
     "relu": lambda z: _torch().relu(z), "softmax": lambda z: _torch().softmax(z, dim=-1),
     "exp": lambda z: _torch().exp(z),
+    # Keras 3's, as its torch backend computes them (keras/src/backend/torch/nn.py)
+    "relu6": lambda z: _torch().nn.functional.relu6(z),
+    "hard_silu": lambda z: _torch().nn.functional.hardswish(z),
+    "mish": lambda z: _torch().nn.functional.mish(z),
+    "celu": lambda z: _torch().nn.functional.celu(z),
+    "log_sigmoid": lambda z: _torch().nn.functional.logsigmoid(z),
+    "hard_tanh": lambda z: _torch().nn.functional.hardtanh(z),
+    "tanh_shrink": lambda z: _torch().nn.functional.tanhshrink(z),
 }
 
 

@@ -96,6 +96,12 @@ def build(chain, n_inputs, weights, fname):
             _add_normalization(stack, entry, weights, fname, where)
         elif cls == "BatchNormalization":
             _add_batchnorm(stack, entry, weights.get(entry), fname, where)
+        elif cls == "PReLU":  # its alpha, one slope per unit (or one for all), a parameter
+            shared = (entry.get("config") or {}).get("shared_axes")
+            if shared not in (None, [], [1], [-1]):
+                refuse(fname, entry, f"PReLU with shared_axes {shared}")
+            slope = (f"{layer_name(entry)}/alpha", weights.get(entry)["alpha"])
+            stack.activation("prelu", where=where, tensors={"slope": slope})
         else:
             act, params = layer_activation(entry, fname)
             stack.activation(act, params, where=where)
