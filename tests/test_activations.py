@@ -253,7 +253,7 @@ def test_check_skips_stencils_across_hardtanh_kinks(tmp_path):
     ({"activation": "relu", "slope": "a"}, "activation 'relu' takes no 'slope'"),
     ({"activation": "prelu", "slope": 0.25}, "'slope' must be a tensor name, not 0.25"),
     ({"activation": "softplus", "beta": "x"}, "'beta' must be a finite number, not x"),
-    ({"activation": "softplus", "beta": 0}, "softplus's beta must not be 0"),
+    ({"activation": "softplus", "beta": 0}, "softplus's beta must be > 0, not 0"),
     ({"activation": "hardtanh", "min_val": 2}, "hardtanh's min_val (2) is above its max_val (1)"),
     ({"activation": "celu", "alpha": -1}, "celu's alpha must be > 0, not -1"),
 ])

@@ -234,18 +234,18 @@ def _sech2(x):
 
 
 def _softplus(z, beta, threshold):
-    # log(1 + exp(u)) / beta, u = beta z; torch's threshold: z itself where u > threshold,
-    # and s'' = 0 from it on
+    # log(1 + exp(u)) / beta, u = beta z (beta > 0); torch's threshold: z itself where
+    # u > threshold, and s'' = 0 from it on
     u = beta * z
     tail, up, down = _logistic(u)
     linear = u > threshold
-    value = np.where(u > 0, z, 0.0) + tail / beta
+    value = np.maximum(z, 0.0) + tail / beta
     return (np.where(linear, z, value), np.where(linear, 1.0, up),
             np.where(u < threshold, beta * up * down, 0.0))
 
 
 def _softplus_valid(beta, threshold):
-    return None if beta != 0 else "softplus's beta must not be 0"
+    return None if beta > 0 else f"softplus's beta must be > 0, not {beta:g}"
 
 
 def _softsign(z):

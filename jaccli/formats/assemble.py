@@ -29,7 +29,7 @@ import numpy as np
 from jaccli.engine.activations import ACTIVATIONS
 from jaccli.engine.network import DenseLayer, Network
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import BatchNormMap, LayerSpec
+from jaccli.formats.spec import BatchNormMap, LayerSpec, is_per_unit
 from jaccli.messages import clip
 from jaccli.formats.tracked import Tracked, broadcast, gather, jacobian_rows, value_of
 
@@ -181,7 +181,7 @@ def _check_chain(spec, values, path):
 def _check_per_unit(values, name, units, where):
     """A tensor of one value per unit: (units,), (1, units), (units, 1), or one for all."""
     shape = np.shape(values[name]) if name is not None else (units,)
-    if np.prod(shape) not in (1, units) or len(shape) > 2 or (len(shape) == 2 and 1 not in shape):
+    if not is_per_unit(shape, units):
         raise JaccliError(f"{where} has shape {shape}; expected ({units},)")
 
 

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+import numpy as np
 import yaml
 
 from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
@@ -295,6 +296,13 @@ def _scaling(value, field, source):
         raise JaccliError(f"{source}: '{field}' must be a mapping with offset and scale")
     reject_unknown(value, SCALING_FIELDS, source, prefix=f"{field}.")
     return {"offset": value.get("offset"), "scale": value.get("scale")}
+
+
+def is_per_unit(shape, units):
+    """Whether a tensor of ``shape`` holds one value per unit of a layer of ``units``, or
+    one for all: (units,), (1, units), (units, 1), (1,) or a scalar (a bias, prelu's slope)."""
+    size = int(np.prod(shape))
+    return size in (1, units) and len(shape) <= 2 and (len(shape) < 2 or 1 in shape)
 
 
 def reject_unknown(mapping, known, where, prefix=""):
