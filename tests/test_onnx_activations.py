@@ -141,34 +141,37 @@ def _graph_file(tmp_path, nodes, initializers, opset=17, dtype=TensorProto.DOUBL
     return path, tensors
 
 
-def _tf2onnx_prelu(alpha_negated_by_node):
-    """Keras's PReLU, relu(x) - alpha relu(-x), as tf2onnx converts the TF ops."""
+def _tf2onnx_prelu(form):
+    """Keras's PReLU, relu(x) - alpha relu(-x), as tf2onnx converts the TF ops: Sub of
+    alpha * relu(-x), or Add of (-alpha) * relu(-x) with -alpha a Neg node or stored."""
     nodes = [helper.make_node("Relu", ["h"], ["pos"]), helper.make_node("Neg", ["h"], ["nx"]),
              helper.make_node("Relu", ["nx"], ["rn"])]
-    if alpha_negated_by_node:  # pos + (-alpha) * relu(-x), the Neg of alpha kept
-        nodes += [helper.make_node("Neg", ["alpha"], ["na"]),
-                  helper.make_node("Mul", ["na", "rn"], ["neg"]),
-                  helper.make_node("Add", ["pos", "neg"], ["a"])]
-    else:
-        nodes += [helper.make_node("Mul", ["alpha", "rn"], ["neg"]),
-                  helper.make_node("Sub", ["pos", "neg"], ["a"])]
-    return nodes
+    if form == "Sub":
+        return nodes + [helper.make_node("Mul", ["alpha", "rn"], ["neg"]),
+                        helper.make_node("Sub", ["pos", "neg"], ["a"])]
+    if form == "Add-Neg":
+        nodes += [helper.make_node("Neg", ["alpha"], ["na"])]
+    return nodes + [helper.make_node("Mul", ["na" if form == "Add-Neg" else "alpha", "rn"], ["neg"]),
+                    helper.make_node("Add", ["pos", "neg"], ["a"])]
 
 
-@pytest.mark.parametrize("negated", [False, True], ids=["Sub", "Add-Neg"])
-def test_tf2onnx_prelu_form(tmp_path, negated):
-    """Read as prelu with alpha the slope tensor; value vs onnxruntime, derivatives vs torch.func."""
+@pytest.mark.parametrize("form", ["Sub", "Add-Neg", "Add-stored"])
+def test_tf2onnx_prelu_form(tmp_path, form):
+    """Read as prelu with the stored tensor the parameter (slope_scale -1 where it holds
+    -alpha); value vs onnxruntime, derivatives and its columns vs torch.func."""
     alpha = np.array([0.3, -0.2, 0.05, 0.6])
-    path, tensors = _graph_file(tmp_path, _tf2onnx_prelu(negated), {"alpha": alpha})
+    stored = -alpha if form == "Add-stored" else alpha
+    path, tensors = _graph_file(tmp_path, _tf2onnx_prelu(form), {"alpha": stored})
     model = jaccli.load(str(path))
     assert [name for name, _ in model.parameters] == ["W0", "b0", "alpha", "W1", "b1"]
     X = np.random.default_rng(1).normal(size=(6, 3))
     np.testing.assert_allclose(model.value(X), _onnxruntime(path, X), rtol=1e-13, atol=1e-13)
     p = {k: torch.tensor(v) for k, v in tensors.items()}
+    sign = -1.0 if form == "Add-stored" else 1.0
 
     def forward(x, p):
         z = x @ p["W0"] + p["b0"]
-        return torch.where(z > 0, z, p["alpha"] * z) @ p["W1"] + p["b1"]
+        return torch.where(z > 0, z, sign * p["alpha"] * z) @ p["W1"] + p["b1"]
 
     x = torch.tensor(X)
     jac = torch.func.jacrev(lambda q: forward(x, q))(p)

@@ -199,12 +199,13 @@ def _leaky_relu(z, alpha):
     return slope * z, slope, np.zeros_like(z)
 
 
-def _prelu(z, slope):
-    return _leaky_relu(z, slope)
+def _prelu(z, slope, slope_scale):
+    # the slope is slope_scale times the file's tensor (-1: tf2onnx stores Keras's -alpha)
+    return _leaky_relu(z, slope_scale * slope)
 
 
-def _prelu_slope_derivative(z, slope):
-    return np.minimum(z, 0.0)
+def _prelu_slope_derivative(z, slope, slope_scale):
+    return slope_scale * np.minimum(z, 0.0)
 
 
 def _elu(z, alpha):
@@ -442,7 +443,8 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("tanh", _tanh, in_place=_tanh_in_place, element=_tanh_element),
         Activation("relu", _relu, kinks=_at_zero),
         Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kinks=_at_zero),
-        Activation("prelu", _prelu, kinks=_at_zero, tensors={"slope": _prelu_slope_derivative}),
+        Activation("prelu", _prelu, {"slope_scale": 1.0}, kinks=_at_zero,
+                   tensors={"slope": _prelu_slope_derivative}),
         Activation("elu", _elu, {"alpha": 1.0}, kinks=_at_zero),
         Activation("celu", _celu, {"alpha": 1.0}, kinks=_at_zero, valid=_celu_valid),
         Activation("selu", _selu, kinks=_at_zero),

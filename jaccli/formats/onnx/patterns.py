@@ -114,8 +114,9 @@ def _match_softplus_threshold(walker, node):
 
 
 def _match_tf2onnx_prelu(walker, node):
-    """Relu(x) - alpha * Relu(Neg x), or Relu(x) + Neg(alpha) * Relu(Neg x): Keras's PReLU
-    (relu(x) - alpha relu(-x)) as tf2onnx writes it; alpha, a stored tensor, is the slope."""
+    """Relu(x) -/+ k * Relu(Neg x): Keras's PReLU, relu(x) - alpha relu(-x), as tf2onnx
+    writes it, k = alpha (Sub), Neg(alpha) or a stored -alpha (Add). The stored tensor is
+    the parameter; the slope is it times ``slope_scale`` (-1 for a stored -alpha)."""
     if node.op_type not in ("Sub", "Add"):
         return None
     relu = _producer_of(walker, node.input[0], "Relu")
@@ -128,17 +129,13 @@ def _match_tf2onnx_prelu(walker, node):
         negated = negative and _producer_of(walker, negative.input[0], "Neg")
         if negated is None or negated.input[0] != x:
             continue
-        slope = k if node.op_type == "Sub" else _negated_constant(walker, k)
-        if slope is not None and walker.is_constant(slope):
-            return ("activation", node, "prelu",
-                    {"slope": (slope, walker.constant(slope, mul, role="slope"))}, x)
+        scale = 1.0 if node.op_type == "Sub" else -1.0
+        neg = _producer_of(walker, k, "Neg")
+        stored, scale = (neg.input[0], -scale) if neg is not None else (k, scale)
+        if walker.is_constant(stored):
+            slope = (stored, walker.constant(stored, mul, role="slope"))
+            return ("activation", node, "prelu", {"slope": slope, "slope_scale": scale}, x)
     return None
-
-
-def _negated_constant(walker, name):
-    """c for name = Neg(c), c stored; None otherwise (a stored -alpha is not the slope)."""
-    neg = _producer_of(walker, name, "Neg")
-    return neg.input[0] if neg is not None else None
 
 
 def _match_softsign(walker, node):
