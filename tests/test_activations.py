@@ -41,6 +41,8 @@ CASES = [
     ("mish", {}, nn.Mish()),
     ("celu", {}, nn.CELU()),
     ("celu", {"alpha": 0.5}, nn.CELU(0.5)),
+    ("elu", {"alpha": 0.5}, nn.ELU(0.5)),
+    ("selu", {}, nn.SELU()),
     ("log_sigmoid", {}, nn.LogSigmoid()),
     ("tanhshrink", {}, nn.Tanhshrink()),
     ("softplus", {}, nn.Softplus(1.0, math.inf)),
@@ -99,6 +101,7 @@ def test_torch_kink_conventions():
     assert at("hardswish", -3.0)[1:] == [0.0, 0.0] and at("hardswish", 3.0)[1:] == [1.0, 0.0]
     assert at("hardsigmoid", 3.0, alpha=1 / 6, beta=0.5)[1] == 0.0
     assert at("celu", 0.0, alpha=0.5)[1:] == [1.0, 0.0]
+    assert at("elu", 0.0, alpha=0.5)[1:] == [0.5, 0.0]  # torch: the left s', and s'' = 0
     # softplus at its threshold: the curved piece's value and s', but s'' = 0 (torch)
     assert at("softplus", 0.5, beta=2.0, threshold=1.0)[2] == 0.0
 
@@ -323,3 +326,23 @@ def test_keras_prelu_and_relu6_against_torch_func(tmp_path, suffix):
     for quantity, value in expected.items():
         actual = getattr(loaded, quantity)(X)
         assert np.abs(actual - value).max() <= 1e-13 * max(1.0, np.abs(value).max()), quantity
+
+
+def test_check_passes_on_the_new_activations(tmp_path):
+    """`check`'s finite differences agree with every new entry's derivatives (stencils
+    across a kink skipped), parameters included (prelu's slope)."""
+    rng = np.random.default_rng(9)
+    names = ["hardtanh", "hardswish", "mish", "celu", "log_sigmoid", "tanhshrink", "softplus",
+             "prelu", "hardsigmoid", "relu6"]
+    widths = [3] + [4] * len(names) + [2]
+    tensors, layers = {}, []
+    for i, name in enumerate(names + ["linear"]):
+        tensors[f"W{i}"] = rng.normal(size=(widths[i], widths[i + 1])) * 1.5
+        tensors[f"b{i}"] = rng.normal(size=widths[i + 1])
+        layers.append({"units": widths[i + 1], "activation": name})
+    tensors["slope7"] = np.array([0.3, -0.2, 0.05, 0.6])
+    layers[6].update(beta=2.0, threshold=3.0)
+    model = jaccli.load(save_model(tmp_path, {"layers": layers}, tensors))
+    report = jaccli.check(model, rng.normal(size=(6, 3)), what="jacobian,hessdiag,params",
+                          sample=False)
+    assert report.passed, report.failures

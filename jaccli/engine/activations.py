@@ -25,7 +25,7 @@ framework at every point: relu, leaky_relu, prelu, elu and selu take the left
 first derivative at 0 (relu's is 0); hardtanh, relu6 and hardsigmoid are flat
 at their kinks (s' = 0: the slope holds on the open interval only); hardswish
 takes the constant piece at both kinks (s'(-3) = 0, s'(3) = 1) and s'' = 0
-there; celu takes s'' = 0 at 0; softplus with a threshold is linear where
+there; elu, selu and celu take s'' = 0 at 0; softplus with a threshold is linear where
 beta z > threshold and has s'' = 0 from the threshold on. The second derivative
 of a piecewise-linear function is 0.
 """
@@ -211,8 +211,9 @@ def _prelu_slope_derivative(z, slope, slope_scale):
 def _elu(z, alpha):
     positive = z > 0
     e = alpha * np.exp(np.minimum(z, 0.0))  # the min keeps exp from overflowing
+    # at 0 the left s' (alpha) and s'' = 0, as torch's autograd
     return (np.where(positive, z, e - alpha), np.where(positive, 1.0, e).astype(z.dtype),
-            np.where(positive, 0.0, e).astype(z.dtype))
+            np.where(z < 0, e, 0.0).astype(z.dtype))
 
 
 def _selu(z):
