@@ -346,3 +346,29 @@ def test_check_passes_on_the_new_activations(tmp_path):
     report = jaccli.check(model, rng.normal(size=(6, 3)), what="jacobian,hessdiag,params",
                           sample=False)
     assert report.passed, report.failures
+
+
+def test_keras_hard_sigmoid_by_the_recorded_version(tmp_path):
+    """hard_sigmoid is relu6(x + 3) / 6 in Keras 3 (the version its files record, or its
+    layers/<name>/vars weights) and 0.2 x + 0.5 clipped in Keras 2; unrecorded: refused."""
+    keras = pytest.importorskip("keras")
+    from jaccli.formats.keras.layers import activation
+
+    entry = {"class_name": "Dense", "config": {"name": "d"}}
+    assert activation("hard_sigmoid", "f", entry, "2.15.0") == \
+        ("hardsigmoid", {"alpha": 0.2, "beta": 0.5})
+    with pytest.raises(JaccliError, match="differs between Keras 2 and 3"):
+        activation("hard_sigmoid", "f", entry, None)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="hard_sigmoid"),
+                              keras.layers.Dense(1)])
+    X = np.random.default_rng(0).normal(size=(5, 3)) * 3
+    (tmp_path / "arch.json").write_text(model.to_json())
+    model.save_weights(str(tmp_path / "m.weights.h5"))
+    for path, spec in ((tmp_path / "m.keras", None), (tmp_path / "m.h5", None),
+                       (tmp_path / "m.weights.h5", str(tmp_path / "arch.json"))):
+        if spec is None:
+            model.save(str(path))
+        loaded = jaccli.load(str(path), spec=spec)
+        assert loaded.network.layers[0].params == {"alpha": 1 / 6, "beta": 0.5}
+        np.testing.assert_allclose(loaded.value(X), model.predict(X, verbose=0), rtol=1e-6,
+                                   atol=1e-6)

@@ -39,9 +39,11 @@ _ACTIVATIONS = {
     "hard_tanh": ("hardtanh", None),
     "tanh_shrink": ("tanhshrink", None),
 }
-# Names that mean different functions in different Keras versions, which a layer's
-# config does not say: refused.
-_AMBIGUOUS = {"hard_sigmoid": "0.2 x + 0.5 clipped in Keras 2 but relu6(x + 3) / 6 in Keras 3"}
+# Names that mean different functions in different Keras versions, by the major
+# version the file records (keras_version): hard_sigmoid is 0.2 x + 0.5 clipped to
+# [0, 1] in Keras 2 (tf-keras) but relu6(x + 3) / 6 in Keras 3.
+_BY_VERSION = {"hard_sigmoid": {"2": ("hardsigmoid", {"alpha": 0.2, "beta": 0.5}),
+                                "3": ("hardsigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5})}}
 
 # Modules under which Keras serializes its own built-in activation functions.
 _BUILTIN_ACTIVATION_MODULES = (
@@ -113,8 +115,9 @@ def weight_roles(entry):
     return []
 
 
-def activation(identifier, fname, entry):
-    """Our (name, parameters or None) for a serialized Keras activation."""
+def activation(identifier, fname, entry, version=None):
+    """Our (name, parameters or None) for a serialized Keras activation; ``version``: the
+    keras_version the file records (None: not recorded)."""
     if identifier is None:
         return "linear", None
     if isinstance(identifier, dict):
@@ -128,9 +131,12 @@ def activation(identifier, fname, entry):
             identifier = inner
         else:
             refuse(fname, entry, f"a custom activation ({clip(identifier)})")
-    if identifier in _AMBIGUOUS:
-        refuse(fname, entry, f"activation '{identifier}' is {_AMBIGUOUS[identifier]}, and "
-                             "the file does not say which")
+    if identifier in _BY_VERSION:
+        major = str(version or "").split(".")[0]
+        if major not in _BY_VERSION[identifier]:
+            refuse(fname, entry, f"activation '{identifier}' differs between Keras 2 and 3, "
+                                 f"and the file records no Keras version of either")
+        return _BY_VERSION[identifier][major]
     if not isinstance(identifier, str) or identifier not in _ACTIVATIONS:
         refuse(
             fname,
@@ -146,12 +152,12 @@ def is_last_axis(axis):
     return axis in (-1, 1)
 
 
-def layer_activation(entry, fname):
+def layer_activation(entry, fname, version=None):
     """(name, parameters) of an activation-only layer (Activation, ReLU, LeakyReLU, ELU, Softmax)."""
     cls = layer_class(entry)
     config = entry.get("config") or {}
     if cls == "Activation":
-        return activation(config.get("activation"), fname, entry)
+        return activation(config.get("activation"), fname, entry, version)
     if cls == "ReLU":
         slope = config.get("negative_slope", 0.0) or 0.0
         top = config.get("max_value")

@@ -76,7 +76,7 @@ def _check_dense(entry, arrays, fname):
         )
 
 
-def build(chain, n_inputs, weights, fname):
+def build(chain, n_inputs, weights, fname, version=None):
     """(spec, tensors) of the layer chain: each layer reported to a DenseStack in order."""
     stack = DenseStack(fname, layout="in_out", dense="Dense", inputs=n_inputs)
     for entry in chain:
@@ -87,7 +87,8 @@ def build(chain, n_inputs, weights, fname):
         elif cls == "Dense":
             arrays = weights.get(entry)
             _check_dense(entry, arrays, fname)
-            act, params = activation((entry.get("config") or {}).get("activation"), fname, entry)
+            act, params = activation((entry.get("config") or {}).get("activation"), fname, entry,
+                                     version)
             name = layer_name(entry)
             stack.dense(arrays["kernel"], arrays.get("bias"), where=where,
                         weight_name=f"{name}/kernel", bias_name=f"{name}/bias")
@@ -103,7 +104,7 @@ def build(chain, n_inputs, weights, fname):
             slope = (f"{layer_name(entry)}/alpha", weights.get(entry)["alpha"])
             stack.activation("prelu", where=where, tensors={"slope": slope})
         else:
-            act, params = layer_activation(entry, fname)
+            act, params = layer_activation(entry, fname, version)
             stack.activation(act, params, where=where)
     return stack.build()
 
