@@ -39,7 +39,8 @@ def evaluate(events, X):
             a = e / e.sum(axis=1, keepdims=True)
         elif isinstance(event, Activation):
             entry = ACTIVATIONS[event.name]
-            a = entry.rule(a, **{**entry.params, **event.params})[0]
+            tensors = {k: array.astype(np.float64).reshape(-1) for k, (_, array) in event.tensors.items()}
+            a = entry.rule(a, **{**entry.params, **event.params, **tensors})[0]
         else:
             assert isinstance(event, Identity)
     return a
