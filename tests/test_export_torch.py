@@ -6,7 +6,6 @@ BatchNorm folding and tied modules are checked against torch.func; refusals
 are one line and leave no file.
 """
 
-import math
 import os
 
 import numpy as np
