@@ -101,11 +101,13 @@ def _match_softplus_threshold(walker, node):
         return None
     condition, x, other = node.input
     greater = _producer_of(walker, condition, "Greater")
-    inner, beta_after = _scaled_by(walker, other, "Div")
+    div = _producer_of(walker, other, "Div")
+    inner = div.input[0] if div is not None and walker.is_constant(div.input[1]) else other
     softplus = _producer_of(walker, inner, "Softplus")
     if greater is None or softplus is None or greater.input[0] != softplus.input[0] or \
             not walker.is_constant(greater.input[1]):
         return None
+    _, beta_after = _scaled_by(walker, other, "Div")
     u, beta = _scaled_by(walker, softplus.input[0], "Mul")
     if u != x or beta != beta_after:
         return None
