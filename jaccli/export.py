@@ -278,7 +278,8 @@ def _torch_modules(module, prefix=""):
 
 
 def _torch_kind(module):
-    """How a module maps onto a dense stack: ("linear"|"skip"|"batchnorm"|"activation", name, alpha).
+    """How a module maps onto a dense stack: ("linear"|"skip"|"batchnorm"|"activation", name,
+    params), params the activation's numbers (``None``: its defaults).
 
     Exact class checks on ``forward``: a subclass that overrides forward computes
     something else, and is refused rather than exported by its parent's name.
@@ -300,23 +301,26 @@ def _torch_kind(module):
         if not module.track_running_stats or module.running_mean is None:
             return ("unsupported", "BatchNorm1d needs running statistics, track_running_stats=True", None)
         return ("batchnorm", None, None)
+    if plain(nn.PReLU):
+        return ("prelu", None, None)
     simple = {nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU: "relu", nn.SELU: "selu",
-              nn.Softsign: "softsign", nn.SiLU: "silu"}
+              nn.Softsign: "softsign", nn.SiLU: "silu", nn.ReLU6: "relu6",
+              nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish", nn.Mish: "mish",
+              nn.LogSigmoid: "log_sigmoid", nn.Tanhshrink: "tanhshrink"}
     for cls, name in simple.items():
         if plain(cls):
             return ("activation", name, None)
-    if plain(nn.LeakyReLU):
-        return ("activation", "leaky_relu", float(module.negative_slope))
-    if plain(nn.ELU):
-        return ("activation", "elu", float(module.alpha))
+    with_params = {nn.LeakyReLU: ("leaky_relu", {"alpha": "negative_slope"}),
+                   nn.ELU: ("elu", {"alpha": "alpha"}), nn.CELU: ("celu", {"alpha": "alpha"}),
+                   nn.Hardtanh: ("hardtanh", {"min_val": "min_val", "max_val": "max_val"}),
+                   nn.Softplus: ("softplus", {"beta": "beta", "threshold": "threshold"})}
+    for cls, (name, fields) in with_params.items():
+        if plain(cls):  # (ReLU6 is a Hardtanh with its own forward: matched above)
+            return ("activation", name, {ours: float(getattr(module, theirs))
+                                         for ours, theirs in fields.items()})
     if plain(nn.GELU):
         gelu = {"none": "gelu", "tanh": "gelu_tanh"}.get(module.approximate)
         return ("activation", gelu, None) if gelu else ("unsupported", f"approximate={module.approximate!r}", None)
-    if plain(nn.Softplus):
-        # torch returns x itself where beta*x > threshold; log(1+e^x) - x < e^-threshold there.
-        if module.beta != 1 or module.threshold < 20:
-            return ("unsupported", "only beta=1 and threshold >= 20", None)
-        return ("activation", "softplus", None)
     if plain(nn.Softmax):
         if module.dim not in (-1, 1):
             return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
@@ -336,8 +340,10 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     """Write a ``torch.nn.Sequential`` MLP as a jaccli model file with an embedded spec.
 
     Supported modules: ``Linear`` (with or without bias) and, each right after
-    a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, ELU, SELU,
-    Softplus (beta=1), Softsign, SiLU, GELU (both approximations) and Softmax
+    a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, PReLU (its
+    weight a parameter), ELU, CELU, SELU, Softplus (beta and threshold as
+    torch computes them), Softsign, SiLU, Mish, GELU (both approximations),
+    Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink and Softmax
     (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
     Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
@@ -381,7 +387,7 @@ def _add_torch_module(stack, name, child, owner):
     """Report one leaf module of the Sequential to the stack, or refuse it."""
     from torch.nn.modules.lazy import LazyModuleMixin
 
-    kind, detail, alpha = _torch_kind(child)
+    kind, detail, params = _torch_kind(child)
     where = f"module {name} ({type(child).__name__})"
     label = f"{owner}: {where}"
     if isinstance(child, LazyModuleMixin) and child.has_uninitialized_params():
@@ -406,5 +412,8 @@ def _add_torch_module(stack, name, child, owner):
         stack.batchnorm(arrays["mean"], arrays["var"], child.eps, arrays["weight"], arrays["bias"],
                         names={field: f"{name}.{attribute}" for field, attribute in roles.items()},
                         where=where)
+    elif kind == "prelu":  # its weight, one slope per unit or one for all, is a parameter
+        slope = (f"{name}.weight", _torch_tensor(child.weight, f"{label} weight"))
+        stack.activation("prelu", where=where, tensors={"slope": slope})
     else:
-        stack.activation(detail, alpha, where=where)
+        stack.activation(detail, params, where=where)

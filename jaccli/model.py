@@ -10,6 +10,7 @@ chunks (``jaccli.engine.chunks``).
 """
 
 
+import math
 import os
 
 import numpy as np
@@ -91,7 +92,8 @@ class Model:
             "outputs": list(self.output_names),
             "layout": self.assembly.spec.layout,
             "layers": [{"units": int(layer.kernel.shape[1]), "activation": layer.activation.name,
-                        **{k: float(v) for k, v in layer.params.items()},
+                        **{k: v for k, v in spec.params.items() if math.isfinite(v)},
+                        **spec.activation_tensors,  # prelu's slope: the tensor's name
                         "bias": layer.bias is not None, **_folds(spec, self.assembly.spec.layout)}
                        for layer, spec in zip(net.layers, self.assembly.spec.layers)],
             "input_scaling": scaling(net.in_offset, 1.0 / net.in_inv_scale),

@@ -18,7 +18,8 @@ from spec_forward import run_spec
 
 # The fields a spec may have; the core rejects anything else.
 SPEC_KEYS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers", "output_maps"}
-LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha", "before", "after", "constant"}
+LAYER_KEYS = {"units", "activation", "weight", "bias", "alpha", "beta", "threshold", "min_val",
+              "max_val", "slope", "slope_scale", "before", "after", "constant"}
 SCALING_KEYS = {"offset", "scale"}
 
 # The forward pass below must agree with the library to this relative error,

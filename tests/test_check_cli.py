@@ -1,5 +1,7 @@
 """`jaccli check` through the command line (click.testing.CliRunner)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -188,7 +190,7 @@ def test_a_correct_relu_net_passes_with_kink_crossings_skipped(tmp_path, monkeyp
         return np.maximum(z, 0.0), (z > 0) * 1.001, np.zeros_like(z)
 
     monkeypatch.setitem(activations.ACTIVATIONS, "relu",
-                        activations.Activation("relu", wrong_relu, kink_at_zero=True))
+                        dataclasses.replace(activations.ACTIVATIONS["relu"], rule=wrong_relu))
     res = run("check", model, "--points", points, "--what", "jacobian,hessdiag")
     assert res.exit_code == 1
     assert "FAIL jacobian" in res.stderr
@@ -223,7 +225,7 @@ def test_a_wrong_second_derivative_of_relu_still_fails(tmp_path, monkeypatch, cu
         return np.where(positive, z, 0.0), positive.astype(z.dtype), curvature * positive
 
     monkeypatch.setitem(activations.ACTIVATIONS, "relu",
-                        activations.Activation("relu", wrong_relu, kink_at_zero=True))
+                        dataclasses.replace(activations.ACTIVATIONS["relu"], rule=wrong_relu))
     model, points = issue_relu_net(tmp_path, 0)
     res = run("check", model, "--points", points, "--what", "hessdiag")
     assert res.exit_code == 1

@@ -6,7 +6,6 @@ BatchNorm folding and tied modules are checked against torch.func; refusals
 are one line and leave no file.
 """
 
-import math
 import os
 
 import numpy as np
@@ -40,19 +39,23 @@ def test_torch_activation_round_trip(tmp_path, name, kwargs, ours, suffix):
     np.testing.assert_array_equal(tensors["0.weight"], module[0].weight.detach().numpy())
 
 
-def test_torch_softplus_threshold_difference_is_below_exp_minus_20(tmp_path):
-    """torch's Softplus returns x itself above threshold=20; ours is log(1 + e^x) everywhere."""
+def test_torch_softplus_threshold_is_torchs(tmp_path):
+    """torch's Softplus returns x itself where beta x > threshold (20 by default): the
+    spec says so, and jaccli computes what torch does on both sides of it."""
     torch = pytest.importorskip("torch")
+    import jaccli
     from jaccli.export import from_torch
 
-    module = torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.Softplus()).double()
+    module = torch.nn.Sequential(torch.nn.Linear(1, 1), torch.nn.Softplus(beta=0.5)).double()
     with torch.no_grad():
         module[0].weight.fill_(1.0)
         module[0].bias.fill_(0.0)
     from_torch(module, tmp_path / "model.npz")
-    X = np.array([[19.0], [20.5], [25.0], [-30.0]])
-    difference = np.abs(forward(tmp_path / "model.npz", X) - torch_predict(module, X))
-    assert np.all(difference <= math.exp(-20))
+    spec, _ = read_model(tmp_path / "model.npz")
+    assert (spec["layers"][0]["beta"], spec["layers"][0]["threshold"]) == (0.5, 20.0)
+    X = np.array([[19.0], [39.5], [40.0], [40.5], [25.0], [-30.0]])
+    np.testing.assert_allclose(jaccli.load(str(tmp_path / "model.npz")).value(X),
+                               torch_predict(module, X), rtol=1e-15, atol=0)
 
 
 def test_torch_nested_sequential_dropout_flatten_no_bias_softmax(tmp_path):
@@ -231,8 +234,8 @@ def test_torch_refusals(tmp_path):
         (nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.ReLU()), ["module 2 (ReLU)", "two activations"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1), nn.Linear(4, 2)), ["module 2 (Linear)", "Softmax must be the last"]),
         (nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)), ["module 1 (Softmax) is not supported (dim=0; only dim=-1 or 1)"]),
-        (nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2)), ["module 1 (Softplus) is not supported (only beta=1"]),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU6()), ["module 1 (ReLU6)"]),
+        (nn.Sequential(nn.Linear(3, 4), nn.Hardshrink()), ["module 1 (Hardshrink) is not supported"]),
+        (nn.Sequential(nn.PReLU(), nn.Linear(3, 4)), ["module 0 (PReLU)", "directly follow a Linear"]),
         (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False)), ["running statistics"]),
         (nn.Sequential(nn.Flatten(0)), ["module 0 (Flatten) is not supported (only Flatten()"]),
         (nn.Sequential(nn.Dropout()), ["no Linear layer"]),

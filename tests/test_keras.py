@@ -200,7 +200,6 @@ REFUSALS = [
     ("two_branch.keras", "layer 'add' (Add)"),
     ("two_branch.h5", "layer 'add' (Add)"),
     ("two_inputs.keras", "2 inputs"),
-    ("hard_sigmoid.keras", "activation 'hard_sigmoid'"),
     ("double_activation.keras", "layer 'activation' (Activation)"),
     ("corrupt_truncated.keras", "damaged Keras archive"),
     ("corrupt_no_config.keras", "no config.json"),
@@ -495,3 +494,10 @@ def test_keras_archive_with_a_user_spec_reads_its_datasets(tmp_path):
     ref = reference(DATA / "seq_tanh_sigmoid.keras")
     model = jaccli.load(DATA / "seq_tanh_sigmoid.keras", spec=spec)
     np.testing.assert_allclose(model.value(ref["X"]), ref["Y"], rtol=1e-10, atol=1e-13)
+
+
+def test_hard_sigmoid_of_keras_3_is_relu6_of_x_plus_3_over_6():
+    """The file records Keras 3 (metadata.json), whose hard_sigmoid is relu6(x + 3) / 6
+    (Keras 2's was 0.2 x + 0.5 clipped: a file recording neither is refused)."""
+    model = jaccli.load(os.path.join(DATA, "hard_sigmoid.keras"))
+    assert model.network.layers[0].params == {"alpha": 1 / 6, "beta": 0.5}

@@ -38,7 +38,9 @@ def evaluate(events, X):
             e = np.exp(a - a.max(axis=1, keepdims=True))
             a = e / e.sum(axis=1, keepdims=True)
         elif isinstance(event, Activation):
-            a = ACTIVATIONS[event.name].rule(a, **event.params)[0]
+            entry = ACTIVATIONS[event.name]
+            tensors = {k: array.astype(np.float64).reshape(-1) for k, (_, array) in event.tensors.items()}
+            a = entry.rule(a, **{**entry.params, **event.params, **tensors})[0]
         else:
             assert isinstance(event, Identity)
     return a

@@ -17,10 +17,20 @@ the Jacobian-vector product, the vector-Jacobian product, the second-order
 tangent term and the curvature contracted with adjoint weights. An
 elementwise entry answers the same four questions from s' and s''
 (``Activation.jvp`` and friends), so the sweeps written with them have one
-path for both kinds. At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
-and the second derivative of a piecewise-linear function is 0.
+path for both kinds.
+
+At a kink (``Activation.kinks``: where s' or s'' jumps) the derivatives are
+the ones torch's autograd gives there, so that a file is checked against its
+framework at every point: relu, leaky_relu, prelu, elu and selu take the left
+first derivative at 0 (relu's is 0); hardtanh, relu6 and hardsigmoid are flat
+at their kinks (s' = 0: the slope holds on the open interval only); hardswish
+takes the constant piece at both kinks (s'(-3) = 0, s'(3) = 1) and s'' = 0
+there; elu, selu and celu take s'' = 0 at 0; softplus with a threshold is linear where
+beta z > threshold and has s'' = 0 from the threshold on. The second derivative
+of a piecewise-linear function is 0.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
@@ -55,9 +65,15 @@ class Activation:
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
     vector: Optional[VectorRule] = None  # set for a function that couples its units
-    # s' or s'' jumps at z = 0 (relu, leaky_relu, elu, selu): a finite difference
-    # whose stencil crosses 0 does not measure the derivative (``jaccli check``)
-    kink_at_zero: bool = False
+    # kinks(**params) -> the z where s' or s'' jumps (relu's 0, hardtanh's min_val and
+    # max_val): a finite difference whose stencil crosses one does not measure the
+    # derivative (``jaccli check``)
+    kinks: Optional[Callable] = None
+    # valid(**params) -> None, or why these parameter values are refused (one line)
+    valid: Optional[Callable] = None
+    # Per-unit parameters that are tensors of the file (prelu's slope), name ->
+    # derivative(z, **params): ds/dparam at z, each unit's s depending on its own value
+    tensors: Dict[str, Callable] = field(default_factory=dict)
     # element(x, exp) -> (s, s', s'') at one float64 x, in branch-free arithmetic with
     # ``exp`` given: the rule engine.kernels compiles into a one-pass step
     element: Optional[Callable] = None
@@ -65,6 +81,10 @@ class Activation:
     @property
     def elementwise(self):
         return self.vector is None
+
+    def kink_points(self, params):
+        """The z where s' or s'' jumps, with these parameters (empty: a smooth function)."""
+        return tuple(self.kinks(**params)) if self.kinks else ()
 
     # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule.
     def jvp(self, s, s1, t):
@@ -179,11 +199,21 @@ def _leaky_relu(z, alpha):
     return slope * z, slope, np.zeros_like(z)
 
 
+def _prelu(z, slope, slope_scale):
+    # the slope is slope_scale times the file's tensor (-1: tf2onnx stores Keras's -alpha)
+    return _leaky_relu(z, slope_scale * slope)
+
+
+def _prelu_slope_derivative(z, slope, slope_scale):
+    return slope_scale * np.minimum(z, 0.0)
+
+
 def _elu(z, alpha):
     positive = z > 0
     e = alpha * np.exp(np.minimum(z, 0.0))  # the min keeps exp from overflowing
+    # at 0 the left s' (alpha) and s'' = 0, as torch's autograd
     return (np.where(positive, z, e - alpha), np.where(positive, 1.0, e).astype(z.dtype),
-            np.where(positive, 0.0, e).astype(z.dtype))
+            np.where(z < 0, e, 0.0).astype(z.dtype))
 
 
 def _selu(z):
@@ -191,9 +221,33 @@ def _selu(z):
     return SELU_SCALE * value, SELU_SCALE * first, SELU_SCALE * second
 
 
-def _softplus(z):
-    s = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return np.logaddexp(0.0, z), s, s * (1.0 - s)
+def _logistic(u):
+    """(log1p(exp(-|u|)), sigmoid(u), sigmoid(-u)), each to full relative accuracy for
+    any u: softplus(u) = max(u, 0) + the first never overflows, and sigmoid(+-u) =
+    exp(min(+-u, 0) - the first) keeps the tail where 1 - sigmoid would cancel."""
+    tail = np.log1p(np.exp(-np.abs(u)))
+    return tail, np.exp(np.minimum(u, 0.0) - tail), np.exp(np.minimum(-u, 0.0) - tail)
+
+
+def _sech2(x):
+    """1 - tanh(x)^2 as 4e / (1 + e)^2, e = exp(-2|x|): accurate where tanh is near +-1."""
+    e = np.exp(-2.0 * np.minimum(np.abs(x), 400.0))  # exp(-800) is 0 already
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+def _softplus(z, beta, threshold):
+    # log(1 + exp(u)) / beta, u = beta z (beta > 0); torch's threshold: z itself where
+    # u > threshold, and s'' = 0 from it on
+    u = beta * z
+    tail, up, down = _logistic(u)
+    linear = u > threshold
+    value = np.maximum(z, 0.0) + tail / beta
+    return (np.where(linear, z, value), np.where(linear, 1.0, up),
+            np.where(u < threshold, beta * up * down, 0.0))
+
+
+def _softplus_valid(beta, threshold):
+    return None if beta > 0 else f"softplus's beta must be > 0, not {beta:g}"
 
 
 def _softsign(z):
@@ -252,6 +306,94 @@ def _gelu_tanh(z):
     return value, first, second
 
 
+def _hardtanh(z, min_val, max_val):
+    inside = (z > min_val) & (z < max_val)
+    return np.clip(z, min_val, max_val), inside.astype(z.dtype), np.zeros_like(z)
+
+
+def _hardtanh_valid(min_val, max_val):
+    return None if min_val <= max_val else \
+        f"hardtanh's min_val ({min_val:g}) is above its max_val ({max_val:g})"
+
+
+def _relu6(z):
+    return _hardtanh(z, 0.0, 6.0)
+
+
+def _hardsigmoid_kinks(alpha, beta):
+    """Where alpha z + beta is 0 and 1, in increasing order."""
+    return tuple(sorted((-beta / alpha, (1.0 - beta) / alpha)))
+
+
+def _hardsigmoid(z, alpha, beta):
+    # max(0, min(1, alpha z + beta)) written alpha (z - z0), z0 = -beta / alpha (torch's
+    # (z + 3) / 6: exact beside the lower kink); slope alpha on the open interval only
+    low, high = _hardsigmoid_kinks(alpha, beta)
+    inside = (z > low) & (z < high)
+    value = np.clip(alpha * (z + beta / alpha), 0.0, 1.0)
+    return value, np.where(inside, alpha, 0.0).astype(z.dtype), np.zeros_like(z)
+
+
+def _hardsigmoid_valid(alpha, beta):
+    return None if alpha != 0 else "hardsigmoid's alpha must not be 0"
+
+
+def _hardswish(z):
+    # z relu6(z + 3) / 6 (torch, ONNX HardSwish, Keras hard_silu); s' from the constant
+    # pieces at both kinks, as torch's autograd
+    inside = (z > -3.0) & (z < 3.0)
+    value = z * (np.clip(z + 3.0, 0.0, 6.0) / 6.0)
+    first = np.where(z <= -3.0, 0.0, np.where(z < 3.0, (2.0 * np.clip(z, -3.0, 3.0) + 3.0) / 6.0, 1.0))
+    return value, first.astype(z.dtype), np.where(inside, 1.0 / 3.0, 0.0).astype(z.dtype)
+
+
+def _mish(z):
+    # z tanh(sp), sp = softplus(z); t' = sech^2(sp) sigmoid(z), with z sech^2 formed first
+    # so that nothing overflows
+    tail, sig, _ = _logistic(z)
+    sp = np.maximum(z, 0.0) + tail
+    t, g = np.tanh(sp), _sech2(sp)
+    zg = z * g
+    return z * t, t + zg * sig, sig * (2.0 * g + zg * (1.0 - sig - 2.0 * t * sig))
+
+
+def _celu(z, alpha):
+    # max(0, z) + min(0, alpha expm1(z / alpha)); s'' = 0 at 0, as torch's autograd
+    negative = z < 0
+    e = np.exp(np.minimum(z, 0.0) / alpha)
+    value = np.where(negative, alpha * np.expm1(np.minimum(z, 0.0) / alpha), z)
+    return (value, np.where(negative, e, 1.0).astype(z.dtype),
+            np.where(negative, e / alpha, 0.0).astype(z.dtype))
+
+
+def _celu_valid(alpha):
+    return None if alpha > 0 else f"celu's alpha must be > 0, not {alpha:g}"
+
+
+def _log_sigmoid(z):
+    # -softplus(-z) = min(z, 0) - log1p(exp(-|z|))
+    tail, up, down = _logistic(z)
+    return np.minimum(z, 0.0) - tail, down, -up * down
+
+
+def _tanhshrink(z):
+    # z - tanh z: below TANH_CUT as -z^3 P(z^2) / Q(z^2) (the rational of _tanh_element),
+    # which keeps its relative accuracy where z - tanh z cancels
+    t = np.tanh(z)
+    near = np.abs(z) < TANH_CUT
+    x = np.where(near, z, 0.0)
+    s = x * x
+    p0, p1, p2 = TANH_P
+    q0, q1, q2 = TANH_Q
+    small = -x * s * ((p0 * s + p1) * s + p2) / (((s + q0) * s + q1) * s + q2)
+    value = np.where(near, small, z - t)
+    return value, t * t, 2.0 * t * _sech2(z)
+
+
+def _at_zero(**params):
+    return (0.0,)
+
+
 def _sin(z):
     s = np.sin(z)
     return s, np.cos(z), -s
@@ -300,11 +442,25 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("linear", _linear, in_place=_linear_in_place),
         Activation("sigmoid", _sigmoid, in_place=_sigmoid_in_place),
         Activation("tanh", _tanh, in_place=_tanh_in_place, element=_tanh_element),
-        Activation("relu", _relu, kink_at_zero=True),
-        Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kink_at_zero=True),
-        Activation("elu", _elu, {"alpha": 1.0}, kink_at_zero=True),
-        Activation("selu", _selu, kink_at_zero=True),
-        Activation("softplus", _softplus),
+        Activation("relu", _relu, kinks=_at_zero),
+        Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kinks=_at_zero),
+        Activation("prelu", _prelu, {"slope_scale": 1.0}, kinks=_at_zero,
+                   tensors={"slope": _prelu_slope_derivative}),
+        Activation("elu", _elu, {"alpha": 1.0}, kinks=_at_zero),
+        Activation("celu", _celu, {"alpha": 1.0}, kinks=_at_zero, valid=_celu_valid),
+        Activation("selu", _selu, kinks=_at_zero),
+        Activation("softplus", _softplus, {"beta": 1.0, "threshold": math.inf},
+                   kinks=lambda beta, threshold: (threshold / beta,) if math.isfinite(threshold) else (),
+                   valid=_softplus_valid),
+        Activation("hardtanh", _hardtanh, {"min_val": -1.0, "max_val": 1.0},
+                   kinks=lambda min_val, max_val: (min_val, max_val), valid=_hardtanh_valid),
+        Activation("relu6", _relu6, kinks=lambda: (0.0, 6.0)),  # hardtanh(0, 6)
+        Activation("hardsigmoid", _hardsigmoid, {"alpha": 1.0 / 6.0, "beta": 0.5},
+                   kinks=_hardsigmoid_kinks, valid=_hardsigmoid_valid),
+        Activation("hardswish", _hardswish, kinks=lambda: (-3.0, 3.0)),
+        Activation("mish", _mish),
+        Activation("log_sigmoid", _log_sigmoid),
+        Activation("tanhshrink", _tanhshrink),
         Activation("softsign", _softsign),
         Activation("silu", _silu),
         Activation("gelu", _gelu, in_place=_gelu_in_place),
@@ -314,7 +470,8 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("softmax", _softmax, vector=SOFTMAX_RULE),  # allowed on the last layer only
     ]
 }
-ALIASES = {"identity": "linear", "swish": "silu"}
+ALIASES = {"identity": "linear", "swish": "silu", "hard_sigmoid": "hardsigmoid",
+           "hard_swish": "hardswish", "hard_silu": "hardswish", "logsigmoid": "log_sigmoid"}
 SOFTMAX = "softmax"  # the name the spec checks: a vector activation, last layer only
 KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES))
 

@@ -22,12 +22,23 @@ class DenseLayer:
     kernel: np.ndarray  # (d_in, d_out), always in_out orientation here
     bias: Optional[np.ndarray]  # (d_out,) or None
     activation: Activation
-    params: dict  # the activation's parameters (alpha, ...)
+    params: dict  # the activation's parameters (alpha, ...; prelu's slope, an array)
 
     @property
     def is_softmax(self):
         """Whether the activation couples its units (softmax, the one vector entry)."""
         return not self.activation.elementwise
+
+    @property
+    def activation_tensors(self):
+        """The activation's parameters that are tensors (prelu's slope, (d_out,) each), in
+        parameter order: the layer's parameters are its kernel, its bias, then these."""
+        return [self.params[name] for name in self.activation.tensors]
+
+    @property
+    def n_parameters(self):
+        return self.kernel.size + (0 if self.bias is None else self.bias.size) + \
+            sum(tensor.size for tensor in self.activation_tensors)
 
     @cached_property
     def kernel_t(self):

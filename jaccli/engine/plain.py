@@ -84,15 +84,28 @@ def plain_backward_adjoints(net, cache):
 # ---------------------------------------------------------------- parameters
 
 
-def write_parameter_blocks(out, layers, inputs, deltas, layout):
+def activation_parameter_blocks(layer, a_in, adjoint):
+    """dy/dp (N, m, d) for each tensor p of the layer's activation (prelu's slope):
+    A_{l,k,j} * ds_j/dp_j, each unit's s depending on its own p_j, at z recomputed from
+    the layer's input a_in. ``adjoint``: A_l = dy/da_l (N, m, d)."""
+    if not layer.activation.tensors:
+        return []
+    z = layer.pre_activation(a_in)
+    return [adjoint * derivative(z, **layer.params)[:, None, :]
+            for derivative in layer.activation.tensors.values()]
+
+
+def write_parameter_blocks(out, layers, inputs, deltas, layout, extras=None):
     """Fill dy/dtheta (N, m, P) layer by layer, each entry written once.
 
     dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}, an outer product per point;
     the block's flattening follows the kernels' shape in the file (``layout``).
+    ``extras``: per layer, the blocks of its activation's tensors, after its bias
+    (``activation_parameter_blocks``; None: no layer has any).
     """
     n_points, m = out.shape[:2]
     offset = 0
-    for layer, a_in, delta in zip(layers, inputs, deltas):
+    for index, (layer, a_in, delta) in enumerate(zip(layers, inputs, deltas)):
         d_in, d_out = layer.kernel.shape
         block = out[:, :, offset:offset + d_in * d_out]
         if layout == "out_in":
@@ -104,6 +117,9 @@ def write_parameter_blocks(out, layers, inputs, deltas, layout):
         offset += d_in * d_out
         if layer.bias is not None:
             out[:, :, offset:offset + d_out] = delta
+            offset += d_out
+        for block in (extras[index] if extras else []):
+            out[:, :, offset:offset + d_out] = block
             offset += d_out
     return out
 

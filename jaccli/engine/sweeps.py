@@ -21,8 +21,8 @@ machinery into a public interface between modules for no reader's gain.
 import numpy as np
 
 from jaccli.engine import kernels
-from jaccli.engine.plain import (plain_hessdiag, plain_hessian, plain_jacobian_forward, plain_laplacian,
-                        write_parameter_blocks)
+from jaccli.engine.plain import (activation_parameter_blocks, plain_hessdiag, plain_hessian,
+                                 plain_jacobian_forward, plain_laplacian, write_parameter_blocks)
 
 
 #: Floats of a matrix folded into a product (``_fused_tangents``), kept per
@@ -361,11 +361,23 @@ def param_jacobian(net, x, layout, out=None, work=None):
     records = _forward(net, x, 1, ws, dtype, value=False)
     adjoints = _adjoints(net, records, ws, dtype, stop=0)
     n_points, m = len(x), net.n_outputs
-    total = sum(layer.kernel.size + (0 if layer.bias is None else layer.bias.size)
-                for layer in net.layers)
+    total = sum(layer.n_parameters for layer in net.layers)
     out = _output(out, (n_points, m, total), dtype)
     deltas = [_dense_delta(adjoints, index, ws, dtype) for index in range(len(net.layers))]
-    return write_parameter_blocks(out, net.layers, [r[0] for r in records], deltas, layout)
+    return write_parameter_blocks(out, net.layers, [r[0] for r in records], deltas, layout,
+                                  _activation_blocks(net, records, adjoints))
+
+
+def _activation_blocks(net, records, adjoints):
+    """Per layer, dy/d(its activation's tensors) (``activation_parameter_blocks``); None
+    when no layer's activation has a tensor (the usual case)."""
+    if not any(layer.activation.tensors for layer in net.layers):
+        return None
+    last = len(net.layers) - 1
+    output = np.broadcast_to(np.diag(net.out_scale), (len(records[0][0]),) + (net.n_outputs,) * 2)
+    return [activation_parameter_blocks(layer, records[index][0],
+                                        output if index == last else adjoints[index][0])
+            for index, layer in enumerate(net.layers)]
 
 
 # ---------------------------------------------------------------- second order

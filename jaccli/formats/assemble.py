@@ -29,7 +29,7 @@ import numpy as np
 from jaccli.engine.activations import ACTIVATIONS
 from jaccli.engine.network import DenseLayer, Network
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import BatchNormMap, LayerSpec
+from jaccli.formats.spec import BatchNormMap, LayerSpec, is_per_unit
 from jaccli.messages import clip
 from jaccli.formats.tracked import Tracked, broadcast, gather, jacobian_rows, value_of
 
@@ -81,10 +81,11 @@ class Assembly:
     def parameter_map(self):
         """d(engine parameters)/d(file parameters), CSR (engine parameters, P), made on
         first use; None on the fast path. The engine's parameters: per layer the folded
-        kernel (in, out) in C order, then the bias."""
+        kernel (in, out) in C order, the bias, then the activation's tensors, one value
+        per unit (``DenseLayer.parameter_arrays``)."""
         if self.layout is None and self._map is None:
-            parts = [part for w, b in self._fold(self.theta, track=True)
-                     for part in (w, b) if part is not None]
+            parts = [part for w, b, extra in self._fold(self.theta, track=True)
+                     for part in (w, b, *extra.values()) if part is not None]
             self._map = jacobian_rows(parts, self.n_parameters)
         return self._map
 
@@ -96,7 +97,8 @@ class Assembly:
         return moved
 
     def _fold(self, theta, track):
-        """Per layer (kernel (in, out), bias or None) at ``theta``; ``Tracked`` with ``track``."""
+        """Per layer (kernel (in, out), bias or None, the activation's tensors by parameter
+        name, each (units,)) at ``theta``; ``Tracked`` with ``track``."""
         leaves = dict(self.constants)
         for p in self.parameters:
             value = theta[p.offset:p.offset + p.size].reshape(p.shape)
@@ -106,9 +108,9 @@ class Assembly:
         return [_folded_layer(layer, leaves) for layer in self.layers]
 
     def _network(self, folded):
-        layers = [_dense_layer(ls, value_of(w), None if b is None else value_of(b), self.path,
-                               i, self.dtype)
-                  for i, (ls, (w, b)) in enumerate(zip(self.layers, folded))]
+        layers = [_dense_layer(ls, value_of(w), None if b is None else value_of(b),
+                               {k: value_of(v) for k, v in extra.items()}, self.path, i, self.dtype)
+                  for i, (ls, (w, b, extra)) in enumerate(zip(self.layers, folded))]
         scalings = _network_scalings(self.spec, *self.widths)
         return Network(layers, *(s.astype(DTYPES[self.dtype]) for s in scalings))
 
@@ -146,9 +148,10 @@ def _plain_layout(spec, values):
         not any(layer.constant for layer in spec.layers)
     for layer in spec.layers:
         units = np.shape(values[layer.weight])[0 if layer.layout == "out_in" else 1]
+        per_unit = [layer.bias] * (layer.bias is not None) + list(layer.activation_tensors.values())
         plain = plain and not (layer.before or layer.after) and \
             layer.weight_scale == layer.bias_scale == 1.0 and \
-            (layer.bias is None or np.size(values[layer.bias]) == units)
+            all(np.size(values[name]) == units for name in per_unit)
     return layouts.pop() if plain else None
 
 
@@ -163,11 +166,9 @@ def _check_chain(spec, values, path):
     for index, layer in enumerate(spec.layers):
         d_in, d_out = _kernel_shape(spec, layer, values[layer.weight], path, index, expected_in)
         widths.append(d_in)
-        bias_shape = np.shape(values[layer.bias]) if layer.bias is not None else (d_out,)
-        if np.prod(bias_shape) not in (1, d_out) or len(bias_shape) > 2 or (
-                len(bias_shape) == 2 and 1 not in bias_shape):
-            raise JaccliError(f"{path}: tensor '{layer.bias}' (layers[{index}] bias) has shape "
-                              f"{bias_shape}; expected ({d_out},)")
+        per_unit = {"bias": layer.bias, **layer.activation_tensors}
+        for field, name in per_unit.items():
+            _check_per_unit(values, name, d_out, f"{path}: tensor '{name}' (layers[{index}] {field})")
         for field, maps, width in (("before", layer.before, d_in), ("after", layer.after, d_out)):
             for k, item in enumerate(maps):
                 _check_map(item, values, width, f"{path}: layers[{index}].{field}[{k}]")
@@ -175,6 +176,13 @@ def _check_chain(spec, values, path):
     for k, item in enumerate(spec.output_maps):
         _check_map(item, values, expected_in, f"{path}: output_maps[{k}]")
     return widths[0], expected_in
+
+
+def _check_per_unit(values, name, units, where):
+    """A tensor of one value per unit: (units,), (1, units), (units, 1), or one for all."""
+    shape = np.shape(values[name]) if name is not None else (units,)
+    if not is_per_unit(shape, units):
+        raise JaccliError(f"{where} has shape {shape}; expected ({units},)")
 
 
 def _kernel_shape(spec, layer, kernel, path, index, expected_in):
@@ -246,7 +254,7 @@ def _map_coefficients(item, leaves, width):
 
 
 def _folded_layer(layer, leaves):
-    """(kernel (in, out), bias or None) with the layer's maps folded in:
+    """(kernel (in, out), bias or None, the activation's tensors) with the layer's maps folded in:
     W (s x + c) + b == (diag(s) W) x + (c W + b);  (x W + b) s + c == x (W diag(s)) + (b s + c)."""
     kernel = leaves[layer.weight]
     kernel = (kernel.T if layer.layout == "out_in" else kernel) * layer.weight_scale
@@ -266,7 +274,9 @@ def _folded_layer(layer, leaves):
             bias = bias * s + c
         elif isinstance(c, Tracked) or np.any(c != 0):
             bias = c
-    return kernel, bias
+    extra = {key: broadcast(_flat(leaves[name]), (d_out,))
+             for key, name in layer.activation_tensors.items()}
+    return kernel, bias, extra
 
 
 def _flat(x):
@@ -274,17 +284,22 @@ def _flat(x):
     return gather(x, np.arange(x.value.size)) if isinstance(x, Tracked) else np.ravel(x)
 
 
-def _dense_layer(layer_spec, kernel, bias, path, index, dtype):
-    """The layer in the model's dtype; a weight that overflows it is an error."""
+def _dense_layer(layer_spec, kernel, bias, extra, path, index, dtype):
+    """The layer in the model's dtype; a weight that overflows it is an error. ``extra``:
+    the activation's tensors by parameter name, (units,) each."""
     np_dtype = DTYPES[dtype]
     with np.errstate(over="ignore"):
         kernel = np.ascontiguousarray(kernel, dtype=np_dtype)
         if bias is not None:
             bias = np.asarray(bias).astype(np_dtype)
-    for name, tensor in ((layer_spec.weight, kernel), (layer_spec.bias, bias)):
+        extra = {key: np.asarray(value).astype(np_dtype) for key, value in extra.items()}
+    named = [(layer_spec.weight, kernel), (layer_spec.bias, bias)] + \
+        [(layer_spec.activation_tensors[key], value) for key, value in extra.items()]
+    for name, tensor in named:
         if tensor is not None and not np.isfinite(tensor).all():
             raise JaccliError(f"{path}: tensor '{name}' (layers[{index}]) overflows {dtype}")
-    return DenseLayer(kernel, bias, ACTIVATIONS[layer_spec.activation], dict(layer_spec.params))
+    return DenseLayer(kernel, bias, ACTIVATIONS[layer_spec.activation],
+                      {**layer_spec.params, **extra})
 
 
 # -- the input and output scalings ------------------------------------------------------

@@ -6,9 +6,10 @@ unknown field (a typo such as ``activaton``) is an error, never ignored.
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional
 
+import numpy as np
 import yaml
 
 from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
@@ -17,8 +18,12 @@ from jaccli.messages import clip
 
 TOP_FIELDS = {"inputs", "outputs", "layout", "input_scaling", "output_scaling", "layers",
               "output_maps"}
-LAYER_FIELDS = {"units", "activation", "weight", "bias", "alpha", "layout", "before", "after",
-                "weight_scale", "bias_scale", "constant"}
+# Every parameter an activation declares is a layer field of that name: a number
+# (leaky_relu's alpha, ...) or the name of a file tensor (prelu's slope).
+ACTIVATION_FIELDS = {p for a in ACTIVATIONS.values() for p in a.params}
+TENSOR_FIELDS = {p for a in ACTIVATIONS.values() for p in a.tensors}
+LAYER_FIELDS = {"units", "activation", "weight", "bias", "layout", "before", "after",
+                "weight_scale", "bias_scale", "constant"} | ACTIVATION_FIELDS | TENSOR_FIELDS
 SCALING_FIELDS = {"offset", "scale"}
 BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
@@ -60,20 +65,24 @@ class LayerSpec:
     weight_scale: float = 1.0  # the layer computes a (weight_scale W) + bias_scale b
     bias_scale: float = 1.0  # (ONNX Gemm's alpha and beta)
     constant: bool = False  # its weight and bias are constants of the graph, not parameters
+    # the activation's parameters that are file tensors (prelu's slope): name -> tensor name
+    activation_tensors: dict = field(default_factory=dict)
 
     @property
     def tensors(self):
-        """The parameters this layer takes, in parameter order: weight, bias, BatchNorm's."""
+        """The parameters this layer takes, in parameter order: weight, bias, BatchNorm's,
+        the activation's (prelu's slope)."""
         maps = [m for m in self.before + self.after if isinstance(m, BatchNormMap)]
         names = [] if self.constant else [self.weight, self.bias]
         names += [n for m in maps for n in (m.weight, m.bias)]
+        names += [] if self.constant else list(self.activation_tensors.values())
         return [n for n in names if n is not None]
 
     @property
     def constants(self):
         """The tensors this layer takes that are not parameters: BatchNorm's stored
-        statistics (mean and var), a constant layer's weight and bias."""
-        names = [self.weight, self.bias] if self.constant else []
+        statistics (mean and var), a constant layer's weight, bias and activation tensors."""
+        names = [self.weight, self.bias, *self.activation_tensors.values()] if self.constant else []
         names += [n for m in self.before + self.after if isinstance(m, BatchNormMap)
                   for n in (m.mean, m.var)]
         return [n for n in names if n is not None]
@@ -289,6 +298,13 @@ def _scaling(value, field, source):
     return {"offset": value.get("offset"), "scale": value.get("scale")}
 
 
+def is_per_unit(shape, units):
+    """Whether a tensor of ``shape`` holds one value per unit of a layer of ``units``, or
+    one for all: (units,), (1, units), (units, 1), (1,) or a scalar (a bias, prelu's slope)."""
+    size = int(np.prod(shape))
+    return size in (1, units) and len(shape) <= 2 and (len(shape) < 2 or 1 in shape)
+
+
 def reject_unknown(mapping, known, where, prefix=""):
     """A field outside ``known`` is an error (a typo is not silently ignored)."""
     unknown = set(mapping) - known
@@ -313,21 +329,7 @@ def _layer(index, item, source, default_layout):
     if name not in ACTIVATIONS and name != SOFTMAX:
         raise JaccliError(f"{where}: unknown activation '{clip(raw_name)}' "
                           f"(known: {', '.join(KNOWN_NAMES)})")
-    defaults = ACTIVATIONS[name].params if name in ACTIVATIONS else {}
-    params = dict(defaults)
-    if "alpha" in item:
-        if "alpha" not in defaults:
-            raise JaccliError(f"{where}: activation '{raw_name}' takes no 'alpha'")
-        alpha = item["alpha"]
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-            raise JaccliError(f"{where}: 'alpha' must be a number, not {clip(alpha)}")
-        try:
-            alpha = float(alpha)
-        except OverflowError:
-            alpha = float("inf")
-        if not math.isfinite(alpha):
-            raise JaccliError(f"{where}: 'alpha' must be a finite number, not {clip(item['alpha'])}")
-        params["alpha"] = alpha
+    params, activation_tensors = _activation_params(item, name, raw_name, where, index)
     weight = item.get("weight", f"W{index}")
     bias = item.get("bias", f"b{index}")
     for field, tensor in (("weight", weight), ("bias", bias)):
@@ -342,7 +344,29 @@ def _layer(index, item, source, default_layout):
     constant = item.get("constant", False)
     if not isinstance(constant, bool):
         raise JaccliError(f"{where}: 'constant' must be true or false, not {clip(constant)}")
-    return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales, constant)
+    return LayerSpec(units, name, params, weight, bias, layout, before, after, *scales, constant,
+                     activation_tensors)
+
+
+def _activation_params(item, name, raw_name, where, index):
+    """(numbers, tensor names) of the activation's parameters: its defaults, overridden by
+    the layer's fields; a tensor not named is '<parameter><index>' (slope0)."""
+    activation = ACTIVATIONS.get(name)
+    params = dict(activation.params if activation else {})
+    tensors = {key: f"{key}{index}" for key in (activation.tensors if activation else {})}
+    for key in sorted((ACTIVATION_FIELDS | TENSOR_FIELDS) & set(item)):
+        if key not in params and key not in tensors:
+            raise JaccliError(f"{where}: activation '{raw_name}' takes no '{key}'")
+        if key in tensors and not isinstance(item[key], str):
+            raise JaccliError(f"{where}: '{key}' must be a tensor name, not {clip(item[key])}")
+        if key in tensors:
+            tensors[key] = item[key]
+        else:
+            params[key] = _number(item[key], f"{where}: '{key}'")
+    why = activation.valid(**params) if activation and activation.valid else None
+    if why:
+        raise JaccliError(f"{where}: {why}")
+    return params, tensors
 
 
 def _number(value, where):

@@ -39,17 +39,16 @@ import re
 import numpy as np
 
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import LAYOUTS
+from jaccli.formats.spec import LAYOUTS, is_per_unit
 from jaccli.numeric import dtype_problem
 
 # Activations whose value is never negative, and those that are the identity
-# there: a ReLU or LeakyReLU after relu/sigmoid/softplus/exp changes nothing,
-# so it is dropped (Keras models often put a LeakyReLU layer after
-# Dense(activation="relu")). The derivatives agree too: where the first
+# there: a ReLU or LeakyReLU after one of them changes nothing, so it is dropped
+# (Keras models often put a LeakyReLU layer after Dense(activation="relu")). The derivatives agree too: where the first
 # activation's output is 0 (relu at z <= 0, or an underflow) its own
 # derivative is 0 (relu's left derivative) or underflows with it, so the
 # product is the same whichever derivative the second one takes at 0.
-NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp")
+NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp", "relu6", "hardsigmoid")
 _IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
 
 
@@ -130,7 +129,7 @@ class DenseStack:
         n_in, n_out = weight.shape if layout == "in_out" else weight.shape[::-1]
         if bias is not None:  # in the file's shape: (n,), (1, n), (n, 1), or one value for all
             bias = checked_tensor(bias, f"{label} bias")
-            if bias.size not in (1, n_out) or bias.ndim > 2 or (bias.ndim == 2 and 1 not in bias.shape):
+            if not is_per_unit(bias.shape, n_out):
                 raise JaccliError(f"{label} bias has shape {bias.shape}, expected ({n_out},)")
         self._check_width(n_in, label)
         self._register(weight_name, weight, f"{label} weight")
@@ -150,8 +149,11 @@ class DenseStack:
         self.layers.append(_Layer(entry))
         self._set_width(n_out, where)
 
-    def activation(self, name, alpha=None, *, where):
-        """The activation ``name`` (jaccli's name; ``alpha`` for leaky_relu/elu) on the last dense layer."""
+    def activation(self, name, params=None, *, where, tensors=None):
+        """The activation ``name`` (jaccli's name) on the last dense layer; ``params``: its
+        numbers ({"alpha": 0.2}), ``tensors``: its parameters that are tensors of the
+        file, {parameter: (tensor name, array)} (prelu's slope: one value per unit or
+        one for all)."""
         if name == "linear":
             return
         self._check_not_after_softmax(where)
@@ -167,8 +169,15 @@ class DenseStack:
                               f"{self.dense_word} layer (it already applies {last.activation})")
         last.activation = name
         last.entry["activation"] = name
-        if alpha is not None:
-            last.entry["alpha"] = float(alpha)
+        last.entry.update({key: float(value) for key, value in (params or {}).items()})
+        for key, (tensor_name, array) in (tensors or {}).items():
+            label = f"{self.source}: {where} {key}"
+            array = checked_tensor(array, label)
+            if not is_per_unit(array.shape, last.entry["units"]):
+                raise JaccliError(f"{label} has shape {array.shape}; expected one value per unit "
+                                  f"({last.entry['units']},) or one for all")
+            self._register(tensor_name, array, label)
+            last.entry[key] = tensor_name
 
     def affine(self, scale, offset, *, where):
         """y = x * scale + offset, feature by feature (scalars apply to every feature); constants.

@@ -111,12 +111,13 @@ def _output_scale(values):
 
 
 def has_kinks(model):
-    return any(layer.activation.kink_at_zero for layer in model.network.layers)
+    return any(layer.activation.kink_points(layer.params) for layer in model.network.layers)
 
 
 def kink_sides(network, X):
-    """(N, K) booleans: whether each pre-activation of a unit with a kink at 0 (relu,
-    leaky_relu, elu, selu) is positive at the points X (N, n) (K = 0: no such unit).
+    """(N, K) booleans: whether each pre-activation of a unit with kinks (relu's 0,
+    hardtanh's min_val and max_val, ...) is above each kink at the points X (N, n)
+    (K = 0: no such unit).
 
     A difference stencil along which one of them changes crosses a kink: there
     the finite differences do not measure the derivative at the point."""
@@ -127,8 +128,7 @@ def kink_sides(network, X):
         a, sides = scaled_inputs(network, np.asarray(X[start:start + KINK_BLOCK])), []
         for layer in network.layers:
             z = layer.pre_activation(a)
-            if layer.activation.kink_at_zero:
-                sides.append(z > 0)
+            sides += [z > kink for kink in layer.activation.kink_points(layer.params)]
             a = layer.derivatives(z)[0]
         blocks.append(np.concatenate(sides, axis=1) if sides else np.zeros((len(a), 0), bool))
     return np.concatenate(blocks)

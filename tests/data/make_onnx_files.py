@@ -49,9 +49,13 @@ MANIFEST = {"versions": {
 def derivatives(f, X):
     """value, input Jacobian (N, m, n) and Hessian diagonal (N, m, n) of f at rows of X."""
     x = torch.tensor(X, dtype=torch.float64)
-    value = torch.func.vmap(f)(x)
-    jacobian = torch.func.vmap(torch.func.jacrev(f))(x)
-    hessian = torch.func.vmap(torch.func.hessian(f))(x)  # (N, m, n, n)
+
+    def rows(g):  # one point at a time: vmap has no batching rule for PReLU's backward
+        return torch.stack([g(point) for point in x])
+
+    value = rows(f)
+    jacobian = rows(torch.func.jacrev(f))
+    hessian = rows(torch.func.hessian(f))  # (N, m, n, n)
     hessdiag = torch.diagonal(hessian, dim1=-2, dim2=-1)
     return {k: v.detach().numpy() for k, v in
             (("value", value), ("jacobian", jacobian), ("hessdiag", hessdiag))}
@@ -136,7 +140,17 @@ def torch_nets():
                                               nn.Softmax(dim=1)), torch.float64, dict(dynamo=True)),
         "dy_fixed_batch_nobias_f64": (nn.Sequential(L(3, 4, bias=False), nn.Tanh(), L(4, 2)),
                                       torch.float64, dict(dynamo=True, fixed=True)),
+        # PRelu (its slope a parameter), HardSwish, Clip; Mish, Softplus with beta and
+        # threshold (Where/Greater), Tanhshrink (Sub/Tanh)
+        "ts_prelu_hardswish_relu6_f32": (
+            nn.Sequential(L(3, 4), nn.PReLU(4), L(4, 4), nn.Hardswish(), L(4, 4), nn.ReLU6(),
+                          L(4, 2)), torch.float32, dict(dynamo=False, opset_version=17)),
+        "dy_mish_softplus_tanhshrink_f64": (
+            nn.Sequential(L(3, 4), nn.Mish(), L(4, 4), nn.Softplus(2.0, 1.0), L(4, 4),
+                          nn.Tanhshrink(), L(4, 2)), torch.float64, dict(dynamo=True)),
     }
+    with torch.no_grad():  # PReLU slopes of both signs, as trained ones are
+        nets["ts_prelu_hardswish_relu6_f32"][0][1].weight.copy_(torch.tensor([0.3, -0.2, 0.05, 0.6]))
     return nets
 
 

@@ -26,7 +26,14 @@ def _torch():
 LEAKY_SLOPES = (0.01, 0.05, 0.1, 0.2, 0.3)
 ELU_ALPHAS = (0.5, 1.0, 1.3)
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu", "softplus",
-               "softsign", "silu", "gelu", "gelu_tanh", "none")
+               "softsign", "silu", "gelu", "gelu_tanh", "none", "hardtanh", "relu6",
+               "hardsigmoid", "hardswish", "mish", "celu", "log_sigmoid", "tanhshrink", "prelu")
+HARDTANH_BOUNDS = ((-1.0, 1.0), (-0.5, 2.0), (0.0, 6.0), (-2.0, 0.25))
+SOFTPLUS_BETAS = ((1.0, 20.0), (2.0, 20.0), (0.5, 3.0), (3.0, 1.5))  # (beta, threshold)
+PRELU_SLOPES = (-0.2, 0.01, 0.25, 0.5)
+# torch's CELU backward takes 1 / alpha in float32 (3e-8 off for alpha 1.3): alphas
+# whose reciprocal float32 holds exactly, so that torch's derivatives are exact
+CELU_ALPHAS = (0.5, 1.0, 2.0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -56,8 +63,8 @@ def make_scale_module():
     return Scale
 
 
-def activation_module(name, rng):
-    """A fresh torch module for the activation ``name`` (None for "none")."""
+def activation_module(name, rng, width=1):
+    """A fresh torch module for the activation ``name`` (None for "none") of ``width`` units."""
     _, nn = _torch()
     if name == "none":
         return None
@@ -67,8 +74,22 @@ def activation_module(name, rng):
         return nn.ELU(float(rng.choice(ELU_ALPHAS)))
     if name in ("gelu", "gelu_tanh"):
         return nn.GELU(approximate="tanh" if name == "gelu_tanh" else "none")
+    if name == "hardtanh":
+        return nn.Hardtanh(*HARDTANH_BOUNDS[rng.integers(len(HARDTANH_BOUNDS))])
+    if name == "softplus" and rng.random() < 0.5:
+        return nn.Softplus(*SOFTPLUS_BETAS[rng.integers(len(SOFTPLUS_BETAS))])
+    if name == "celu":
+        return nn.CELU(float(rng.choice(CELU_ALPHAS)))
+    if name == "prelu":  # one slope for all, or one per unit; slopes of either sign
+        torch, _ = _torch()
+        prelu = nn.PReLU(width if rng.random() < 0.6 else 1)
+        with torch.no_grad():
+            prelu.weight.copy_(torch.as_tensor(rng.choice(PRELU_SLOPES, size=prelu.weight.shape)))
+        return prelu
     classes = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU, "selu": nn.SELU,
-               "softplus": nn.Softplus, "softsign": nn.Softsign, "silu": nn.SiLU}
+               "softplus": nn.Softplus, "softsign": nn.Softsign, "silu": nn.SiLU,
+               "relu6": nn.ReLU6, "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish,
+               "mish": nn.Mish, "log_sigmoid": nn.LogSigmoid, "tanhshrink": nn.Tanhshrink}
     return classes[name]()
 
 
@@ -117,14 +138,15 @@ class _Builder:
             bn.bias.copy_(torch.as_tensor(self.rng.normal(scale=0.5, size=width)))
         self.modules.append(bn)
 
-    def activation(self, name):
+    def activation(self, name, width):
         if name == "none":
             return
-        if self.share_activations and name in self.shared:
-            self.modules.append(self.shared[name])
+        key = (name, width) if name == "prelu" else name  # a PReLU's slopes fit its width
+        if self.share_activations and key in self.shared:
+            self.modules.append(self.shared[key])
             return
-        module = activation_module(name, self.rng)
-        self.shared[name] = module
+        module = activation_module(name, self.rng, width)
+        self.shared[key] = module
         self.modules.append(module)
 
 
@@ -163,11 +185,11 @@ def random_torch_net(seed, scalings=True):
             b.batchnorm(widths[i + 1])
         b.maybe_noop()
         if not last:
-            b.activation(str(rng.choice(ACTIVATIONS)))
+            b.activation(str(rng.choice(ACTIVATIONS)), widths[i + 1])
             b.maybe_scale(widths[i + 1])
     head = rng.choice(["none", "activation", "softmax"], p=[0.5, 0.3, 0.2])
     if head == "activation":
-        b.activation(str(rng.choice(ACTIVATIONS)))
+        b.activation(str(rng.choice(ACTIVATIONS)), widths[-1])
     b.maybe_scale(widths[-1])
     if head == "softmax":
         b.modules.append(nn.Softmax(dim=-1))

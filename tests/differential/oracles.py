@@ -71,8 +71,39 @@ class Reference:
         return {name: value.detach().numpy() for name, value in jac.items()}
 
 
+def _hardsigmoid(x, alpha=1.0 / 6.0, beta=0.5):
+    """max(0, min(1, alpha x + beta)) with a second derivative (torch's own hardsigmoid
+    has none, and its first is float32(1/6) in float64), slope alpha on the open
+    interval only, as torch's backward; torch's (x + 3) / 6 for its constants."""
+    torch = _torch()
+    low, high = sorted((-beta / alpha, (1 - beta) / alpha))
+    inside = (x > low) & (x < high)
+    value = (x + 3) / 6 if (alpha, beta) == (1.0 / 6.0, 0.5) else alpha * x + beta
+    return torch.where(inside, value, (x >= high).to(x.dtype))
+
+
+def twice_differentiable(net):
+    """A copy of ``net`` whose Hardsigmoid modules compute ``_hardsigmoid``: the same
+    function, which torch.func can differentiate twice (parameter names unchanged)."""
+    import copy
+
+    torch = _torch()
+
+    class Hardsigmoid(torch.nn.Module):
+        def forward(self, x):
+            return _hardsigmoid(x)
+
+    net = copy.deepcopy(net)
+    for module in [net] + list(net.modules()):
+        for name, child in module._modules.items():
+            if type(child) is torch.nn.Hardsigmoid:
+                module._modules[name] = Hardsigmoid()
+    return net
+
+
 def torch_reference(net):
-    """The reference of an ``nn.Module`` in eval mode: functional_call over its named parameters."""
+    """The reference of an ``nn.Module`` in eval mode: functional_call over its named parameters
+    (its Hardsigmoid modules as ``twice_differentiable`` has them)."""
     torch = _torch()
     params = {name: p.detach().clone() for name, p in net.named_parameters()}
     canonical = {id(p): name for name, p in net.named_parameters()}
@@ -83,8 +114,10 @@ def torch_reference(net):
                   for key, t in net.state_dict(keep_vars=True).items()
                   if id(t) not in parameter_ids and t.is_floating_point()}
 
+    differentiable = twice_differentiable(net)
+
     def forward(X, p):
-        return torch.func.functional_call(net, p, (X,))
+        return torch.func.functional_call(differentiable, p, (X,))
 
     return Reference(forward, params, aliases, statistics)
 
@@ -94,6 +127,14 @@ _STACK_ACTIVATIONS = {
     "sigmoid": lambda z: _torch().sigmoid(z), "tanh": lambda z: _torch().tanh(z),
     "relu": lambda z: _torch().relu(z), "softmax": lambda z: _torch().softmax(z, dim=-1),
     "exp": lambda z: _torch().exp(z),
+    # Keras 3's, as its torch backend computes them (keras/src/backend/torch/nn.py)
+    "relu6": lambda z: _torch().nn.functional.relu6(z),
+    "hard_silu": lambda z: _torch().nn.functional.hardswish(z),
+    "mish": lambda z: _torch().nn.functional.mish(z),
+    "celu": lambda z: _torch().nn.functional.celu(z),
+    "log_sigmoid": lambda z: _torch().nn.functional.logsigmoid(z),
+    "hard_tanh": lambda z: _torch().nn.functional.hardtanh(z),
+    "tanh_shrink": lambda z: _torch().nn.functional.tanhshrink(z),
 }
 
 
@@ -187,6 +228,19 @@ def _op_table():
         gamma = _SELU_GAMMA if np.float32(gamma) == np.float32(_SELU_GAMMA) else gamma
         return gamma * torch.where(x > 0, x, alpha * (torch.exp(x) - 1))
 
+    def clip(inputs, attributes):
+        # as torch's Hardtanh and ReLU6, which write it (s' = 0 at the bounds)
+        if len(inputs) == 2:
+            raise NotImplementedError("Clip with one bound input")
+        low, high = ([float(b) for b in inputs[1:]] if len(inputs) == 3 else
+                     [attributes.get("min", -math.inf), attributes.get("max", math.inf)])
+        return F.hardtanh(inputs[0], low, high)
+
+    def hardsigmoid(x, alpha=0.2, beta=0.5):
+        # torch writes alpha = float32(1/6), meaning 1/6 (as Selu's defaults above)
+        alpha = 1.0 / 6.0 if np.float32(alpha) == np.float32(1.0 / 6.0) else alpha
+        return _hardsigmoid(x, alpha, beta)
+
     def batchnorm(x, scale, bias, mean, var, epsilon=1e-5, **_):
         return (x - mean) / torch.sqrt(var + epsilon) * scale + bias
 
@@ -220,6 +274,10 @@ def _op_table():
         "Concat": lambda i, a: torch.cat(i, dim=a["axis"]),
         "Greater": lambda i, a: i[0] > i[1], "Where": lambda i, a: torch.where(*i),
         "BatchNormalization": lambda i, a: batchnorm(*i, **a),
+        "Clip": lambda i, a: clip(i, a),
+        "HardSigmoid": lambda i, a: hardsigmoid(i[0], **a), "HardSwish": lambda i, a: F.hardswish(i[0]),
+        "Mish": lambda i, a: F.mish(i[0]), "Celu": lambda i, a: F.celu(i[0], a.get("alpha", 1.0)),
+        "PRelu": lambda i, a: torch.where(i[0] > 0, i[0], i[1] * i[0]),
         "Scaler": lambda i, a: (i[0] - torch.as_tensor(a.get("offset", [0.0])))
         * torch.as_tensor(a.get("scale", [1.0])),
     }

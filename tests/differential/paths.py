@@ -167,7 +167,8 @@ def keras_source(seed):
 
     rng = np.random.default_rng(seed)
     widths, _ = architectures.random_widths(rng)
-    acts = ["linear", "tanh", "sigmoid", "relu"]
+    acts = ["linear", "tanh", "sigmoid", "relu", "relu6", "hard_silu", "mish", "celu",
+            "log_sigmoid", "hard_tanh", "tanh_shrink"]
     # Named as a .keras archive names them (class name, then a count), so the archive's
     # layers/<name>/vars/<i> are the layers' own names; random weights, so that every
     # file tensor matches one framework variable by value (Keras starts biases at 0).

@@ -86,7 +86,11 @@ def read_keras_json(json_path, weights_path, config=None, output_name=None):
             else:
                 weights = LegacyWeights(h5["model_weights"] if "model_weights" in h5 else h5,
                                         weights_path)
-            return build(chain, n_inputs, weights, source)
+            # Keras 2 records its version in the JSON and the weights file; Keras 3 in
+            # neither, but only Keras 3 writes weights under layers/<name>/vars
+            version = _version(config) or _version(h5.attrs.get("keras_version")) or \
+                ("3" if "layers" in h5 else None)
+            return build(chain, n_inputs, weights, source, version)
     except _DAMAGED as exc:
         raise _damaged(source, exc, "Keras weights or model JSON") from None
 
@@ -154,9 +158,14 @@ def _read_archive(path, fname, output_name=None):
                     f"{fname}: the Keras archive has no model.weights.h5"
                 )
             weights_bytes = _zip_read(zf, "model.weights.h5", fname)
+            metadata = _zip_read(zf, "metadata.json", fname) if "metadata.json" in names else "{}"
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
         raise JaccliError(f"{fname}: damaged Keras archive ({exc})") from None
     config = _parse_json(config_text, fname, "config.json")
+    try:
+        version = _version(json.loads(metadata))
+    except (ValueError, RecursionError):  # the version is only needed for hard_sigmoid
+        version = None
     try:
         h5 = h5py.File(io.BytesIO(weights_bytes), "r")
     except OSError:
@@ -166,7 +175,16 @@ def _read_archive(path, fname, output_name=None):
     with h5:
         chain, n_inputs = model_chain(config, fname, output_name)
         weights = ArchiveWeights(h5, all_layers(config), fname)
-        return build(chain, n_inputs, weights, fname)
+        return build(chain, n_inputs, weights, fname, version)
+
+
+def _version(record):
+    """The keras_version a file records (metadata.json, an HDF5 attribute), or None."""
+    version = record.get("keras_version") if isinstance(record, dict) else record
+    if isinstance(version, np.ndarray) and version.shape == ():
+        version = version[()]
+    version = version.decode("utf-8", errors="replace") if isinstance(version, bytes) else version
+    return version if isinstance(version, str) else None
 
 
 def _read_legacy_h5(path, fname, output_name=None):
@@ -191,7 +209,7 @@ def _read_legacy_h5(path, fname, output_name=None):
         group = h5["model_weights"] if "model_weights" in h5 else h5
         chain, n_inputs = model_chain(config, fname, output_name)
         weights = LegacyWeights(group, fname)
-        return build(chain, n_inputs, weights, fname)
+        return build(chain, n_inputs, weights, fname, _version(h5.attrs.get("keras_version")))
 
 
 def _zip_read(zf, member, fname):

@@ -76,7 +76,7 @@ def _check_dense(entry, arrays, fname):
         )
 
 
-def build(chain, n_inputs, weights, fname):
+def build(chain, n_inputs, weights, fname, version=None):
     """(spec, tensors) of the layer chain: each layer reported to a DenseStack in order."""
     stack = DenseStack(fname, layout="in_out", dense="Dense", inputs=n_inputs)
     for entry in chain:
@@ -87,18 +87,25 @@ def build(chain, n_inputs, weights, fname):
         elif cls == "Dense":
             arrays = weights.get(entry)
             _check_dense(entry, arrays, fname)
-            act, alpha = activation((entry.get("config") or {}).get("activation"), fname, entry)
+            act, params = activation((entry.get("config") or {}).get("activation"), fname, entry,
+                                     version)
             name = layer_name(entry)
             stack.dense(arrays["kernel"], arrays.get("bias"), where=where,
                         weight_name=f"{name}/kernel", bias_name=f"{name}/bias")
-            stack.activation(act, alpha, where=where)
+            stack.activation(act, params, where=where)
         elif cls == "Normalization":
             _add_normalization(stack, entry, weights, fname, where)
         elif cls == "BatchNormalization":
             _add_batchnorm(stack, entry, weights.get(entry), fname, where)
+        elif cls == "PReLU":  # its alpha, one slope per unit (or one for all), a parameter
+            shared = (entry.get("config") or {}).get("shared_axes")
+            if shared not in (None, [], [1], [-1]):
+                refuse(fname, entry, f"PReLU with shared_axes {shared}")
+            slope = (f"{layer_name(entry)}/alpha", weights.get(entry)["alpha"])
+            stack.activation("prelu", where=where, tensors={"slope": slope})
         else:
-            act, alpha = layer_activation(entry, fname)
-            stack.activation(act, alpha, where=where)
+            act, params = layer_activation(entry, fname, version)
+            stack.activation(act, params, where=where)
     return stack.build()
 
 

@@ -24,8 +24,9 @@ class Dense:
 @dataclass
 class Activation:
     name: str  # a jaccli activation name
-    params: dict
+    params: dict  # its numbers
     where: str
+    tensors: dict = field(default_factory=dict)  # parameter -> (initializer name, array): PRelu's slope
 
 
 @dataclass

@@ -19,7 +19,7 @@ from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, describe, float32_as_decimal,
 )
 from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
-from jaccli.formats.onnx.patterns import composite
+from jaccli.formats.onnx.patterns import ENDS_WITH_ONE_COMPUTED, composite
 from jaccli.formats.onnx.shapes import new_state
 from jaccli.formats.stack import named_columns, plain_name
 from jaccli.messages import printable
@@ -397,8 +397,9 @@ def _chain(walker, output_name, input_name):
             walker.fail(f"tensor '{current}' is not computed from the input '{input_name}'")
         check_node_kind(walker, node)
         computed = [name for name in node.input if name and not walker.is_constant(name)]
-        # A written-out activation may end in a Mul by a constant (GELU's 0.5).
-        found = composite(walker, node) if len(computed) > 1 or node.op_type == "Mul" else None
+        # A written-out activation may end in a Mul by a constant (GELU's 0.5), or a Log.
+        found = composite(walker, node) if len(computed) > 1 or \
+            node.op_type in ENDS_WITH_ONE_COMPUTED else None
         if len(computed) == 1 and found is None:
             steps.append(("node", node, computed[0]))
             current = computed[0]

@@ -56,3 +56,15 @@ def float32_as_decimal(value):
 def close(value, exact):
     """Whether a constant read from the file is ``exact`` up to float32 rounding."""
     return value is not None and abs(value - exact) <= CONSTANT_RTOL * abs(exact)
+
+
+def meant_scalar(walker, name, node, role):
+    """The one number of a constant input (a Clip bound, softplus's beta), a float32 one
+    read as the decimal its writer meant; refused if computed or of several values."""
+    if not walker.is_constant(name):
+        walker.refuse(node, f"its {role} '{name}' is computed; jaccli reads a constant one")
+    array = walker.constant(name, node, role=role)
+    if array.size != 1:
+        walker.refuse(node, f"its {role} '{name}' holds {array.size} values; jaccli reads one")
+    value = array.reshape(-1)[0]
+    return float32_as_decimal(value) if array.dtype == np.float32 else float(value)

@@ -17,6 +17,7 @@ from jaccli.formats.onnx import dense
 from jaccli.formats.onnx.events import Activation, Affine, Identity
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
+    meant_scalar,
 )
 from jaccli.formats.onnx.shapes import (
     describe_flow, flat, flatten_shape, reshape_shape, reshaped, set_dims,
@@ -175,6 +176,48 @@ def _gelu(walker, node, data, events, state):
     return [Activation("gelu" if approximate == "none" else "gelu_tanh", {}, describe(node))]
 
 
+def _clip(walker, node, data, events, state):
+    """Clip(x, min, max) as hardtanh (torch's Hardtanh and ReLU6): bounds from constant
+    inputs 1 and 2 (opset 11 on) or the min/max attributes (before); min 0 alone is relu."""
+    if walker.opsets.get("", 11) < 11:
+        bounds = [float_attribute(walker, node, key, None) for key in ("min", "max")]
+    else:
+        names = (list(node.input[1:3]) + ["", ""])[:2]
+        bounds = [meant_scalar(walker, name, node, role) if name else None
+                  for name, role in zip(names, ("min", "max"))]
+    low, high = bounds
+    if low == 0.0 and high is None:
+        return [Activation("relu", {}, describe(node))]
+    if low is None or high is None:
+        walker.refuse(node, f"clips with one bound ({low}, {high}); jaccli reads Clip with "
+                            "both bounds (hardtanh) or min 0 alone (relu)")
+    return [Activation("hardtanh", {"min_val": low, "max_val": high}, describe(node))]
+
+
+def _hard_sigmoid(walker, node, data, events, state):
+    """max(0, min(1, alpha x + beta)); torch writes alpha = float32(1/6), meaning 1/6."""
+    alpha = float_attribute(walker, node, "alpha", 0.2)
+    beta = float_attribute(walker, node, "beta", 0.5)
+    alpha = 1.0 / 6.0 if close(alpha, 1.0 / 6.0) else alpha
+    return [Activation("hardsigmoid", {"alpha": alpha, "beta": beta}, describe(node))]
+
+
+def _prelu(walker, node, data, events, state):
+    """PRelu(x, slope): the slope a constant of one value per feature or one for all
+    ((d,), (1, d), (1,)), a parameter of the model."""
+    name = node.input[1]
+    if not walker.is_constant(name):
+        walker.refuse(node, f"its slope '{name}' is computed; jaccli reads a stored one")
+    slope = walker.constant(name, node, role="slope")
+    width = state["width"]
+    per_feature = slope.ndim <= 2 and slope.shape[:-1] in ((), (1,)) and \
+        slope.size in (1, width) and not (state["transposed"] and slope.size > 1)
+    if not per_feature:
+        walker.refuse(node, f"its slope '{name}' has shape {slope.shape}; jaccli reads one "
+                            f"value per feature ({width},) or one for all")
+    return [Activation("prelu", {}, describe(node), tensors={"slope": (name, slope)})]
+
+
 def _softmax(walker, node, data, events, state):
     default = -1 if walker.opsets.get("", 13) >= 13 else 1
     features = (0, -1) if state["vector"] else (0, -2) if state["transposed"] else (1, -1)
@@ -219,9 +262,16 @@ OPS = {
     "Selu": Op(_UNARY, _selu),
     "Gelu": Op(_UNARY, _gelu),
     "Softmax": Op(_UNARY, _softmax),
+    "Clip": Op((1, 3), _clip),
+    "HardSigmoid": Op(_UNARY, _hard_sigmoid),
+    "HardSwish": Op(_UNARY, _simple("hardswish")),
+    "Mish": Op(_UNARY, _simple("mish")),
+    "Celu": Op(_UNARY, _with_alpha("celu", 1.0)),
+    "PRelu": Op(_BINARY, _prelu),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
     "Shape": Op((1, 1)), "Gather": Op(_BINARY), "Slice": Op((3, 5)), "Mod": Op(_BINARY),
+    "Log": Op(_UNARY), "Greater": Op(_BINARY), "Where": Op((3, 3)),
     # Refused by name.
     "Conv": Op(reason=_CONVOLUTION), "ConvTranspose": Op(reason=_CONVOLUTION),
     "LSTM": Op(reason=_RECURRENT), "GRU": Op(reason=_RECURRENT), "RNN": Op(reason=_RECURRENT),
@@ -276,9 +326,11 @@ def events_of(walker, steps, state):
     input's (``shapes.new_state``)."""
     events = []
     for step in steps:
-        if step[0] == "activation":
+        if step[0] == "activation":  # a parameter given as (tensor name, array) is a tensor
             _, node, name, params, _ = step
-            events.append(Activation(name, params, describe(node)))
+            tensors = {k: v for k, v in params.items() if isinstance(v, tuple)}
+            numbers = {k: v for k, v in params.items() if k not in tensors}
+            events.append(Activation(name, numbers, describe(node), tensors=tensors))
         elif step[0] == "view":
             events.extend(view(walker, step[1], step[2], state))
         elif step[0] == "complement":

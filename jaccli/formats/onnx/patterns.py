@@ -1,29 +1,39 @@
 """Composite ops written out in several nodes, recognised from their last node.
 
 SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as Div/Erf/Add/Mul/Mul
-(or its tanh form, in any order of products), and a binary classifier's
+(or its tanh form, in any order of products), Mish as x * Tanh(Softplus x),
+Tanhshrink as x - Tanh x, LogSigmoid as Log(Sigmoid x), torch's Softplus
+with its threshold as the dynamo exporter writes it (Where(Greater(beta x,
+threshold), x, Softplus(beta x) / beta)), Keras's PReLU as tf2onnx writes
+it (Relu x - alpha Relu(-x), or + (-alpha) Relu(-x)), a binary classifier's
 probabilities Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)``
 (Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape) or any
-Reshape whose shape is computed from the data's Shape alone. Each match is a step of the chain: the
-node it ends at, what it is, and the computed tensor it starts from.
+Reshape whose shape is computed from the data's Shape alone. Each match is a
+step of the chain: the node it ends at, what it is (a parameter given as
+(tensor name, array) is a tensor of the file), and the computed tensor it
+starts from.
 """
 
 import math
 
 import numpy as np
 
-from jaccli.formats.onnx.nodes import STANDARD_DOMAINS, attribute, close
+from jaccli.formats.onnx.nodes import STANDARD_DOMAINS, attribute, close, meant_scalar
 from jaccli.formats.onnx.ops import well_formed
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_CUBIC = 0.044715
+# Ops a pattern may end at whose other inputs are constants (GELU's final Mul by 0.5,
+# LogSigmoid's Log): the chain asks for a pattern there too.
+ENDS_WITH_ONE_COMPUTED = ("Mul", "Log")
 
 
 def composite(walker, node):
     """An activation written in several nodes ending at ``node``, or None."""
-    for match in (_match_silu, _match_softsign, _match_gelu, _match_binary_probabilities,
-                  _match_view):
+    for match in (_match_silu, _match_mish, _match_softsign, _match_gelu, _match_tanhshrink,
+                  _match_log_sigmoid, _match_softplus_threshold, _match_tf2onnx_prelu,
+                  _match_binary_probabilities, _match_view):
         found = match(walker, node)
         if found is not None:
             return found
@@ -50,6 +60,88 @@ def _match_silu(walker, node):
         sigmoid = _producer_of(walker, s, "Sigmoid")
         if sigmoid is not None and sigmoid.input[0] == x:
             return ("activation", node, "silu", {}, x)
+    return None
+
+
+def _match_mish(walker, node):
+    """x * tanh(softplus(x)), as the TorchScript exporter writes Mish before opset 18."""
+    if node.op_type != "Mul" or len(node.input) != 2:
+        return None
+    for x, t in (node.input, node.input[::-1]):
+        tanh = _producer_of(walker, t, "Tanh")
+        softplus = tanh and _producer_of(walker, tanh.input[0], "Softplus")
+        if softplus is not None and softplus.input[0] == x:
+            return ("activation", node, "mish", {}, x)
+    return None
+
+
+def _match_tanhshrink(walker, node):
+    if node.op_type != "Sub":
+        return None
+    x, t = node.input
+    tanh = _producer_of(walker, t, "Tanh")
+    return ("activation", node, "tanhshrink", {}, x) if tanh and tanh.input[0] == x else None
+
+
+def _match_log_sigmoid(walker, node):
+    sigmoid = _producer_of(walker, node.input[0], "Sigmoid") if node.op_type == "Log" else None
+    return ("activation", node, "log_sigmoid", {}, sigmoid.input[0]) if sigmoid else None
+
+
+def _scaled_by(walker, name, op_type):
+    """(u, k) for u = Mul(u, k) or Div(u, k) with a constant k (Mul's in either order), or
+    (name, 1.0) when ``name`` is not such a product."""
+    node = _producer_of(walker, name, op_type)
+    if node is not None:
+        for u, k in ((node.input, node.input[::-1]) if op_type == "Mul" else (node.input,)):
+            if walker.is_constant(k) and not walker.is_constant(u):
+                return u, meant_scalar(walker, k, node, "beta")
+    return name, 1.0
+
+
+def _match_softplus_threshold(walker, node):
+    """Where(Greater(u, threshold), x, Softplus(u) / beta), u = beta x: torch's Softplus
+    as the dynamo exporter writes it (beta 1: no Mul, no Div)."""
+    if node.op_type != "Where":
+        return None
+    condition, x, other = node.input
+    greater = _producer_of(walker, condition, "Greater")
+    div = _producer_of(walker, other, "Div")
+    inner = div.input[0] if div is not None and walker.is_constant(div.input[1]) else other
+    softplus = _producer_of(walker, inner, "Softplus")
+    if greater is None or softplus is None or greater.input[0] != softplus.input[0] or \
+            not walker.is_constant(greater.input[1]):
+        return None
+    _, beta_after = _scaled_by(walker, other, "Div")
+    u, beta = _scaled_by(walker, softplus.input[0], "Mul")
+    if u != x or beta != beta_after:
+        return None
+    threshold = meant_scalar(walker, greater.input[1], greater, "threshold")
+    return ("activation", node, "softplus", {"beta": beta, "threshold": threshold}, x)
+
+
+def _match_tf2onnx_prelu(walker, node):
+    """Relu(x) -/+ k * Relu(Neg x): Keras's PReLU, relu(x) - alpha relu(-x), as tf2onnx
+    writes it, k = alpha (Sub), Neg(alpha) or a stored -alpha (Add). The stored tensor is
+    the parameter; the slope is it times ``slope_scale`` (-1 for a stored -alpha)."""
+    if node.op_type not in ("Sub", "Add"):
+        return None
+    relu = _producer_of(walker, node.input[0], "Relu")
+    mul = _producer_of(walker, node.input[1], "Mul")
+    if relu is None or mul is None:
+        return None
+    x = relu.input[0]
+    for k, r in (mul.input, mul.input[::-1]):
+        negative = _producer_of(walker, r, "Relu")
+        negated = negative and _producer_of(walker, negative.input[0], "Neg")
+        if negated is None or negated.input[0] != x:
+            continue
+        scale = 1.0 if node.op_type == "Sub" else -1.0
+        neg = _producer_of(walker, k, "Neg")
+        stored, scale = (neg.input[0], -scale) if neg is not None else (k, scale)
+        if walker.is_constant(stored):
+            slope = (stored, walker.constant(stored, mul, role="slope"))
+            return ("activation", node, "prelu", {"slope": slope, "slope_scale": scale}, x)
     return None
 
 

@@ -34,7 +34,7 @@ def onnx_spec_and_tensors(path, output_name=None):
             stack.batchnorm(event.mean, event.var, event.eps, event.scale, event.bias,
                             names=names, where=event.where)
         elif isinstance(event, Activation):
-            stack.activation(event.name, event.params.get("alpha"), where=event.where)
+            stack.activation(event.name, event.params, where=event.where, tensors=event.tensors)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
