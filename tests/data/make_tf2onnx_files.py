@@ -227,6 +227,27 @@ def param_map(proto, model64):
     return found
 
 
+def pattern(proto):
+    """Each node as op(inputs): scalar constants by value, other initializers as W, the
+    previous node's output as x, others by their node's op; attributes after a semicolon."""
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    made = {out: node.op_type for node in proto.graph.node for out in node.output}
+    words = []
+    for k, node in enumerate(proto.graph.node):
+        previous = proto.graph.node[k - 1].output if k else [i.name for i in proto.graph.input]
+        args = []
+        for name in node.input:
+            if name in inits:
+                arr = inits[name]
+                args.append(f"{arr.ravel()[0]:.9g}" if arr.size == 1 and arr.dtype.kind == "f"
+                            else f"{arr.ravel().tolist()}" if arr.dtype.kind == "i" else f"W{list(arr.shape)}")
+            else:
+                args.append("x" if name in previous else made.get(name, name))
+        attrs = [f"{a.name}={onnx.helper.get_attribute_value(a)}" for a in node.attribute]
+        words.append(f"{node.op_type}({', '.join(args)}{'; ' + ', '.join(attrs) if attrs else ''})")
+    return words
+
+
 def make(name, build, opset, seed):
     keras.backend.clear_session()  # the same layer names whichever cases run
     keras.utils.set_random_seed(seed)
@@ -255,7 +276,7 @@ def make(name, build, opset, seed):
     np.savez_compressed(os.path.join(HERE, f"{name}_op{opset}.npz"), **arrays)
     ops = [node.op_type for node in proto.graph.node]
     gap = float(np.max(np.abs(value_ort - ref["value"])) / max(1.0, np.max(np.abs(ref["value"]))))
-    return {"opset": opset, "ops": ops, "input_shape": list(shape),
+    return {"opset": opset, "ops": ops, "pattern": pattern(proto), "input_shape": list(shape),
             "n_initializers": len(proto.graph.initializer),
             "params_mapped": len(names), "params_keras": len(model64.trainable_weights),
             "ort_vs_tf64": gap}
