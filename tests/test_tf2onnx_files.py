@@ -1,7 +1,7 @@
 """Keras MLPs exported by tf2onnx itself, read by jaccli with no spec.
 
 tests/data/tf2onnx holds what ``tf2onnx.convert.from_keras`` wrote (float32,
-opsets 13 and 17) for small seeded Keras models, and beside each the
+opsets 13 and 17) for small seeded Keras 3 models and Keras 2 (tf_keras) ones, and beside each the
 references TensorFlow computed with ``tf.GradientTape`` in float64 on a twin
 of the model carrying the same float32 weights
 (tests/data/make_tf2onnx_files.py made them; the suite never installs
@@ -27,7 +27,10 @@ import jaccli  # noqa: E402
 from jaccli.errors import JaccliError  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "tf2onnx")
-MANIFEST = json.load(open(os.path.join(DATA, "manifest.json")))
+# manifest.json: Keras 3 models; manifest_keras2.json: Keras 2 (tf_keras) models, files k2_*
+MANIFEST = {"files": {}}
+for _kind in ("manifest.json", "manifest_keras2.json"):
+    MANIFEST["files"].update(json.load(open(os.path.join(DATA, _kind)))["files"])
 NAMES = sorted(MANIFEST["files"])
 RTOL = 1e-12
 ISSUE = "reads once issue 21's {} lands; refused today: {}"
@@ -43,6 +46,15 @@ EXPECTED_REFUSALS = {
     "log_softmax_head": ISSUE.format("LogSoftmax (vector)", "node '.../LogSoftmax' (LogSoftmax): is not a layer jaccli reads"),
     "layernorm": ISSUE.format("LayerNorm (vector)", "node '.../add_2' (Add): combines 2 computed tensors"),
     "prelu": ISSUE.format("PReLU spelled out with Neg (act)", "node '.../p_re_lu_1/add' (Add): combines 2 computed tensors"),
+    # Keras 2 (tf_keras)
+    "k2_flatten_1x1x5": ISSUE.format("inputs of any shape (shapes)", "input 'x' has 4 dimensions; jaccli reads (N, n) tensors"),
+    "k2_hard_sigmoid": ISSUE.format("HardSigmoid as Mul(0.2) Add(0.5) Min(1) Max(0) (act)",
+                                    "node '.../clip_by_value/Minimum' (Min): is not a layer jaccli reads"),
+    "k2_relu6_layer": ISSUE.format("ReLU6/Clip (act)", "node '.../re_lu/Relu6' (Clip): is not a layer jaccli reads"),
+    "k2_mish": ISSUE.format("Mish (act)", "node '.../mul' (Mul): combines 2 computed tensors (x * tanh(softplus(x)))"),
+    "k2_prelu": ISSUE.format("PReLU spelled out with Neg (act)", "node '.../p_re_lu/add' (Add): combines 2 computed tensors"),
+    "k2_layernorm": ISSUE.format("LayerNorm as tf_keras' fused BatchNormalization over a Reshape (vector)",
+                                 "node '.../Reshape_1' (Reshape): combines 2 computed tensors (FusedBatchNormV3, a Shape)"),
 }
 
 # case -> why jaccli's parameter table lacks an initializer the reference differentiates
@@ -51,6 +63,7 @@ EXPECTED_NOT_PARAMETERS = {
                  "(batchnorm/mul:0 = gamma*rsqrt(var+eps), batchnorm/sub:0 = beta - mean*that); jaccli folds "
                  "them as constant scalings, not parameters: whether they are (contract section 8) is the lead's call",
 }
+EXPECTED_NOT_PARAMETERS["k2_batchnorm"] = EXPECTED_NOT_PARAMETERS["batchnorm"]
 
 
 def close(actual, expected, what):
@@ -62,6 +75,7 @@ def close(actual, expected, what):
 
 
 def case(name):
+    """The case a file was made from, without its opset (k2_ marks a Keras 2 model)."""
     return name.rsplit("_op", 1)[0]
 
 

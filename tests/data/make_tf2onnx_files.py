@@ -5,11 +5,15 @@ venv outside the repository:
 
     python3 -m venv /work/tfvenv
     /work/tfvenv/bin/pip install tensorflow-cpu tf2onnx onnx onnxruntime
-    /work/tfvenv/bin/python tests/data/make_tf2onnx_files.py
+    /work/tfvenv/bin/python tests/data/make_tf2onnx_files.py            # Keras 3 models
+    /work/tfvenv/bin/pip install tf_keras
+    /work/tfvenv/bin/python tests/data/make_tf2onnx_files.py --keras2   # Keras 2: k2_*.onnx
 
-(made with tensorflow-cpu 2.21.0, keras 3.15.1, tf2onnx 1.17.0, onnx 1.23.2,
-onnxruntime 1.32.0, numpy 2.4.6, protobuf 7.36.2; ``manifest.json`` records
-the versions of the last run.)
+(made with tensorflow-cpu 2.21.0, keras 3.15.1, tf_keras 2.21.0, tf2onnx 1.17.0,
+onnx 1.23.2, onnxruntime 1.32.0, numpy 2.4.6, protobuf 7.36.2 on Python 3.11;
+``manifest.json`` and ``manifest_keras2.json`` record the versions, each file's
+node pattern, and the exports that failed. Names of a case run alone pass the
+case names: ``... make_tf2onnx_files.py tanh prelu``; then no manifest is written.)
 
 Each case is a small seeded Keras MLP, exported with
 ``tf2onnx.convert.from_keras`` at opsets 13 and 17 to ``tf2onnx/NAME.onnx``
@@ -35,6 +39,9 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+KERAS2 = "--keras2" in sys.argv  # tf.keras is tf_keras (Keras 2): pip install tf_keras
+if KERAS2:
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
@@ -47,6 +54,7 @@ keras = tf.keras
 L = keras.layers
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf2onnx")
 N_POINTS = 5
+PREFIX, MANIFEST = ("k2_", "manifest_keras2.json") if KERAS2 else ("", "manifest.json")
 OPSETS = (13, 17)
 
 
@@ -139,6 +147,31 @@ def shaped_net(shape):
     return build
 
 
+def keras2_cases():
+    """The same kinds of net in Keras 2 (tf_keras), whose activations tf2onnx writes differently
+    (hard_sigmoid is 0.2 x + 0.5 clipped; ReLU(max_value=6) a Relu6; no mish/hard_silu strings)."""
+    def leaky2(dtype):
+        if dtype == "float32":
+            return L.LeakyReLU(alpha=0.1, dtype=dtype)
+        return L.Activation(leaky_spelled(0.1), dtype=dtype)
+    return {
+        "tanh": dense_net(["tanh", "tanh"]),
+        "hard_sigmoid": dense_net(["hard_sigmoid"], n_in=4, units=(6,)),
+        "relu6_layer": dense_net([None, "tanh"], n_in=3, extra=lambda d: L.ReLU(max_value=6.0, dtype=d)),
+        "gelu_tanh": dense_net([GELU_TANH], n_in=3, units=(6,)),
+        "swish": dense_net(["swish"], n_in=4, units=(5,)),
+        "mish": dense_net(["mish"], n_in=3, units=(5,)),
+        "elu": dense_net(["elu", "tanh"]),
+        "selu": dense_net(["selu"], n_in=2, units=(5,)),
+        "leaky_relu_layer": dense_net([None], units=(6,), extra=leaky2),
+        "prelu": dense_net([None, "tanh"], n_in=3, extra=lambda d: L.PReLU(dtype=d)),
+        "batchnorm": dense_net([None, "tanh"], n_in=4, extra=batchnorm),
+        "layernorm": dense_net([None, "tanh"], n_in=4, extra=lambda d: L.LayerNormalization(dtype=d)),
+        "softmax_head": dense_net(["tanh"], head="softmax", n_in=4, units=(6,), n_out=3),
+        "flatten_1x1x5": shaped_net((1, 1, 5)),
+    }
+
+
 CASES = {
     "tanh": dense_net(["tanh", "tanh"]),
     "sigmoid": dense_net(["sigmoid"], n_in=4, units=(6,), n_out=1),
@@ -167,12 +200,16 @@ CASES = {
 }
 
 
+def wpath(w):
+    return getattr(w, "path", None) or w.name.split(":")[0]  # Keras 3 / Keras 2
+
+
 def seeded_weights(model, seed):
     """Random float32 weights for every variable (biases too: tf2onnx drops zero biases)."""
     rng = np.random.default_rng(seed)
     out = []
     for w in model.weights:
-        path = w.path
+        path = wpath(w)
         if path.endswith("moving_variance"):
             value = rng.uniform(0.5, 2.0, w.shape)
         elif path.endswith("gamma"):
@@ -207,7 +244,8 @@ def references(model64, X, shape):
 
 
 def export(model32, shape, opset):
-    model32.output_names = ["y"]  # tf2onnx 1.17 + Keras 3 needs it (see the docstring)
+    if not KERAS2:
+        model32.output_names = ["y"]  # tf2onnx 1.17 + Keras 3 needs it (see the docstring)
     spec = (tf.TensorSpec((None,) + shape, tf.float32, name="x"),)
     proto, _ = tf2onnx.convert.from_keras(model32, input_signature=spec, opset=opset)
     return proto
@@ -260,20 +298,20 @@ def make(name, build, opset, seed):
     n = int(np.prod(shape))
     X = np.random.default_rng(seed + 1).normal(0.0, 1.2, (N_POINTS, n)).astype(np.float32).astype(np.float64)
     proto = export(model32, shape, opset)
-    path = os.path.join(HERE, f"{name}_op{opset}.onnx")
+    path = os.path.join(HERE, f"{PREFIX}{name}_op{opset}.onnx")
     onnx.save(proto, path)
     sess = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     value_ort = sess.run(None, {"x": X.astype(np.float32).reshape((-1,) + shape)})[0]
     ref, P = references(model64, X, shape)
     found = param_map(proto, model64)
     names = sorted(found)
-    keras_names = [("-" if found[k][1] < 0 else "") + model64.trainable_weights[found[k][0]].path for k in names]
+    keras_names = [("-" if found[k][1] < 0 else "") + wpath(model64.trainable_weights[found[k][0]]) for k in names]
     arrays = dict(ref, X=X, value_ort=value_ort, param_names=np.array(names, dtype=str),
                   param_keras=np.array(keras_names, dtype=str))
     inits = {t.name: tuple(t.dims) for t in proto.graph.initializer}
     for k in names:  # by the file's shape of the tensor (tf2onnx stores LayerNorm's gamma as (1, n))
         arrays["pjac:" + k] = (found[k][1] * P[found[k][0]].numpy()).reshape((N_POINTS, -1) + inits[k])
-    np.savez_compressed(os.path.join(HERE, f"{name}_op{opset}.npz"), **arrays)
+    np.savez_compressed(os.path.join(HERE, f"{PREFIX}{name}_op{opset}.npz"), **arrays)
     ops = [node.op_type for node in proto.graph.node]
     gap = float(np.max(np.abs(value_ort - ref["value"])) / max(1.0, np.max(np.abs(ref["value"]))))
     return {"opset": opset, "ops": ops, "pattern": pattern(proto), "input_shape": list(shape),
@@ -284,11 +322,12 @@ def make(name, build, opset, seed):
 
 def main(only=()):
     os.makedirs(HERE, exist_ok=True)
-    manifest = {"versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+    manifest = {"versions": {"tensorflow": tf.__version__, "keras": getattr(keras, "__version__", None) or __import__("tf_keras").__version__,
                              "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                              "onnxruntime": onnxruntime.__version__, "numpy": np.__version__},
                 "files": {}}
-    for seed, (name, build) in enumerate(sorted(CASES.items())):
+    cases = keras2_cases() if KERAS2 else CASES
+    for seed, (name, build) in enumerate(sorted(cases.items())):
         if only and name not in only:
             continue
         for opset in OPSETS:
@@ -296,20 +335,20 @@ def main(only=()):
                 info = make(name, build, opset, 100 + seed)
             except Exception as exc:  # the exporter's failure is a finding: record it, keep no file
                 for ext in (".onnx", ".npz"):
-                    if os.path.exists(os.path.join(HERE, f"{name}_op{opset}{ext}")):
-                        os.remove(os.path.join(HERE, f"{name}_op{opset}{ext}"))
+                    if os.path.exists(os.path.join(HERE, f"{PREFIX}{name}_op{opset}{ext}")):
+                        os.remove(os.path.join(HERE, f"{PREFIX}{name}_op{opset}{ext}"))
                 manifest["failed"] = manifest.get("failed", {})
-                manifest["failed"][f"{name}_op{opset}"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-                print(f"{name}_op{opset} FAILED", type(exc).__name__, str(exc)[:300], flush=True)
+                manifest["failed"][f"{PREFIX}{name}_op{opset}"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                print(f"{PREFIX}{name}_op{opset} FAILED", type(exc).__name__, str(exc)[:300], flush=True)
                 continue
-            manifest["files"][f"{name}_op{opset}"] = info
-            print(f"{name}_op{opset}", " ".join(info["ops"]), f"ort gap {info['ort_vs_tf64']:.1e}",
+            manifest["files"][f"{PREFIX}{name}_op{opset}"] = info
+            print(f"{PREFIX}{name}_op{opset}", " ".join(info["ops"]), f"ort gap {info['ort_vs_tf64']:.1e}",
                   f"params {info['params_mapped']}/{info['params_keras']}", flush=True)
     if not only:
-        with open(os.path.join(HERE, "manifest.json"), "w") as fh:
+        with open(os.path.join(HERE, MANIFEST), "w") as fh:
             json.dump(manifest, fh, indent=1, sort_keys=True)
             fh.write("\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main([a for a in sys.argv[1:] if a != "--keras2"])
