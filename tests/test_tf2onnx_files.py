@@ -139,3 +139,23 @@ def test_parameter_jacobian_matches_tensorflow(name):
         p = table[tensor]
         got = pj[:, :, p.offset:p.offset + p.size].reshape(ref["pjac:" + tensor].shape)
         close(got, ref["pjac:" + tensor], f"d y / d {tensor}")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n.endswith("_op17")])
+def test_cli_agrees_or_refuses_in_one_line(name, tmp_path):
+    """The CLI on the same file: exit 0 with TensorFlow's numbers, or exit 2 with one line for a listed case."""
+    from hostile_helpers import invoke
+
+    ref = np.load(os.path.join(DATA, name + ".npz"))
+    points = tmp_path / "points.npy"
+    np.save(points, ref["X"])
+    for quantity in ("value", "jacobian", "hessdiag"):
+        result = invoke([quantity, os.path.join(DATA, name + ".onnx"), "--points", points, "--quiet"])
+        if result.exit_code == 2 and case(name) in EXPECTED_REFUSALS:
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("Error: ") and result.stdout == "", result.stderr
+            pytest.xfail(EXPECTED_REFUSALS[case(name)])
+        assert result.exit_code == 0, result.stderr
+        rows = result.stdout.strip().splitlines()[1:]
+        numbers = np.array([r.split(",") for r in rows], dtype=np.float64)
+        close(numbers, ref[quantity].reshape(len(ref["X"]), -1), quantity)
