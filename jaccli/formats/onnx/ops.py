@@ -176,16 +176,19 @@ def _gelu(walker, node, data, events, state):
     return [Activation("gelu" if approximate == "none" else "gelu_tanh", {}, describe(node))]
 
 
-def _clip(walker, node, data, events, state):
-    """Clip(x, min, max) as hardtanh (torch's Hardtanh and ReLU6): bounds from constant
-    inputs 1 and 2 (opset 11 on) or the min/max attributes (before); min 0 alone is relu."""
+def clip_bounds(walker, node):
+    """(min, max) of a Clip node, None for a bound not given: constant inputs 1 and 2
+    (opset 11 on) or the min/max attributes (before)."""
     if walker.opsets.get("", 11) < 11:
-        bounds = [float_attribute(walker, node, key, None) for key in ("min", "max")]
-    else:
-        names = (list(node.input[1:3]) + ["", ""])[:2]
-        bounds = [meant_scalar(walker, name, node, role) if name else None
-                  for name, role in zip(names, ("min", "max"))]
-    low, high = bounds
+        return tuple(float_attribute(walker, node, key, None) for key in ("min", "max"))
+    names = (list(node.input[1:3]) + ["", ""])[:2]
+    return tuple(meant_scalar(walker, name, node, role) if name else None
+                 for name, role in zip(names, ("min", "max")))
+
+
+def _clip(walker, node, data, events, state):
+    """Clip(x, min, max) as hardtanh (torch's Hardtanh and ReLU6); min 0 alone is relu."""
+    low, high = clip_bounds(walker, node)
     if low == 0.0 and high is None:
         return [Activation("relu", {}, describe(node))]
     if low is None or high is None:
@@ -272,6 +275,7 @@ OPS = {
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
     "Shape": Op((1, 1)), "Gather": Op(_BINARY), "Slice": Op((3, 5)), "Mod": Op(_BINARY),
     "Log": Op(_UNARY), "Greater": Op(_BINARY), "Where": Op((3, 3)),
+    "Min": Op((1, ANY)), "Max": Op((1, ANY)),
     # Refused by name.
     "Conv": Op(reason=_CONVOLUTION), "ConvTranspose": Op(reason=_CONVOLUTION),
     "LSTM": Op(reason=_RECURRENT), "GRU": Op(reason=_RECURRENT), "RNN": Op(reason=_RECURRENT),

@@ -8,7 +8,8 @@ threshold), x, Softplus(beta x) / beta)), Keras's PReLU as tf2onnx writes
 it (Relu x - alpha Relu(-x), or + (-alpha) Relu(-x)), a binary classifier's
 probabilities Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)``
 (Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape) or any
-Reshape whose shape is computed from the data's Shape alone. Each match is a
+Reshape whose shape is computed from the data's Shape alone, and Keras's
+hard sigmoid and hard SiLU as tf2onnx writes them (``_hard_sigmoid_of``). Each match is a
 step of the chain: the node it ends at, what it is (a parameter given as
 (tensor name, array) is a tensor of the file), and the computed tensor it
 starts from.
@@ -19,19 +20,20 @@ import math
 import numpy as np
 
 from jaccli.formats.onnx.nodes import STANDARD_DOMAINS, attribute, close, meant_scalar
-from jaccli.formats.onnx.ops import well_formed
+from jaccli.formats.onnx.ops import clip_bounds, well_formed
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_CUBIC = 0.044715
 # Ops a pattern may end at whose other inputs are constants (GELU's final Mul by 0.5,
-# LogSigmoid's Log): the chain asks for a pattern there too.
-ENDS_WITH_ONE_COMPUTED = ("Mul", "Log")
+# LogSigmoid's Log, Keras 2's hard sigmoid's Max): the chain asks for a pattern there too.
+ENDS_WITH_ONE_COMPUTED = ("Mul", "Log", "Max")
 
 
 def composite(walker, node):
     """An activation written in several nodes ending at ``node``, or None."""
-    for match in (_match_silu, _match_mish, _match_softsign, _match_gelu, _match_tanhshrink,
+    for match in (_match_silu, _match_mish, _match_hard_swish, _match_hard_sigmoid,
+                  _match_softsign, _match_gelu, _match_tanhshrink,
                   _match_log_sigmoid, _match_softplus_threshold, _match_tf2onnx_prelu,
                   _match_binary_probabilities, _match_view):
         found = match(walker, node)
@@ -86,6 +88,57 @@ def _match_tanhshrink(walker, node):
 def _match_log_sigmoid(walker, node):
     sigmoid = _producer_of(walker, node.input[0], "Sigmoid") if node.op_type == "Log" else None
     return ("activation", node, "log_sigmoid", {}, sigmoid.input[0]) if sigmoid else None
+
+
+def _with_constant(walker, node, op_type):
+    """(u, c) for ``node`` = op_type(u, c) or op_type(c, u) with c a constant of one value
+    (a float32 one read as the decimal meant), u computed; else None. Commutative ops only."""
+    if node is None or node.op_type != op_type or len(node.input) != 2:
+        return None
+    for u, c in (node.input, node.input[::-1]):
+        if walker.is_constant(c) and not walker.is_constant(u) and \
+                walker.constant(c, node, role="constant").size == 1:
+            return u, meant_scalar(walker, c, node, "constant")
+    return None
+
+
+def _hard_sigmoid_of(walker, node):
+    """(x, alpha, beta) when ``node`` ends a written-out hard sigmoid, else None:
+    Mul(Clip(Add(x, 3), 0, 6), 1/6) (Keras 3's relu6(x + 3) / 6 as tf2onnx writes it,
+    the 1/6 stored as float32: read as 1/6 exactly), or Max(Min(Add(Mul(x, a), b), 1), 0)
+    (Keras 2's, a = 0.2, b = 0.5)."""
+    scaled = _with_constant(walker, node, "Mul")
+    clip = scaled and close(scaled[1], 1.0 / 6.0) and _producer_of(walker, scaled[0], "Clip")
+    shifted = clip and clip_bounds(walker, clip) == (0.0, 6.0) and \
+        _with_constant(walker, _producer_of(walker, clip.input[0], "Add"), "Add")
+    if shifted and shifted[1] == 3.0:
+        return shifted[0], 1.0 / 6.0, 0.5
+    floor = _with_constant(walker, node, "Max")
+    ceiling = floor and floor[1] == 0.0 and \
+        _with_constant(walker, _producer_of(walker, floor[0], "Min"), "Min")
+    shift = ceiling and ceiling[1] == 1.0 and \
+        _with_constant(walker, _producer_of(walker, ceiling[0], "Add"), "Add")
+    slope = shift and _with_constant(walker, _producer_of(walker, shift[0], "Mul"), "Mul")
+    return (slope[0], slope[1], shift[1]) if slope and slope[1] > 0 else None
+
+
+def _match_hard_sigmoid(walker, node):
+    found = _hard_sigmoid_of(walker, node)
+    if found is None:
+        return None
+    x, alpha, beta = found
+    return ("activation", node, "hardsigmoid", {"alpha": alpha, "beta": beta}, x)
+
+
+def _match_hard_swish(walker, node):
+    """x * hard_sigmoid(x) with torch's constants: Keras 3's hard_silu as tf2onnx writes it."""
+    if node.op_type != "Mul" or len(node.input) != 2:
+        return None
+    for x, h in (node.input, node.input[::-1]):
+        found = _hard_sigmoid_of(walker, walker.producer.get(h))
+        if found == (x, 1.0 / 6.0, 0.5):
+            return ("activation", node, "hardswish", {}, x)
+    return None
 
 
 def _scaled_by(walker, name, op_type):
