@@ -88,6 +88,28 @@ def test_all_quantities_against_oracle(tmp_path, activation, last):
     close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
 
 
+@pytest.mark.parametrize("activations", [["softmax", "tanh", "linear"], ["tanh", "softmax", "softmax"],
+                                         ["softmax", "softmax", "sigmoid"]])
+@pytest.mark.parametrize("widths", [[3, 5, 4, 2], [2, 5, 4, 3]])
+def test_softmax_on_hidden_layers_against_oracle(tmp_path, activations, widths):
+    """Softmax anywhere: m < n and m > n (the tangent-adjoint and the Taylor paths)."""
+    rng = np.random.default_rng(zlib.crc32(f"{activations}-{widths}".encode()))
+    spec, tensors = random_model(rng, widths, activations, scaling=True)
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    x = rng.normal(size=(9, widths[0]))
+    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
+    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
+    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
+    hess = oracle.hessian(spec, tensors, x)
+    close(model.hessian(x), hess, RTOL_SECOND)
+    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
+    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+    together = model.compute_together(["value", "jacobian", "hessdiag", "hessian"], x)
+    close(together["hessian"], model.hessian(x), 1e-13)
+    close(together["hessdiag"], model.hessdiag(x), 1e-13)
+
+
 def test_kinks_take_the_left_derivative(tmp_path):
     """relu and leaky_relu at exactly 0: the left derivative, second derivative 0."""
     tensors = {"W0": np.eye(2), "b0": np.zeros(2), "W1": np.ones((2, 1)), "b1": np.zeros(1)}
@@ -103,7 +125,7 @@ def test_kinks_take_the_left_derivative(tmp_path):
 
 architectures = st.fixed_dictionaries({
     "widths": st.lists(st.integers(1, 5), min_size=2, max_size=5),
-    "activations": st.lists(st.sampled_from(SMOOTH), min_size=4, max_size=4),
+    "activations": st.lists(st.sampled_from(SMOOTH + ["softmax"]), min_size=4, max_size=4),
     "last": st.sampled_from(["linear", "sigmoid", "softmax", "tanh", "exp"]),
     "layout": st.sampled_from(["in_out", "out_in"]),
     "scaling": st.booleans(),

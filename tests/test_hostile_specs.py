@@ -71,8 +71,6 @@ case("spec-inputs-wrong-count", ["s.yaml"])(
     lambda d: with_spec(d, "inputs: [a, b, c]\nlayers: [{units: 3}, {units: 1}]\n"))
 case("spec-outputs-wrong-count", ["s.yaml", "outputs"])(
     lambda d: with_spec(d, "outputs: [y, z]\nlayers: [{units: 3}, {units: 1}]\n"))
-case("spec-softmax-not-last", ["s.yaml", "softmax"])(
-    lambda d: with_spec(d, "layers: [{units: 3, activation: softmax}, {units: 1}]\n"))
 case("spec-alpha-wrong-activation", ["s.yaml", "alpha"])(
     lambda d: with_spec(d, "layers: [{units: 3, activation: tanh, alpha: 1}, {units: 1}]\n"))
 case("spec-alpha-huge-int", ["s.yaml", "alpha"])(

@@ -11,13 +11,14 @@ like z) so that the engine's hot loops make no fresh temporaries; it
 overwrites z and returns None for a derivative that is constant (s' = 1,
 s'' = 0) or for an order it does not cover (then the plain rule is used).
 
-Softmax is the one vector entry: its derivatives couple the units, so
-instead of s' and s'' it gives the maps the sweeps need (``VectorRule``):
-the Jacobian-vector product, the vector-Jacobian product, the second-order
-tangent term and the curvature contracted with adjoint weights. An
-elementwise entry answers the same four questions from s' and s''
-(``Activation.jvp`` and friends), so the sweeps written with them have one
-path for both kinds. At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
+Vector entries (softmax) couple their units: instead of s' and s'' their
+rule returns ``(s(z), state, None)``, where ``state`` is what their
+derivative maps need (for softmax, p itself), and the maps are given
+(``VectorRule``): the Jacobian-vector product, the vector-Jacobian product,
+the second-order tangent term and the curvature contracted with adjoint
+weights. An elementwise entry answers the same four questions from s' and
+s'' (``Activation.jvp`` and friends), so the sweeps written with them have
+one path for both kinds; they may sit on any layer. At a kink (relu, leaky_relu, selu at 0) the derivative is the left one,
 and the second derivative of a piecewise-linear function is 0.
 """
 
@@ -37,21 +38,22 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 @dataclass(frozen=True)
 class VectorRule:
-    """The derivatives of a vector activation p = s(z) (z, p: (N, d)), as maps.
+    """The derivatives of a vector activation s(z) (z: (N, d)), as maps of its ``state``
+    (what the rule returned beside s(z)).
 
     Tangents t are (N, n, d) (one direction per row), adjoints A (N, m, d).
     """
 
-    jvp: Callable  # jvp(p, t) -> dp[t], (N, n, d)
-    vjp: Callable  # vjp(p, A) -> A dp/dz, (N, m, d)
-    second: Callable  # second(p, t, dp) -> d2p[t, t] per direction, (N, n, d)
-    curvature: Callable  # curvature(p, t, c) -> t (sum_u c_u d2p_u/dz2) t^T, (N, n, n)
+    jvp: Callable  # jvp(state, t) -> ds[t], (N, n, d)
+    vjp: Callable  # vjp(state, A) -> A ds/dz, (N, m, d)
+    second: Callable  # second(state, t, ds) -> d2s[t, t] per direction, (N, n, d)
+    curvature: Callable  # curvature(state, t, c) -> t (sum_u c_u d2s_u/dz2) t^T, (N, n, n)
 
 
 @dataclass(frozen=True)
 class Activation:
     name: str
-    rule: Callable  # rule(z, **params) -> (value, first, second); a vector rule: second is None
+    rule: Callable  # rule(z, **params) -> (value, first, second); a vector rule: (value, state, None)
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
     vector: Optional[VectorRule] = None  # set for a function that couples its units
@@ -66,21 +68,22 @@ class Activation:
     def elementwise(self):
         return self.vector is None
 
-    # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule.
+    # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule,
+    # s1 the state of a vector rule.
     def jvp(self, s, s1, t):
-        return self.vector.jvp(s, t) if self.vector else s1[:, None, :] * t
+        return self.vector.jvp(s1, t) if self.vector else s1[:, None, :] * t
 
     def vjp(self, s, s1, adjoint):
-        return self.vector.vjp(s, adjoint) if self.vector else adjoint * s1[:, None, :]
+        return self.vector.vjp(s1, adjoint) if self.vector else adjoint * s1[:, None, :]
 
     def second(self, s, s1, s2, t, dt):
         """d2s[t, t] per direction (the Taylor term; ``dt`` = jvp(t) already computed)."""
-        return self.vector.second(s, t, dt) if self.vector else s2[:, None, :] * t * t
+        return self.vector.second(s1, t, dt) if self.vector else s2[:, None, :] * t * t
 
-    def curvature(self, s, s2, t, weights):
+    def curvature(self, s, s1, s2, t, weights):
         """t (sum_u c_u d2s_u/dz2) t^T (N, n, n) for adjoint weights c (N, d)."""
         if self.vector:
-            return self.vector.curvature(s, t, weights)
+            return self.vector.curvature(s1, t, weights)
         return (t * (weights * s2)[:, None, :]) @ t.transpose(0, 2, 1)
 
 
@@ -264,7 +267,8 @@ def _exp(z):
 
 def _softmax(z):
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True), None, None
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p, p, None
 
 
 def _softmax_jvp(p, t):
@@ -311,11 +315,10 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("gelu_tanh", _gelu_tanh),
         Activation("sin", _sin),
         Activation("exp", _exp),
-        Activation("softmax", _softmax, vector=SOFTMAX_RULE),  # allowed on the last layer only
+        Activation("softmax", _softmax, vector=SOFTMAX_RULE),
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu"}
-SOFTMAX = "softmax"  # the name the spec checks: a vector activation, last layer only
 KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES))
 
 

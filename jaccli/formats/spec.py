@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import yaml
 
-from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
+from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, canonical_name
 from jaccli.errors import JaccliError
 from jaccli.messages import clip
 
@@ -312,7 +312,7 @@ def _layer(index, item, source, default_layout):
     if not isinstance(raw_name, str):
         raise JaccliError(f"{where}: 'activation' must be a name, not {clip(raw_name)}")
     name = canonical_name(raw_name.strip().lower())
-    if name not in ACTIVATIONS and name != SOFTMAX:
+    if name not in ACTIVATIONS:
         raise JaccliError(f"{where}: unknown activation '{clip(raw_name)}' "
                           f"(known: {', '.join(KNOWN_NAMES)})")
     params = _activation_params(item, name, raw_name, where)
@@ -335,7 +335,7 @@ def _layer(index, item, source, default_layout):
 
 def _activation_params(item, name, raw_name, where):
     """The activation's parameters: its defaults, overridden by the layer's fields."""
-    params = dict(ACTIVATIONS[name].params if name in ACTIVATIONS else {})
+    params = dict(ACTIVATIONS[name].params)
     for key in sorted(ACTIVATION_FIELDS & set(item)):
         if key not in params:
             raise JaccliError(f"{where}: activation '{raw_name}' takes no '{key}'")
@@ -404,9 +404,6 @@ def parse_spec(data, source):
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
     layout = _layout(data.get("layout", "in_out"), f"{source}: 'layout'")
     parsed = [_layer(i, item, source, layout) for i, item in enumerate(layers)]
-    for i, layer in enumerate(parsed[:-1]):
-        if layer.activation == SOFTMAX:
-            raise JaccliError(f"{source}: layers[{i}]: softmax is allowed on the last layer only")
     return Spec(
         inputs=_names(data.get("inputs"), "inputs", source, "x"),
         outputs=_names(data.get("outputs"), "outputs", source, "y"),

@@ -29,7 +29,7 @@ later, carrying the chain rule back through the fold):
 An activation applies to the dense layer right before it; one that follows
 nothing, a waiting map or another activation is refused (except a ReLU or
 LeakyReLU after an activation that is never negative: the identity there,
-so dropped), and nothing but an output scaling may follow a softmax.
+so dropped).
 """
 
 from __future__ import annotations
@@ -118,7 +118,6 @@ class DenseStack:
         """x -> x W + b (layout in_out) or W x + b (out_in); ``bias`` may be None; the
         scales make it x (weight_scale W) + bias_scale b (ONNX Gemm's alpha and beta);
         ``constant``: W and b are constants of the graph, not parameters."""
-        self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
         layout = layout or self.layout
         label = f"{self.source}: {where}"
@@ -152,7 +151,6 @@ class DenseStack:
         """The activation ``name`` (jaccli's name; ``alpha`` for leaky_relu/elu) on the last dense layer."""
         if name == "linear":
             return
-        self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
         if not self.layers or self._pending:
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
@@ -169,8 +167,7 @@ class DenseStack:
             last.entry["alpha"] = float(alpha)
 
     def affine(self, scale, offset, *, where):
-        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants.
-        After a softmax it can only become the output scaling (``dense`` refuses a layer there)."""
+        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants."""
         self._check_outputs_not_scaled()
         label = f"{self.source}: {where}"
         scale = checked_tensor(scale, f"{label} scale")
@@ -190,7 +187,6 @@ class DenseStack:
         ``names``: the file's names of the tensors given ({"mean", "var", "weight", "bias"});
         weight and bias (gamma, beta) are parameters, mean and var stored statistics.
         """
-        self._check_not_after_softmax(where)
         label = f"{self.source}: {where}"
         norm = {"eps": float(eps)}
         for field, array in (("weight", weight), ("bias", bias), ("mean", mean), ("var", var)):
@@ -286,10 +282,6 @@ class DenseStack:
     def _shape_in_out(self, entry):
         shape = self.tensors[entry["weight"]].shape
         return shape if entry.get("layout", self.layout) == "in_out" else shape[::-1]
-
-    def _check_not_after_softmax(self, where):
-        if self.layers and self.layers[-1].activation == "softmax":
-            raise JaccliError(f"{self.source}: {where} follows a Softmax; Softmax must be the last layer")
 
     def _check_outputs_not_scaled(self):
         if self._outputs_scaled:

@@ -18,7 +18,7 @@ from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, describe, float32_as_decimal,
 )
-from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
+from jaccli.formats.onnx.ops import check_node_kind, events_of
 from jaccli.formats.onnx.patterns import composite
 from jaccli.messages import printable
 
@@ -190,7 +190,6 @@ class _Walker:
         steps = _chain(self, output_name, input_name)
         self._classifier_note()
         events = events_of(self, steps, width)
-        check_softmax_last(self, events)
         if not any(isinstance(e, Dense) for e in events):
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)

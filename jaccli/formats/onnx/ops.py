@@ -227,12 +227,3 @@ def events_of(walker, steps, width):
         walker.fail("the output is transposed, (features, N); jaccli reads models whose "
                     "output is (N, features), one row per point")
     return events
-
-
-def check_softmax_last(walker, events):
-    for i, event in enumerate(events):
-        if isinstance(event, Activation) and event.name == "softmax":
-            later = [e for e in events[i + 1:] if not isinstance(e, Identity)]
-            if later:
-                walker.fail(f"{event.where}: softmax before the last layer (jaccli "
-                            "supports softmax on the last layer only)")
