@@ -317,10 +317,11 @@ def _torch_kind(module):
         if module.beta != 1 or module.threshold < 20:
             return ("unsupported", "only beta=1 and threshold >= 20", None)
         return ("activation", "softplus", None)
-    if plain(nn.Softmax):
-        if module.dim not in (-1, 1):
-            return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
-        return ("activation", "softmax", None)
+    for cls, name in ((nn.Softmax, "softmax"), (nn.LogSoftmax, "log_softmax")):
+        if plain(cls):
+            if module.dim not in (-1, 1):
+                return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
+            return ("activation", name, None)
     return ("unsupported", None, None)
 
 
@@ -337,8 +338,8 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
 
     Supported modules: ``Linear`` (with or without bias) and, each right after
     a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, ELU, SELU,
-    Softplus (beta=1), Softsign, SiLU, GELU (both approximations) and Softmax
-    (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
+    Softplus (beta=1), Softsign, SiLU, GELU (both approximations), Softmax
+    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid or
     Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
     flattened; ``BatchNorm1d`` (running statistics) is written as its own

@@ -53,6 +53,9 @@ def reference_activation(name, z, alpha=None):
     if name == "softmax":
         e = np.exp(z - np.max(np.real(z), axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
+    if name == "log_softmax":
+        shifted = z - np.max(np.real(z), axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     raise KeyError(name)
 
 

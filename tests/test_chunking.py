@@ -27,6 +27,7 @@ ARCHITECTURES = [
     ([3, 6, 4], ["silu", "softmax"], False),
     ([4, 6, 5, 2], ["softmax", "tanh", "linear"], True),
     ([2, 5, 4, 3], ["tanh", "softmax", "sigmoid"], False),
+    ([3, 5, 4], ["log_softmax", "log_softmax"], True),
     ([4, 8, 2], ["gelu", "linear"], False),
     ([3, 5, 3], ["elu", "sin"], True),
 ]

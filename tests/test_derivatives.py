@@ -73,7 +73,7 @@ def test_sigmoid_2221_closed_form():
 
 
 @pytest.mark.parametrize("activation", SMOOTH)
-@pytest.mark.parametrize("last", ["linear", "tanh", "softmax"])
+@pytest.mark.parametrize("last", ["linear", "tanh", "softmax", "log_softmax"])
 def test_all_quantities_against_oracle(tmp_path, activation, last):
     rng = np.random.default_rng(zlib.crc32(f"{activation}-{last}".encode()))
     spec, tensors = random_model(rng, [3, 5, 4, 3], [activation, activation, last], scaling=True)
@@ -89,10 +89,11 @@ def test_all_quantities_against_oracle(tmp_path, activation, last):
 
 
 @pytest.mark.parametrize("activations", [["softmax", "tanh", "linear"], ["tanh", "softmax", "softmax"],
-                                         ["softmax", "softmax", "sigmoid"]])
+                                         ["softmax", "softmax", "sigmoid"], ["tanh", "tanh", "log_softmax"],
+                                         ["log_softmax", "softmax", "log_softmax"]])
 @pytest.mark.parametrize("widths", [[3, 5, 4, 2], [2, 5, 4, 3]])
-def test_softmax_on_hidden_layers_against_oracle(tmp_path, activations, widths):
-    """Softmax anywhere: m < n and m > n (the tangent-adjoint and the Taylor paths)."""
+def test_vector_activations_on_any_layer_against_oracle(tmp_path, activations, widths):
+    """Softmax and log_softmax anywhere: m < n and m > n (the tangent-adjoint and the Taylor paths)."""
     rng = np.random.default_rng(zlib.crc32(f"{activations}-{widths}".encode()))
     spec, tensors = random_model(rng, widths, activations, scaling=True)
     model = jaccli.load(save_model(tmp_path, spec, tensors))
@@ -125,8 +126,8 @@ def test_kinks_take_the_left_derivative(tmp_path):
 
 architectures = st.fixed_dictionaries({
     "widths": st.lists(st.integers(1, 5), min_size=2, max_size=5),
-    "activations": st.lists(st.sampled_from(SMOOTH + ["softmax"]), min_size=4, max_size=4),
-    "last": st.sampled_from(["linear", "sigmoid", "softmax", "tanh", "exp"]),
+    "activations": st.lists(st.sampled_from(SMOOTH + ["softmax", "log_softmax"]), min_size=4, max_size=4),
+    "last": st.sampled_from(["linear", "sigmoid", "softmax", "log_softmax", "tanh", "exp"]),
     "layout": st.sampled_from(["in_out", "out_in"]),
     "scaling": st.booleans(),
     "biases": st.lists(st.booleans(), min_size=4, max_size=4),

@@ -11,7 +11,7 @@ like z) so that the engine's hot loops make no fresh temporaries; it
 overwrites z and returns None for a derivative that is constant (s' = 1,
 s'' = 0) or for an order it does not cover (then the plain rule is used).
 
-Vector entries (softmax) couple their units: instead of s' and s'' their
+Vector entries (softmax, log_softmax) couple their units: instead of s' and s'' their
 rule returns ``(s(z), state, None)``, where ``state`` is what their
 derivative maps need (for softmax, p itself), and the maps are given
 (``VectorRule``): the Jacobian-vector product, the vector-Jacobian product,
@@ -298,6 +298,41 @@ def _softmax_curvature(p, t, c):
 
 SOFTMAX_RULE = VectorRule(_softmax_jvp, _softmax_vjp, _softmax_second, _softmax_curvature)
 
+
+def _log_softmax(z):
+    # z - logsumexp(z), the max taken out first: exact where softmax underflows to 0
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=-1, keepdims=True)
+    return shifted - np.log(total), e / total, None  # the state: p = softmax(z)
+
+
+def _log_softmax_jvp(p, t):
+    # dl = t - p.t: the Jacobian I - 1 p^T applied to each direction
+    return t - np.einsum("njd,nd->nj", t, p)[:, :, None]
+
+
+def _log_softmax_vjp(p, adjoint):
+    # A (I - 1 p^T) = A - (A 1) p^T
+    return adjoint - adjoint.sum(axis=-1)[:, :, None] * p[:, None, :]
+
+
+def _log_softmax_second(p, t, dl):
+    # every unit has the Hessian -(diag(p) - p p^T): d2l_u[t, t] = -p.(t - p.t)^2, dl = t - p.t
+    curvature = -np.einsum("njd,nd->nj", dl * dl, p)
+    return np.repeat(curvature[:, :, None], t.shape[-1], axis=2)
+
+
+def _log_softmax_curvature(p, t, c):
+    # sum_u c_u d2l_u/dz2 = -(sum c) (diag(p) - p p^T)
+    tp = np.einsum("njd,nd->nj", t, p)
+    inner = (t * p[:, None, :]) @ t.transpose(0, 2, 1) - tp[:, :, None] * tp[:, None, :]
+    return -c.sum(axis=-1)[:, None, None] * inner
+
+
+LOG_SOFTMAX_RULE = VectorRule(_log_softmax_jvp, _log_softmax_vjp, _log_softmax_second,
+                              _log_softmax_curvature)
+
 ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
     for a in [
@@ -316,6 +351,7 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("sin", _sin),
         Activation("exp", _exp),
         Activation("softmax", _softmax, vector=SOFTMAX_RULE),
+        Activation("log_softmax", _log_softmax, vector=LOG_SOFTMAX_RULE),
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu"}

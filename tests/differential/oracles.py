@@ -184,6 +184,7 @@ def _op_table():
         "Softsign": lambda i, a: i[0] / (1 + torch.abs(i[0])),
         "Gelu": lambda i, a: _gelu(i[0], a.get("approximate", "none")),
         "Softmax": lambda i, a: torch.softmax(i[0], dim=a.get("axis", -1)),
+        "LogSoftmax": lambda i, a: torch.log_softmax(i[0], dim=a.get("axis", -1)),
         "Identity": lambda i, a: i[0], "Dropout": lambda i, a: i[0],
         "Cast": lambda i, a: i[0] if i[0].is_floating_point() else i[0].double(),
         "Flatten": lambda i, a: i[0].reshape(i[0].shape[0], -1),

@@ -47,3 +47,15 @@ SOFTMAX_NETS = {
 @pytest.mark.parametrize("net", sorted(SOFTMAX_NETS))
 def test_softmax_on_any_layer(net, path_name, tmp_path):
     exact(SOFTMAX_NETS[net], path_name, tmp_path)
+
+
+LOG_SOFTMAX_NETS = {
+    "head": lambda: nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 4), nn.LogSoftmax(dim=-1)),
+    "hidden": lambda: nn.Sequential(nn.Linear(4, 5), nn.LogSoftmax(dim=1), nn.Linear(5, 2), nn.Sigmoid()),
+}
+
+
+@pytest.mark.parametrize("path_name", TORCH_PATHS)
+@pytest.mark.parametrize("net", sorted(LOG_SOFTMAX_NETS))
+def test_log_softmax(net, path_name, tmp_path):
+    exact(LOG_SOFTMAX_NETS[net], path_name, tmp_path)

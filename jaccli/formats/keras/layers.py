@@ -26,6 +26,7 @@ _ACTIVATIONS = {
     "exponential": ("exp", None),
     "softmax": ("softmax", None),
     "softmax_v2": ("softmax", None),  # tf.nn.softmax's name in TF 2.x
+    "log_softmax": ("log_softmax", None),  # keras.activations.log_softmax (Keras 3)
     "leaky_relu": ("leaky_relu", 0.2),
 }
 

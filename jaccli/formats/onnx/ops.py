@@ -120,11 +120,13 @@ def _gelu(walker, node, data, events, state):
 
 
 def _softmax(walker, node, data, events, state):
+    """Softmax or LogSoftmax over the features (before opset 13 the axis default is 1,
+    and on an (N, d) input the 2-D coercion then is the same thing)."""
     default = -1 if walker.opsets.get("", 13) >= 13 else 1
     features = (0, -2) if state["transposed"] else (1, -1)
     if attribute(walker, node, "axis", default) not in features:
         walker.refuse(node, "softmax over another axis than the features")
-    return [Activation("softmax", {}, describe(node))]
+    return [Activation("log_softmax" if node.op_type == "LogSoftmax" else "softmax", {}, describe(node))]
 
 
 # -- the table ----------------------------------------------------------------
@@ -158,6 +160,7 @@ OPS = {
     "Selu": Op(_UNARY, _selu),
     "Gelu": Op(_UNARY, _gelu),
     "Softmax": Op(_UNARY, _softmax),
+    "LogSoftmax": Op(_UNARY, _softmax),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
     # Refused by name.
