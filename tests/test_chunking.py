@@ -28,6 +28,7 @@ ARCHITECTURES = [
     ([4, 6, 5, 2], ["softmax", "tanh", "linear"], True),
     ([2, 5, 4, 3], ["tanh", "softmax", "sigmoid"], False),
     ([3, 5, 4], ["log_softmax", "log_softmax"], True),
+    ([3, 6, 5, 2], ["layer_norm", "tanh", "layer_norm"], True),
     ([4, 8, 2], ["gelu", "linear"], False),
     ([3, 5, 3], ["elu", "sin"], True),
 ]

@@ -111,6 +111,43 @@ def test_vector_activations_on_any_layer_against_oracle(tmp_path, activations, w
     close(together["hessdiag"], model.hessdiag(x), 1e-13)
 
 
+def layer_norm_model(rng, n_in, width, n_out, gamma=True, beta=True, after="relu", eps=1e-5):
+    """x -> Linear -> layer_norm -> (gamma, beta: a diagonal layer) -> after -> Linear."""
+    tensors = {"W0": rng.normal(size=(n_in, width)), "b0": rng.normal(size=width),
+               "W2": rng.normal(size=(width, n_out)), "b2": rng.normal(size=n_out)}
+    diagonal = {"units": width, "layout": "diagonal", "activation": after, "weight": None, "bias": None}
+    if gamma:
+        tensors["g"] = rng.uniform(0.5, 1.5, size=width) * rng.choice([-1, 1], size=width)
+        diagonal["weight"] = "g"
+    if beta:
+        tensors["be"] = rng.normal(size=width)
+        diagonal["bias"] = "be"
+    spec = {"layers": [{"units": width, "activation": "layer_norm", "eps": eps}, diagonal,
+                       {"units": n_out, "weight": "W2", "bias": "b2"}],
+            "input_scaling": {"offset": [0.5] * n_in, "scale": [2.0] * n_in}}
+    return spec, tensors
+
+
+@pytest.mark.parametrize("affine", [(True, True), (True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("shape", [(4, 5, 2), (2, 5, 3)])
+def test_layer_norm_against_oracle(tmp_path, affine, shape):
+    """layer_norm then its affine as a diagonal layer: gamma's columns are its d elements."""
+    rng = np.random.default_rng(zlib.crc32(f"{affine}-{shape}".encode()))
+    spec, tensors = layer_norm_model(rng, *shape, *affine, after="tanh", eps=1e-3)
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    assert [name for name, _ in model.parameters] == oracle.parameter_names(spec)
+    assert dict(model.parameters).get("g", (shape[1],)) == (shape[1],)
+    x = rng.normal(size=(9, shape[0]))
+    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
+    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
+    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
+    hess = oracle.hessian(spec, tensors, x)
+    close(model.hessian(x), hess, RTOL_SECOND)
+    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
+    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+
+
 def test_kinks_take_the_left_derivative(tmp_path):
     """relu and leaky_relu at exactly 0: the left derivative, second derivative 0."""
     tensors = {"W0": np.eye(2), "b0": np.zeros(2), "W1": np.ones((2, 1)), "b1": np.zeros(1)}

@@ -11,7 +11,7 @@ like z) so that the engine's hot loops make no fresh temporaries; it
 overwrites z and returns None for a derivative that is constant (s' = 1,
 s'' = 0) or for an order it does not cover (then the plain rule is used).
 
-Vector entries (softmax, log_softmax) couple their units: instead of s' and s'' their
+Vector entries (softmax, log_softmax, layer_norm) couple their units: instead of s' and s'' their
 rule returns ``(s(z), state, None)``, where ``state`` is what their
 derivative maps need (for softmax, p itself), and the maps are given
 (``VectorRule``): the Jacobian-vector product, the vector-Jacobian product,
@@ -333,6 +333,61 @@ def _log_softmax_curvature(p, t, c):
 LOG_SOFTMAX_RULE = VectorRule(_log_softmax_jvp, _log_softmax_vjp, _log_softmax_second,
                               _log_softmax_curvature)
 
+
+def _layer_norm(z, eps):
+    # (z - mean) / sqrt(var + eps) over the units, var the biased one (as torch, Keras, ONNX)
+    centred = z - z.mean(axis=-1, keepdims=True)
+    r = 1.0 / np.sqrt((centred * centred).mean(axis=-1) + eps)
+    y = centred * r[:, None]
+    return y, (y, r), None  # the state: the output y and r = 1/sqrt(var + eps), (N,)
+
+
+def _centred(t):
+    return t - t.mean(axis=-1, keepdims=True)
+
+
+def _layer_norm_jvp(state, t):
+    # dy = r (t_c - y (y.t) / d): y is centred, so y.t_c = y.t
+    y, r = state
+    d = y.shape[-1]
+    yt = np.einsum("njd,nd->nj", t, y)
+    return r[:, None, None] * (_centred(t) - yt[:, :, None] * y[:, None, :] / d)
+
+
+def _layer_norm_vjp(state, adjoint):
+    # the Jacobian r (P - y y^T / d) is symmetric (P the centring)
+    return _layer_norm_jvp(state, adjoint)
+
+
+def _layer_norm_second(state, t, dy):
+    # d2y[t, t] = r^2 (-2 a t_c / d + y (3 a^2 / d^2 - |t_c|^2 / d)), a = y.t
+    y, r = state
+    d = y.shape[-1]
+    tc = _centred(t)
+    a = np.einsum("njd,nd->nj", t, y)
+    norm = np.einsum("njd,njd->nj", tc, tc)
+    bracket = -2.0 * a[:, :, None] * tc / d + y[:, None, :] * (3.0 * a * a / d ** 2 - norm / d)[:, :, None]
+    return (r * r)[:, None, None] * bracket
+
+
+def _layer_norm_curvature(state, t, c):
+    # the polarised second(): for directions t_j, t_k with a = T y, b = T c_c, g = c.y
+    #   r^2 (-(a b^T + b a^T) / d + g (3 a a^T / d^2 - T_c T_c^T / d))
+    y, r = state
+    d = y.shape[-1]
+    tc = _centred(t)
+    a = np.einsum("njd,nd->nj", t, y)
+    b = np.einsum("njd,nd->nj", t, _centred(c))
+    g = np.einsum("nd,nd->n", c, y)
+    cross = a[:, :, None] * b[:, None, :]
+    gram = tc @ tc.transpose(0, 2, 1)
+    inner = -(cross + cross.transpose(0, 2, 1)) / d + g[:, None, None] * (
+        3.0 * a[:, :, None] * a[:, None, :] / d ** 2 - gram / d)
+    return (r * r)[:, None, None] * inner
+
+
+LAYER_NORM_RULE = VectorRule(_layer_norm_jvp, _layer_norm_vjp, _layer_norm_second, _layer_norm_curvature)
+
 ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
     for a in [
@@ -352,6 +407,7 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("exp", _exp),
         Activation("softmax", _softmax, vector=SOFTMAX_RULE),
         Activation("log_softmax", _log_softmax, vector=LOG_SOFTMAX_RULE),
+        Activation("layer_norm", _layer_norm, {"eps": 1e-5}, vector=LAYER_NORM_RULE),
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu"}

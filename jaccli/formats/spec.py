@@ -24,6 +24,9 @@ LAYER_FIELDS = {"units", "activation", "weight", "bias", "layout", "before", "af
 SCALING_FIELDS = {"offset", "scale"}
 BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
+# A layer may also be diagonal: its weight is a vector w and its kernel diag(w) (a
+# LayerNorm's gamma); weight null there means w = 1 (a LayerNorm with a bias only).
+DIAGONAL = "diagonal"
 
 
 @dataclass
@@ -54,9 +57,10 @@ class LayerSpec:
     units: Optional[int]
     activation: str  # canonical name
     params: dict
-    weight: str
+    weight: Optional[str]  # None only for a diagonal layer: the identity kernel
     bias: Optional[str]
-    layout: str = "in_out"  # how this layer's kernel is stored (the spec's layout unless given)
+    layout: str = "in_out"  # how this layer's kernel is stored (the spec's layout unless given;
+    # "diagonal": the weight is a vector w, the kernel diag(w))
     before: tuple = ()  # ScaleMap/BatchNormMap applied to the layer's input, in order
     after: tuple = ()  # ... to its pre-activation a W + b, before the activation
     weight_scale: float = 1.0  # the layer computes a (weight_scale W) + bias_scale b
@@ -321,9 +325,12 @@ def _layer(index, item, source, default_layout):
     for field, tensor in (("weight", weight), ("bias", bias)):
         if tensor is not None and not isinstance(tensor, str):
             raise JaccliError(f"{where}: '{field}' must be a tensor name, not {clip(tensor)}")
-    if weight is None:
-        raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel")
-    layout = _layout(item.get("layout", default_layout), f"{where}: 'layout'")
+    layout = _layout(item.get("layout", default_layout), f"{where}: 'layout'", LAYOUTS + (DIAGONAL,))
+    if weight is None and layout != DIAGONAL:
+        raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel "
+                          f"(only a diagonal layer's may be, meaning the identity)")
+    if weight is None and units is None:
+        raise JaccliError(f"{where}: a diagonal layer without a weight needs 'units'")
     before, after = (_maps(item.get(field, ()), f"{where}.{field}") for field in ("before", "after"))
     scales = [_number(item.get(field, 1.0), f"{where}: '{field}'")
               for field in ("weight_scale", "bias_scale")]
@@ -354,11 +361,11 @@ def _number(value, where):
     return number
 
 
-def _layout(value, where):
+def _layout(value, where, allowed=LAYOUTS):
     if isinstance(value, str):
         value = value.strip().lower()  # like activation names, case does not matter
-    if value not in LAYOUTS:
-        raise JaccliError(f"{where} must be in_out or out_in, not {clip(value)}")
+    if value not in allowed:
+        raise JaccliError(f"{where} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {clip(value)}")
     return value
 
 
