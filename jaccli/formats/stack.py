@@ -11,6 +11,7 @@ spec dict (the YAML schema) with the tensor dict it names:
     stack.affine(scale, offset, where="node 'm' (Mul)")  # y = x * scale + offset, constants
     stack.batchnorm(mean, var, eps, gamma, beta, names={...}, where=...)
     stack.activation("tanh", where="node 't' (Tanh)")
+    stack.layernorm(eps, gamma, beta, names={...}, where=...)
     spec, tensors = stack.build()
 
 Nothing is folded here: the tensors are the file's, under the file's names
@@ -29,7 +30,13 @@ later, carrying the chain rule back through the fold):
 An activation applies to the dense layer right before it; one that follows
 nothing, a waiting map or another activation is refused (except a ReLU or
 LeakyReLU after an activation that is never negative: the identity there,
-so dropped).
+so dropped). A LayerNorm is two things: the ``layer_norm`` activation (the
+normalisation, over the features) of the dense layer right before it, and,
+when it has gamma or beta, a ``layout: diagonal`` layer (kernel diag(gamma),
+bias beta: parameters of their own) whose activation is the next event's;
+without them, an activation that follows it (or a LayerNorm that follows an
+activation) gets a diagonal layer of its own without weight or bias (the
+identity).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from jaccli.numeric import dtype_problem
 # derivative is 0 (relu's left derivative) or underflows with it, so the
 # product is the same whichever derivative the second one takes at 0.
 NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp")
+LAYER_NORM = "layer_norm"
 _IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
 
 
@@ -158,6 +166,8 @@ class DenseStack:
         last = self.layers[-1]
         if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
             return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see above)
+        if last.activation is not None and LAYER_NORM in (name, last.activation):
+            last = self._identity_layer()  # LayerNorm then ReLU, or Tanh then LayerNorm
         if last.activation is not None:
             raise JaccliError(f"{self.source}: {where}: two activations in a row cannot be one "
                               f"{self.dense_word} layer (it already applies {last.activation})")
@@ -165,6 +175,34 @@ class DenseStack:
         last.entry["activation"] = name
         if alpha is not None:
             last.entry["alpha"] = float(alpha)
+
+    def layernorm(self, eps, weight=None, bias=None, *, names, where):
+        """LayerNorm over the features, (x - mean) / sqrt(var + eps) * weight + bias (var
+        the biased one); ``names``: the file's names of weight and bias (parameters)."""
+        self.activation(LAYER_NORM, where=where)
+        self.layers[-1].entry["eps"] = float(eps)
+        if weight is None and bias is None:
+            return
+        label = f"{self.source}: {where}"
+        entry = self._identity_layer().entry
+        for field, array in (("weight", weight), ("bias", bias)):
+            if array is None:
+                continue
+            array = checked_tensor(array, f"{label} {field}")
+            if array.ndim != 1:
+                raise JaccliError(f"{label} {field} has shape {array.shape}; expected one value "
+                                  f"per feature")
+            self._check_width(array.size, label)
+            self._register(names[field], array, f"{label} {field}")
+            entry[field] = names[field]
+
+    def _identity_layer(self):
+        """A diagonal layer without weight or bias (the identity, no parameters), to carry
+        an activation that follows another."""
+        layer = _Layer({"units": self.width, "activation": "linear", "layout": "diagonal",
+                        "weight": None, "bias": None})
+        self.layers.append(layer)
+        return layer
 
     def affine(self, scale, offset, *, where):
         """y = x * scale + offset, feature by feature (scalars apply to every feature); constants."""

@@ -7,9 +7,12 @@ tensor names in the file's shapes, to 1e-12). A refusal fails: these nets
 must be read, and read exactly.
 """
 
+import dataclasses
+import warnings
+
 import pytest
 
-from .paths import path_named, run_source, torch_source_of
+from .paths import exported_module, path_named, run_source, torch_source_of
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -20,9 +23,22 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 TORCH_PATHS = ["from_torch-npz", "onnx-legacy", "onnx-dynamo"]
 
 
+def write_opset_16(source, folder):
+    """The legacy exporter at opset 16, before LayerNormalization: it writes LayerNorm out
+    as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (+ Mul, + Add)."""
+    file = folder / "model.onnx"
+    x = torch.as_tensor(source.X[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(exported_module(source), (x,), str(file), dynamo=False, opset_version=16,
+                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N"}, "y": {0: "N"}})
+    return file, {}
+
+
 def exact(build, path_name, tmp_path):
     """Build the net (seed 0, float64, eval), send it through ``path_name``, and require a pass."""
-    path = path_named(path_name)
+    path = path_named(path_name) if path_name != "onnx-legacy-16" else dataclasses.replace(
+        path_named("onnx-legacy"), name=path_name, write=write_opset_16)
     for module in path.needs:
         pytest.importorskip(module)
     torch.manual_seed(0)
@@ -59,3 +75,36 @@ LOG_SOFTMAX_NETS = {
 @pytest.mark.parametrize("net", sorted(LOG_SOFTMAX_NETS))
 def test_log_softmax(net, path_name, tmp_path):
     exact(LOG_SOFTMAX_NETS[net], path_name, tmp_path)
+
+
+LAYER_NORM_NETS = {
+    "affine-relu": lambda: nn.Sequential(nn.Linear(3, 5), nn.LayerNorm(5), nn.ReLU(), nn.Linear(5, 2)),
+    "affine-last": lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3), nn.LayerNorm(3)),
+    "no-bias-then-linear": lambda: nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4, bias=False),
+                                                 nn.Linear(4, 2)),
+    "no-affine-tanh": lambda: nn.Sequential(nn.Linear(2, 6), nn.LayerNorm(6, elementwise_affine=False),
+                                            nn.Tanh(), nn.Linear(6, 4), nn.LogSoftmax(dim=-1)),
+    "eps-and-softmax": lambda: nn.Sequential(nn.Linear(3, 5), nn.LayerNorm(5, eps=0.1), nn.Softmax(dim=-1),
+                                             nn.Linear(5, 1)),
+}
+
+
+def trained_affine(build):
+    """The net with LayerNorm's gamma and beta moved off their initial 1 and 0."""
+    def made():
+        net = build()
+        with torch.no_grad():
+            for module in net:
+                if isinstance(module, nn.LayerNorm) and module.weight is not None:
+                    module.weight.mul_(torch.empty_like(module.weight).uniform_(0.5, 1.5))
+                    module.weight[0] *= -1
+                    if module.bias is not None:
+                        module.bias.add_(torch.randn_like(module.bias))
+        return net
+    return made
+
+
+@pytest.mark.parametrize("path_name", TORCH_PATHS + ["onnx-legacy-16"])
+@pytest.mark.parametrize("net", sorted(LAYER_NORM_NETS))
+def test_layer_norm(net, path_name, tmp_path):
+    exact(trained_affine(LAYER_NORM_NETS[net]), path_name, tmp_path)

@@ -267,8 +267,10 @@ def _chain(walker, output_name, input_name):
             walker.fail(f"tensor '{current}' is not computed from the input '{input_name}'")
         check_node_kind(walker, node)
         computed = [name for name in node.input if name and not walker.is_constant(name)]
-        # A written-out activation may end in a Mul by a constant (GELU's 0.5).
-        found = composite(walker, node) if len(computed) > 1 or node.op_type == "Mul" else None
+        # A written-out activation may end in a Mul by a constant (GELU's 0.5);
+        # a LayerNorm written out may end in a Mul or Add of its gamma or beta.
+        found = composite(walker, node) if len(computed) > 1 or node.op_type in ("Mul", "Add") \
+            else None
         if len(computed) == 1 and found is None:
             steps.append(("node", node, computed[0]))
             current = computed[0]

@@ -11,8 +11,10 @@ node on the chain passes, and the loop turning the chain's steps into events.
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
+import numpy as np
+
 from jaccli.formats.onnx import dense
-from jaccli.formats.onnx.events import Activation, Identity
+from jaccli.formats.onnx.events import Activation, Identity, LayerNorm
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
 )
@@ -129,6 +131,33 @@ def _softmax(walker, node, data, events, state):
     return [Activation("log_softmax" if node.op_type == "LogSoftmax" else "softmax", {}, describe(node))]
 
 
+def _layer_normalization(walker, node, data, events, state):
+    """LayerNormalization (opset 17) over the features: X, Scale and an optional B."""
+    if state["transposed"] or attribute(walker, node, "axis", -1) not in (-1, 1):
+        walker.refuse(node, "normalises over another axis than the features")
+    eps = float_attribute(walker, node, "epsilon", 1e-5)
+    scale, scale_name = layer_norm_affine(walker, node, node.input[1], 1.0, state)
+    bias, bias_name = layer_norm_affine(walker, node, node.input[2] if len(node.input) > 2 else "",
+                                        0.0, state)
+    return [LayerNorm(eps, scale, bias, scale_name, bias_name, describe(node))]
+
+
+def layer_norm_affine(walker, node, name, neutral, state):
+    """(array, name) of a LayerNorm's gamma or beta: an initializer is a parameter; a
+    Constant node (what torch writes without elementwise_affine) must be ``neutral``
+    (1 or 0) and is dropped, as is an absent input."""
+    if not name:
+        return None, None
+    array = walker.constant(name, node, role="scale" if neutral else "bias")
+    if name in walker.initializers:
+        if array.shape != (state["width"] or array.size,):
+            walker.refuse(node, f"its '{name}' has shape {array.shape}, not one value per feature")
+        return array, name
+    if np.any(array != neutral):
+        walker.refuse(node, f"its '{name}' is a computed constant other than {neutral:g}")
+    return None, None
+
+
 # -- the table ----------------------------------------------------------------
 
 _UNARY, _BINARY = (1, 1), (2, 2)
@@ -161,6 +190,7 @@ OPS = {
     "Gelu": Op(_UNARY, _gelu),
     "Softmax": Op(_UNARY, _softmax),
     "LogSoftmax": Op(_UNARY, _softmax),
+    "LayerNormalization": Op((2, 3), _layer_normalization),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
     # Refused by name.
@@ -221,6 +251,10 @@ def events_of(walker, steps, width):
         if step[0] == "activation":
             _, node, name, params, _ = step
             events.append(Activation(name, params, describe(node)))
+        elif step[0] == "layernorm":
+            _, node, eps, weight, bias, _ = step
+            events.append(LayerNorm(eps, *(None if name is None else walker.constant(name, node)
+                                           for name in (weight, bias)), weight, bias, describe(node)))
         elif step[0] == "complement":
             events.append(dense.complement(walker, step[1], step[2], state))
         else:

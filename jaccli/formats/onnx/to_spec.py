@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaccli.formats.onnx.events import Activation, Dense, Identity
+from jaccli.formats.onnx.events import Activation, Dense, Identity, LayerNorm
 from jaccli.formats.onnx.graph import read_onnx
 from jaccli.formats.stack import DenseStack
 
@@ -30,6 +30,9 @@ def onnx_spec_and_tensors(path):
                         constant=event.constant)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
+        elif isinstance(event, LayerNorm):
+            stack.layernorm(event.eps, event.weight, event.bias, where=event.where,
+                            names={"weight": event.weight_name, "bias": event.bias_name})
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
