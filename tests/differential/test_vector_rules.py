@@ -12,6 +12,10 @@ import warnings
 
 import pytest
 
+import numpy as np
+
+from . import harness, oracles
+from .architectures import random_points
 from .paths import exported_module, path_named, run_source, torch_source_of
 
 torch = pytest.importorskip("torch")
@@ -108,3 +112,57 @@ def trained_affine(build):
 @pytest.mark.parametrize("net", sorted(LAYER_NORM_NETS))
 def test_layer_norm(net, path_name, tmp_path):
     exact(trained_affine(LAYER_NORM_NETS[net]), path_name, tmp_path)
+
+
+def keras_layer_norm_reference(model, eps):
+    """torch.func's reference of Dense -> LayerNormalization -> tanh -> Dense(log_softmax),
+    written here from the Keras model's arrays (as float64)."""
+    dense, norm, _, head = model.layers
+    params = {}
+    for layer in (dense, norm, head):
+        for variable in layer.weights:
+            params[variable.path] = torch.as_tensor(np.asarray(variable.numpy(), dtype=np.float64))
+    names = {layer: [v.path for v in layer.weights] for layer in (dense, norm, head)}
+
+    def forward(X, p):
+        z = X @ p[names[dense][0]] + p[names[dense][1]]
+        centred = z - z.mean(dim=-1, keepdim=True)
+        y = centred / torch.sqrt((centred * centred).mean(dim=-1, keepdim=True) + eps)
+        for path in names[norm]:
+            y = y * p[path] if path.endswith("gamma") else y + p[path]
+        z = torch.tanh(y) @ p[names[head][0]] + p[names[head][1]]
+        return torch.log_softmax(z, dim=-1)
+
+    return oracles.Reference(forward, params, {name: name for name in params})
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("center,scale", [(True, True), (False, True), (True, False), (False, False)])
+def test_keras_layer_normalization(center, scale, suffix, tmp_path):
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(3)
+    # named as a .keras archive names them (as paths.keras_source does)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5, name="dense"),
+                              keras.layers.LayerNormalization(epsilon=0.01, center=center, scale=scale,
+                                                              name="layer_normalization"),
+                              keras.layers.Activation("tanh", name="activation"),
+                              keras.layers.Dense(3, activation="log_softmax", name="dense_1")])
+    for layer in model.layers:
+        layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
+    path = tmp_path / f"model{suffix}"
+    model.save(str(path))
+    X = random_points(rng, 3)
+    outcome = harness.check_file(path, keras_layer_norm_reference(model, 0.01), X, own=False)
+    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
+
+
+def test_keras_rms_scaling_is_refused_in_one_line(tmp_path):
+    keras = pytest.importorskip("keras")
+    import jaccli
+    from jaccli.errors import JaccliError
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.LayerNormalization(rms_scaling=True), keras.layers.Dense(1)])
+    model.save(str(tmp_path / "m.keras"))
+    with pytest.raises(JaccliError, match=r"\(LayerNormalization\) is not supported: rms_scaling=True"):
+        jaccli.load(str(tmp_path / "m.keras"))

@@ -59,6 +59,7 @@ SUPPORTED_LAYERS = (
     "Softmax",
     "Normalization",
     "BatchNormalization",
+    "LayerNormalization",
 ) + IDENTITY_LAYERS
 
 
@@ -92,6 +93,8 @@ def weight_roles(entry):
         if config.get("center", True):
             roles.append("beta")
         return roles + ["moving_mean", "moving_variance"]
+    if cls == "LayerNormalization":  # keras/src/layers/normalization/layer_normalization.py build()
+        return [role for role, flag in (("gamma", "scale"), ("beta", "center")) if config.get(flag, True)]
     if cls == "Normalization":
         return ["mean", "variance", "count"]
     return []
