@@ -35,8 +35,8 @@ normalisation, over the features) of the dense layer right before it, and,
 when it has gamma or beta, a ``layout: diagonal`` layer (kernel diag(gamma),
 bias beta: parameters of their own) whose activation is the next event's;
 without them, an activation that follows it (or a LayerNorm that follows an
-activation) gets a diagonal layer of its own without weight or bias (the
-identity).
+activation), with any maps between them, gets a diagonal layer of its own
+without weight or bias (the identity), the maps its ``after``.
 """
 
 from __future__ import annotations
@@ -160,10 +160,14 @@ class DenseStack:
         if name == "linear":
             return
         self._check_outputs_not_scaled()
-        if not self.layers or self._pending:
+        joins = self.layers and self._pending and LAYER_NORM in (name, self.layers[-1].activation)
+        if not self.layers or (self._pending and not joins):
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
                               f"{self.dense_word} layer")
         last = self.layers[-1]
+        if joins:  # LayerNorm, maps, an activation (or the other way round): the maps join
+            last = self._identity_layer()  # the identity layer that carries it
+            last.entry["after"], self._pending, self._pending_where = self._pending, [], None
         if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
             return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see above)
         if last.activation is not None and LAYER_NORM in (name, last.activation):

@@ -166,3 +166,20 @@ def test_keras_rms_scaling_is_refused_in_one_line(tmp_path):
     model.save(str(tmp_path / "m.keras"))
     with pytest.raises(JaccliError, match=r"\(LayerNormalization\) is not supported: rms_scaling=True"):
         jaccli.load(str(tmp_path / "m.keras"))
+
+
+@pytest.mark.parametrize("opset", [16, 17])
+def test_the_example_files_of_the_docs(opset):
+    """tests/data/vector/layernorm_opset*.onnx (docs/models.md) against torch.func on the net
+    that made them (tests/data/make_vector_files.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    data = Path(__file__).parent.parent / "data"
+    spec = importlib.util.spec_from_file_location("make_vector_files", data / "make_vector_files.py")
+    maker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(maker)
+    reference = oracles.torch_reference(maker.net())
+    X = random_points(np.random.default_rng(opset), 3, count=6)
+    outcome = harness.check_file(data / "vector" / f"layernorm_opset{opset}.onnx", reference, X, own=False)
+    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
