@@ -408,7 +408,7 @@ def _add_torch_module(stack, name, child, owner):
         arrays = {field: None if getattr(child, field, None) is None
                   else _torch_tensor(getattr(child, field), f"{label} {field}")
                   for field in ("weight", "bias")}
-        stack.layernorm(child.eps, arrays["weight"], arrays["bias"],
+        stack.layernorm(child.eps, arrays["weight"], arrays["bias"], features=child.normalized_shape[0],
                         names={field: f"{name}.{field}" for field in arrays}, where=where)
     elif kind == "batchnorm":
         # Inference: (x - running_mean) / sqrt(running_var + eps) * weight + bias

@@ -160,6 +160,8 @@ class DenseStack:
         if name == "linear":
             return
         self._check_outputs_not_scaled()
+        if name == LAYER_NORM and not self.layers and not self._pending and self.width is not None:
+            self._identity_layer()  # a LayerNorm of the inputs
         joins = self.layers and self._pending and LAYER_NORM in (name, self.layers[-1].activation)
         if not self.layers or (self._pending and not joins):
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
@@ -180,9 +182,14 @@ class DenseStack:
         if alpha is not None:
             last.entry["alpha"] = float(alpha)
 
-    def layernorm(self, eps, weight=None, bias=None, *, names, where):
+    def layernorm(self, eps, weight=None, bias=None, *, names, where, features=None):
         """LayerNorm over the features, (x - mean) / sqrt(var + eps) * weight + bias (var
-        the biased one); ``names``: the file's names of weight and bias (parameters)."""
+        the biased one); ``names``: the file's names of weight and bias (parameters);
+        ``features``: their number, when the format states it (else gamma's size)."""
+        features = features or next((np.size(a) for a in (weight, bias) if a is not None), None)
+        if features is not None:
+            self._check_width(int(features), f"{self.source}: {where}")
+            self._set_width(int(features), where)
         self.activation(LAYER_NORM, where=where)
         self.layers[-1].entry["eps"] = float(eps)
         if weight is None and bias is None:
@@ -259,7 +266,7 @@ class DenseStack:
         """(spec dict, {tensor name: float64 array}); names default to counts."""
         self._resolve_trailing()
         first, last = self.layers[0].entry, self.layers[-1].entry
-        n_in = self._shape_in_out(first)[0]
+        n_in = first["units"] if first["weight"] is None else self._shape_in_out(first)[0]
         n_out = last["units"]
         spec = {
             "inputs": self._names(input_names, n_in, "input"),

@@ -88,6 +88,8 @@ LAYER_NORM_NETS = {
                                                  nn.Linear(4, 2)),
     "no-affine-tanh": lambda: nn.Sequential(nn.Linear(2, 6), nn.LayerNorm(6, elementwise_affine=False),
                                             nn.Tanh(), nn.Linear(6, 4), nn.LogSoftmax(dim=-1)),
+    "of-the-inputs": lambda: nn.Sequential(nn.LayerNorm(3), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)),
+    "of-the-inputs-no-affine": lambda: nn.Sequential(nn.LayerNorm(4, elementwise_affine=False), nn.Linear(4, 2)),
     "eps-and-softmax": lambda: nn.Sequential(nn.Linear(3, 5), nn.LayerNorm(5, eps=0.1), nn.Softmax(dim=-1),
                                              nn.Linear(5, 1)),
 }

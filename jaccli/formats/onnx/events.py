@@ -48,6 +48,7 @@ class LayerNorm:
     weight_name: Optional[str]
     bias_name: Optional[str]
     where: str
+    features: Optional[int] = None  # the width normalised over, when the graph says
 
 
 @dataclass

@@ -139,7 +139,7 @@ def _layer_normalization(walker, node, data, events, state):
     scale, scale_name = layer_norm_affine(walker, node, node.input[1], 1.0, state)
     bias, bias_name = layer_norm_affine(walker, node, node.input[2] if len(node.input) > 2 else "",
                                         0.0, state)
-    return [LayerNorm(eps, scale, bias, scale_name, bias_name, describe(node))]
+    return [LayerNorm(eps, scale, bias, scale_name, bias_name, describe(node), state["width"])]
 
 
 def layer_norm_affine(walker, node, name, neutral, state):
@@ -254,7 +254,8 @@ def events_of(walker, steps, width):
         elif step[0] == "layernorm":
             _, node, eps, weight, bias, _ = step
             events.append(LayerNorm(eps, *(None if name is None else walker.constant(name, node)
-                                           for name in (weight, bias)), weight, bias, describe(node)))
+                                           for name in (weight, bias)), weight, bias, describe(node),
+                                    state["width"]))
         elif step[0] == "complement":
             events.append(dense.complement(walker, step[1], step[2], state))
         else:

@@ -32,7 +32,8 @@ def onnx_spec_and_tensors(path):
             stack.activation(event.name, event.params.get("alpha"), where=event.where)
         elif isinstance(event, LayerNorm):
             stack.layernorm(event.eps, event.weight, event.bias, where=event.where,
-                            names={"weight": event.weight_name, "bias": event.bias_name})
+                            names={"weight": event.weight_name, "bias": event.bias_name},
+                            features=event.features)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
