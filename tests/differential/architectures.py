@@ -3,8 +3,8 @@
 Everything is float64 and small (1-4 dense layers, widths 1-8, 2-6 inputs,
 1-3 outputs). A torch network mixes every module jaccli reads with the
 things that trip readers up: BatchNorm1d in eval with non-trivial statistics,
-LayerNorm right after a Linear (with or without gamma and beta, trained
-values), a Softmax or LogSoftmax head,
+LayerNorm of the inputs, right after a Linear or after an activation (with
+or without gamma and beta, trained values), a Softmax or LogSoftmax head,
 inference-time no-ops, constant scalings of both signs (``Scale``, a custom
 module that from_torch may refuse and ONNX writes as Mul/Add or Sub/Div),
 one activation object used several times, and one Linear used twice (tied).
@@ -162,6 +162,8 @@ def random_torch_net(seed, scalings=True):
     b = _Builder(rng, scalings)
     depth = len(widths) - 1
     b.maybe_scale(widths[0])
+    if b.coin(0.1):
+        b.layernorm(widths[0])  # of the inputs
     linears = []
     for i in range(depth):
         if tied is not None and i == tied + 1:
@@ -178,6 +180,8 @@ def random_torch_net(seed, scalings=True):
         b.maybe_noop()
         if not last:
             b.activation(str(rng.choice(ACTIVATIONS)))
+            if b.coin(0.1):
+                b.layernorm(widths[i + 1])  # after the activation
             b.maybe_scale(widths[i + 1])
     head = rng.choice(["none", "activation", "softmax", "log_softmax"], p=[0.45, 0.3, 0.15, 0.1])
     if head == "activation":
