@@ -297,6 +297,10 @@ def _torch_kind(module):
         if (module.start_dim, module.end_dim) != (1, -1):
             return ("unsupported", "only Flatten() with start_dim=1, end_dim=-1", None)
         return ("skip", None, None)  # identity on the (N, n) input a MLP takes
+    if plain(nn.LayerNorm):
+        if len(module.normalized_shape) != 1:
+            return ("unsupported", "only LayerNorm over the last dimension, normalized_shape=(d,)", None)
+        return ("layernorm", None, None)
     if plain(nn.BatchNorm1d):
         if not module.track_running_stats or module.running_mean is None:
             return ("unsupported", "BatchNorm1d needs running statistics, track_running_stats=True", None)
@@ -321,10 +325,11 @@ def _torch_kind(module):
     if plain(nn.GELU):
         gelu = {"none": "gelu", "tanh": "gelu_tanh"}.get(module.approximate)
         return ("activation", gelu, None) if gelu else ("unsupported", f"approximate={module.approximate!r}", None)
-    if plain(nn.Softmax):
-        if module.dim not in (-1, 1):
-            return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
-        return ("activation", "softmax", None)
+    for cls, name in ((nn.Softmax, "softmax"), (nn.LogSoftmax, "log_softmax")):
+        if plain(cls):
+            if module.dim not in (-1, 1):
+                return ("unsupported", f"dim={module.dim}; only dim=-1 or 1", None)
+            return ("activation", name, None)
     return ("unsupported", None, None)
 
 
@@ -343,11 +348,13 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     a Linear, one of Identity, Tanh, Sigmoid, ReLU, LeakyReLU, PReLU (its
     weight a parameter), ELU, CELU, SELU, Softplus (beta and threshold as
     torch computes them), Softsign, SiLU, Mish, GELU (both approximations),
-    Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink and Softmax
-    (dim=-1, last module only); a ReLU or LeakyReLU after ReLU, Sigmoid or
+    Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink, Softmax
+    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid or
     Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
     inference-time identities and are skipped; nested Sequentials are
-    flattened; ``BatchNorm1d`` (running statistics) is written as its own
+    flattened; ``LayerNorm`` over the last dimension (right after a Linear)
+    is the layer_norm activation and, with ``elementwise_affine``, a diagonal
+    layer of its weight and bias (``layout: diagonal``); ``BatchNorm1d`` (running statistics) is written as its own
     tensors (``<bn>.weight``, ``<bn>.bias``, ``<bn>.running_mean``,
     ``<bn>.running_var``) and folded when the model is loaded, its weight and
     bias parameters of their own. A module that runs twice (an activation, or a
@@ -395,7 +402,7 @@ def _add_torch_module(stack, name, child, owner):
     if getattr(child, "_forward_hooks", None) or getattr(child, "_forward_pre_hooks", None):
         raise JaccliError(f"{label} has forward hooks, which the export cannot represent")
     if kind == "unsupported":
-        hint = detail or "supported: Linear, the activations listed in from_torch's docstring, Dropout, Flatten, BatchNorm1d"
+        hint = detail or "supported: Linear, the activations listed in from_torch's docstring, Dropout, Flatten, BatchNorm1d, LayerNorm"
         raise JaccliError(f"{label} is not supported ({hint})")
     if kind == "skip":
         stack.identity()
@@ -403,6 +410,12 @@ def _add_torch_module(stack, name, child, owner):
         weight = _torch_tensor(child.weight, f"{label} weight")
         bias = None if child.bias is None else _torch_tensor(child.bias, f"{label} bias")
         stack.dense(weight, bias, where=where, weight_name=f"{name}.weight", bias_name=f"{name}.bias")
+    elif kind == "layernorm":
+        arrays = {field: None if getattr(child, field, None) is None
+                  else _torch_tensor(getattr(child, field), f"{label} {field}")
+                  for field in ("weight", "bias")}
+        stack.layernorm(child.eps, arrays["weight"], arrays["bias"], features=child.normalized_shape[0],
+                        names={field: f"{name}.{field}" for field in arrays}, where=where)
     elif kind == "batchnorm":
         # Inference: (x - running_mean) / sqrt(running_var + eps) * weight + bias
         roles = {"weight": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}

@@ -53,19 +53,35 @@ def reference_activation(name, z, alpha=None):
     if name == "softmax":
         e = np.exp(z - np.max(np.real(z), axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
+    if name == "layer_norm":  # alpha is eps here; c * c, not |c|^2: analytic for the complex step
+        centred = z - z.mean(axis=-1, keepdims=True)
+        return centred / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + alpha)
+    if name == "log_softmax":
+        shifted = z - np.max(np.real(z), axis=-1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
     raise KeyError(name)
 
 
 def layer_list(spec, tensors):
-    """[(kernel as (in, out), bias or None, activation, alpha)] from the spec dict."""
+    """[(kernel as (in, out), bias or None, activation, alpha (eps for layer_norm))] from the spec dict.
+
+    A ``layout: diagonal`` layer's weight is a vector w and its kernel diag(w) (the identity
+    of ``units`` without a weight)."""
     out = []
     for i, layer in enumerate(spec["layers"]):
-        kernel = np.asarray(tensors[layer.get("weight", f"W{i}")])
-        if spec.get("layout", "in_out") == "out_in":
+        layout = layer.get("layout", spec.get("layout", "in_out"))
+        name = layer.get("weight", f"W{i}")
+        if layout == "diagonal":
+            kernel = np.eye(layer["units"]) if name is None else np.diag(np.asarray(tensors[name]))
+        else:
+            kernel = np.asarray(tensors[name])
+        if layout == "out_in":
             kernel = kernel.T
         bias_name = layer.get("bias", f"b{i}")
         bias = None if bias_name is None else np.asarray(tensors[bias_name])
-        out.append((kernel, bias, layer.get("activation", "linear"), layer.get("alpha")))
+        activation = layer.get("activation", "linear")
+        alpha = layer.get("eps", 1e-5) if activation == "layer_norm" else layer.get("alpha")
+        out.append((kernel, bias, activation, alpha))
     return out
 
 
@@ -118,7 +134,8 @@ def hessian(spec, tensors, x, h_second=H_SECOND):
 def parameter_names(spec):
     names = []
     for i, layer in enumerate(spec["layers"]):
-        names.append(layer.get("weight", f"W{i}"))
+        if layer.get("weight", f"W{i}") is not None:
+            names.append(layer.get("weight", f"W{i}"))
         bias = layer.get("bias", f"b{i}")
         if bias is not None:
             names.append(bias)

@@ -15,15 +15,20 @@ import oracle
 import plain_reference
 from conftest import random_model, save_model
 from jaccli.engine import sweeps as engine
-from jaccli.engine import plain
+from jaccli.engine import taylor
 from jaccli.cli import cli
 
 QUANTITIES = ["value", "jacobian", "param_jacobian", "hessdiag", "hessian", "laplacian"]
-# (widths, activations, scaling): m < n, m > n, a softmax output, a linear and a curved last layer
+# (widths, activations, scaling): m < n, m > n, a softmax output, softmax on hidden layers
+# (the first and a middle one, m < n and m > n), a linear and a curved last layer
 ARCHITECTURES = [
     ([5, 7, 6, 1], ["tanh", "tanh", "linear"], True),
     ([2, 6, 5, 3], ["sigmoid", "gelu", "tanh"], True),
     ([3, 6, 4], ["silu", "softmax"], False),
+    ([4, 6, 5, 2], ["softmax", "tanh", "linear"], True),
+    ([2, 5, 4, 3], ["tanh", "softmax", "sigmoid"], False),
+    ([3, 5, 4], ["log_softmax", "log_softmax"], True),
+    ([3, 6, 5, 2], ["layer_norm", "tanh", "layer_norm"], True),
     ([4, 8, 2], ["gelu", "linear"], False),
     ([3, 5, 3], ["elu", "sin"], True),
 ]
@@ -92,18 +97,18 @@ ENGINE_PATHS = {
     "ref_value": (lambda net, x, layout: plain_reference.ref_value(net, x), "value"),
     "jacobian_forward": (lambda net, x, layout: engine.jacobian_forward(net, x), "jacobian"),
     "jacobian_reverse": (lambda net, x, layout: engine.jacobian_reverse(net, x), "jacobian"),
-    "plain_jacobian_forward": (lambda net, x, layout: plain.plain_jacobian_forward(net, x), "jacobian"),
+    "plain_jacobian_forward": (lambda net, x, layout: plain_reference.plain_jacobian_forward(net, x), "jacobian"),
     "ref_jacobian_reverse": (lambda net, x, layout: plain_reference.ref_jacobian_reverse(net, x), "jacobian"),
     "param_jacobian": (engine.param_jacobian, "param_jacobian"),
     "ref_param_jacobian": (plain_reference.ref_param_jacobian, "param_jacobian"),
     "hessdiag": (lambda net, x, layout: engine.hessdiag(net, x), "hessdiag"),
     "hessdiag_tangent_adjoint": (lambda net, x, layout: engine.hessdiag_tangent_adjoint(net, x),
                                  "hessdiag"),
-    "hessdiag_taylor": (lambda net, x, layout: plain.plain_hessdiag(net, x), "hessdiag"),
+    "hessdiag_taylor": (lambda net, x, layout: taylor.taylor_hessdiag(net, x), "hessdiag"),
     "hessian": (lambda net, x, layout: engine.hessian(net, x), "hessian"),
-    "plain_hessian": (lambda net, x, layout: plain.plain_hessian(net, x), "hessian"),
+    "plain_hessian": (lambda net, x, layout: plain_reference.plain_hessian(net, x), "hessian"),
     "laplacian": (lambda net, x, layout: engine.laplacian(net, x), "laplacian"),
-    "plain_laplacian": (lambda net, x, layout: plain.plain_laplacian(net, x), "laplacian"),
+    "laplacian_taylor": (lambda net, x, layout: taylor.taylor_laplacian(net, x), "laplacian"),
 }
 
 
@@ -135,7 +140,7 @@ def test_every_engine_path_against_the_oracle(oracle_values, path):
 
 def test_the_hessian_is_exactly_symmetric(model_and_points):
     model, x = model_and_points
-    for hess in (engine.hessian(model.network, x), plain.plain_hessian(model.network, x),
+    for hess in (engine.hessian(model.network, x), plain_reference.plain_hessian(model.network, x),
                  model.hessian(x, chunk_size=7)):
         np.testing.assert_array_equal(hess, np.swapaxes(hess, -1, -2))
 

@@ -73,7 +73,7 @@ def test_sigmoid_2221_closed_form():
 
 
 @pytest.mark.parametrize("activation", SMOOTH)
-@pytest.mark.parametrize("last", ["linear", "tanh", "softmax"])
+@pytest.mark.parametrize("last", ["linear", "tanh", "softmax", "log_softmax"])
 def test_all_quantities_against_oracle(tmp_path, activation, last):
     rng = np.random.default_rng(zlib.crc32(f"{activation}-{last}".encode()))
     spec, tensors = random_model(rng, [3, 5, 4, 3], [activation, activation, last], scaling=True)
@@ -81,6 +81,66 @@ def test_all_quantities_against_oracle(tmp_path, activation, last):
     x = oracle.away_from_kinks(spec, tensors, rng.normal(size=(12, 3)))
     close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
     close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
+    hess = oracle.hessian(spec, tensors, x)
+    close(model.hessian(x), hess, RTOL_SECOND)
+    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
+    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+
+
+@pytest.mark.parametrize("activations", [["softmax", "tanh", "linear"], ["tanh", "softmax", "softmax"],
+                                         ["softmax", "softmax", "sigmoid"], ["tanh", "tanh", "log_softmax"],
+                                         ["log_softmax", "softmax", "log_softmax"]])
+@pytest.mark.parametrize("widths", [[3, 5, 4, 2], [2, 5, 4, 3]])
+def test_vector_activations_on_any_layer_against_oracle(tmp_path, activations, widths):
+    """Softmax and log_softmax anywhere: m < n and m > n (the tangent-adjoint and the Taylor paths)."""
+    rng = np.random.default_rng(zlib.crc32(f"{activations}-{widths}".encode()))
+    spec, tensors = random_model(rng, widths, activations, scaling=True)
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    x = rng.normal(size=(9, widths[0]))
+    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
+    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
+    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
+    hess = oracle.hessian(spec, tensors, x)
+    close(model.hessian(x), hess, RTOL_SECOND)
+    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
+    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+    together = model.compute_together(["value", "jacobian", "hessdiag", "hessian"], x)
+    close(together["hessian"], model.hessian(x), 1e-13)
+    close(together["hessdiag"], model.hessdiag(x), 1e-13)
+
+
+def layer_norm_model(rng, n_in, width, n_out, gamma=True, beta=True, after="relu", eps=1e-5):
+    """x -> Linear -> layer_norm -> (gamma, beta: a diagonal layer) -> after -> Linear."""
+    tensors = {"W0": rng.normal(size=(n_in, width)), "b0": rng.normal(size=width),
+               "W2": rng.normal(size=(width, n_out)), "b2": rng.normal(size=n_out)}
+    diagonal = {"units": width, "layout": "diagonal", "activation": after, "weight": None, "bias": None}
+    if gamma:
+        tensors["g"] = rng.uniform(0.5, 1.5, size=width) * rng.choice([-1, 1], size=width)
+        diagonal["weight"] = "g"
+    if beta:
+        tensors["be"] = rng.normal(size=width)
+        diagonal["bias"] = "be"
+    spec = {"layers": [{"units": width, "activation": "layer_norm", "eps": eps}, diagonal,
+                       {"units": n_out, "weight": "W2", "bias": "b2"}],
+            "input_scaling": {"offset": [0.5] * n_in, "scale": [2.0] * n_in}}
+    return spec, tensors
+
+
+@pytest.mark.parametrize("affine", [(True, True), (True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("shape", [(4, 5, 2), (2, 5, 3)])
+def test_layer_norm_against_oracle(tmp_path, affine, shape):
+    """layer_norm then its affine as a diagonal layer: gamma's columns are its d elements."""
+    rng = np.random.default_rng(zlib.crc32(f"{affine}-{shape}".encode()))
+    spec, tensors = layer_norm_model(rng, *shape, *affine, after="tanh", eps=1e-3)
+    model = jaccli.load(save_model(tmp_path, spec, tensors))
+    assert [name for name, _ in model.parameters] == oracle.parameter_names(spec)
+    assert dict(model.parameters).get("g", (shape[1],)) == (shape[1],)
+    x = rng.normal(size=(9, shape[0]))
+    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
+    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
     close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
     hess = oracle.hessian(spec, tensors, x)
     close(model.hessian(x), hess, RTOL_SECOND)
@@ -103,8 +163,8 @@ def test_kinks_take_the_left_derivative(tmp_path):
 
 architectures = st.fixed_dictionaries({
     "widths": st.lists(st.integers(1, 5), min_size=2, max_size=5),
-    "activations": st.lists(st.sampled_from(SMOOTH), min_size=4, max_size=4),
-    "last": st.sampled_from(["linear", "sigmoid", "softmax", "tanh", "exp"]),
+    "activations": st.lists(st.sampled_from(SMOOTH + ["softmax", "log_softmax"]), min_size=4, max_size=4),
+    "last": st.sampled_from(["linear", "sigmoid", "softmax", "log_softmax", "tanh", "exp"]),
     "layout": st.sampled_from(["in_out", "out_in"]),
     "scaling": st.booleans(),
     "biases": st.lists(st.booleans(), min_size=4, max_size=4),
@@ -143,8 +203,12 @@ def test_random_architectures_against_oracle(tmp_path, arch):
     close(model.hessian(x), hess, rtol_hess)
     hd = model.hessdiag(x)
     close(hd, np.diagonal(hess, axis1=2, axis2=3), rtol_hess)
-    # the Taylor-mode diagonal and the adjoint-mode full Hessian are separate code paths
-    close(hd, np.diagonal(model.hessian(x), axis1=2, axis2=3), 1e-12)
+    # the Taylor-mode diagonal and the adjoint-mode full Hessian are separate code paths; both
+    # contract the curvature of the last layer's pre-activation z_L (large when exp follows
+    # exp), and agree to rounding of that: 1e-12 of |d2 z_L/dx2|
+    inner = {**spec, "layers": spec["layers"][:-1] + [{**spec["layers"][-1], "activation": "linear"}]}
+    curvature = np.abs(jaccli.load(save_model(tmp_path, inner, tensors, stem="inner")).hessian(x)).max()
+    close(hd, np.diagonal(model.hessian(x), axis1=2, axis2=3), 1e-12 * max(1.0, curvature))
     close(model.laplacian(x), hd.sum(axis=-1), 1e-12)
     # forward and reverse mode agree whichever the engine picks
     close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-12)

@@ -71,8 +71,18 @@ case("spec-inputs-wrong-count", ["s.yaml"])(
     lambda d: with_spec(d, "inputs: [a, b, c]\nlayers: [{units: 3}, {units: 1}]\n"))
 case("spec-outputs-wrong-count", ["s.yaml", "outputs"])(
     lambda d: with_spec(d, "outputs: [y, z]\nlayers: [{units: 3}, {units: 1}]\n"))
-case("spec-softmax-not-last", ["s.yaml", "softmax"])(
-    lambda d: with_spec(d, "layers: [{units: 3, activation: softmax}, {units: 1}]\n"))
+case("spec-diagonal-2d-weight", ["model.npz", "'W1'", "a diagonal layer's weight is a vector"])(
+    lambda d: with_spec(d, "layers: [{units: 3}, {units: 1, layout: diagonal, weight: W1}]\n"))
+case("spec-diagonal-null-weight-no-units", ["s.yaml", "layers[1]", "needs 'units'"])(
+    lambda d: with_spec(d, "layers: [{units: 3}, {layout: diagonal, weight: null, bias: null}]\n"))
+case("spec-diagonal-width", ["model.npz", "layers[1] is diagonal with 1 units but its input has 3"])(
+    lambda d: with_spec(d, "layers: [{units: 3}, {layout: diagonal, weight: b1, bias: null}]\n"))
+case("spec-null-weight-dense", ["s.yaml", "'weight' cannot be null"])(
+    lambda d: with_spec(d, "layers: [{units: 3, weight: null}, {units: 1}]\n"))
+case("spec-diagonal-top-level", ["s.yaml", "'layout' must be in_out or out_in"])(
+    lambda d: with_spec(d, "layout: diagonal\nlayers: [{units: 3}, {units: 1}]\n"))
+case("spec-layer-norm-alpha", ["s.yaml", "takes no 'alpha'"])(
+    lambda d: with_spec(d, "layers: [{units: 3, activation: layer_norm, alpha: 1}, {units: 1}]\n"))
 case("spec-alpha-wrong-activation", ["s.yaml", "alpha"])(
     lambda d: with_spec(d, "layers: [{units: 3, activation: tanh, alpha: 1}, {units: 1}]\n"))
 case("spec-alpha-huge-int", ["s.yaml", "alpha"])(

@@ -11,13 +11,14 @@ like z) so that the engine's hot loops make no fresh temporaries; it
 overwrites z and returns None for a derivative that is constant (s' = 1,
 s'' = 0) or for an order it does not cover (then the plain rule is used).
 
-Softmax is the one vector entry: its derivatives couple the units, so
-instead of s' and s'' it gives the maps the sweeps need (``VectorRule``):
-the Jacobian-vector product, the vector-Jacobian product, the second-order
-tangent term and the curvature contracted with adjoint weights. An
-elementwise entry answers the same four questions from s' and s''
-(``Activation.jvp`` and friends), so the sweeps written with them have one
-path for both kinds.
+Vector entries (softmax, log_softmax, layer_norm) couple their units: instead
+of s' and s'' their rule returns ``(s(z), state, None)``, where ``state`` is
+what their derivative maps need (for softmax, p itself), and the maps are
+given (``VectorRule``): the Jacobian-vector product, the vector-Jacobian
+product, the second-order tangent term and the curvature contracted with
+adjoint weights. An elementwise entry answers the same four questions from s'
+and s'' (``Activation.jvp`` and friends), so the sweeps written with them have
+one path for both kinds; they may sit on any layer.
 
 At a kink (``Activation.kinks``: where s' or s'' jumps) the derivatives are
 the ones torch's autograd gives there, so that a file is checked against its
@@ -47,21 +48,22 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 @dataclass(frozen=True)
 class VectorRule:
-    """The derivatives of a vector activation p = s(z) (z, p: (N, d)), as maps.
+    """The derivatives of a vector activation s(z) (z: (N, d)), as maps of its ``state``
+    (what the rule returned beside s(z)).
 
     Tangents t are (N, n, d) (one direction per row), adjoints A (N, m, d).
     """
 
-    jvp: Callable  # jvp(p, t) -> dp[t], (N, n, d)
-    vjp: Callable  # vjp(p, A) -> A dp/dz, (N, m, d)
-    second: Callable  # second(p, t, dp) -> d2p[t, t] per direction, (N, n, d)
-    curvature: Callable  # curvature(p, t, c) -> t (sum_u c_u d2p_u/dz2) t^T, (N, n, n)
+    jvp: Callable  # jvp(state, t) -> ds[t], (N, n, d)
+    vjp: Callable  # vjp(state, A) -> A ds/dz, (N, m, d)
+    second: Callable  # second(state, t, ds) -> d2s[t, t] per direction, (N, n, d)
+    curvature: Callable  # curvature(state, t, c) -> t (sum_u c_u d2s_u/dz2) t^T, (N, n, n)
 
 
 @dataclass(frozen=True)
 class Activation:
     name: str
-    rule: Callable  # rule(z, **params) -> (value, first, second); a vector rule: second is None
+    rule: Callable  # rule(z, **params) -> (value, first, second); a vector rule: (value, state, None)
     params: Dict[str, float] = field(default_factory=dict)  # name -> default
     in_place: Optional[Callable] = None  # in_place(z, order, scratch, **params), see above
     vector: Optional[VectorRule] = None  # set for a function that couples its units
@@ -86,21 +88,22 @@ class Activation:
         """The z where s' or s'' jumps, with these parameters (empty: a smooth function)."""
         return tuple(self.kinks(**params)) if self.kinks else ()
 
-    # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule.
+    # The four maps the sweeps use; s1, s2 are s'(z), s''(z) of an elementwise rule,
+    # s1 the state of a vector rule.
     def jvp(self, s, s1, t):
-        return self.vector.jvp(s, t) if self.vector else s1[:, None, :] * t
+        return self.vector.jvp(s1, t) if self.vector else s1[:, None, :] * t
 
     def vjp(self, s, s1, adjoint):
-        return self.vector.vjp(s, adjoint) if self.vector else adjoint * s1[:, None, :]
+        return self.vector.vjp(s1, adjoint) if self.vector else adjoint * s1[:, None, :]
 
     def second(self, s, s1, s2, t, dt):
         """d2s[t, t] per direction (the Taylor term; ``dt`` = jvp(t) already computed)."""
-        return self.vector.second(s, t, dt) if self.vector else s2[:, None, :] * t * t
+        return self.vector.second(s1, t, dt) if self.vector else s2[:, None, :] * t * t
 
-    def curvature(self, s, s2, t, weights):
+    def curvature(self, s, s1, s2, t, weights):
         """t (sum_u c_u d2s_u/dz2) t^T (N, n, n) for adjoint weights c (N, d)."""
         if self.vector:
-            return self.vector.curvature(s, t, weights)
+            return self.vector.curvature(s1, t, weights)
         return (t * (weights * s2)[:, None, :]) @ t.transpose(0, 2, 1)
 
 
@@ -406,7 +409,8 @@ def _exp(z):
 
 def _softmax(z):
     e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True), None, None
+    p = e / e.sum(axis=-1, keepdims=True)
+    return p, p, None
 
 
 def _softmax_jvp(p, t):
@@ -435,6 +439,96 @@ def _softmax_curvature(p, t, c):
 
 
 SOFTMAX_RULE = VectorRule(_softmax_jvp, _softmax_vjp, _softmax_second, _softmax_curvature)
+
+
+def _log_softmax(z):
+    # z - logsumexp(z), the max taken out first: exact where softmax underflows to 0
+    shifted = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    total = e.sum(axis=-1, keepdims=True)
+    return shifted - np.log(total), e / total, None  # the state: p = softmax(z)
+
+
+def _log_softmax_jvp(p, t):
+    # dl = t - p.t: the Jacobian I - 1 p^T applied to each direction
+    return t - np.einsum("njd,nd->nj", t, p)[:, :, None]
+
+
+def _log_softmax_vjp(p, adjoint):
+    # A (I - 1 p^T) = A - (A 1) p^T
+    return adjoint - adjoint.sum(axis=-1)[:, :, None] * p[:, None, :]
+
+
+def _log_softmax_second(p, t, dl):
+    # every unit has the Hessian -(diag(p) - p p^T): d2l_u[t, t] = -p.(t - p.t)^2, dl = t - p.t
+    curvature = -np.einsum("njd,nd->nj", dl * dl, p)
+    return np.repeat(curvature[:, :, None], t.shape[-1], axis=2)
+
+
+def _log_softmax_curvature(p, t, c):
+    # sum_u c_u d2l_u/dz2 = -(sum c) (diag(p) - p p^T)
+    tp = np.einsum("njd,nd->nj", t, p)
+    inner = (t * p[:, None, :]) @ t.transpose(0, 2, 1) - tp[:, :, None] * tp[:, None, :]
+    return -c.sum(axis=-1)[:, None, None] * inner
+
+
+LOG_SOFTMAX_RULE = VectorRule(_log_softmax_jvp, _log_softmax_vjp, _log_softmax_second,
+                              _log_softmax_curvature)
+
+
+def _layer_norm(z, eps):
+    # (z - mean) / sqrt(var + eps) over the units, var the biased one (as torch, Keras, ONNX)
+    centred = z - z.mean(axis=-1, keepdims=True)
+    r = 1.0 / np.sqrt((centred * centred).mean(axis=-1) + eps)
+    y = centred * r[:, None]
+    return y, (y, r), None  # the state: the output y and r = 1/sqrt(var + eps), (N,)
+
+
+def _centred(t):
+    return t - t.mean(axis=-1, keepdims=True)
+
+
+def _layer_norm_jvp(state, t):
+    # dy = r (t_c - y (y.t) / d): y is centred, so y.t_c = y.t
+    y, r = state
+    d = y.shape[-1]
+    yt = np.einsum("njd,nd->nj", t, y)
+    return r[:, None, None] * (_centred(t) - yt[:, :, None] * y[:, None, :] / d)
+
+
+def _layer_norm_vjp(state, adjoint):
+    # the Jacobian r (P - y y^T / d) is symmetric (P the centring)
+    return _layer_norm_jvp(state, adjoint)
+
+
+def _layer_norm_second(state, t, dy):
+    # d2y[t, t] = r^2 (-2 a t_c / d + y (3 a^2 / d^2 - |t_c|^2 / d)), a = y.t
+    y, r = state
+    d = y.shape[-1]
+    tc = _centred(t)
+    a = np.einsum("njd,nd->nj", t, y)
+    norm = np.einsum("njd,njd->nj", tc, tc)
+    bracket = -2.0 * a[:, :, None] * tc / d + y[:, None, :] * (3.0 * a * a / d ** 2 - norm / d)[:, :, None]
+    return (r * r)[:, None, None] * bracket
+
+
+def _layer_norm_curvature(state, t, c):
+    # the polarised second(): for directions t_j, t_k with a = T y, b = T c_c, g = c.y
+    #   r^2 (-(a b^T + b a^T) / d + g (3 a a^T / d^2 - T_c T_c^T / d))
+    y, r = state
+    d = y.shape[-1]
+    tc = _centred(t)
+    a = np.einsum("njd,nd->nj", t, y)
+    b = np.einsum("njd,nd->nj", t, _centred(c))
+    g = np.einsum("nd,nd->n", c, y)
+    cross = a[:, :, None] * b[:, None, :]
+    gram = tc @ tc.transpose(0, 2, 1)
+    inner = -(cross + cross.transpose(0, 2, 1)) / d + g[:, None, None] * (
+        3.0 * a[:, :, None] * a[:, None, :] / d ** 2 - gram / d)
+    return (r * r)[:, None, None] * inner
+
+
+LAYER_NORM_RULE = VectorRule(_layer_norm_jvp, _layer_norm_vjp, _layer_norm_second, _layer_norm_curvature)
 
 ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
@@ -467,12 +561,13 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("gelu_tanh", _gelu_tanh),
         Activation("sin", _sin),
         Activation("exp", _exp),
-        Activation("softmax", _softmax, vector=SOFTMAX_RULE),  # allowed on the last layer only
+        Activation("softmax", _softmax, vector=SOFTMAX_RULE),
+        Activation("log_softmax", _log_softmax, vector=LOG_SOFTMAX_RULE),
+        Activation("layer_norm", _layer_norm, {"eps": 1e-5}, vector=LAYER_NORM_RULE),
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu", "hard_sigmoid": "hardsigmoid",
            "hard_swish": "hardswish", "hard_silu": "hardswish", "logsigmoid": "log_sigmoid"}
-SOFTMAX = "softmax"  # the name the spec checks: a vector activation, last layer only
 KNOWN_NAMES = sorted(list(ACTIVATIONS) + list(ALIASES))
 
 

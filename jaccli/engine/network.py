@@ -25,8 +25,8 @@ class DenseLayer:
     params: dict  # the activation's parameters (alpha, ...; prelu's slope, an array)
 
     @property
-    def is_softmax(self):
-        """Whether the activation couples its units (softmax, the one vector entry)."""
+    def couples_units(self):
+        """Whether the activation couples its units (a vector entry such as softmax)."""
         return not self.activation.elementwise
 
     @property

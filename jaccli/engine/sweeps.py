@@ -8,9 +8,13 @@ Shapes: x (N, n); tangents T (N, n, d) hold d(activation)/dx_j in row j;
 adjoints A (N, m, d) hold dy_k/d(activation) in row k.
 
 These are the fast sweeps (buffers reused across chunks, activations in
-place); ``jaccli.engine.plain`` has the plain version of every formula, which
-they fall back on for a vector (softmax) activation, whose derivatives are
-maps (``activations.VectorRule``) rather than the elementwise s' and s''.
+place). A vector activation (softmax, on any layer) has no elementwise s'
+and s'': its record holds the rule's state in their place and its layer
+goes through the rule's maps (``activations.VectorRule``: jvp for the
+tangents, vjp for the adjoints, the curvature and the second-order tangent
+term for the Hessian and its diagonal); an elementwise layer keeps its
+broadcast products. ``jaccli.engine.taylor`` has the Taylor-mode Hessian
+diagonal and Laplacian, used when outputs outnumber inputs.
 ``SWEEPS`` names the sweep of each quantity (``jaccli.quantities`` runs them).
 
 Over 600 lines on purpose: every sweep shares the private forward, adjoint and
@@ -18,11 +22,12 @@ tangent machinery and the workspace conventions above; a split would turn that
 machinery into a public interface between modules for no reader's gain.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from jaccli.engine import kernels
-from jaccli.engine.plain import (activation_parameter_blocks, plain_hessdiag, plain_hessian,
-                                 plain_jacobian_forward, plain_laplacian, write_parameter_blocks)
+from jaccli.engine.taylor import taylor_hessdiag, taylor_laplacian
 
 
 #: Floats of a matrix folded into a product (``_fused_tangents``), kept per
@@ -53,13 +58,10 @@ class Workspace:
         return buffer[:size].reshape(shape)
 
 
-def _has_vector(net):
-    """Whether some layer's activation couples its units (softmax)."""
-    return any(not layer.activation.elementwise for layer in net.layers)
-
-
-def _vector_output(net):
-    return not net.layers[-1].activation.elementwise
+def _is_vector(layer):
+    """Whether the layer's activation couples its units (softmax): its record holds
+    the rule's state where an elementwise layer has s' and s''."""
+    return layer.activation.vector is not None
 
 
 def _dtype(net, x):
@@ -95,9 +97,14 @@ def _activate(layer, z, order, ws, tag):
     (``kernels.fused_step``, chosen per machine) adds the bias in the same
     pass; one with an in-place rule in the table works in this thread's
     workspace; the others use their plain rule. A vector activation gives
-    (s, None, None): callers check ``elementwise``.
+    (s, state, state) (None for an order not asked): callers check ``_is_vector``.
     """
     act = layer.activation
+    if act.vector is not None:
+        if layer.bias is not None:
+            z += layer.bias
+        s, state, _ = act.rule(z, **layer.params)
+        return s, (state if order >= 1 else None), (state if order >= 2 else None)
 
     def scratch(key):
         return ws.get((key, tag), z.shape, z.dtype)
@@ -161,9 +168,9 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
     result = [None] * (last + 1)
     a_last, s1_last = records[last][1], records[last][2]
     diag = delta = None
-    if _vector_output(net):
+    if _is_vector(net.layers[last]):
         output_adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
-        delta = net.layers[last].activation.vjp(a_last, None, output_adjoint)
+        delta = net.layers[last].activation.vjp(a_last, s1_last, output_adjoint)
     elif s1_last is None:
         diag = np.broadcast_to(net.out_scale, (n_points, m))
     else:
@@ -186,6 +193,8 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
         s1 = records[index][2]
         if index == stop and not delta_at_stop:
             delta = None
+        elif _is_vector(net.layers[index]):
+            delta = net.layers[index].activation.vjp(records[index][1], s1, adjoint)
         elif s1 is None:
             delta = adjoint
         else:
@@ -272,7 +281,8 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
     n_points, n = len(records[0][0]), net.n_inputs
     tz = net.in_inv_scale[:, None] * net.layers[0].kernel
     tz = tz.astype(dtype, copy=False)
-    fused = upto >= 1 and records[0][2] is not None and _fused_tangents(net, dtype) is not None
+    fused = (upto >= 1 and records[0][2] is not None and not _is_vector(net.layers[0])
+             and _fused_tangents(net, dtype) is not None)
     ta = None
     for index in range(upto + 1):
         layer = net.layers[index]
@@ -291,7 +301,9 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
         if index == upto and not carry:
             return None
         s1 = records[index][2]
-        if index == 0:
+        if _is_vector(layer):
+            ta = layer.activation.jvp(records[index][1], s1, _per_point(tz, n_points))
+        elif index == 0:
             if fused:
                 continue  # layer 1's tangents come straight from s'_0
             ta = ws.get(("T", 0), (n_points, n, tz.shape[1]), dtype)
@@ -304,6 +316,13 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
             if s1 is not None:
                 ta *= s1[:, None, :]
     return ta
+
+
+def _per_point(tangents, n_points):
+    """Layer 0's tangents (n, d_0), the same at every point, given an N axis."""
+    if tangents.ndim == 2:
+        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
+    return tangents
 
 
 def _fused_tangents(net, dtype):
@@ -328,8 +347,6 @@ def _fused_tangents(net, dtype):
 
 def jacobian_forward(net, x, out=None, work=None):
     """dy/dx (N, m, n) by n tangent sweeps."""
-    if _has_vector(net):
-        return _finish(out, plain_jacobian_forward(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     records = _forward(net, x, 1, ws, dtype, value=False)
     return _tangent_jacobian_of(net, _tangents(net, records, ws, dtype, len(net.layers) - 1),
@@ -348,6 +365,46 @@ def jacobian(net, x, out=None, work=None):
     if net.n_outputs < net.n_inputs:
         return jacobian_reverse(net, x, out, work)
     return jacobian_forward(net, x, out, work)
+
+
+def activation_parameter_blocks(layer, a_in, adjoint):
+    """dy/dp (N, m, d) for each tensor p of the layer's activation (prelu's slope):
+    A_{l,k,j} * ds_j/dp_j, each unit's s depending on its own p_j, at z recomputed from
+    the layer's input a_in. ``adjoint``: A_l = dy/da_l (N, m, d)."""
+    if not layer.activation.tensors:
+        return []
+    z = layer.pre_activation(a_in)
+    return [adjoint * derivative(z, **layer.params)[:, None, :]
+            for derivative in layer.activation.tensors.values()]
+
+
+def write_parameter_blocks(out, layers, inputs, deltas, layout, extras=None):
+    """Fill dy/dtheta (N, m, P) layer by layer, each entry written once.
+
+    dy_k/dW_l[i, j] = a_{l-1, i} * delta_{l, k, j}, an outer product per point;
+    the block's flattening follows the kernels' shape in the file (``layout``).
+    ``extras``: per layer, the blocks of its activation's tensors, after its bias
+    (``activation_parameter_blocks``; None: no layer has any).
+    """
+    n_points, m = out.shape[:2]
+    offset = 0
+    for index, (layer, a_in, delta) in enumerate(zip(layers, inputs, deltas)):
+        d_in, d_out = layer.kernel.shape
+        block = out[:, :, offset:offset + d_in * d_out]
+        if layout == "out_in":
+            block = block.reshape(n_points, m, d_out, d_in)
+            np.multiply(delta[:, :, :, None], a_in[:, None, None, :], out=block)
+        else:
+            block = block.reshape(n_points, m, d_in, d_out)
+            np.multiply(a_in[:, None, :, None], delta[:, :, None, :], out=block)
+        offset += d_in * d_out
+        if layer.bias is not None:
+            out[:, :, offset:offset + d_out] = delta
+            offset += d_out
+        for block in (extras[index] if extras else []):
+            out[:, :, offset:offset + d_out] = block
+            offset += d_out
+    return out
 
 
 def param_jacobian(net, x, layout, out=None, work=None):
@@ -389,6 +446,7 @@ def _curvature_terms(net, x, ws, dtype, records=None):
     Returns (records, weights, last) where weights[l] = A_l * s''(z_l), (N, m, d_l),
     for the layers with curvature, and ``last`` the highest such layer (-1 if none).
     For the last layer A_L = diag(out_scale), so its weight is (N, m) and diagonal.
+    A vector layer's weight is a ``VectorWeight``: its rule needs A_l whole.
     """
     records = records or _forward(net, x, 2, ws, dtype, value=False)
     curved = [i for i, r in enumerate(records) if r[3] is not None]
@@ -399,13 +457,39 @@ def _curvature_terms(net, x, ws, dtype, records=None):
     final = len(net.layers) - 1
     for index in curved:
         s2 = records[index][3]
-        if index == final:
+        if _is_vector(net.layers[index]):
+            adjoint = adjoints[index][0] if index < final else np.broadcast_to(
+                np.diag(net.out_scale), (len(x), net.n_outputs, net.n_outputs))
+            weights[index] = VectorWeight(net.layers[index].activation, records[index][1], s2, adjoint)
+        elif index == final:
             weights[index] = s2 * net.out_scale
         else:
             weight = ws.get(("g", index), adjoints[index][0].shape, dtype)
             np.multiply(adjoints[index][0], s2[:, None, :], out=weight)
             weights[index] = weight
     return records, weights, curved[-1]
+
+
+@dataclass(frozen=True)
+class VectorWeight:
+    """A vector layer's part of the curvature: its activation, output s, state, adjoint A_l."""
+
+    activation: object
+    s: np.ndarray
+    state: object
+    adjoint: np.ndarray  # (N, m, d_l)
+
+    def hessdiag(self, tz):
+        """sum_u A_l,ku d2s_u[T_j, T_j] (N, m, n) for tangents T = dz_l/dx."""
+        t = _per_point(tz, len(self.s))
+        second = self.activation.second(self.s, self.state, self.state, t, self.activation.jvp(
+            self.s, self.state, t))
+        return self.adjoint @ second.transpose(0, 2, 1)
+
+    def hessian(self, tz, k):
+        """T (sum_u A_l,ku d2s_u/dz2) T^T (N, n, n) for output k."""
+        return self.activation.curvature(self.s, self.state, self.state, _per_point(tz, len(self.s)),
+                                         self.adjoint[:, k])
 
 
 def hessdiag_tangent_adjoint(net, x, out=None, work=None):
@@ -415,9 +499,8 @@ def hessdiag_tangent_adjoint(net, x, out=None, work=None):
         H_k,jj = sum_l sum_units g_l,k * T_l,j^2
     (exact for elementwise activations: the linear maps add no curvature).
     Costs n tangent sweeps and m adjoint sweeps; Taylor mode costs 2 n.
+    A vector layer adds A_l,k . d2s[T_j, T_j] (its rule's second-order term).
     """
-    if _vector_output(net):
-        return _finish(out, plain_hessdiag(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
@@ -441,6 +524,13 @@ def _hessdiag_visitor(net, weights, acc, ws, dtype):
         weight = weights.get(index)
         if weight is None:
             return
+        if isinstance(weight, VectorWeight):
+            term = weight.hessdiag(tz)
+            if index == 0:
+                acc[...] = term
+            else:
+                np.add(acc, term, out=acc)
+            return
         if index == 0:
             sq = tz * tz  # (n, d_0): one matrix product for every point
             if index == final:
@@ -462,22 +552,22 @@ def _hessdiag_visitor(net, weights, acc, ws, dtype):
 
 def hessdiag(net, x, out=None, work=None):
     """d2y_k/dx_j2 (N, m, n): tangents + one adjoint sweep when m <= n, else Taylor
-    mode (``plain.plain_hessdiag``, about 2 n forward sweeps)."""
-    if net.n_outputs <= net.n_inputs and not _vector_output(net):
+    mode (``taylor.taylor_hessdiag``, about 2 n forward sweeps)."""
+    if net.n_outputs <= net.n_inputs:
         return hessdiag_tangent_adjoint(net, x, out, work)
-    return _finish(out, plain_hessdiag(net, x))
+    return _finish(out, taylor_hessdiag(net, x))
 
 
 def laplacian(net, x, out=None, work=None):
     """sum_j d2y_k/dx_j2 (N, m): the Hessian diagonal's sum, or the forward Laplacian."""
-    if net.n_outputs <= net.n_inputs and not _vector_output(net):
+    if net.n_outputs <= net.n_inputs:
         ws = work or Workspace()
         dtype = _dtype(net, x)
         hd = hessdiag_tangent_adjoint(net, x, ws.get("lap_hd", (len(x), net.n_outputs, net.n_inputs), dtype), ws)
         result = _output(out, (len(x), net.n_outputs), dtype)
         np.sum(hd, axis=-1, out=result)
         return result
-    return _finish(out, plain_laplacian(net, x))
+    return _finish(out, taylor_laplacian(net, x))
 
 
 def hessian(net, x, out=None, work=None):
@@ -485,11 +575,9 @@ def hessian(net, x, out=None, work=None):
 
     H_k = sum_l T_l^T diag(A_l,k * s''(z_l)) T_l; the first layer's T is the
     same at every point, so its term is one matrix product for the chunk.
-    A vector (softmax) output takes the reference path, which adds the
-    curvature of p itself. Each chunk's result is exactly symmetric.
+    A vector layer's term is T_l^T C_l,k T_l with C_l,k = sum_u A_l,ku d2s_u/dz2
+    (its rule's curvature). Each chunk's result is exactly symmetric.
     """
-    if _vector_output(net):
-        return _finish(out, plain_hessian(net, x))
     ws, dtype = work or Workspace(), _dtype(net, x)
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype)
@@ -513,6 +601,14 @@ def _hessian_visitor(net, weights, acc, ws, dtype):
     def visit(index, tz):
         weight = weights.get(index)
         if weight is None:
+            return
+        if isinstance(weight, VectorWeight):
+            for k in range(m):
+                term = weight.hessian(tz, k)
+                if index == 0:
+                    acc[:, k] = term
+                else:
+                    acc[:, k] += term
             return
         if index == 0:
             outer = (tz[:, None, :] * tz[None, :, :]).reshape(n * n, -1)  # (n*n, d_0)
@@ -563,12 +659,12 @@ def together(net, x, names, work=None):
     sweep gives both the curvature terms and, carried to the last layer, the
     Jacobian; the Hessian diagonal and the Laplacian are the Hessian's
     diagonal and trace, or the diagonal's sum. Where one sweep does not serve
-    (a vector output, or second order with more outputs than inputs), each
-    quantity is computed on its own.
+    (second order with more outputs than inputs), each quantity is computed
+    on its own.
     """
     ws, dtype = work or Workspace(), _dtype(net, x)
     second = [name for name in names if name in SECOND_ORDER]
-    if _has_vector(net) or (second and net.n_outputs > net.n_inputs):
+    if second and net.n_outputs > net.n_inputs:
         return {name: SWEEPS[name](net, x, work=ws) for name in names}
     order = 2 if second else 1 if "jacobian" in names else 0
     records = _forward(net, x, order, ws, dtype, value="value" in names)
@@ -588,7 +684,7 @@ def together(net, x, names, work=None):
 
 def _second_order_together(net, x, names, records, ws, dtype):
     """The second-order quantities of ``names`` (and the Jacobian, if named) from one
-    adjoint and one tangent sweep (m <= n, elementwise activations)."""
+    adjoint and one tangent sweep (m <= n)."""
     n_points, m, n = len(x), net.n_outputs, net.n_inputs
     records, weights, upto = _curvature_terms(net, x, ws, dtype, records)
     if "hessian" in names:

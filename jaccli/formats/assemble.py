@@ -1,7 +1,8 @@
 """A checked spec and its tensors -> the engine's network, and the way back to the file.
 
 The engine runs dense layers ``a W + b`` with kernels in (in, out)
-orientation. A spec may say more than that: kernels stored (out, in), a tensor
+orientation. A spec may say more than that: kernels stored (out, in) or as
+the vector w of a diagonal kernel diag(w) (a LayerNorm's gamma), a tensor
 used by several layers (tied weights), constant scalings and BatchNorm maps
 before or after a layer's kernel (``LayerSpec.before``/``after``). Those are
 folded into the kernels and biases the engine runs, and the parameters stay
@@ -29,7 +30,7 @@ import numpy as np
 from jaccli.engine.activations import ACTIVATIONS
 from jaccli.engine.network import DenseLayer, Network
 from jaccli.errors import JaccliError
-from jaccli.formats.spec import BatchNormMap, LayerSpec, is_per_unit
+from jaccli.formats.spec import DIAGONAL, BatchNormMap, LayerSpec, is_per_unit
 from jaccli.messages import clip
 from jaccli.formats.tracked import Tracked, broadcast, gather, jacobian_rows, value_of
 
@@ -145,8 +146,10 @@ def _plain_layout(spec, values):
     names = [n for layer in spec.layers for n in layer.tensors]
     layouts = {layer.layout for layer in spec.layers}
     plain = len(layouts) == 1 and len(set(names)) == len(names) and not spec.output_maps and \
-        not any(layer.constant for layer in spec.layers)
+        not any(layer.constant for layer in spec.layers) and DIAGONAL not in layouts
     for layer in spec.layers:
+        if not plain:
+            return None
         units = np.shape(values[layer.weight])[0 if layer.layout == "out_in" else 1]
         per_unit = [layer.bias] * (layer.bias is not None) + list(layer.activation_tensors.values())
         plain = plain and not (layer.before or layer.after) and \
@@ -164,7 +167,10 @@ def _check_chain(spec, values, path):
     expected_in = len(spec.inputs) if spec.inputs else None
     widths = []
     for index, layer in enumerate(spec.layers):
-        d_in, d_out = _kernel_shape(spec, layer, values[layer.weight], path, index, expected_in)
+        if layer.layout == DIAGONAL:
+            d_in = d_out = _diagonal_width(layer, values, path, index, expected_in)
+        else:
+            d_in, d_out = _kernel_shape(spec, layer, values[layer.weight], path, index, expected_in)
         widths.append(d_in)
         per_unit = {"bias": layer.bias, **layer.activation_tensors}
         for field, name in per_unit.items():
@@ -208,6 +214,24 @@ def _kernel_shape(spec, layer, kernel, path, index, expected_in):
         hint = f" (the transpose fits: is the layout {other}?)"
     raise JaccliError(f"{path}: tensor '{layer.weight}' ({where}) has shape {shape}; "
                       f"{spec.source} (layout {layer.layout}) expects {want}{hint}")
+
+
+def _diagonal_width(layer, values, path, index, expected_in):
+    """The width of a diagonal layer: its weight vector's size (or ``units`` without one)."""
+    where = f"layers[{index}] weight"
+    if layer.weight is None:
+        width = layer.units
+    else:
+        shape = np.shape(values[layer.weight])
+        if len(shape) != 1 or 0 in shape:
+            raise JaccliError(f"{path}: tensor '{layer.weight}' ({where}) has shape {shape}; "
+                              f"a diagonal layer's weight is a vector, one value per unit")
+        width = shape[0]
+    for expected, what in ((expected_in, "its input has"), (layer.units, "'units' says")):
+        if expected is not None and width != expected:
+            raise JaccliError(f"{path}: layers[{index}] is diagonal with {width} units but "
+                              f"{what} {expected}")
+    return width
 
 
 def _check_map(item, values, width, where):
@@ -256,8 +280,11 @@ def _map_coefficients(item, leaves, width):
 def _folded_layer(layer, leaves):
     """(kernel (in, out), bias or None, the activation's tensors) with the layer's maps folded in:
     W (s x + c) + b == (diag(s) W) x + (c W + b);  (x W + b) s + c == x (W diag(s)) + (b s + c)."""
-    kernel = leaves[layer.weight]
-    kernel = (kernel.T if layer.layout == "out_in" else kernel) * layer.weight_scale
+    if layer.layout == DIAGONAL:
+        kernel = _diagonal_kernel(layer, leaves) * layer.weight_scale
+    else:
+        kernel = leaves[layer.weight]
+        kernel = (kernel.T if layer.layout == "out_in" else kernel) * layer.weight_scale
     d_in, d_out = np.shape(value_of(kernel))
     bias = None
     if layer.bias is not None:  # a bias stored (1, n) or (n, 1), or one value for every unit
@@ -277,6 +304,15 @@ def _folded_layer(layer, leaves):
     extra = {key: broadcast(_flat(leaves[name]), (d_out,))
              for key, name in layer.activation_tensors.items()}
     return kernel, bias, extra
+
+
+def _diagonal_kernel(layer, leaves):
+    """diag(w) (d, d) of a diagonal layer's vector w: the identity without a weight."""
+    if layer.weight is None:
+        return np.eye(layer.units)
+    w = _flat(leaves[layer.weight])
+    width = value_of(w).size
+    return broadcast(w, (width, width)) * np.eye(width)  # column j holds w_j on the diagonal
 
 
 def _flat(x):

@@ -12,7 +12,7 @@ from typing import List, Optional
 import numpy as np
 import yaml
 
-from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, SOFTMAX, canonical_name
+from jaccli.engine.activations import ACTIVATIONS, KNOWN_NAMES, canonical_name
 from jaccli.errors import JaccliError
 from jaccli.messages import clip
 
@@ -27,6 +27,9 @@ LAYER_FIELDS = {"units", "activation", "weight", "bias", "layout", "before", "af
 SCALING_FIELDS = {"offset", "scale"}
 BATCHNORM_FIELDS = {"weight", "bias", "mean", "var", "eps"}
 LAYOUTS = ("in_out", "out_in")
+# A layer may also be diagonal: its weight is a vector w and its kernel diag(w) (a
+# LayerNorm's gamma); weight null there means w = 1 (a LayerNorm with a bias only).
+DIAGONAL = "diagonal"
 
 
 @dataclass
@@ -57,9 +60,10 @@ class LayerSpec:
     units: Optional[int]
     activation: str  # canonical name
     params: dict
-    weight: str
+    weight: Optional[str]  # None only for a diagonal layer: the identity kernel
     bias: Optional[str]
-    layout: str = "in_out"  # how this layer's kernel is stored (the spec's layout unless given)
+    layout: str = "in_out"  # how this layer's kernel is stored (the spec's layout unless given;
+    # "diagonal": the weight is a vector w, the kernel diag(w))
     before: tuple = ()  # ScaleMap/BatchNormMap applied to the layer's input, in order
     after: tuple = ()  # ... to its pre-activation a W + b, before the activation
     weight_scale: float = 1.0  # the layer computes a (weight_scale W) + bias_scale b
@@ -326,7 +330,7 @@ def _layer(index, item, source, default_layout):
     if not isinstance(raw_name, str):
         raise JaccliError(f"{where}: 'activation' must be a name, not {clip(raw_name)}")
     name = canonical_name(raw_name.strip().lower())
-    if name not in ACTIVATIONS and name != SOFTMAX:
+    if name not in ACTIVATIONS:
         raise JaccliError(f"{where}: unknown activation '{clip(raw_name)}' "
                           f"(known: {', '.join(KNOWN_NAMES)})")
     params, activation_tensors = _activation_params(item, name, raw_name, where, index)
@@ -335,9 +339,12 @@ def _layer(index, item, source, default_layout):
     for field, tensor in (("weight", weight), ("bias", bias)):
         if tensor is not None and not isinstance(tensor, str):
             raise JaccliError(f"{where}: '{field}' must be a tensor name, not {clip(tensor)}")
-    if weight is None:
-        raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel")
-    layout = _layout(item.get("layout", default_layout), f"{where}: 'layout'")
+    layout = _layout(item.get("layout", default_layout), f"{where}: 'layout'", LAYOUTS + (DIAGONAL,))
+    if weight is None and layout != DIAGONAL:
+        raise JaccliError(f"{where}: 'weight' cannot be null: a dense layer needs a kernel "
+                          f"(only a diagonal layer's may be, meaning the identity)")
+    if weight is None and units is None:
+        raise JaccliError(f"{where}: a diagonal layer without a weight needs 'units'")
     before, after = (_maps(item.get(field, ()), f"{where}.{field}") for field in ("before", "after"))
     scales = [_number(item.get(field, 1.0), f"{where}: '{field}'")
               for field in ("weight_scale", "bias_scale")]
@@ -380,11 +387,11 @@ def _number(value, where):
     return number
 
 
-def _layout(value, where):
+def _layout(value, where, allowed=LAYOUTS):
     if isinstance(value, str):
         value = value.strip().lower()  # like activation names, case does not matter
-    if value not in LAYOUTS:
-        raise JaccliError(f"{where} must be in_out or out_in, not {clip(value)}")
+    if value not in allowed:
+        raise JaccliError(f"{where} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {clip(value)}")
     return value
 
 
@@ -430,9 +437,6 @@ def parse_spec(data, source):
         raise JaccliError(f"{source}: 'layers' must be a non-empty list of layers")
     layout = _layout(data.get("layout", "in_out"), f"{source}: 'layout'")
     parsed = [_layer(i, item, source, layout) for i, item in enumerate(layers)]
-    for i, layer in enumerate(parsed[:-1]):
-        if layer.activation == SOFTMAX:
-            raise JaccliError(f"{source}: layers[{i}]: softmax is allowed on the last layer only")
     return Spec(
         inputs=_names(data.get("inputs"), "inputs", source, "x"),
         outputs=_names(data.get("outputs"), "outputs", source, "y"),

@@ -11,6 +11,7 @@ spec dict (the YAML schema) with the tensor dict it names:
     stack.affine(scale, offset, where="node 'm' (Mul)")  # y = x * scale + offset, constants
     stack.batchnorm(mean, var, eps, gamma, beta, names={...}, where=...)
     stack.activation("tanh", where="node 't' (Tanh)")
+    stack.layernorm(eps, gamma, beta, names={...}, where=...)
     spec, tensors = stack.build()
 
 Nothing is folded here: the tensors are the file's, under the file's names
@@ -29,7 +30,13 @@ later, carrying the chain rule back through the fold):
 An activation applies to the dense layer right before it; one that follows
 nothing, a waiting map or another activation is refused (except a ReLU or
 LeakyReLU after an activation that is never negative: the identity there,
-so dropped), and nothing but an output scaling may follow a softmax.
+so dropped). A LayerNorm is two things: the ``layer_norm`` activation (the
+normalisation, over the features) of the dense layer right before it, and,
+when it has gamma or beta, a ``layout: diagonal`` layer (kernel diag(gamma),
+bias beta: parameters of their own) whose activation is the next event's;
+without them, an activation that follows it (or a LayerNorm that follows an
+activation), with any maps between them, gets a diagonal layer of its own
+without weight or bias (the identity), the maps its ``after``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from jaccli.numeric import dtype_problem
 # derivative is 0 (relu's left derivative) or underflows with it, so the
 # product is the same whichever derivative the second one takes at 0.
 NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp", "relu6", "hardsigmoid")
+LAYER_NORM = "layer_norm"
 _IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
 
 
@@ -119,7 +127,6 @@ class DenseStack:
         """x -> x W + b (layout in_out) or W x + b (out_in); ``bias`` may be None; the
         scales make it x (weight_scale W) + bias_scale b (ONNX Gemm's alpha and beta);
         ``constant``: W and b are constants of the graph, not parameters."""
-        self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
         layout = layout or self.layout
         label = f"{self.source}: {where}"
@@ -156,14 +163,21 @@ class DenseStack:
         one for all)."""
         if name == "linear":
             return
-        self._check_not_after_softmax(where)
         self._check_outputs_not_scaled()
-        if not self.layers or self._pending:
+        if name == LAYER_NORM and not self.layers and not self._pending and self.width is not None:
+            self._identity_layer()  # a LayerNorm of the inputs
+        joins = self.layers and self._pending and LAYER_NORM in (name, self.layers[-1].activation)
+        if not self.layers or (self._pending and not joins):
             raise JaccliError(f"{self.source}: {where}: an activation must directly follow a "
                               f"{self.dense_word} layer")
         last = self.layers[-1]
+        if joins:  # LayerNorm, maps, an activation (or the other way round): the maps join
+            last = self._identity_layer()  # the identity layer that carries it
+            last.entry["after"], self._pending, self._pending_where = self._pending, [], None
         if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
             return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see above)
+        if last.activation is not None and LAYER_NORM in (name, last.activation):
+            last = self._identity_layer()  # LayerNorm then ReLU, or Tanh then LayerNorm
         if last.activation is not None:
             raise JaccliError(f"{self.source}: {where}: two activations in a row cannot be one "
                               f"{self.dense_word} layer (it already applies {last.activation})")
@@ -179,9 +193,41 @@ class DenseStack:
             self._register(tensor_name, array, label)
             last.entry[key] = tensor_name
 
+    def layernorm(self, eps, weight=None, bias=None, *, names, where, features=None):
+        """LayerNorm over the features, (x - mean) / sqrt(var + eps) * weight + bias (var
+        the biased one); ``names``: the file's names of weight and bias (parameters);
+        ``features``: their number, when the format states it (else gamma's size)."""
+        features = features or next((np.size(a) for a in (weight, bias) if a is not None), None)
+        if features is not None:
+            self._check_width(int(features), f"{self.source}: {where}")
+            self._set_width(int(features), where)
+        self.activation(LAYER_NORM, where=where)
+        self.layers[-1].entry["eps"] = float(eps)
+        if weight is None and bias is None:
+            return
+        label = f"{self.source}: {where}"
+        entry = self._identity_layer().entry
+        for field, array in (("weight", weight), ("bias", bias)):
+            if array is None:
+                continue
+            array = checked_tensor(array, f"{label} {field}")
+            if array.ndim != 1:
+                raise JaccliError(f"{label} {field} has shape {array.shape}; expected one value "
+                                  f"per feature")
+            self._check_width(array.size, label)
+            self._register(names[field], array, f"{label} {field}")
+            entry[field] = names[field]
+
+    def _identity_layer(self):
+        """A diagonal layer without weight or bias (the identity, no parameters), to carry
+        an activation that follows another."""
+        layer = _Layer({"units": self.width, "activation": "linear", "layout": "diagonal",
+                        "weight": None, "bias": None})
+        self.layers.append(layer)
+        return layer
+
     def affine(self, scale, offset, *, where):
-        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants.
-        After a softmax it can only become the output scaling (``dense`` refuses a layer there)."""
+        """y = x * scale + offset, feature by feature (scalars apply to every feature); constants."""
         self._check_outputs_not_scaled()
         label = f"{self.source}: {where}"
         scale = checked_tensor(scale, f"{label} scale")
@@ -201,7 +247,6 @@ class DenseStack:
         ``names``: the file's names of the tensors given ({"mean", "var", "weight", "bias"});
         weight and bias (gamma, beta) are parameters, mean and var stored statistics.
         """
-        self._check_not_after_softmax(where)
         label = f"{self.source}: {where}"
         norm = {"eps": float(eps)}
         for field, array in (("weight", weight), ("bias", bias), ("mean", mean), ("var", var)):
@@ -232,7 +277,7 @@ class DenseStack:
         """(spec dict, {tensor name: float64 array}); names default to counts."""
         self._resolve_trailing()
         first, last = self.layers[0].entry, self.layers[-1].entry
-        n_in = self._shape_in_out(first)[0]
+        n_in = first["units"] if first["weight"] is None else self._shape_in_out(first)[0]
         n_out = last["units"]
         spec = {
             "inputs": self._names(input_names, n_in, "input"),
@@ -297,10 +342,6 @@ class DenseStack:
     def _shape_in_out(self, entry):
         shape = self.tensors[entry["weight"]].shape
         return shape if entry.get("layout", self.layout) == "in_out" else shape[::-1]
-
-    def _check_not_after_softmax(self, where):
-        if self.layers and self.layers[-1].activation == "softmax":
-            raise JaccliError(f"{self.source}: {where} follows a Softmax; Softmax must be the last layer")
 
     def _check_outputs_not_scaled(self):
         if self._outputs_scaled:

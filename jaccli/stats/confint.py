@@ -296,15 +296,15 @@ def output_parameter_masks(model):
     """For each output, which parameters can move it: (m, P) booleans.
 
     In a multi-output network the last layer's weights and bias of output j
-    do not touch output k != j (unless the last layer is a softmax, which
-    couples them): those columns of output k's Z are zero by construction and
+    do not touch output k != j (unless the last layer's activation couples its units, as softmax
+    does): those columns of output k's Z are zero by construction and
     are not counted in its q. (Columns that are zero for other reasons, e.g.
     a dead relu unit, stay in q and make Z rank-deficient, as they should.)
     """
     m = len(model.output_names)
     last = model.network.layers[-1]
     mapping = model.assembly.parameter_map()
-    if m == 1 or last.is_softmax:
+    if m == 1 or last.couples_units:
         return np.ones((m, model.n_parameters), dtype=bool)
     if mapping is None:  # the engine's parameters are the file's: the last two tensors
         return _last_layer_masks(model.parameter_table, last, m, model.assembly.layout)

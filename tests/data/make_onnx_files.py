@@ -473,10 +473,6 @@ def hostile_graphs(W0, b0, W2, b2):
         helper.make_node("Loop", ["trips", "go", "z0"], ["y"], name="loop0", body=body)], **four)
     refused("bad_int64_weight", ["gemm0", "Gemm", "int64"], nodes=[gemm, relu],
             inits=[_init("W0", np.ones((3, 4), dtype=np.int64)), _init("b0", b0)], n_in=3, n_out=4)
-    refused("bad_softmax_middle", ["softmax0", "Softmax"], nodes=[
-        gemm, helper.make_node("Softmax", ["z0"], ["p0"], name="softmax0", axis=-1),
-        helper.make_node("Gemm", ["p0", "W2", "b2"], ["y"], name="gemm1", transB=1)],
-        inits=base + [_init("W2", np.full((2, 4), 0.1)), _init("b2", b2)], n_in=3, n_out=2)
     refused("bad_transposed_output", ["transposed"], nodes=[
         helper.make_node("Transpose", ["x"], ["xt"], name="to_columns"),
         helper.make_node("MatMul", ["U0", "xt"], ["y"], name="mm0")],

@@ -3,6 +3,8 @@
 Everything is float64 and small (1-4 dense layers, widths 1-8, 2-6 inputs,
 1-3 outputs). A torch network mixes every module jaccli reads with the
 things that trip readers up: BatchNorm1d in eval with non-trivial statistics,
+LayerNorm of the inputs, right after a Linear or after an activation (with
+or without gamma and beta, trained values), a Softmax or LogSoftmax head,
 inference-time no-ops, constant scalings of both signs (``Scale``, a custom
 module that from_torch may refuse and ONNX writes as Mul/Add or Sub/Div),
 one activation object used several times, and one Linear used twice (tied).
@@ -25,6 +27,7 @@ def _torch():
 # only a short decimal survives that round trip exactly (issue 19, item 3).
 LEAKY_SLOPES = (0.01, 0.05, 0.1, 0.2, 0.3)
 ELU_ALPHAS = (0.5, 1.0, 1.3)
+LAYER_NORM_EPS = (1e-5, 1e-3, 0.1)
 ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "elu", "selu", "softplus",
                "softsign", "silu", "gelu", "gelu_tanh", "none", "hardtanh", "relu6",
                "hardsigmoid", "hardswish", "mish", "celu", "log_sigmoid", "tanhshrink", "prelu")
@@ -138,6 +141,20 @@ class _Builder:
             bn.bias.copy_(torch.as_tensor(self.rng.normal(scale=0.5, size=width)))
         self.modules.append(bn)
 
+    def layernorm(self, width):
+        """LayerNorm over the features: affine (gamma of either sign) or not, bias or not."""
+        torch, nn = _torch()
+        affine, bias = self.coin(0.7), self.coin(0.7)
+        norm = nn.LayerNorm(width, eps=float(self.rng.choice(LAYER_NORM_EPS)),
+                            elementwise_affine=affine, bias=bias)
+        if affine:
+            with torch.no_grad():
+                sign = np.where(self.rng.random(width) < 0.3, -1.0, 1.0)
+                norm.weight.copy_(torch.as_tensor(sign * self.rng.uniform(0.5, 1.5, size=width)))
+                if bias:
+                    norm.bias.copy_(torch.as_tensor(self.rng.normal(scale=0.5, size=width)))
+        self.modules.append(norm)
+
     def activation(self, name, width):
         if name == "none":
             return
@@ -172,6 +189,8 @@ def random_torch_net(seed, scalings=True):
     b = _Builder(rng, scalings)
     depth = len(widths) - 1
     b.maybe_scale(widths[0])
+    if b.coin(0.1):
+        b.layernorm(widths[0])  # of the inputs
     linears = []
     for i in range(depth):
         if tied is not None and i == tied + 1:
@@ -181,18 +200,24 @@ def random_torch_net(seed, scalings=True):
         linears.append(linear)
         b.modules.append(linear)
         last = i == depth - 1
+        if b.coin(0.2):
+            b.layernorm(widths[i + 1])
         if b.coin(0.25):
             b.batchnorm(widths[i + 1])
         b.maybe_noop()
         if not last:
             b.activation(str(rng.choice(ACTIVATIONS)), widths[i + 1])
+            if b.coin(0.1):
+                b.layernorm(widths[i + 1])  # after the activation
             b.maybe_scale(widths[i + 1])
-    head = rng.choice(["none", "activation", "softmax"], p=[0.5, 0.3, 0.2])
+    head = rng.choice(["none", "activation", "softmax", "log_softmax"], p=[0.45, 0.3, 0.15, 0.1])
     if head == "activation":
         b.activation(str(rng.choice(ACTIVATIONS)), widths[-1])
     b.maybe_scale(widths[-1])
     if head == "softmax":
         b.modules.append(nn.Softmax(dim=-1))
+    if head == "log_softmax":
+        b.modules.append(nn.LogSoftmax(dim=-1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = nn.Sequential(*b.modules).double().eval()

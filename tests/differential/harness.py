@@ -133,15 +133,31 @@ def read_file_tensors(path):
 
         with zipfile.ZipFile(path) as archive:
             tensors = _read_hdf5(io.BytesIO(archive.read("model.weights.h5")))
+            roles = _keras_roles(archive)
         # layers/<layer>/vars/<i>: a Dense layer's variables 0 and 1 are its kernel and bias
-        roles = {"0": "kernel", "1": "bias"}
-        return {f"{name.split('/')[1]}/{roles[name.split('/')[3]]}": value
-                for name, value in tensors.items() if name.startswith("layers/")}
+        return {f"{name.split('/')[1]}/{roles.get(name.split('/')[1], ('kernel', 'bias'))[int(name.split('/')[3])]}":
+                value for name, value in tensors.items() if name.startswith("layers/")}
     if path.endswith(".onnx"):
         from .oracles import OnnxFunction
 
         return {k: v for k, v in OnnxFunction(path).tensors.items() if v.dtype.kind == "f"}
     raise ValueError(path)
+
+
+def _keras_roles(archive):
+    """{layer name: its variables' roles} for the LayerNormalization layers of a .keras
+    archive's config (gamma if scale, then beta if center; tests name layers as the
+    archive does, so a layer's name is its archive path)."""
+    import json
+
+    config = json.loads(archive.read("config.json"))
+    roles = {}
+    for layer in config.get("config", {}).get("layers", []):
+        if layer.get("class_name") == "LayerNormalization":
+            flags = layer.get("config", {})
+            roles[flags.get("name")] = [role for role, flag in (("gamma", "scale"), ("beta", "center"))
+                                        if flags.get(flag, True)]
+    return roles
 
 
 def _read_safetensors(path):

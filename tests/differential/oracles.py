@@ -244,6 +244,15 @@ def _op_table():
     def batchnorm(x, scale, bias, mean, var, epsilon=1e-5, **_):
         return (x - mean) / torch.sqrt(var + epsilon) * scale + bias
 
+    def layer_norm(x, scale, bias=None, axis=-1, epsilon=1e-5, **_):
+        # epsilon read as the decimal torch was given (float32 attribute)
+        y = F.layer_norm(x, x.shape[axis:], eps=float32_decimal(epsilon))
+        return y * scale + (0 if bias is None else bias)
+
+    def reduce_mean(x, axes_input=None, axes=None, keepdims=1, **_):
+        axes = axes if axes_input is None else axes_input.tolist()
+        return x.mean(dim=tuple(axes), keepdim=bool(keepdims))
+
     return {
         "Gemm": lambda i, a: _gemm(*i, **a), "MatMul": lambda i, a: i[0] @ i[1],
         "Add": lambda i, a: i[0] + i[1], "Sub": lambda i, a: i[0] - i[1],
@@ -261,6 +270,9 @@ def _op_table():
         "Softsign": lambda i, a: i[0] / (1 + torch.abs(i[0])),
         "Gelu": lambda i, a: _gelu(i[0], a.get("approximate", "none")),
         "Softmax": lambda i, a: torch.softmax(i[0], dim=a.get("axis", -1)),
+        "LogSoftmax": lambda i, a: torch.log_softmax(i[0], dim=a.get("axis", -1)),
+        "LayerNormalization": lambda i, a: layer_norm(*i, **a),
+        "ReduceMean": lambda i, a: reduce_mean(i[0], *i[1:], **a),
         "Identity": lambda i, a: i[0], "Dropout": lambda i, a: i[0],
         "Cast": lambda i, a: i[0] if i[0].is_floating_point() else i[0].double(),
         "Flatten": lambda i, a: _flatten(i[0], a.get("axis", 1)),

@@ -27,6 +27,7 @@ _ACTIVATIONS = {
     "softmax": ("softmax", None),
     "softmax_v2": ("softmax", None),  # tf.nn.softmax's name in TF 2.x
     "leaky_relu": ("leaky_relu", {"alpha": 0.2}),
+    "log_softmax": ("log_softmax", None),  # keras.activations.log_softmax (Keras 3)
     # Keras 3 (keras/src/activations/activations.py): relu6 = min(max(x, 0), 6),
     # hard_silu (alias hard_swish) = x relu6(x + 3) / 6, mish = x tanh(softplus x),
     # celu with alpha 1, log_sigmoid, hard_tanh = clip to [-1, 1], tanh_shrink = x - tanh x
@@ -75,6 +76,7 @@ SUPPORTED_LAYERS = (
     "Softmax",
     "Normalization",
     "BatchNormalization",
+    "LayerNormalization",
 ) + IDENTITY_LAYERS
 
 
@@ -108,6 +110,8 @@ def weight_roles(entry):
         if config.get("center", True):
             roles.append("beta")
         return roles + ["moving_mean", "moving_variance"]
+    if cls == "LayerNormalization":  # keras/src/layers/normalization/layer_normalization.py build()
+        return [role for role, flag in (("gamma", "scale"), ("beta", "center")) if config.get(flag, True)]
     if cls == "Normalization":
         return ["mean", "variance", "count"]
     if cls == "PReLU":

@@ -1,6 +1,7 @@
 """The chain of layers reported to a DenseStack (jaccli.formats.stack): Dense
 layers and their activations, activation layers, the identity layers,
-Normalization as the input scaling, BatchNormalization as a map."""
+Normalization as the input scaling, BatchNormalization as a map, LayerNormalization
+as the layer_norm activation and its gamma and beta."""
 
 import numpy as np
 
@@ -35,6 +36,20 @@ def _add_batchnorm(stack, entry, arrays, fname, where):
     stack.batchnorm(arrays["moving_mean"], arrays["moving_variance"],
                     float(config.get("epsilon", 1e-3)), arrays.get("gamma"), arrays.get("beta"),
                     names={field: f"{name}/{role}" for field, role in roles.items()}, where=where)
+
+
+def _add_layernorm(stack, entry, weights, fname, where):
+    """LayerNormalization over the last axis: keras/src/layers/normalization/
+    layer_normalization.py computes (x - mean) * rsqrt(variance + epsilon) * gamma + beta
+    (the biased variance; epsilon 1e-3 by default); its tensors '<layer>/gamma', '/beta'."""
+    config = entry.get("config") or {}
+    if not is_last_axis(config.get("axis", -1)):
+        refuse(fname, entry, f"normalization over axis {config.get('axis')}")
+    if config.get("rms_scaling"):
+        refuse(fname, entry, "rms_scaling=True (x / sqrt(mean(x^2) + epsilon), no centring)")
+    name, arrays = layer_name(entry), weights.get(entry)
+    stack.layernorm(float(config.get("epsilon", 1e-3)), arrays.get("gamma"), arrays.get("beta"),
+                    names={"weight": f"{name}/gamma", "bias": f"{name}/beta"}, where=where)
 
 
 def _normalization_scaling(entry, arrays, fname):
@@ -103,6 +118,8 @@ def build(chain, n_inputs, weights, fname, version=None):
                 refuse(fname, entry, f"PReLU with shared_axes {shared}")
             slope = (f"{layer_name(entry)}/alpha", weights.get(entry)["alpha"])
             stack.activation("prelu", where=where, tensors={"slope": slope})
+        elif cls == "LayerNormalization":
+            _add_layernorm(stack, entry, weights, fname, where)
         else:
             act, params = layer_activation(entry, fname, version)
             stack.activation(act, params, where=where)

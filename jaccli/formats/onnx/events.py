@@ -55,6 +55,20 @@ class BatchNorm:
 
 
 @dataclass
+class LayerNorm:
+    """LayerNorm over the features, (x - mean) / sqrt(var + eps) * weight + bias; weight
+    and bias (initializers: parameters) may be None."""
+
+    eps: float
+    weight: Optional[np.ndarray]
+    bias: Optional[np.ndarray]
+    weight_name: Optional[str]
+    bias_name: Optional[str]
+    where: str
+    features: Optional[int] = None  # the width normalised over, when the graph says
+
+
+@dataclass
 class Identity:
     where: str
 

@@ -18,7 +18,7 @@ from jaccli.formats.onnx.events import Dense, OnnxGraph
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, describe, float32_as_decimal,
 )
-from jaccli.formats.onnx.ops import check_node_kind, check_softmax_last, events_of
+from jaccli.formats.onnx.ops import check_node_kind, events_of
 from jaccli.formats.onnx.patterns import ENDS_WITH_ONE_COMPUTED, composite
 from jaccli.formats.onnx.shapes import new_state
 from jaccli.formats.stack import named_columns, plain_name
@@ -210,7 +210,6 @@ class _Walker:
         steps = _chain(self, output_name, input_name)
         self._classifier_note()
         events = events_of(self, steps, state)
-        check_softmax_last(self, events)
         if not any(isinstance(e, Dense) for e in events):
             self.fail("the graph has no dense layer (Gemm or MatMul with a constant weight)")
         producer = " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p)
@@ -397,7 +396,8 @@ def _chain(walker, output_name, input_name):
             walker.fail(f"tensor '{current}' is not computed from the input '{input_name}'")
         check_node_kind(walker, node)
         computed = [name for name in node.input if name and not walker.is_constant(name)]
-        # A written-out activation may end in a Mul by a constant (GELU's 0.5), or a Log.
+        # A written-out activation may end in a Mul by a constant (GELU's 0.5), or a Log;
+        # a LayerNorm written out may end in a Mul or Add of its gamma or beta.
         found = composite(walker, node) if len(computed) > 1 or \
             node.op_type in ENDS_WITH_ONE_COMPUTED else None
         if len(computed) == 1 and found is None:

@@ -14,7 +14,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 
 from jaccli.formats.onnx import dense
-from jaccli.formats.onnx.events import Activation, Affine, Identity
+from jaccli.formats.onnx.events import Activation, Affine, Identity, LayerNorm
 from jaccli.formats.onnx.nodes import (
     FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
     meant_scalar,
@@ -222,12 +222,41 @@ def _prelu(walker, node, data, events, state):
 
 
 def _softmax(walker, node, data, events, state):
+    """Softmax or LogSoftmax over the features (before opset 13 the axis default is 1,
+    and on an (N, d) input the 2-D coercion then is the same thing)."""
     default = -1 if walker.opsets.get("", 13) >= 13 else 1
     features = (0, -1) if state["vector"] else (0, -2) if state["transposed"] else (1, -1)
     if not flat(state) or (state["dims"] is not None and len(state["dims"]) > 1) or \
             attribute(walker, node, "axis", default) not in features:
         walker.refuse(node, "softmax over another axis than the features")
-    return [Activation("softmax", {}, describe(node))]
+    return [Activation("log_softmax" if node.op_type == "LogSoftmax" else "softmax", {}, describe(node))]
+
+
+def _layer_normalization(walker, node, data, events, state):
+    """LayerNormalization (opset 17) over the features: X, Scale and an optional B."""
+    if state["transposed"] or attribute(walker, node, "axis", -1) not in (-1, 1):
+        walker.refuse(node, "normalises over another axis than the features")
+    eps = float_attribute(walker, node, "epsilon", 1e-5)
+    scale, scale_name = layer_norm_affine(walker, node, node.input[1], 1.0, state)
+    bias, bias_name = layer_norm_affine(walker, node, node.input[2] if len(node.input) > 2 else "",
+                                        0.0, state)
+    return [LayerNorm(eps, scale, bias, scale_name, bias_name, describe(node), state["width"])]
+
+
+def layer_norm_affine(walker, node, name, neutral, state):
+    """(array, name) of a LayerNorm's gamma or beta: an initializer is a parameter; a
+    Constant node (what torch writes without elementwise_affine) must be ``neutral``
+    (1 or 0) and is dropped, as is an absent input."""
+    if not name:
+        return None, None
+    array = walker.constant(name, node, role="scale" if neutral else "bias")
+    if name in walker.initializers:
+        if array.shape != (state["width"] or array.size,):
+            walker.refuse(node, f"its '{name}' has shape {array.shape}, not one value per feature")
+        return array, name
+    if np.any(array != neutral):
+        walker.refuse(node, f"its '{name}' is a computed constant other than {neutral:g}")
+    return None, None
 
 
 # -- the table ----------------------------------------------------------------
@@ -271,6 +300,8 @@ OPS = {
     "Mish": Op(_UNARY, _simple("mish")),
     "Celu": Op(_UNARY, _with_alpha("celu", 1.0)),
     "PRelu": Op(_BINARY, _prelu),
+    "LogSoftmax": Op(_UNARY, _softmax),
+    "LayerNormalization": Op((2, 3), _layer_normalization),
     # Read only inside an activation or classifier output written out in several nodes.
     "Erf": Op(_UNARY), "Abs": Op(_UNARY), "Pow": Op(_BINARY), "Concat": Op((1, ANY)),
     "Shape": Op((1, 1)), "Gather": Op(_BINARY), "Slice": Op((3, 5)), "Mod": Op(_BINARY),
@@ -337,6 +368,11 @@ def events_of(walker, steps, state):
             events.append(Activation(name, numbers, describe(node), tensors=tensors))
         elif step[0] == "view":
             events.extend(view(walker, step[1], step[2], state))
+        elif step[0] == "layernorm":
+            _, node, eps, weight, bias, _ = step
+            events.append(LayerNorm(eps, *(None if name is None else walker.constant(name, node)
+                                           for name in (weight, bias)), weight, bias, describe(node),
+                                    state["width"]))
         elif step[0] == "complement":
             events.append(dense.complement(walker, step[1], step[2], state))
         else:
@@ -346,12 +382,3 @@ def events_of(walker, steps, state):
         walker.fail("the output is transposed, (features, N); jaccli reads models whose "
                     "output is (N, features), one row per point")
     return events
-
-
-def check_softmax_last(walker, events):
-    for i, event in enumerate(events):
-        if isinstance(event, Activation) and event.name == "softmax":
-            later = [e for e in events[i + 1:] if not isinstance(e, Identity)]
-            if later:
-                walker.fail(f"{event.where}: softmax before the last layer (jaccli "
-                            "supports softmax on the last layer only)")

@@ -5,36 +5,40 @@ SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as Div/Erf/Add/Mul/Mul
 Tanhshrink as x - Tanh x, LogSigmoid as Log(Sigmoid x), torch's Softplus
 with its threshold as the dynamo exporter writes it (Where(Greater(beta x,
 threshold), x, Softplus(beta x) / beta)), Keras's PReLU as tf2onnx writes
-it (Relu x - alpha Relu(-x), or + (-alpha) Relu(-x)), a binary classifier's
-probabilities Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)``
-(Shape -> Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape) or any
-Reshape whose shape is computed from the data's Shape alone, and Keras's
-hard sigmoid and hard SiLU as tf2onnx writes them (``_hard_sigmoid_of``). Each match is a
-step of the chain: the node it ends at, what it is (a parameter given as
-(tensor name, array) is a tensor of the file), and the computed tensor it
-starts from.
+it (Relu x - alpha Relu(-x), or + (-alpha) Relu(-x)), Keras's hard sigmoid
+and hard SiLU as tf2onnx writes them (``_hard_sigmoid_of``), LayerNorm as
+ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div (+ Mul by gamma, + Add of beta:
+torch's exporters before opset 17), a binary classifier's probabilities
+Concat(1 - p, p), and pytorch 1.x's ``x.view(x.size(0), -1)`` (Shape ->
+Gather(0) -> Unsqueeze -> Concat with -1 -> Reshape) or any Reshape whose
+shape is computed from the data's Shape alone. Each match is a step of the
+chain: the node it ends at, what it is (a parameter given as (tensor name,
+array) is a tensor of the file), and the computed tensor it starts from.
 """
 
 import math
 
 import numpy as np
 
-from jaccli.formats.onnx.nodes import STANDARD_DOMAINS, attribute, close, meant_scalar
+from jaccli.formats.onnx.nodes import (
+    STANDARD_DOMAINS, attribute, close, float32_as_decimal, meant_scalar,
+)
 from jaccli.formats.onnx.ops import clip_bounds, well_formed
 
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_TANH_CUBIC = 0.044715
 # Ops a pattern may end at whose other inputs are constants (GELU's final Mul by 0.5,
-# LogSigmoid's Log, Keras 2's hard sigmoid's Max): the chain asks for a pattern there too.
-ENDS_WITH_ONE_COMPUTED = ("Mul", "Log", "Max")
+# LogSigmoid's Log, Keras 2's hard sigmoid's Max, a written-out LayerNorm's Mul or Add of
+# gamma or beta): the chain asks for a pattern there too.
+ENDS_WITH_ONE_COMPUTED = ("Mul", "Add", "Log", "Max")
 
 
 def composite(walker, node):
     """An activation written in several nodes ending at ``node``, or None."""
     for match in (_match_silu, _match_mish, _match_hard_swish, _match_hard_sigmoid,
-                  _match_softsign, _match_gelu, _match_tanhshrink,
-                  _match_log_sigmoid, _match_softplus_threshold, _match_tf2onnx_prelu,
+                  _match_softsign, _match_gelu, _match_tanhshrink, _match_log_sigmoid,
+                  _match_softplus_threshold, _match_tf2onnx_prelu, _match_layer_norm,
                   _match_binary_probabilities, _match_view):
         found = match(walker, node)
         if found is not None:
@@ -285,6 +289,60 @@ def _is_gelu_tanh_argument(walker, u, x):
                 and close(_scalar(walker, power.input[1], power), 3.0):
             return True
     return False
+
+
+def _match_layer_norm(walker, node):
+    """(x - mean) / sqrt(var + eps) [* gamma] [+ beta] over the features, written out:
+    ("layernorm", node, eps, gamma's name, beta's name, x); gamma and beta initializers."""
+    names, top = {"bias": None, "weight": None}, node
+    for field, op_type in (("bias", "Add"), ("weight", "Mul")):
+        if node is not None and node.op_type == op_type and len(node.input) == 2:
+            inner, constant = node.input
+            if walker.is_constant(inner):
+                inner, constant = constant, inner
+            if constant in walker.initializers and not walker.is_constant(inner):
+                names[field] = constant
+                node = walker.producer.get(inner)
+    core = _layer_norm_core(walker, node) if node is not None and node.op_type == "Div" else None
+    if core is None:
+        return None
+    eps, x = core
+    return ("layernorm", top, eps, names["weight"], names["bias"], x)
+
+
+def _layer_norm_core(walker, div):
+    """(eps, x) of Div(x - mean(x), Sqrt(mean((x - mean(x))^2) + eps)), or None."""
+    sub = _producer_of(walker, div.input[0], "Sub")
+    sqrt = _producer_of(walker, div.input[1], "Sqrt")
+    add = sqrt and _producer_of(walker, sqrt.input[0], "Add")
+    if sub is None or add is None:
+        return None
+    x = sub.input[0]
+    mean = _producer_of(walker, sub.input[1], "ReduceMean")
+    variance, eps_name = add.input if walker.is_constant(add.input[1]) else add.input[::-1]
+    variance = _producer_of(walker, variance, "ReduceMean")
+    power = variance and _producer_of(walker, variance.input[0], "Pow")
+    if mean is None or mean.input[0] != x or power is None or power.input[0] != div.input[0] \
+            or not (_over_features(walker, mean) and _over_features(walker, variance)) \
+            or not walker.is_constant(power.input[1]) or _scalar(walker, power.input[1], power) != 2.0 \
+            or not walker.is_constant(eps_name):
+        return None
+    eps = walker.constant(eps_name, add, role="epsilon")
+    if eps.size != 1:
+        return None
+    value = float(eps.reshape(-1)[0])
+    return (float32_as_decimal(value) if eps.dtype == np.float32 else value), x
+
+
+def _over_features(walker, reduce_mean):
+    """Whether a ReduceMean averages over the last axis of (N, d) data, keeping it."""
+    if len(reduce_mean.input) > 1 and reduce_mean.input[1]:  # opset 18: the axes as an input
+        if not walker.is_constant(reduce_mean.input[1]):
+            return False
+        axes = walker.constant(reduce_mean.input[1], reduce_mean, role="axes", floats=False).tolist()
+    else:
+        axes = attribute(walker, reduce_mean, "axes", None)
+    return list(axes or []) in ([-1], [1]) and attribute(walker, reduce_mean, "keepdims", 1) == 1
 
 
 def _match_binary_probabilities(walker, node):

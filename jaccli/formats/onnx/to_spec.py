@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from jaccli.formats.onnx.events import Activation, BatchNorm, Dense, Identity
+from jaccli.formats.onnx.events import Activation, BatchNorm, Dense, Identity, LayerNorm
 from jaccli.formats.onnx.graph import read_onnx
 from jaccli.formats.stack import DenseStack
 
@@ -35,6 +35,10 @@ def onnx_spec_and_tensors(path, output_name=None):
                             names=names, where=event.where)
         elif isinstance(event, Activation):
             stack.activation(event.name, event.params, where=event.where, tensors=event.tensors)
+        elif isinstance(event, LayerNorm):
+            stack.layernorm(event.eps, event.weight, event.bias, where=event.where,
+                            names={"weight": event.weight_name, "bias": event.bias_name},
+                            features=event.features)
         else:
             stack.affine(_scalar_or_vector(event.scale), _scalar_or_vector(event.offset),
                          where=event.where)
