@@ -123,11 +123,16 @@ def _mp_functions():
         "softplus_b2": softplus(2),
         "celu": lambda x: x if x >= 0 else mp.expm1(x),
         "hardswish": lambda x: x * mp.mpf(min(max(x + 3, 0), 6)) / 6,
+        # older entries whose tails were once 0 or short of digits (sigmoid(-40) was 0.0)
+        "sigmoid": lambda x: 1 / (1 + mp.exp(-x)),
+        "silu": lambda x: x / (1 + mp.exp(-x)),
+        "elu": lambda x: x if x >= 0 else mp.expm1(x),
     }
 
 
 MP_CASES = [("mish", {}), ("log_sigmoid", {}), ("tanhshrink", {}), ("softplus", {}),
-            ("softplus_b2", {"beta": 2.0}), ("celu", {}), ("hardswish", {})]
+            ("softplus_b2", {"beta": 2.0}), ("celu", {}), ("hardswish", {}), ("sigmoid", {}),
+            ("silu", {}), ("elu", {})]
 
 
 @pytest.mark.parametrize("key,params", MP_CASES, ids=[k for k, _ in MP_CASES])

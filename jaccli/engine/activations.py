@@ -116,29 +116,12 @@ def _linear_in_place(z, order, scratch):
 
 
 def _sigmoid(z):
-    # 0.5 * (1 + tanh(z/2)) never overflows, unlike 1 / (1 + exp(-z)).
-    s = 0.5 * (1.0 + np.tanh(0.5 * z))
-    d1 = s * (1.0 - s)
-    return s, d1, d1 * (1.0 - 2.0 * s)
-
-
-def _sigmoid_in_place(z, order, scratch):
-    z *= 0.5
-    s = np.tanh(z, out=z)
-    s += 1.0
-    s *= 0.5
-    if order == 0:
-        return s, None, None
-    d1 = scratch("s1")
-    np.subtract(1.0, s, out=d1)
-    d1 *= s
-    if order == 1:
-        return s, d1, None
-    d2 = scratch("s2")
-    np.multiply(s, -2.0, out=d2)
-    d2 += 1.0
-    d2 *= d1
-    return s, d1, d2
+    # sigmoid(z) and sigmoid(-z) = 1 - sigmoid(z) each to full relative accuracy
+    # (``_logistic``): 0.5 (1 + tanh(z / 2)) or 1 - s would give 0 or lose digits in
+    # the tails, where a classifier's small probabilities live.
+    _, s, complement = _logistic(z)
+    d1 = s * complement
+    return s, d1, -d1 * np.tanh(0.5 * z)  # 1 - 2 s = -tanh(z / 2), which keeps its digits near 0
 
 
 def _tanh(z):
@@ -213,9 +196,11 @@ def _prelu_slope_derivative(z, slope, slope_scale):
 
 def _elu(z, alpha):
     positive = z > 0
-    e = alpha * np.exp(np.minimum(z, 0.0))  # the min keeps exp from overflowing
-    # at 0 the left s' (alpha) and s'' = 0, as torch's autograd
-    return (np.where(positive, z, e - alpha), np.where(positive, 1.0, e).astype(z.dtype),
+    below = np.minimum(z, 0.0)  # the min keeps exp from overflowing
+    e = alpha * np.exp(below)
+    # at 0 the left s' (alpha) and s'' = 0, as torch's autograd; expm1 keeps the
+    # value's digits near 0, where e - alpha would cancel
+    return (np.where(positive, z, alpha * np.expm1(below)), np.where(positive, 1.0, e).astype(z.dtype),
             np.where(z < 0, e, 0.0).astype(z.dtype))
 
 
@@ -260,9 +245,9 @@ def _softsign(z):
 
 
 def _silu(z):
-    s = 0.5 * (1.0 + np.tanh(0.5 * z))
-    ds = s * (1.0 - s)
-    return z * s, s + z * ds, ds * (2.0 + z * (1.0 - 2.0 * s))
+    _, s, complement = _logistic(z)
+    ds = s * complement
+    return z * s, s + z * ds, ds * (2.0 - z * np.tanh(0.5 * z))
 
 
 def _gelu(z):
@@ -534,7 +519,7 @@ ACTIVATIONS: Dict[str, Activation] = {
     a.name: a
     for a in [
         Activation("linear", _linear, in_place=_linear_in_place),
-        Activation("sigmoid", _sigmoid, in_place=_sigmoid_in_place),
+        Activation("sigmoid", _sigmoid),
         Activation("tanh", _tanh, in_place=_tanh_in_place, element=_tanh_element),
         Activation("relu", _relu, kinks=_at_zero),
         Activation("leaky_relu", _leaky_relu, {"alpha": 0.01}, kinks=_at_zero),
