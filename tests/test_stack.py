@@ -191,7 +191,7 @@ def test_refusals_name_the_node_and_the_rule():
     assert "act: an activation must directly follow" in refusal({}, [dense(2, 2), tanh, negative, tanh])
     assert "mul0 multiplies an input by zero" in refusal({}, [zero])
     assert "two activations in a row" in refusal({}, [dense(2, 2), tanh, tanh])
-    assert "mul0: a zero scale after the last layer" in refusal({}, [dense(2, 2), tanh, zero])
+    assert "mul0: multiplies an output by zero after the last layer" in refusal({}, [dense(2, 2), tanh, zero])
     assert "fc2 takes 3 inputs but receives 2 from fc" in refusal({}, [dense(2, 2), dense(3, 1, "fc2")])
     assert "fc takes 2 inputs but receives 4 from the model's input" in refusal({"inputs": 4}, [dense(2, 1)])
     assert "fc bias has shape (3,), expected (2,)" in refusal(

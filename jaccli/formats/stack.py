@@ -106,6 +106,7 @@ class DenseStack:
         self._pending = []  # maps waiting for the next dense layer (its ``before``)
         self.output_maps = []  # maps after the last activation that hold parameters (BatchNorm)
         self._pending_where = None
+        self._after_where = None  # where the last map joined a layer's ``after`` came from
         self._outputs_scaled = False  # scale_outputs was called: no layer may follow
 
     # -- events, in the order the data flows --------------------------------
@@ -299,6 +300,7 @@ class DenseStack:
         last = self.layers[-1] if self.layers else None
         if last is not None and last.activation is None and not self._pending:
             last.entry.setdefault("after", []).append(item)
+            self._after_where = where
         else:
             self._pending.append(item)
             self._pending_where = self._pending_where or where
@@ -325,8 +327,9 @@ class DenseStack:
         for item in pending:
             scale, offset = np.asarray(item["scale"]), np.asarray(item["offset"])
             if np.any(scale == 0):
-                raise JaccliError(f"{self.source}: {self._pending_where}: a zero scale after "
-                                  f"the last layer")
+                where = self._pending_where or self._after_where
+                raise JaccliError(f"{self.source}: {where}: multiplies an output by zero after "
+                                  f"the last layer (it does not depend on the input)")
             self.output_scaling = self._chained(self.output_scaling, offset, scale, "output map",
                                                 lambda o1, s1, o2, s2: (o1 * s2 + o2, s1 * s2))
 

@@ -533,3 +533,27 @@ def test_keras_output_name_picks_one_head(tmp_path, suffix):
 def _kernel_bias(layer):
     kernel, bias = layer.get_weights()
     return kernel, bias
+
+
+class _ActorCriticTimesZero(_ActorCritic):
+    """gym2real's form of the constant: actions * 0 + sigma, computed from the input."""
+
+    def forward(self, x):
+        actions, value, _ = super().forward(x)
+        return actions, value, actions * 0.0 + self.log_std
+
+
+def test_an_output_multiplied_by_zero_is_refused_by_its_name(tmp_path):
+    import jaccli
+    from jaccli.errors import JaccliError
+
+    torch.manual_seed(0)
+    path = tmp_path / "ac0.onnx"
+    torch.onnx.export(_ActorCriticTimesZero().double().eval(), (torch.randn(1, 4, dtype=torch.float64),),
+                      str(path), dynamo=False, input_names=["obs"],
+                      output_names=["actions", "value", "sigma"], dynamic_axes={"obs": {0: "N"}})
+    with pytest.raises(JaccliError) as caught:
+        jaccli.load(str(path), output_name="sigma")
+    message = str(caught.value)
+    assert "output 'sigma'" in message and "does not depend on the input" in message, message
+    assert "\n" not in message and "None" not in message

@@ -20,7 +20,8 @@ def onnx_spec_and_tensors(path, output_name=None):
     graph = read_onnx(path, output_name)
     events = [e for e in graph.events if not isinstance(e, Identity)]
     layout = next(e.layout for e in events if isinstance(e, Dense))
-    stack = DenseStack(str(path), layout=layout, dense="dense (Gemm/MatMul)")
+    source = str(path) if output_name is None else f"{path}: output '{output_name}'"
+    stack = DenseStack(source, layout=layout, dense="dense (Gemm/MatMul)")
     for event in events:
         if isinstance(event, Dense):
             stack.dense(event.weight, event.bias, where=event.where,
