@@ -287,7 +287,7 @@ def bench_cli_w1(directory):
     """W1 end to end through the CLI, CSV and NPY; jaccli's CSV reading and writing
     against numpy.loadtxt + numpy.savetxt(fmt="%.17g") on the same arrays."""
     import jaccli
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
     from jaccli.io.points import read_points
     from jaccli.io.writers import TableWriter
 

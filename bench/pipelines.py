@@ -20,7 +20,7 @@ BATCH_BYTES = 1 << 24  # pyarrow's block size: 16 MB of text per batch
 
 
 def _columns(model, quantity):
-    from jaccli.io.columns import column_names
+    from jaccli.quantities import column_names
 
     return column_names(quantity, model)
 
