@@ -177,6 +177,10 @@ def _node(*args, **kwargs):
      {"W": W}, "combines 2 computed tensors"),
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Selu", ["h"], ["y"], name="s", alpha=2.0)],
      {"W": W}, "not SELU's constants"),
+    # Concat(c - p, p) with a vector c is no binary classifier's (it raised TypeError)
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Sigmoid", ["h"], ["p"], name="s"),
+      _node("Sub", ["c", "p"], ["q"], name="sub"), _node("Concat", ["q", "p"], ["y"], name="cat", axis=1)],
+     {"W": W, "c": np.ones(4)}, "combines 2 computed tensors"),
     # a node fed by its own output (a fuzzer find: the GELU matcher recursed forever)
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Mul", ["m", "h"], ["m"], name="loop"),
       _node("Tanh", ["m"], ["y"], name="t")], {"W": W}, "out of order or has a cycle"),

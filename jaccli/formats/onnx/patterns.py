@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from jaccli.formats.onnx.nodes import (
-    STANDARD_DOMAINS, attribute, close, float32_as_decimal, meant_scalar,
+    STANDARD_DOMAINS, attribute, close, meant_scalar, meant_value,
 )
 from jaccli.formats.onnx.ops import clip_bounds, well_formed
 
@@ -54,9 +54,12 @@ def _producer_of(walker, name, op_type):
     return None
 
 
-def _scalar(walker, name, node):
-    array = walker.constant(name, node, role="constant")
-    return float(array.reshape(-1)[0]) if array.size == 1 else None
+def _scalar(walker, name, node, role="constant"):
+    """The one number of the constant ``name`` (a float32 one read as the decimal its
+    writer meant, ``meant_value``), or None when it holds several: a pattern's constants
+    are read here, so that a constant that does not fit means no match, not a refusal."""
+    array = walker.constant(name, node, role=role)
+    return meant_value(array) if array.size == 1 else None
 
 
 def _match_silu(walker, node):
@@ -100,9 +103,10 @@ def _with_constant(walker, node, op_type):
     if node is None or node.op_type != op_type or len(node.input) != 2:
         return None
     for u, c in (node.input, node.input[::-1]):
-        if walker.is_constant(c) and not walker.is_constant(u) and \
-                walker.constant(c, node, role="constant").size == 1:
-            return u, meant_scalar(walker, c, node, "constant")
+        value = _scalar(walker, c, node) if walker.is_constant(c) and not walker.is_constant(u) \
+            else None
+        if value is not None:
+            return u, value
     return None
 
 
@@ -327,11 +331,8 @@ def _layer_norm_core(walker, div):
             or not walker.is_constant(power.input[1]) or _scalar(walker, power.input[1], power) != 2.0 \
             or not walker.is_constant(eps_name):
         return None
-    eps = walker.constant(eps_name, add, role="epsilon")
-    if eps.size != 1:
-        return None
-    value = float(eps.reshape(-1)[0])
-    return (float32_as_decimal(value) if eps.dtype == np.float32 else value), x
+    eps = _scalar(walker, eps_name, add, role="epsilon")
+    return None if eps is None else (eps, x)
 
 
 def _over_features(walker, reduce_mean):
@@ -352,10 +353,12 @@ def _match_binary_probabilities(walker, node):
         return None
     sub = _producer_of(walker, node.input[0], "Sub")
     p = node.input[1]
-    if sub is None or sub.input[1] != p or not walker.is_constant(sub.input[0]):
+    c = _scalar(walker, sub.input[0], sub) if sub is not None and sub.input[1] == p and \
+        walker.is_constant(sub.input[0]) else None
+    if c is None:  # a vector c: not this pattern
         return None
     walker.binary = True
-    return ("complement", node, float(_scalar(walker, sub.input[0], sub)), p)
+    return ("complement", node, c, p)
 
 
 def _match_view(walker, node):
