@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaccli.engine import kernels
+from jaccli.engine.network import first_tangents, per_point
 from jaccli.engine.taylor import taylor_hessdiag, taylor_laplacian
 
 
@@ -279,8 +280,7 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
     ``carry``, None once layer ``upto`` is visited (its s' pass skipped).
     """
     n_points, n = len(records[0][0]), net.n_inputs
-    tz = net.in_inv_scale[:, None] * net.layers[0].kernel
-    tz = tz.astype(dtype, copy=False)
+    tz = first_tangents(net).astype(dtype, copy=False)
     fused = (upto >= 1 and records[0][2] is not None and not _is_vector(net.layers[0])
              and _fused_tangents(net, dtype) is not None)
     ta = None
@@ -302,7 +302,7 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
             return None
         s1 = records[index][2]
         if _is_vector(layer):
-            ta = layer.activation.jvp(records[index][1], s1, _per_point(tz, n_points))
+            ta = layer.activation.jvp(records[index][1], s1, per_point(tz, n_points))
         elif index == 0:
             if fused:
                 continue  # layer 1's tangents come straight from s'_0
@@ -316,13 +316,6 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
             if s1 is not None:
                 ta *= s1[:, None, :]
     return ta
-
-
-def _per_point(tangents, n_points):
-    """Layer 0's tangents (n, d_0), the same at every point, given an N axis."""
-    if tangents.ndim == 2:
-        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
-    return tangents
 
 
 def _fused_tangents(net, dtype):
@@ -339,7 +332,7 @@ def _fused_tangents(net, dtype):
         return None
 
     def build():
-        t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
+        t0 = first_tangents(net).astype(dtype)  # (n, d_0)
         return (t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1)
 
     return _cached(net, "tangents", dtype, build)
@@ -481,14 +474,14 @@ class VectorWeight:
 
     def hessdiag(self, tz):
         """sum_u A_l,ku d2s_u[T_j, T_j] (N, m, n) for tangents T = dz_l/dx."""
-        t = _per_point(tz, len(self.s))
+        t = per_point(tz, len(self.s))
         second = self.activation.second(self.s, self.state, self.state, t, self.activation.jvp(
             self.s, self.state, t))
         return self.adjoint @ second.transpose(0, 2, 1)
 
     def hessian(self, tz, k):
         """T (sum_u A_l,ku d2s_u/dz2) T^T (N, n, n) for output k."""
-        return self.activation.curvature(self.s, self.state, self.state, _per_point(tz, len(self.s)),
+        return self.activation.curvature(self.s, self.state, self.state, per_point(tz, len(self.s)),
                                          self.adjoint[:, k])
 
 
