@@ -220,8 +220,9 @@ class DenseStack:
             entry[field] = names[field]
 
     def _identity_layer(self):
-        """A diagonal layer without weight or bias (the identity, no parameters), to carry
-        an activation that follows another."""
+        """A diagonal layer without weight or bias (the identity, no parameters), appended:
+        it carries a LayerNorm of the inputs, a LayerNorm's gamma and beta (``layernorm``
+        fills them in), or an activation that follows a LayerNorm (or the other way round)."""
         layer = _Layer({"units": self.width, "activation": "linear", "layout": "diagonal",
                         "weight": None, "bias": None})
         self.layers.append(layer)
