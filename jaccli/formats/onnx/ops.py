@@ -20,7 +20,7 @@ from jaccli.formats.onnx.nodes import (
     meant_scalar,
 )
 from jaccli.formats.onnx.shapes import (
-    describe_flow, flat, flatten_shape, reshape_shape, reshaped, set_dims,
+    describe_flow, flat, flatten_shape, normalises_features, reshape_shape, reshaped, set_dims,
     squeeze_shape, unsqueeze_shape,
 )
 
@@ -234,8 +234,9 @@ def _softmax(walker, node, data, events, state):
 
 def _layer_normalization(walker, node, data, events, state):
     """LayerNormalization (opset 17) over the features: X, Scale and an optional B."""
-    if state["transposed"] or attribute(walker, node, "axis", -1) not in (-1, 1):
-        walker.refuse(node, "normalises over another axis than the features")
+    if not normalises_features(state, attribute(walker, node, "axis", -1), through_end=True):
+        walker.refuse(node, f"normalises {describe_flow(state)} data over other axes than "
+                            "one point's features")
     eps = float_attribute(walker, node, "epsilon", 1e-5)
     scale, scale_name = layer_norm_affine(walker, node, node.input[1], 1.0, state)
     bias, bias_name = layer_norm_affine(walker, node, node.input[2] if len(node.input) > 2 else "",
@@ -369,7 +370,10 @@ def events_of(walker, steps, state):
         elif step[0] == "view":
             events.extend(view(walker, step[1], step[2], state))
         elif step[0] == "layernorm":
-            _, node, eps, weight, bias, _ = step
+            _, node, eps, weight, bias, axis, _ = step
+            if not normalises_features(state, axis, through_end=False):
+                walker.refuse(node, f"normalises {describe_flow(state)} data over another axis "
+                                    "than one point's features")
             events.append(LayerNorm(eps, *(None if name is None else walker.constant(name, node)
                                            for name in (weight, bias)), weight, bias, describe(node),
                                     state["width"]))

@@ -297,7 +297,8 @@ def _is_gelu_tanh_argument(walker, u, x):
 
 def _match_layer_norm(walker, node):
     """(x - mean) / sqrt(var + eps) [* gamma] [+ beta] over the features, written out:
-    ("layernorm", node, eps, gamma's name, beta's name, x); gamma and beta initializers."""
+    ("layernorm", node, eps, gamma's name, beta's name, the axis averaged over, x); gamma
+    and beta initializers (the reader checks the axis against the data's shape)."""
     names, top = {"bias": None, "weight": None}, node
     for field, op_type in (("bias", "Add"), ("weight", "Mul")):
         if node is not None and node.op_type == op_type and len(node.input) == 2:
@@ -310,12 +311,13 @@ def _match_layer_norm(walker, node):
     core = _layer_norm_core(walker, node) if node is not None and node.op_type == "Div" else None
     if core is None:
         return None
-    eps, x = core
-    return ("layernorm", top, eps, names["weight"], names["bias"], x)
+    eps, axis, x = core
+    return ("layernorm", top, eps, names["weight"], names["bias"], axis, x)
 
 
 def _layer_norm_core(walker, div):
-    """(eps, x) of Div(x - mean(x), Sqrt(mean((x - mean(x))^2) + eps)), or None."""
+    """(eps, axis, x) of Div(x - mean(x), Sqrt(mean((x - mean(x))^2) + eps)), both means
+    over the one ``axis``, or None."""
     sub = _producer_of(walker, div.input[0], "Sub")
     sqrt = _producer_of(walker, div.input[1], "Sqrt")
     add = sqrt and _producer_of(walker, sqrt.input[0], "Add")
@@ -326,24 +328,27 @@ def _layer_norm_core(walker, div):
     variance, eps_name = add.input if walker.is_constant(add.input[1]) else add.input[::-1]
     variance = _producer_of(walker, variance, "ReduceMean")
     power = variance and _producer_of(walker, variance.input[0], "Pow")
-    if mean is None or mean.input[0] != x or power is None or power.input[0] != div.input[0] \
-            or not (_over_features(walker, mean) and _over_features(walker, variance)) \
+    axis = _mean_axis(walker, mean) if mean is not None else None
+    if axis is None or mean.input[0] != x or power is None or power.input[0] != div.input[0] \
+            or _mean_axis(walker, variance) != axis \
             or not walker.is_constant(power.input[1]) or _scalar(walker, power.input[1], power) != 2.0 \
             or not walker.is_constant(eps_name):
         return None
     eps = _scalar(walker, eps_name, add, role="epsilon")
-    return None if eps is None else (eps, x)
+    return None if eps is None else (eps, axis, x)
 
 
-def _over_features(walker, reduce_mean):
-    """Whether a ReduceMean averages over the last axis of (N, d) data, keeping it."""
+def _mean_axis(walker, reduce_mean):
+    """The one axis a ReduceMean averages over, keeping it (None: several, or not kept)."""
     if len(reduce_mean.input) > 1 and reduce_mean.input[1]:  # opset 18: the axes as an input
         if not walker.is_constant(reduce_mean.input[1]):
-            return False
-        axes = walker.constant(reduce_mean.input[1], reduce_mean, role="axes", floats=False).tolist()
+            return None
+        axes = np.ravel(walker.constant(reduce_mean.input[1], reduce_mean, role="axes",
+                                        floats=False)).tolist()
     else:
         axes = attribute(walker, reduce_mean, "axes", None)
-    return list(axes or []) in ([-1], [1]) and attribute(walker, reduce_mean, "keepdims", 1) == 1
+    axes = list(axes or [])
+    return int(axes[0]) if len(axes) == 1 and attribute(walker, reduce_mean, "keepdims", 1) == 1 else None
 
 
 def _match_binary_probabilities(walker, node):
