@@ -100,7 +100,8 @@ def _match_log_sigmoid(walker, node):
 def _with_constant(walker, node, op_type):
     """(u, c) for ``node`` = op_type(u, c) or op_type(c, u) with c a constant of one value
     (a float32 one read as the decimal meant), u computed; else None. Commutative ops only."""
-    if node is None or node.op_type != op_type or len(node.input) != 2:
+    if node is None or node.op_type != op_type or len(node.input) != 2 or \
+            node.domain not in STANDARD_DOMAINS:
         return None
     for u, c in (node.input, node.input[::-1]):
         value = _scalar(walker, c, node) if walker.is_constant(c) and not walker.is_constant(u) \
@@ -117,7 +118,8 @@ def _hard_sigmoid_of(walker, node):
     (Keras 2's, a = 0.2, b = 0.5)."""
     scaled = _with_constant(walker, node, "Mul")
     clip = scaled and close(scaled[1], 1.0 / 6.0) and _producer_of(walker, scaled[0], "Clip")
-    shifted = clip and clip_bounds(walker, clip) == (0.0, 6.0) and \
+    bounds_stored = clip and all(walker.is_constant(n) for n in clip.input[1:3] if n)
+    shifted = bounds_stored and clip_bounds(walker, clip) == (0.0, 6.0) and \
         _with_constant(walker, _producer_of(walker, clip.input[0], "Add"), "Add")
     if shifted and shifted[1] == 3.0:
         return shifted[0], 1.0 / 6.0, 0.5
