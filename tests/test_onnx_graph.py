@@ -181,6 +181,10 @@ def _node(*args, **kwargs):
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Sigmoid", ["h"], ["p"], name="s"),
       _node("Sub", ["c", "p"], ["q"], name="sub"), _node("Concat", ["q", "p"], ["y"], name="cat", axis=1)],
      {"W": W, "c": np.ones(4)}, "combines 2 computed tensors"),
+    # tf2onnx's PReLU form with a (4, 1) alpha: it broadcasts over the points, not the units
+    ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Relu", ["h"], ["r"]), _node("Neg", ["h"], ["n"]),
+      _node("Relu", ["n"], ["rn"]), _node("Mul", ["a", "rn"], ["m"]), _node("Sub", ["r", "m"], ["y"], name="p")],
+     {"W": W, "a": np.full((4, 1), 0.25)}, "has shape (4, 1)"),
     # a node fed by its own output (a fuzzer find: the GELU matcher recursed forever)
     ([_node("MatMul", ["x", "W"], ["h"], name="mm"), _node("Mul", ["m", "h"], ["m"], name="loop"),
       _node("Tanh", ["m"], ["y"], name="t")], {"W": W}, "out of order or has a cycle"),
