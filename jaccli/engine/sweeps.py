@@ -59,12 +59,6 @@ class Workspace:
         return buffer[:size].reshape(shape)
 
 
-def _is_vector(layer):
-    """Whether the layer's activation couples its units (softmax): its record holds
-    the rule's state where an elementwise layer has s' and s''."""
-    return layer.activation.vector is not None
-
-
 def _dtype(net, x):
     return np.result_type(x.dtype, net.layers[0].kernel.dtype)
 
@@ -98,7 +92,8 @@ def _activate(layer, z, order, ws, tag):
     (``kernels.fused_step``, chosen per machine) adds the bias in the same
     pass; one with an in-place rule in the table works in this thread's
     workspace; the others use their plain rule. A vector activation gives
-    (s, state, state) (None for an order not asked): callers check ``_is_vector``.
+    (s, state, state) (None for an order not asked): callers check ``layer.couples_units``
+    (the record then holds the rule's state where an elementwise layer has s' and s'').
     """
     act = layer.activation
     if act.vector is not None:
@@ -169,7 +164,7 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
     result = [None] * (last + 1)
     a_last, s1_last = records[last][1], records[last][2]
     diag = delta = None
-    if _is_vector(net.layers[last]):
+    if net.layers[last].couples_units:
         output_adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
         delta = net.layers[last].activation.vjp(a_last, s1_last, output_adjoint)
     elif s1_last is None:
@@ -194,7 +189,7 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
         s1 = records[index][2]
         if index == stop and not delta_at_stop:
             delta = None
-        elif _is_vector(net.layers[index]):
+        elif net.layers[index].couples_units:
             delta = net.layers[index].activation.vjp(records[index][1], s1, adjoint)
         elif s1 is None:
             delta = adjoint
@@ -281,7 +276,7 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
     """
     n_points, n = len(records[0][0]), net.n_inputs
     tz = first_tangents(net).astype(dtype, copy=False)
-    fused = (upto >= 1 and records[0][2] is not None and not _is_vector(net.layers[0])
+    fused = (upto >= 1 and records[0][2] is not None and not net.layers[0].couples_units
              and _fused_tangents(net, dtype) is not None)
     ta = None
     for index in range(upto + 1):
@@ -301,7 +296,7 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
         if index == upto and not carry:
             return None
         s1 = records[index][2]
-        if _is_vector(layer):
+        if layer.couples_units:
             ta = layer.activation.jvp(records[index][1], s1, per_point(tz, n_points))
         elif index == 0:
             if fused:
@@ -450,7 +445,7 @@ def _curvature_terms(net, x, ws, dtype, records=None):
     final = len(net.layers) - 1
     for index in curved:
         s2 = records[index][3]
-        if _is_vector(net.layers[index]):
+        if net.layers[index].couples_units:
             adjoint = adjoints[index][0] if index < final else np.broadcast_to(
                 np.diag(net.out_scale), (len(x), net.n_outputs, net.n_outputs))
             weights[index] = VectorWeight(net.layers[index].activation, records[index][1], s2, adjoint)
