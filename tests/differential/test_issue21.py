@@ -13,7 +13,7 @@ import pytest
 
 from .harness import check_file
 from .oracles import OnnxFunction
-from .paths import path_named, run_source, torch_source_of
+from .paths import path_named, require_pass
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -24,15 +24,8 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 
 
 def exact(build, path_name, tmp_path):
-    """Build the net (seed 0, float64, eval), send it through ``path_name``, and require a pass."""
-    path = path_named(path_name)
-    for module in path.needs:
-        pytest.importorskip(module)
-    torch.manual_seed(0)
-    net = build().double().eval()
-    source = torch_source_of(net)
-    outcome = run_source(path, source, tmp_path)
-    assert outcome.kind == "pass", f"{outcome.key}\n  model: {source.text}\n  {outcome.details}"
+    """``paths.require_pass`` through the path named ``path_name``."""
+    require_pass(build, path_named(path_name), tmp_path)
 
 
 def _batchnorm(width):
