@@ -349,8 +349,8 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     weight a parameter), ELU, CELU, SELU, Softplus (beta and threshold as
     torch computes them), Softsign, SiLU, Mish, GELU (both approximations),
     Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink, Softmax
-    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid, Softplus,
-    ReLU6 or Hardsigmoid is the identity there and is dropped. Dropout, AlphaDropout,
+    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid, Softplus (threshold
+    >= 0), ReLU6 or Hardsigmoid is the identity there and is dropped. Dropout, AlphaDropout,
     Identity and Flatten are inference-time identities and are skipped; nested
     Sequentials are flattened; ``LayerNorm`` over the last dimension (first, right
     after a Linear, or before or after an activation) is the layer_norm activation and, with ``elementwise_affine``, a diagonal
