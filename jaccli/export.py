@@ -349,11 +349,11 @@ def from_torch(module, path, input_names=None, output_names=None, input_scaling=
     weight a parameter), ELU, CELU, SELU, Softplus (beta and threshold as
     torch computes them), Softsign, SiLU, Mish, GELU (both approximations),
     Hardtanh, ReLU6, Hardsigmoid, Hardswish, LogSigmoid, Tanhshrink, Softmax
-    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid or
-    Softplus is the identity there and is dropped. Dropout, AlphaDropout, Identity and Flatten are
-    inference-time identities and are skipped; nested Sequentials are
-    flattened; ``LayerNorm`` over the last dimension (right after a Linear)
-    is the layer_norm activation and, with ``elementwise_affine``, a diagonal
+    and LogSoftmax (dim=-1); a ReLU or LeakyReLU after ReLU, Sigmoid, Softplus (threshold
+    >= 0), ReLU6 or Hardsigmoid is the identity there and is dropped. Dropout, AlphaDropout,
+    Identity and Flatten are inference-time identities and are skipped; nested
+    Sequentials are flattened; ``LayerNorm`` over the last dimension (first, right
+    after a Linear, or before or after an activation) is the layer_norm activation and, with ``elementwise_affine``, a diagonal
     layer of its weight and bias (``layout: diagonal``); ``BatchNorm1d`` (running statistics) is written as its own
     tensors (``<bn>.weight``, ``<bn>.bias``, ``<bn>.running_mean``,
     ``<bn>.running_var``) and folded when the model is loaded, its weight and

@@ -72,6 +72,18 @@ def test_sigmoid_2221_closed_form():
 # ---------------------------------------------------------------- every activation vs the oracle
 
 
+def matches_oracle(model, spec, tensors, x):
+    """Every quantity of ``model`` at x against the oracle; both Jacobian sweeps agree."""
+    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
+    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
+    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
+    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
+    hess = oracle.hessian(spec, tensors, x)
+    close(model.hessian(x), hess, RTOL_SECOND)
+    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
+    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+
+
 @pytest.mark.parametrize("activation", SMOOTH)
 @pytest.mark.parametrize("last", ["linear", "tanh", "softmax", "log_softmax"])
 def test_all_quantities_against_oracle(tmp_path, activation, last):
@@ -79,13 +91,7 @@ def test_all_quantities_against_oracle(tmp_path, activation, last):
     spec, tensors = random_model(rng, [3, 5, 4, 3], [activation, activation, last], scaling=True)
     model = jaccli.load(save_model(tmp_path, spec, tensors))
     x = oracle.away_from_kinks(spec, tensors, rng.normal(size=(12, 3)))
-    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
-    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
-    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
-    hess = oracle.hessian(spec, tensors, x)
-    close(model.hessian(x), hess, RTOL_SECOND)
-    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
-    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+    matches_oracle(model, spec, tensors, x)
 
 
 @pytest.mark.parametrize("activations", [["softmax", "tanh", "linear"], ["tanh", "softmax", "softmax"],
@@ -98,14 +104,7 @@ def test_vector_activations_on_any_layer_against_oracle(tmp_path, activations, w
     spec, tensors = random_model(rng, widths, activations, scaling=True)
     model = jaccli.load(save_model(tmp_path, spec, tensors))
     x = rng.normal(size=(9, widths[0]))
-    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
-    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
-    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
-    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
-    hess = oracle.hessian(spec, tensors, x)
-    close(model.hessian(x), hess, RTOL_SECOND)
-    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
-    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+    matches_oracle(model, spec, tensors, x)
     together = model.compute_together(["value", "jacobian", "hessdiag", "hessian"], x)
     close(together["hessian"], model.hessian(x), 1e-13)
     close(together["hessdiag"], model.hessdiag(x), 1e-13)
@@ -138,14 +137,7 @@ def test_layer_norm_against_oracle(tmp_path, affine, shape):
     assert [name for name, _ in model.parameters] == oracle.parameter_names(spec)
     assert dict(model.parameters).get("g", (shape[1],)) == (shape[1],)
     x = rng.normal(size=(9, shape[0]))
-    close(model.value(x), oracle.forward(spec, tensors, x).real, 1e-13)
-    close(model.jacobian(x), oracle.jacobian(spec, tensors, x), RTOL_FIRST)
-    close(engine.jacobian_forward(model.network, x), engine.jacobian_reverse(model.network, x), 1e-13)
-    close(model.param_jacobian(x), oracle.param_jacobian(spec, tensors, x), RTOL_FIRST)
-    hess = oracle.hessian(spec, tensors, x)
-    close(model.hessian(x), hess, RTOL_SECOND)
-    close(model.hessdiag(x), np.diagonal(hess, axis1=2, axis2=3), RTOL_SECOND)
-    close(model.laplacian(x), np.trace(hess, axis1=2, axis2=3), RTOL_SECOND)
+    matches_oracle(model, spec, tensors, x)
 
 
 def test_kinks_take_the_left_derivative(tmp_path):

@@ -81,6 +81,8 @@ case("spec-null-weight-dense", ["s.yaml", "'weight' cannot be null"])(
     lambda d: with_spec(d, "layers: [{units: 3, weight: null}, {units: 1}]\n"))
 case("spec-diagonal-top-level", ["s.yaml", "'layout' must be in_out or out_in"])(
     lambda d: with_spec(d, "layout: diagonal\nlayers: [{units: 3}, {units: 1}]\n"))
+case("spec-layer-norm-negative-eps", ["s.yaml", "layer_norm's eps must be >= 0, not -1"])(
+    lambda d: with_spec(d, "layers: [{units: 3, activation: layer_norm, eps: -1}, {units: 1}]\n"))
 case("spec-layer-norm-alpha", ["s.yaml", "takes no 'alpha'"])(
     lambda d: with_spec(d, "layers: [{units: 3, activation: layer_norm, alpha: 1}, {units: 1}]\n"))
 case("spec-alpha-wrong-activation", ["s.yaml", "alpha"])(

@@ -231,7 +231,8 @@ def test_relu_after_a_non_negative_activation_is_folded_away(first, second, monk
     stack = DenseStack("m")
     stack.dense(w0, b0, where="fc", weight_name="W0", bias_name="b0")
     stack.activation(first, where="act")
-    stack.activation(second.removesuffix("_steep"), alpha, where="act2")
+    stack.activation(second.removesuffix("_steep"), None if alpha is None else {"alpha": alpha},
+                     where="act2")
     stack.dense(w1, None, where="fc2", weight_name="W1", bias_name="b1")
     spec, tensors = stack.build()
     assert [layer["activation"] for layer in spec["layers"]] == [first, "linear"]
@@ -240,6 +241,18 @@ def test_relu_after_a_non_negative_activation_is_folded_away(first, second, monk
     expected = apply(NON_NEGATIVE[first](x @ w0 + b0)) @ w1  # the chain as given, second activation too
     monkeypatch.setitem(ACT, first, NON_NEGATIVE[first])
     np.testing.assert_allclose(run_spec(spec, tensors, x), expected, rtol=1e-13)
+
+
+def test_a_relu_after_a_softplus_with_a_negative_threshold_is_not_dropped():
+    """torch's Softplus(threshold=-5) is z itself on (-5, 0), negative: a ReLU after it is no
+    identity (it was dropped: 0.17 off torch with exit 0)."""
+    softplus = lambda s: s.activation("softplus", {"threshold": -5.0}, where="a")  # noqa: E731
+    relu = lambda s: s.activation("relu", where="b")  # noqa: E731
+    assert "two activations in a row" in refusal({}, [dense(2, 2), softplus, relu])
+    stack = DenseStack("m")
+    for call in (dense(2, 2), lambda s: s.activation("softplus", {"threshold": 20.0}, where="a"), relu):
+        call(stack)
+    assert [layer["activation"] for layer in stack.build()[0]["layers"]] == ["softplus"]
 
 
 @pytest.mark.parametrize("first, second", [("tanh", "relu"), ("leaky_relu", "relu"), ("elu", "leaky_relu"),

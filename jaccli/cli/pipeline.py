@@ -10,7 +10,6 @@ what it computes, the writer of its columns, its warnings and its summary.
 """
 
 import contextlib
-import sys
 import time
 from functools import cached_property
 

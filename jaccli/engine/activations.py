@@ -469,6 +469,10 @@ def _layer_norm(z, eps):
     return y, (y, r), None  # the state: the output y and r = 1/sqrt(var + eps), (N,)
 
 
+def _layer_norm_valid(eps):
+    return None if eps >= 0 else f"layer_norm's eps must be >= 0, not {eps:g}"
+
+
 def _centred(t):
     return t - t.mean(axis=-1, keepdims=True)
 
@@ -548,7 +552,8 @@ ACTIVATIONS: Dict[str, Activation] = {
         Activation("exp", _exp),
         Activation("softmax", _softmax, vector=SOFTMAX_RULE),
         Activation("log_softmax", _log_softmax, vector=LOG_SOFTMAX_RULE),
-        Activation("layer_norm", _layer_norm, {"eps": 1e-5}, vector=LAYER_NORM_RULE),
+        Activation("layer_norm", _layer_norm, {"eps": 1e-5}, vector=LAYER_NORM_RULE,
+                   valid=_layer_norm_valid),
     ]
 }
 ALIASES = {"identity": "linear", "swish": "silu", "hard_sigmoid": "hardsigmoid",

@@ -90,3 +90,16 @@ class Network:
 
 def scaled_inputs(net, x):
     return (x - net.in_offset) * net.in_inv_scale
+
+
+def first_tangents(net):
+    """dz_0/dx: the same (n, d_0) matrix at every point, W_0 scaled by 1/scale."""
+    return net.in_inv_scale[:, None] * net.layers[0].kernel
+
+
+def per_point(tangents, n_points):
+    """Layer 0's tangents (n, d_0), the same at every point, given an N axis (a view);
+    tangents that have one already are returned as they are."""
+    if tangents.ndim == 2:
+        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
+    return tangents

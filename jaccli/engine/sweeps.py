@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jaccli.engine import kernels
+from jaccli.engine.network import first_tangents, per_point
 from jaccli.engine.taylor import taylor_hessdiag, taylor_laplacian
 
 
@@ -56,12 +57,6 @@ class Workspace:
             buffer = np.empty(max(size, 1), dtype=dtype)
             self._buffers[key] = buffer
         return buffer[:size].reshape(shape)
-
-
-def _is_vector(layer):
-    """Whether the layer's activation couples its units (softmax): its record holds
-    the rule's state where an elementwise layer has s' and s''."""
-    return layer.activation.vector is not None
 
 
 def _dtype(net, x):
@@ -97,7 +92,8 @@ def _activate(layer, z, order, ws, tag):
     (``kernels.fused_step``, chosen per machine) adds the bias in the same
     pass; one with an in-place rule in the table works in this thread's
     workspace; the others use their plain rule. A vector activation gives
-    (s, state, state) (None for an order not asked): callers check ``_is_vector``.
+    (s, state, state) (None for an order not asked): callers check ``layer.couples_units``
+    (the record then holds the rule's state where an elementwise layer has s' and s'').
     """
     act = layer.activation
     if act.vector is not None:
@@ -168,7 +164,7 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
     result = [None] * (last + 1)
     a_last, s1_last = records[last][1], records[last][2]
     diag = delta = None
-    if _is_vector(net.layers[last]):
+    if net.layers[last].couples_units:
         output_adjoint = np.broadcast_to(np.diag(net.out_scale), (n_points, m, m))
         delta = net.layers[last].activation.vjp(a_last, s1_last, output_adjoint)
     elif s1_last is None:
@@ -193,7 +189,7 @@ def _adjoints(net, records, ws, dtype, stop=0, delta_at_stop=True):
         s1 = records[index][2]
         if index == stop and not delta_at_stop:
             delta = None
-        elif _is_vector(net.layers[index]):
+        elif net.layers[index].couples_units:
             delta = net.layers[index].activation.vjp(records[index][1], s1, adjoint)
         elif s1 is None:
             delta = adjoint
@@ -279,9 +275,8 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
     ``carry``, None once layer ``upto`` is visited (its s' pass skipped).
     """
     n_points, n = len(records[0][0]), net.n_inputs
-    tz = net.in_inv_scale[:, None] * net.layers[0].kernel
-    tz = tz.astype(dtype, copy=False)
-    fused = (upto >= 1 and records[0][2] is not None and not _is_vector(net.layers[0])
+    tz = first_tangents(net).astype(dtype, copy=False)
+    fused = (upto >= 1 and records[0][2] is not None and not net.layers[0].couples_units
              and _fused_tangents(net, dtype) is not None)
     ta = None
     for index in range(upto + 1):
@@ -301,8 +296,8 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
         if index == upto and not carry:
             return None
         s1 = records[index][2]
-        if _is_vector(layer):
-            ta = layer.activation.jvp(records[index][1], s1, _per_point(tz, n_points))
+        if layer.couples_units:
+            ta = layer.activation.jvp(records[index][1], s1, per_point(tz, n_points))
         elif index == 0:
             if fused:
                 continue  # layer 1's tangents come straight from s'_0
@@ -316,13 +311,6 @@ def _tangents(net, records, ws, dtype, upto, visit=None, carry=True):
             if s1 is not None:
                 ta *= s1[:, None, :]
     return ta
-
-
-def _per_point(tangents, n_points):
-    """Layer 0's tangents (n, d_0), the same at every point, given an N axis."""
-    if tangents.ndim == 2:
-        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
-    return tangents
 
 
 def _fused_tangents(net, dtype):
@@ -339,7 +327,7 @@ def _fused_tangents(net, dtype):
         return None
 
     def build():
-        t0 = (net.in_inv_scale[:, None] * k0).astype(dtype)  # (n, d_0)
+        t0 = first_tangents(net).astype(dtype)  # (n, d_0)
         return (t0.T[:, :, None] * k1[:, None, :]).reshape(k0.shape[1], -1)
 
     return _cached(net, "tangents", dtype, build)
@@ -457,7 +445,7 @@ def _curvature_terms(net, x, ws, dtype, records=None):
     final = len(net.layers) - 1
     for index in curved:
         s2 = records[index][3]
-        if _is_vector(net.layers[index]):
+        if net.layers[index].couples_units:
             adjoint = adjoints[index][0] if index < final else np.broadcast_to(
                 np.diag(net.out_scale), (len(x), net.n_outputs, net.n_outputs))
             weights[index] = VectorWeight(net.layers[index].activation, records[index][1], s2, adjoint)
@@ -481,14 +469,14 @@ class VectorWeight:
 
     def hessdiag(self, tz):
         """sum_u A_l,ku d2s_u[T_j, T_j] (N, m, n) for tangents T = dz_l/dx."""
-        t = _per_point(tz, len(self.s))
+        t = per_point(tz, len(self.s))
         second = self.activation.second(self.s, self.state, self.state, t, self.activation.jvp(
             self.s, self.state, t))
         return self.adjoint @ second.transpose(0, 2, 1)
 
     def hessian(self, tz, k):
         """T (sum_u A_l,ku d2s_u/dz2) T^T (N, n, n) for output k."""
-        return self.activation.curvature(self.s, self.state, self.state, _per_point(tz, len(self.s)),
+        return self.activation.curvature(self.s, self.state, self.state, per_point(tz, len(self.s)),
                                          self.adjoint[:, k])
 
 

@@ -11,24 +11,12 @@ activations alike.
 
 import numpy as np
 
-from jaccli.engine.network import scaled_inputs
-
-
-def _first_tangents(net):
-    """dz_1/dx: the same (n, d_1) matrix at every point, W_1 scaled by 1/scale."""
-    return net.in_inv_scale[:, None] * net.layers[0].kernel
+from jaccli.engine.network import first_tangents, per_point, scaled_inputs
 
 
 def _propagate(tangents, kernel):
     """(N, n, d_in) @ (d_in, d_out) as one matrix product."""
     return tangents @ kernel
-
-
-def _per_point(tangents, n_points):
-    """The first layer's tangents are the same at every point: give them an N axis."""
-    if tangents.ndim == 2:
-        return np.broadcast_to(tangents, (n_points,) + tangents.shape)
-    return tangents
 
 
 def taylor_hessdiag(net, x):
@@ -43,7 +31,7 @@ def taylor_hessdiag(net, x):
         z = layer.pre_activation(a)
         a, s1, s2 = layer.derivatives(z)
         if index == 0:
-            tz = _per_point(_first_tangents(net), len(x))
+            tz = per_point(first_tangents(net), len(x))
             sz = None  # the first layer is linear in x: no curvature yet
         else:
             tz, sz = _propagate(ta, layer.kernel), _propagate(sa, layer.kernel)
@@ -65,7 +53,7 @@ def taylor_laplacian(net, x):
         z = layer.pre_activation(a)
         a, s1, s2 = layer.derivatives(z)
         if index == 0:
-            tz = _per_point(_first_tangents(net), len(x))
+            tz = per_point(first_tangents(net), len(x))
             lz = None
         else:
             tz, lz = _propagate(ta, layer.kernel), la @ layer.kernel

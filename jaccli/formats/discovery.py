@@ -120,7 +120,8 @@ def load_spec_and_tensors(path, spec_path=None, output_name=None):
     (``sibling_spec_paths``), a Keras JSON ``<stem>.json`` beside an HDF5
     weights file, the spec embedded in the weight file, a Keras model's own
     configuration, an ONNX model's graph, a Keras JSON ``model.json`` in the
-    weights file's folder. ``output_name``: the ONNX graph output to read (jaccli.load's).
+    weights file's folder. ``output_name``: the ONNX graph output or Keras output layer to
+    read (jaccli.load's).
     """
     kind, store, embedded, keras = open_weight_file(path)
     hdf5 = kind == "hdf5"

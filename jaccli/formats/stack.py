@@ -55,9 +55,18 @@ from jaccli.numeric import dtype_problem
 # activation's output is 0 (relu at z <= 0, or an underflow) its own
 # derivative is 0 (relu's left derivative) or underflows with it, so the
 # product is the same whichever derivative the second one takes at 0.
+# (softplus only with a threshold >= 0: torch's Softplus(threshold=-5) is z itself, negative,
+# on (-5 / beta, 0).)
 NONNEGATIVE_ACTIVATIONS = ("relu", "sigmoid", "softplus", "exp", "relu6", "hardsigmoid")
 LAYER_NORM = "layer_norm"
 _IDENTITY_ON_NONNEGATIVE = ("relu", "leaky_relu")
+
+
+def never_negative(entry):
+    """Whether the activation of the layer ``entry`` (a spec dict) never gives a negative value."""
+    name = entry.get("activation")
+    return name in NONNEGATIVE_ACTIVATIONS and \
+        not (name == "softplus" and entry.get("threshold", 0.0) < 0)
 
 
 def checked_tensor(array, where):
@@ -175,7 +184,8 @@ class DenseStack:
         if joins:  # LayerNorm, maps, an activation (or the other way round): the maps join
             last = self._identity_layer()  # the identity layer that carries it
             last.entry["after"], self._pending, self._pending_where = self._pending, [], None
-        if name in _IDENTITY_ON_NONNEGATIVE and last.activation in NONNEGATIVE_ACTIVATIONS:
+        if name in _IDENTITY_ON_NONNEGATIVE and last.activation is not None and \
+                never_negative(last.entry):
             return  # relu(y) == leaky_relu(y) == y for y >= 0, derivatives included (see above)
         if last.activation is not None and LAYER_NORM in (name, last.activation):
             last = self._identity_layer()  # LayerNorm then ReLU, or Tanh then LayerNorm
@@ -220,8 +230,9 @@ class DenseStack:
             entry[field] = names[field]
 
     def _identity_layer(self):
-        """A diagonal layer without weight or bias (the identity, no parameters), to carry
-        an activation that follows another."""
+        """A diagonal layer without weight or bias (the identity, no parameters), appended:
+        it carries a LayerNorm of the inputs, a LayerNorm's gamma and beta (``layernorm``
+        fills them in), or an activation that follows a LayerNorm (or the other way round)."""
         layer = _Layer({"units": self.width, "activation": "linear", "layout": "diagonal",
                         "weight": None, "bias": None})
         self.layers.append(layer)

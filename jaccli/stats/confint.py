@@ -39,7 +39,6 @@ about a network trained with early stopping far from a minimum, with weight
 decay, or with a non-squared loss.
 """
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from jaccli import arguments
-from jaccli.errors import JaccliError, ParameterError, param
+from jaccli.errors import ParameterError, param
 from jaccli.quantities import CHECKED
 from jaccli.verify import numdiff
 

@@ -323,3 +323,18 @@ def timed_example(path, seed, folder):
 
 def path_named(name):
     return next(path for path in PATHS if path.name == name)
+
+
+def require_pass(build, path, folder):
+    """Build the torch net (seed 0, float64, eval), send it through ``path``, and require
+    a pass (a refusal fails too); skipped when the path's packages are missing."""
+    import pytest
+    import torch
+
+    for module in path.needs:
+        pytest.importorskip(module)
+    torch.manual_seed(0)
+    net = build().double().eval()
+    source = torch_source_of(net)
+    outcome = run_source(path, source, folder)
+    assert outcome.kind == "pass", f"{outcome.key}\n  model: {source.text}\n  {outcome.details}"

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from .harness import check_file
-from .oracles import OnnxFunction, onnxruntime_values
-from .paths import path_named, run_source, torch_source_of
+from .oracles import OnnxFunction
+from .paths import path_named, require_pass
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -24,29 +24,8 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
 
 
 def exact(build, path_name, tmp_path):
-    """Build the net (seed 0, float64, eval), send it through ``path_name``, and require a pass."""
-    path = path_named(path_name)
-    for module in path.needs:
-        pytest.importorskip(module)
-    torch.manual_seed(0)
-    net = build().double().eval()
-    source = torch_source_of(net)
-    outcome = run_source(path, source, tmp_path)
-    assert outcome.kind == "pass", f"{outcome.key}\n  model: {source.text}\n  {outcome.details}"
-
-
-def graph_exact(path, n, output=None, load_kwargs=None):
-    """The file read by jaccli agrees with the graph in torch (all quantities) and onnxruntime (values)."""
-    X = np.random.default_rng(0).normal(size=(7, n))
-    graph = OnnxFunction(path, output=output)
-    outcome = check_file(path, graph.as_reference(), X, own=False, graph=graph, exact=False,
-                         load_kwargs=load_kwargs)
-    assert outcome.kind == "pass", f"{outcome.key}\n  {outcome.details}"
-    import jaccli
-
-    model = jaccli.load(str(path), **(load_kwargs or {}))
-    runtime = onnxruntime_values(path, X, output=output)
-    assert np.allclose(model.value(X), runtime, rtol=1e-5, atol=1e-6)
+    """``paths.require_pass`` through the path named ``path_name``."""
+    require_pass(build, path_named(path_name), tmp_path)
 
 
 def _batchnorm(width):

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import harness, oracles
 from .architectures import random_points
-from .paths import exported_module, path_named, run_source, torch_source_of
+from .paths import exported_module, path_named, require_pass
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -40,16 +40,10 @@ def write_opset_16(source, folder):
 
 
 def exact(build, path_name, tmp_path):
-    """Build the net (seed 0, float64, eval), send it through ``path_name``, and require a pass."""
+    """``paths.require_pass`` through ``path_name``, or the legacy exporter at opset 16."""
     path = path_named(path_name) if path_name != "onnx-legacy-16" else dataclasses.replace(
         path_named("onnx-legacy"), name=path_name, write=write_opset_16)
-    for module in path.needs:
-        pytest.importorskip(module)
-    torch.manual_seed(0)
-    net = build().double().eval()
-    source = torch_source_of(net)
-    outcome = run_source(path, source, tmp_path)
-    assert outcome.kind == "pass", f"{outcome.key}\n  model: {source.text}\n  {outcome.details}"
+    require_pass(build, path, tmp_path)
 
 
 SOFTMAX_NETS = {

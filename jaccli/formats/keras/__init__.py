@@ -20,16 +20,20 @@ A weights-only file (``model.save_weights``) is read with the model's
 architecture JSON (``model.to_json()``: the same configuration, on its own)
 by ``read_keras_json``; its weights are in one of the two layouts above.
 
-A ``ReLU``/``LeakyReLU`` after ``relu``, ``sigmoid``, ``softplus`` or
-``exponential`` is the identity there and is dropped (jaccli.formats.stack).
+A ``ReLU``/``LeakyReLU`` after ``relu``, ``sigmoid``, ``softplus``,
+``exponential``, ``relu6`` or ``hard_sigmoid`` is the identity there and is
+dropped (jaccli.formats.stack).
 
 The configuration is parsed with ``json.loads`` and nothing else: no Keras
 import, no deserialization, no pickle, no eval. A ``Lambda`` layer is refused
 from its class name; its code is never looked at.
 
-Supported: Sequential models and single-chain functional models built from
+Supported: Sequential models and single-chain functional models (of one with
+several outputs, the chain to the output layer ``output_name`` names) built from
 ``InputLayer``, ``Dense``, ``Activation`` / ``ReLU`` / ``LeakyReLU`` / ``ELU`` /
-``Softmax`` (folded into the preceding linear ``Dense``), ``Dropout`` and the
+``Softmax`` (folded into the preceding linear ``Dense``), ``PReLU`` (its
+``alpha`` the slope, a parameter), ``LayerNormalization`` (the ``layer_norm``
+activation, gamma and beta a diagonal layer), ``Dropout`` and the
 other layers that are the identity at inference, ``Flatten`` (of a vector, or first
 of an input of known shape (batch, d1, d2, ...): its columns in C order),
 ``Normalization`` (before any ``Dense`` or ``BatchNormalization``: it becomes

@@ -166,7 +166,7 @@ def layer_activation(entry, fname, version=None):
         slope = config.get("negative_slope", 0.0) or 0.0
         top = config.get("max_value")
         if (config.get("threshold") or 0.0) != 0 or (top is not None and (slope != 0 or top <= 0)):
-            refuse(fname, entry, "ReLU with a threshold, or max_value with a negative slope")
+            refuse(fname, entry, "ReLU with a threshold, a max_value <= 0, or max_value with a negative slope")
         if top is not None:  # min(max(x, 0), max_value): MobileNet's ReLU(6.0)
             return ("relu6", None) if top == 6 else ("hardtanh", {"min_val": 0.0, "max_val": float(top)})
         return ("relu", None) if slope == 0 else ("leaky_relu", {"alpha": float(slope)})

@@ -15,9 +15,13 @@ Each node on it becomes an event:
 - ``Dense``: Gemm (any transA/transB), or MatMul with a constant weight
   (plus the constant Add that follows it as its bias); the weight on the
   left, W @ x, on a 1-D input or on (features, N) data;
-- ``Activation``: an elementwise activation node, or one written out in
-  several nodes (SiLU as Sigmoid + Mul, Softsign as Div/Add/Abs, GELU as
-  Div/Erf/Add/Mul/Mul or its tanh form), with jaccli's activation name;
+- ``Activation``: an activation node (elementwise, or Softmax/LogSoftmax over
+  the features), or one written out in several nodes (``patterns``: SiLU as
+  Sigmoid + Mul, GELU as Div/Erf/Add/Mul/Mul or its tanh form, Mish,
+  tf2onnx's PReLU and hard sigmoid, ...), with jaccli's activation name and
+  parameters (a PRelu's slope initializer a parameter);
+- ``LayerNorm``: LayerNormalization (opset 17+) or its written-out
+  ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div form, gamma and beta parameters;
 - ``Affine``: ``y = x * scale + offset`` from constant Add/Sub/Mul/Div, Neg
   and ``ai.onnx.ml`` Scaler nodes;
 - ``BatchNorm``: BatchNormalization at inference, its stored statistics;

@@ -66,5 +66,11 @@ def meant_scalar(walker, name, node, role):
     array = walker.constant(name, node, role=role)
     if array.size != 1:
         walker.refuse(node, f"its {role} '{name}' holds {array.size} values; jaccli reads one")
+    return meant_value(array)
+
+
+def meant_value(array):
+    """The one number of a one-value array, a float32 one read as the decimal its writer
+    meant (``float32_as_decimal``)."""
     value = array.reshape(-1)[0]
     return float32_as_decimal(value) if array.dtype == np.float32 else float(value)

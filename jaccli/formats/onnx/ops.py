@@ -20,7 +20,7 @@ from jaccli.formats.onnx.nodes import (
     meant_scalar,
 )
 from jaccli.formats.onnx.shapes import (
-    describe_flow, flat, flatten_shape, reshape_shape, reshaped, set_dims,
+    describe_flow, flat, flatten_shape, normalises_features, reshape_shape, reshaped, set_dims,
     squeeze_shape, unsqueeze_shape,
 )
 
@@ -212,13 +212,20 @@ def _prelu(walker, node, data, events, state):
     if not walker.is_constant(name):
         walker.refuse(node, f"its slope '{name}' is computed; jaccli reads a stored one")
     slope = walker.constant(name, node, role="slope")
-    width = state["width"]
-    per_feature = slope.ndim <= 2 and slope.shape[:-1] in ((), (1,)) and \
-        slope.size in (1, width) and not (state["transposed"] and slope.size > 1)
-    if not per_feature:
-        walker.refuse(node, f"its slope '{name}' has shape {slope.shape}; jaccli reads one "
-                            f"value per feature ({width},) or one for all")
+    check_per_feature(walker, node, "slope", name, slope, state)
     return [Activation("prelu", {}, describe(node), tensors={"slope": (name, slope)})]
+
+
+def check_per_feature(walker, node, role, name, array, state):
+    """Refuse an activation's tensor unless it broadcasts as one value per feature of the
+    (N, d) rows, or one for all: (d,), (1, d), (1,) (ONNX's broadcasting from the right;
+    a (d, 1) one would make (d, d))."""
+    width = state["width"]
+    per_feature = array.ndim <= 2 and array.shape[:-1] in ((), (1,)) and \
+        array.size in (1, width) and not (state["transposed"] and array.size > 1)
+    if not per_feature:
+        walker.refuse(node, f"its {role} '{name}' has shape {array.shape}; jaccli reads one "
+                            f"value per feature ({width},) or one for all")
 
 
 def _softmax(walker, node, data, events, state):
@@ -234,8 +241,9 @@ def _softmax(walker, node, data, events, state):
 
 def _layer_normalization(walker, node, data, events, state):
     """LayerNormalization (opset 17) over the features: X, Scale and an optional B."""
-    if state["transposed"] or attribute(walker, node, "axis", -1) not in (-1, 1):
-        walker.refuse(node, "normalises over another axis than the features")
+    if not normalises_features(state, attribute(walker, node, "axis", -1), through_end=True):
+        walker.refuse(node, f"normalises {describe_flow(state)} data over other axes than "
+                            "one point's features")
     eps = float_attribute(walker, node, "epsilon", 1e-5)
     scale, scale_name = layer_norm_affine(walker, node, node.input[1], 1.0, state)
     bias, bias_name = layer_norm_affine(walker, node, node.input[2] if len(node.input) > 2 else "",
@@ -365,11 +373,16 @@ def events_of(walker, steps, state):
             _, node, name, params, _ = step
             tensors = {k: v for k, v in params.items() if isinstance(v, tuple)}
             numbers = {k: v for k, v in params.items() if k not in tensors}
+            for role, (tensor_name, array) in tensors.items():
+                check_per_feature(walker, node, role, tensor_name, array, state)
             events.append(Activation(name, numbers, describe(node), tensors=tensors))
         elif step[0] == "view":
             events.extend(view(walker, step[1], step[2], state))
         elif step[0] == "layernorm":
-            _, node, eps, weight, bias, _ = step
+            _, node, eps, weight, bias, axis, _ = step
+            if not normalises_features(state, axis, through_end=False):
+                walker.refuse(node, f"normalises {describe_flow(state)} data over another axis "
+                                    "than one point's features")
             events.append(LayerNorm(eps, *(None if name is None else walker.constant(name, node)
                                            for name in (weight, bias)), weight, bias, describe(node),
                                     state["width"]))

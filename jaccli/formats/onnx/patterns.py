@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from jaccli.formats.onnx.nodes import (
-    STANDARD_DOMAINS, attribute, close, float32_as_decimal, meant_scalar,
+    STANDARD_DOMAINS, attribute, close, meant_scalar, meant_value,
 )
 from jaccli.formats.onnx.ops import clip_bounds, well_formed
 
@@ -54,9 +54,12 @@ def _producer_of(walker, name, op_type):
     return None
 
 
-def _scalar(walker, name, node):
-    array = walker.constant(name, node, role="constant")
-    return float(array.reshape(-1)[0]) if array.size == 1 else None
+def _scalar(walker, name, node, role="constant"):
+    """The one number of the constant ``name`` (a float32 one read as the decimal its
+    writer meant, ``meant_value``), or None when it holds several: a pattern's constants
+    are read here, so that a constant that does not fit means no match, not a refusal."""
+    array = walker.constant(name, node, role=role)
+    return meant_value(array) if array.size == 1 else None
 
 
 def _match_silu(walker, node):
@@ -97,12 +100,14 @@ def _match_log_sigmoid(walker, node):
 def _with_constant(walker, node, op_type):
     """(u, c) for ``node`` = op_type(u, c) or op_type(c, u) with c a constant of one value
     (a float32 one read as the decimal meant), u computed; else None. Commutative ops only."""
-    if node is None or node.op_type != op_type or len(node.input) != 2:
+    if node is None or node.op_type != op_type or len(node.input) != 2 or \
+            node.domain not in STANDARD_DOMAINS:
         return None
     for u, c in (node.input, node.input[::-1]):
-        if walker.is_constant(c) and not walker.is_constant(u) and \
-                walker.constant(c, node, role="constant").size == 1:
-            return u, meant_scalar(walker, c, node, "constant")
+        value = _scalar(walker, c, node) if walker.is_constant(c) and not walker.is_constant(u) \
+            else None
+        if value is not None:
+            return u, value
     return None
 
 
@@ -113,7 +118,8 @@ def _hard_sigmoid_of(walker, node):
     (Keras 2's, a = 0.2, b = 0.5)."""
     scaled = _with_constant(walker, node, "Mul")
     clip = scaled and close(scaled[1], 1.0 / 6.0) and _producer_of(walker, scaled[0], "Clip")
-    shifted = clip and clip_bounds(walker, clip) == (0.0, 6.0) and \
+    bounds_stored = clip and all(walker.is_constant(n) for n in clip.input[1:3] if n)
+    shifted = bounds_stored and clip_bounds(walker, clip) == (0.0, 6.0) and \
         _with_constant(walker, _producer_of(walker, clip.input[0], "Add"), "Add")
     if shifted and shifted[1] == 3.0:
         return shifted[0], 1.0 / 6.0, 0.5
@@ -293,7 +299,8 @@ def _is_gelu_tanh_argument(walker, u, x):
 
 def _match_layer_norm(walker, node):
     """(x - mean) / sqrt(var + eps) [* gamma] [+ beta] over the features, written out:
-    ("layernorm", node, eps, gamma's name, beta's name, x); gamma and beta initializers."""
+    ("layernorm", node, eps, gamma's name, beta's name, the axis averaged over, x); gamma
+    and beta initializers (the reader checks the axis against the data's shape)."""
     names, top = {"bias": None, "weight": None}, node
     for field, op_type in (("bias", "Add"), ("weight", "Mul")):
         if node is not None and node.op_type == op_type and len(node.input) == 2:
@@ -306,12 +313,13 @@ def _match_layer_norm(walker, node):
     core = _layer_norm_core(walker, node) if node is not None and node.op_type == "Div" else None
     if core is None:
         return None
-    eps, x = core
-    return ("layernorm", top, eps, names["weight"], names["bias"], x)
+    eps, axis, x = core
+    return ("layernorm", top, eps, names["weight"], names["bias"], axis, x)
 
 
 def _layer_norm_core(walker, div):
-    """(eps, x) of Div(x - mean(x), Sqrt(mean((x - mean(x))^2) + eps)), or None."""
+    """(eps, axis, x) of Div(x - mean(x), Sqrt(mean((x - mean(x))^2) + eps)), both means
+    over the one ``axis``, or None."""
     sub = _producer_of(walker, div.input[0], "Sub")
     sqrt = _producer_of(walker, div.input[1], "Sqrt")
     add = sqrt and _producer_of(walker, sqrt.input[0], "Add")
@@ -322,27 +330,27 @@ def _layer_norm_core(walker, div):
     variance, eps_name = add.input if walker.is_constant(add.input[1]) else add.input[::-1]
     variance = _producer_of(walker, variance, "ReduceMean")
     power = variance and _producer_of(walker, variance.input[0], "Pow")
-    if mean is None or mean.input[0] != x or power is None or power.input[0] != div.input[0] \
-            or not (_over_features(walker, mean) and _over_features(walker, variance)) \
+    axis = _mean_axis(walker, mean) if mean is not None else None
+    if axis is None or mean.input[0] != x or power is None or power.input[0] != div.input[0] \
+            or _mean_axis(walker, variance) != axis \
             or not walker.is_constant(power.input[1]) or _scalar(walker, power.input[1], power) != 2.0 \
             or not walker.is_constant(eps_name):
         return None
-    eps = walker.constant(eps_name, add, role="epsilon")
-    if eps.size != 1:
-        return None
-    value = float(eps.reshape(-1)[0])
-    return (float32_as_decimal(value) if eps.dtype == np.float32 else value), x
+    eps = _scalar(walker, eps_name, add, role="epsilon")
+    return None if eps is None else (eps, axis, x)
 
 
-def _over_features(walker, reduce_mean):
-    """Whether a ReduceMean averages over the last axis of (N, d) data, keeping it."""
+def _mean_axis(walker, reduce_mean):
+    """The one axis a ReduceMean averages over, keeping it (None: several, or not kept)."""
     if len(reduce_mean.input) > 1 and reduce_mean.input[1]:  # opset 18: the axes as an input
         if not walker.is_constant(reduce_mean.input[1]):
-            return False
-        axes = walker.constant(reduce_mean.input[1], reduce_mean, role="axes", floats=False).tolist()
+            return None
+        axes = np.ravel(walker.constant(reduce_mean.input[1], reduce_mean, role="axes",
+                                        floats=False)).tolist()
     else:
         axes = attribute(walker, reduce_mean, "axes", None)
-    return list(axes or []) in ([-1], [1]) and attribute(walker, reduce_mean, "keepdims", 1) == 1
+    axes = list(axes or [])
+    return int(axes[0]) if len(axes) == 1 and attribute(walker, reduce_mean, "keepdims", 1) == 1 else None
 
 
 def _match_binary_probabilities(walker, node):
@@ -352,10 +360,12 @@ def _match_binary_probabilities(walker, node):
         return None
     sub = _producer_of(walker, node.input[0], "Sub")
     p = node.input[1]
-    if sub is None or sub.input[1] != p or not walker.is_constant(sub.input[0]):
+    c = _scalar(walker, sub.input[0], sub) if sub is not None and sub.input[1] == p and \
+        walker.is_constant(sub.input[0]) else None
+    if c is None:  # a vector c: not this pattern
         return None
     walker.binary = True
-    return ("complement", node, float(_scalar(walker, sub.input[0], sub)), p)
+    return ("complement", node, c, p)
 
 
 def _match_view(walker, node):

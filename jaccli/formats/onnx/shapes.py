@@ -54,6 +54,26 @@ def flat(state):
     return dims is None or all(d == 1 for d in dims[:-1])
 
 
+def normalises_features(state, axis, through_end):
+    """Whether normalising the flow over ``axis`` (and every axis after it with
+    ``through_end``, as LayerNormalization does; that axis alone otherwise, as a
+    ReduceMean) takes one point's features, all of them and nothing else; a LayerNorm
+    over a unit axis of (N, 5, 1) or over the batch of (features, N) does not."""
+    if state["transposed"]:
+        return False
+    dims = state["dims"]
+    if state["vector"]:
+        return axis in (-1, 0)
+    if dims is None:  # (N, ?): the features are the last axis
+        return axis in (-1, 1)
+    rank = len(dims) + 1
+    axis = axis + rank if axis < 0 else axis
+    if not 1 <= axis < rank:
+        return False
+    covered = dims[axis - 1:] if through_end else dims[axis - 1:axis]
+    return math.prod(covered) == math.prod(dims)
+
+
 def describe_flow(state):
     if state["vector"]:
         return f"({state['width']},)"
