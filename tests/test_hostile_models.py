@@ -141,17 +141,20 @@ def _(d):
     return model_with(d, "zu", tensors, spec="layers: [{activation: tanh}, {activation: linear}]\n")
 
 
-@case("model-h5-group-not-dataset", ["g.h5", "W0", "group"])
-def _(d):
-    path = os.path.join(d, "g.h5")
+def h5_with_w0(d, stem, put_w0):
+    """A good HDF5 model whose W0 is written by ``put_w0(handle)``, its spec beside it."""
+    path = os.path.join(d, f"{stem}.h5")
     with h5py.File(path, "w") as handle:
         for name, value in good_tensors().items():
-            if name == "W0":
-                handle.create_group("W0")["x"] = value
-            else:
+            if name != "W0":
                 handle[name] = value
-    write(d, "g.yaml", GOOD_SPEC_TEXT)
+        put_w0(handle)
+    write(d, f"{stem}.yaml", GOOD_SPEC_TEXT)
     return ["value", path, "--at", "1,2"]
+
+
+case("model-h5-group-not-dataset", ["g.h5", "W0", "group"])(
+    lambda d: h5_with_w0(d, "g", lambda h: h.create_group("W0").create_dataset("x", data=good_tensors()["W0"])))
 
 
 @case("model-h5-vlen-strings", ["s.h5", "W0"])
@@ -166,44 +169,21 @@ def _(d):
 @case("model-h5-external-link", ["link.h5", "W0", "another file"])
 def _(d):
     write_h5(os.path.join(d, "elsewhere.h5"), good_tensors())
-    path = os.path.join(d, "link.h5")
-    with h5py.File(path, "w") as handle:
-        for name, value in good_tensors().items():
-            if name == "W0":
-                handle["W0"] = h5py.ExternalLink("elsewhere.h5", "/W0")
-            else:
-                handle[name] = value
-    write(d, "link.yaml", GOOD_SPEC_TEXT)
-    return ["value", path, "--at", "1,2"]
+    return h5_with_w0(d, "link", lambda h: h.__setitem__("W0", h5py.ExternalLink("elsewhere.h5", "/W0")))
 
 
 @case("model-h5-external-storage", ["ext.h5", "W0", "external"])
 def _(d):
     raw = os.path.join(d, "raw.bin")
     good_tensors()["W0"].tofile(raw)
-    path = os.path.join(d, "ext.h5")
-    with h5py.File(path, "w") as handle:
-        for name, value in good_tensors().items():
-            if name == "W0":
-                handle.create_dataset("W0", shape=(2, 3), dtype="<f8", external=[(raw, 0, 48)])
-            else:
-                handle[name] = value
-    write(d, "ext.yaml", GOOD_SPEC_TEXT)
-    return ["value", path, "--at", "1,2"]
+    return h5_with_w0(d, "ext", lambda h: h.create_dataset("W0", shape=(2, 3), dtype="<f8",
+                                                            external=[(raw, 0, 48)]))
 
 
-@case("model-h5-huge-dataset", ["huge.h5", "W0"])
-def _(d):
-    path = os.path.join(d, "huge.h5")
-    with h5py.File(path, "w") as handle:
-        for name, value in good_tensors().items():
-            if name == "W0":  # 8 TB declared, a few bytes stored (unwritten chunks)
-                handle.create_dataset("W0", shape=(2, 500_000_000_000), dtype="<f8",
-                                      chunks=(1, 1024))
-            else:
-                handle[name] = value
-    write(d, "huge.yaml", GOOD_SPEC_TEXT)
-    return ["value", path, "--at", "1,2"]
+# 8 TB declared, a few bytes stored (unwritten chunks)
+case("model-h5-huge-dataset", ["huge.h5", "W0"])(
+    lambda d: h5_with_w0(d, "huge", lambda h: h.create_dataset(
+        "W0", shape=(2, 500_000_000_000), dtype="<f8", chunks=(1, 1024))))
 
 
 @case("model-npz-spec-not-string", ["ns.npz", "jaccli_spec", "string"])

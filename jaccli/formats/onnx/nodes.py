@@ -6,6 +6,7 @@ their writer meant (``float32_as_decimal``).
 
 import numpy as np
 
+from jaccli.engine.activations import ACTIVATIONS
 from jaccli.messages import printable
 
 FLOAT_TYPES = {1: "float32", 11: "float64", 10: "float16"}  # TensorProto codes
@@ -14,6 +15,10 @@ ML_DOMAIN = "ai.onnx.ml"
 
 # Constants written out by exporters (GELU's, SELU's) are float32: within this of the exact ones.
 CONSTANT_RTOL = 1e-6
+# torch's and Keras 3's hard sigmoid, relu6(x + 3) / 6: the slope exporters write as
+# float32(1/6) and the offset, as the activation table's defaults
+SIXTH = ACTIVATIONS["hardsigmoid"].params["alpha"]
+TORCH_HARD_SIGMOID = (SIXTH, ACTIVATIONS["hardsigmoid"].params["beta"])
 
 
 def describe(node):

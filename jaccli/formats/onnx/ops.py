@@ -16,8 +16,8 @@ import numpy as np
 from jaccli.formats.onnx import dense
 from jaccli.formats.onnx.events import Activation, Affine, Identity, LayerNorm
 from jaccli.formats.onnx.nodes import (
-    FLOAT_TYPES, ML_DOMAIN, STANDARD_DOMAINS, attribute, close, describe, float_attribute,
-    meant_scalar,
+    FLOAT_TYPES, ML_DOMAIN, SIXTH, STANDARD_DOMAINS, attribute, close, describe,
+    float_attribute, meant_scalar,
 )
 from jaccli.formats.onnx.shapes import (
     describe_flow, flat, flatten_shape, normalises_features, reshape_shape, reshaped, set_dims,
@@ -201,7 +201,7 @@ def _hard_sigmoid(walker, node, data, events, state):
     """max(0, min(1, alpha x + beta)); torch writes alpha = float32(1/6), meaning 1/6."""
     alpha = float_attribute(walker, node, "alpha", 0.2)
     beta = float_attribute(walker, node, "beta", 0.5)
-    alpha = 1.0 / 6.0 if close(alpha, 1.0 / 6.0) else alpha
+    alpha = SIXTH if close(alpha, SIXTH) else alpha
     return [Activation("hardsigmoid", {"alpha": alpha, "beta": beta}, describe(node))]
 
 

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from jaccli.formats.onnx.nodes import (
-    STANDARD_DOMAINS, attribute, close, meant_scalar, meant_value,
+    SIXTH, STANDARD_DOMAINS, TORCH_HARD_SIGMOID, attribute, close, meant_scalar, meant_value,
 )
 from jaccli.formats.onnx.ops import clip_bounds, well_formed
 
@@ -117,12 +117,12 @@ def _hard_sigmoid_of(walker, node):
     the 1/6 stored as float32: read as 1/6 exactly), or Max(Min(Add(Mul(x, a), b), 1), 0)
     (Keras 2's, a = 0.2, b = 0.5)."""
     scaled = _with_constant(walker, node, "Mul")
-    clip = scaled and close(scaled[1], 1.0 / 6.0) and _producer_of(walker, scaled[0], "Clip")
+    clip = scaled and close(scaled[1], SIXTH) and _producer_of(walker, scaled[0], "Clip")
     bounds_stored = clip and all(walker.is_constant(n) for n in clip.input[1:3] if n)
     shifted = bounds_stored and clip_bounds(walker, clip) == (0.0, 6.0) and \
         _with_constant(walker, _producer_of(walker, clip.input[0], "Add"), "Add")
     if shifted and shifted[1] == 3.0:
-        return shifted[0], 1.0 / 6.0, 0.5
+        return (shifted[0],) + TORCH_HARD_SIGMOID
     floor = _with_constant(walker, node, "Max")
     ceiling = floor and floor[1] == 0.0 and \
         _with_constant(walker, _producer_of(walker, floor[0], "Min"), "Min")
@@ -146,7 +146,7 @@ def _match_hard_swish(walker, node):
         return None
     for x, h in (node.input, node.input[::-1]):
         found = _hard_sigmoid_of(walker, walker.producer.get(h))
-        if found == (x, 1.0 / 6.0, 0.5):
+        if found == (x,) + TORCH_HARD_SIGMOID:
             return ("activation", node, "hardswish", {}, x)
     return None
 
