@@ -168,10 +168,9 @@ def _ulps(got, reference):
 
 def _compiled_tanh():
     numba = _numba()
-    exp = numba.njit(inline="always", error_model="numpy")(kernels._exp_small_factory(numba))
-    rule = numba.njit(inline="always", error_model="numpy")(_tanh_element)
+    rule, exp = kernels.compiled_element(_tanh_element)
 
-    @numba.njit(error_model="numpy")
+    @numba.njit(**kernels.OPTIONS)
     def run(x, t, d1, d2):
         for i in range(x.size):
             t[i], d1[i], d2[i] = rule(x[i], exp)
@@ -181,7 +180,7 @@ def _compiled_tanh():
         run(x, t, d1, d2)
         return t, d1, d2
 
-    return tanh, numba.njit(error_model="numpy")(kernels._exp_small_factory(numba))
+    return tanh, exp
 
 
 def _grid_and_bits():
