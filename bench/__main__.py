@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .csv_bench import bench_csv, print_csv_rows
+from .floor import describe_machine, machine_threads, products_only
 from .plot_bench import PLOT_POINTS, bench_plot
 from .plot_bench import describe as describe_plot_row
 from .rounds import describe_rounds, describe_simd, simd_report
@@ -190,6 +191,8 @@ def bench_engine_workload(workload, directory, rate, args):
             model.compute_chunk(quantity, points[start:start + chunk], out[start:start + chunk], ws)
 
     row["jaccli_blas_threads_only"] = best_of(blas_threads_only)
+    if quantity == "jacobian" and workload.n_outputs == 1:
+        measure_floor(row, model, points, chunk)
     model32 = jaccli.load(path, dtype="float32")
     points32 = points.astype(np.float32)
     row["jaccli_float32"] = best_of(lambda: model32.compute(quantity, points32))
@@ -244,6 +247,7 @@ def bench_w6(workload, directory, rate, args):
                                   for name, ref in zip(("value", "jacobian"), reference))
     row["jaccli_in_memory"] = best_of(lambda: model.value_and_jacobian(points))
     row["jaccli_two_passes"] = best_of(lambda: (model.value(points), model.jacobian(points)))
+    measure_floor(row, model, points, model.chunk_size_for("jacobian"), value=True)
     print(f"    CLI {fmt_seconds(row['jaccli'])}, value_and_jacobian "
           f"{fmt_seconds(row['jaccli_in_memory'])} (value, then jacobian: "
           f"{fmt_seconds(row['jaccli_two_passes'])}), peak RSS {row['peak_rss'] / 2**20:.0f} MB",
@@ -267,6 +271,25 @@ def bench_w6(workload, directory, rate, args):
             "jaccli_in_memory": lambda: best_of(lambda: model.value_and_jacobian(points)),
         }, row["gemm_flops"])
     return row
+
+
+def measure_floor(row, model, points, chunk, value=False):
+    """The workload's matrix products alone (``bench.floor.products_only``), 2 and 1 workers."""
+    row["floor"] = best_of(products_only(model, points, chunk, value=value))
+    row["floor_1_thread"] = best_of(products_only(model, points, chunk, threads=1, value=value))
+    print(f"    floor (its matrix products alone): {fmt_seconds(row['floor'])}, 1 worker "
+          f"{fmt_seconds(row['floor_1_thread'])}", file=sys.stderr)
+
+
+def describe_floor(row):
+    """One line: the floor, and jaccli's and JAX's times over it."""
+    jax = (row.get("jax") or {}).get("seconds")
+    mine = row.get("jaccli_in_memory", row["jaccli"])
+    versus = f", JAX best/floor {jax / row['floor']:.2f}" if jax else ""
+    return (f"{row['workload']} floor (its matrix products alone, jaccli's chunks): 2 workers "
+            f"{fmt_seconds(row['floor'])}, 1 worker {fmt_seconds(row['floor_1_thread'])}; "
+            f"jaccli{' in memory' if 'jaccli_in_memory' in row else ''}/floor "
+            f"{mine / row['floor']:.2f}{versus}")
 
 
 def peak_rss_in_process(workload, directory):
@@ -402,6 +425,8 @@ def print_table(rows, cli, rate, info):
           + (f"; times and ratios: medians of {rounds} interleaved rounds" if rounds else ""))
     print(describe_simd(info["simd"]))
     print(describe_quiet(info))
+    if info.get("threads"):
+        print(describe_machine(info["threads"]))
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     for line in lines:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths)))
@@ -426,6 +451,8 @@ def print_table(rows, cli, rate, info):
             print(f"{row['workload']} threads: 2 workers {fmt_seconds(row['jaccli'])}, 1 worker "
                   f"{fmt_seconds(row['jaccli_1_thread'])} ({speedup:.2f}x), BLAS threads only "
                   f"{fmt_seconds(row['jaccli_blas_threads_only'])}")
+        if "floor" in row:
+            print(describe_floor(row))
         if "rounds" in row:
             print(describe_rounds(row))
     if cli:
@@ -458,7 +485,8 @@ def main(argv=None):
     started = time.perf_counter()
     info = machine()
     rate = gemm_rate()
-    print(f"GEMM: {rate / 1e9:.1f} GFLOP/s", file=sys.stderr)
+    info["threads"] = machine_threads()
+    print(f"GEMM: {rate / 1e9:.1f} GFLOP/s; {describe_machine(info['threads'])}", file=sys.stderr)
     rows, cli, scale, plot = [], None, None, None
     with tempfile.TemporaryDirectory(prefix="jaccli-bench-") as directory:
         for workload in WORKLOADS:

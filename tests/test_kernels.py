@@ -124,18 +124,16 @@ def test_a_chunk_below_min_values_or_a_float32_chunk_takes_numpy(monkeypatch):
     assert kernels.fused_step(tanh, (1 << 20, 64)) is None
 
 
-def test_auto_compiles_only_where_numpy_tanh_is_scalar_and_the_job_is_large(monkeypatch):
+def test_auto_compiles_only_for_jobs_that_repay_the_compile(monkeypatch):
     tanh = ACTIVATIONS["tanh"]
     monkeypatch.setenv("JACCLI_KERNELS", "auto")
-    monkeypatch.setattr(kernels, "numpy_tanh_is_simd", lambda: True)
-    with kernels.job(10 ** 8):
-        assert kernels.fused_step(tanh, (2048, 64)) is None
-    monkeypatch.setattr(kernels, "numpy_tanh_is_simd", lambda: False)
     monkeypatch.setattr(kernels, "_compiled", {"tanh": "compiled"})
-    with kernels.job(10_000):
-        assert kernels.fused_step(tanh, (2048, 64)) is None  # too small to repay the compile
-    with kernels.job(10 ** 7):
-        assert kernels.fused_step(tanh, (2048, 64)) == "compiled"
+    for simd, smallest in ((False, 1 << 26), (True, 1 << 29)):  # values a layer (points x 64)
+        monkeypatch.setattr(kernels, "numpy_tanh_is_simd", lambda: simd)
+        with kernels.job(smallest // 64 - 1):
+            assert kernels.fused_step(tanh, (2048, 64)) is None  # too small to repay the compile
+        with kernels.job(smallest // 64):
+            assert kernels.fused_step(tanh, (2048, 64)) == "compiled"
 
 
 def test_a_mistyped_mode_is_an_error(monkeypatch):

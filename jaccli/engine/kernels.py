@@ -6,19 +6,21 @@ two passes. An activation whose table entry has an ``element`` rule
 (``activations.Activation.element``: s, s', s'' at one float64, written in
 branch-free arithmetic) can instead run as one compiled loop that reads z
 once and writes s, s' and s''. The loop is vectorised by LLVM, the
-exponential included (``_exp_small_factory``): NumPy's own float64 tanh is a
-scalar libm call on CPUs without AVX-512, and there the compiled step is
-~3x faster than NumPy's passes (see docs/performance.md); on AVX-512
-NumPy's tanh is vectorised and the step measured 2-4% faster, not worth
-numba's start-up, so ``auto`` does not use it there.
+exponential included (``_exp_small_factory``). Where NumPy's own float64
+tanh is a scalar libm call (CPUs without AVX-512) the compiled step is ~3x
+faster than NumPy's passes; on AVX-512, where NumPy's tanh is vectorised, it
+saves ~0.56 ns a value (a tanh step of 2^16 values 148 -> 112 us, W1 on one
+worker 93 -> 84 ms; see docs/performance.md). Either way numba's import and
+compile cost ~0.65 s once per process, so ``auto`` compiles only for jobs
+large enough to repay it: ``MIN_JOB_VALUES`` by whether NumPy's tanh is
+vectorised here.
 
-``JACCLI_KERNELS`` chooses: ``auto`` (the default: compiled where NumPy's
-float64 tanh is scalar, numba is installed and the job is large enough to
-repay numba's import and compile, ~1.3 s once per process), ``numba``
-(wherever an element rule exists; for tests and measurements) or ``numpy``
-(never). A job's size is its points (``job``, set by ``chunks.iter_chunks``)
-times the layer's width; chunks below ``MIN_VALUES`` values always take the
-NumPy path, so a call on a few points never imports numba.
+``JACCLI_KERNELS`` chooses: ``auto`` (the default: compiled where numba is
+installed and the job is large enough), ``numba`` (wherever an element rule
+exists; for tests and measurements) or ``numpy`` (never). A job's size is
+its points (``job``, set by ``chunks.iter_chunks``) times the layer's width;
+chunks below ``MIN_VALUES`` values always take the NumPy path, so a call on
+a few points never imports numba.
 """
 
 import contextlib
@@ -30,9 +32,11 @@ import threading
 import numpy as np
 
 MIN_VALUES = 1 << 15  # z values per chunk below which the NumPy path is used
-#: values per layer of a job (points x width) from which ``auto`` compiles: at the
-#: ~5-10 ns per value the step saves where NumPy's tanh is scalar, ~0.3-0.7 s
-MIN_JOB_VALUES = 1 << 26
+#: values per layer of a job (points x width) from which ``auto`` compiles, by whether
+#: NumPy's float64 tanh is vectorised here: at the ~5-10 ns a value the step saves
+#: where it is scalar, 2^26 values repay the ~0.65 s of numba's import and compile
+#: (twice over, in a two-layer net); at the ~0.56 ns it saves on AVX-512, 2^29 do.
+MIN_JOB_VALUES = {False: 1 << 26, True: 1 << 29}
 MODES = ("auto", "numba", "numpy")
 #: How every compiled function is built. ``contract`` lets LLVM fuse a * b + c into
 #: one FMA (one rounding, not two): the step measured 24% faster on AVX-512 (148 ->
@@ -76,13 +80,11 @@ def numpy_tanh_is_simd():
 def describe():
     """Which path the elementwise steps take here, in words (for the bench's report)."""
     chosen = mode()
-    simd = numpy_tanh_is_simd()
-    if chosen == "numpy" or (chosen == "auto" and simd):
-        why = "NumPy's float64 tanh is vectorised here" if simd else "JACCLI_KERNELS=numpy"
-        return f"NumPy passes ({why})"
+    if chosen == "numpy":
+        return "NumPy passes (JACCLI_KERNELS=numpy)"
     if not _load_numba():
         return "NumPy passes (numba not installed)"
-    power = MIN_JOB_VALUES.bit_length() - 1
+    power = MIN_JOB_VALUES[numpy_tanh_is_simd()].bit_length() - 1
     where = "every chunk" if chosen == "numba" else f"jobs of 2^{power}+ values a layer"
     return f"compiled one-pass steps (numba {_load_numba().__version__}) on {where}"
 
@@ -107,8 +109,8 @@ def fused_step(activation, shape):
     if activation.element is None or rows * columns < MIN_VALUES:
         return None
     chosen = mode()
-    if chosen == "numpy" or (chosen == "auto" and (
-            numpy_tanh_is_simd() or max(rows, _job_points.get()) * columns < MIN_JOB_VALUES)):
+    if chosen == "numpy" or (chosen == "auto" and max(rows, _job_points.get()) * columns
+                             < MIN_JOB_VALUES[numpy_tanh_is_simd()]):
         return None
     with _lock:
         if activation.name not in _compiled:
