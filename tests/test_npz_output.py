@@ -2,6 +2,7 @@
 and a chunk's parts (``jaccli.io.parts``): the archive's bytes are those np.savez
 writes, whatever order and form the chunks come in."""
 
+import os
 import time
 from unittest import mock
 
@@ -115,3 +116,20 @@ def test_a_chunks_parts_joined_and_named():
     assert row_count(parts) == row_count(rows) == 2
     assert non_finite(parts) == non_finite(rows) == 1
     assert non_finite(np.array([[np.nan, 0.0, -np.inf]])) == 2
+
+
+def test_npy_points_are_read_into_new_arrays(tmp_path):
+    """The points of an NPY file, read a slice at a time and whole (an NPZ output's x),
+    whatever their dtype; a file cut short after it was opened is one clear error."""
+    from jaccli.errors import JaccliError
+    from jaccli.io.npy_points import NpyRows
+
+    for array in (np.random.default_rng(2).normal(size=(50, 3)), np.arange(8.0, dtype=">f8").reshape(4, 2)):
+        np.save(tmp_path / "p.npy", array)
+        rows = NpyRows(str(tmp_path / "p.npy"), np.load(tmp_path / "p.npy", mmap_mode="r"))
+        assert np.array_equal(rows[1:3], array[1:3]) and rows[1:3].flags.writeable
+        assert np.array_equal(np.asarray(rows, dtype=np.float64), array) and rows[2:2].shape == (0, array.shape[1])
+    with open(tmp_path / "p.npy", "r+b") as handle:
+        handle.truncate(os.path.getsize(tmp_path / "p.npy") - 8)
+    with pytest.raises(JaccliError, match="shorter than its header says"):
+        rows[0:4]
