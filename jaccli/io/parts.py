@@ -4,19 +4,22 @@ of the same rows by name ({name: rows}, ``--with``), each left as it was compute
 A writer that holds results by name (NPZ, Zarr) takes the parts as they are; a
 table (CSV, TSV, JSON, Parquet, the summary's statistics, a figure's sample) joins
 them side by side. Joining only where a table needs it spares the copies of a
-block built and split again.
+block built and split again. The chunks of a run are new arrays each (computed
+for that chunk, never a buffer reused): NPZ and Zarr keep them until they write.
 """
 
 import numpy as np
 
 
-def joined(block):
+def joined(block, copy=False):
     """The chunk's rows as one (rows, columns) array: an array's rows, or the parts
-    side by side, each result's columns in turn (a table's order)."""
+    side by side, each result's columns in turn (a table's order). ``copy``: a new
+    array in either case (parts joined are one already)."""
     if isinstance(block, dict):
         return np.concatenate([part.reshape(len(part), -1) for part in block.values()], axis=1)
     block = np.asarray(block)
-    return block.reshape(len(block), -1)
+    rows = block.reshape(len(block), -1)
+    return rows.copy() if copy else rows
 
 
 def by_name(block, parts):

@@ -315,7 +315,7 @@ class Pending:
     def add(self, block):
         """The gathered rows once there are enough of them, else None; ``block``: a
         chunk (``parts``), its parts joined side by side."""
-        rows = np.array(joined(block))  # a copy: the caller may reuse its buffer
+        rows = joined(block, copy=True)  # a copy: the caller may reuse its buffer
         self.blocks.append(rows)
         self.count += rows.size
         return self.drain() if self.count >= self.cells else None
