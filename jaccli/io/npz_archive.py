@@ -8,7 +8,6 @@ zip file, and a result held as its chunks needs no joining first.
 """
 
 import io
-import zipfile
 
 import numpy as np
 
@@ -41,6 +40,8 @@ def array_entry(array):
 def write_npz(handle, entries):
     """Write the archive of ``entries``, {name: (NPY header, [C-ordered arrays whose
     bytes follow one another])}, to the binary file ``handle``."""
+    import zipfile  # when an NPZ is written, not at every start-up (it imports bz2, lzma)
+
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
         for name, (header, blocks) in entries.items():
             with archive.open(name + ".npy", "w", force_zip64=True) as entry:

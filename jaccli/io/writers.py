@@ -16,7 +16,7 @@ import numpy as np
 
 from jaccli.errors import JaccliError, param
 from jaccli.io import registry
-from jaccli.io.npz_archive import npy_header
+from jaccli.io.npz_archive import array_entry, npy_header, write_npz
 from jaccli.io.parts import by_name, joined
 from jaccli.limits import folder_as_written
 
@@ -461,19 +461,18 @@ class NpzWriter:
 
     def _rows(self, name, n_rows):
         """The chunks of ``name`` in row order; they must cover its rows exactly."""
-        chunks, done = self.chunks[name], 0
-        for start in sorted(chunks):
+        chunks, done = [], 0
+        for start, rows in sorted(self.chunks[name].items(), key=lambda item: item[0]):
             if start != done:
                 break
-            done += len(chunks[start])
-        if done != n_rows or sum(map(len, chunks.values())) != n_rows:
+            chunks.append(rows)
+            done += len(rows)
+        if done != n_rows:
             raise ValueError(f"NPZ output incomplete: {name} has rows 0-{done} of {n_rows} in order")
-        return [chunks[start] for start in sorted(chunks)]
+        return chunks
 
     @writing_to
     def commit(self):
-        from jaccli.io.npz_archive import array_entry, write_npz
-
         extras = self.extras() if callable(self.extras) else self.extras
         entries = {name: (npy_header(shape, self.dtype), self._rows(name, shape[0]))
                    for name, shape in self.shapes.items()}
