@@ -119,8 +119,9 @@ class QuantityRun(Streamed):
 
 
 def result_chunks(client, model, names, points, chunk_size, source):
-    """(start, rows) of every quantity of ``names``, side by side, chunk by chunk in
-    order: on the cluster, or in this process."""
+    """(start, chunk) of the quantities ``names``, chunk by chunk in order (a chunk
+    as ``jaccli.io.parts`` says: here {name: result}, or one result; on the
+    cluster, their rows side by side)."""
     from jaccli.scale.cluster import quantity_chunks
 
     if client is not None:
@@ -128,8 +129,7 @@ def result_chunks(client, model, names, points, chunk_size, source):
                                chunk_size or min(map(model.chunk_size_for, names)), source)
     if len(names) == 1:
         return model.iter_chunks(names[0], points, chunk_size, source)
-    return ((start, side_by_side(results)) for start, results in
-            model.iter_together(names, points, chunk_size, source))
+    return model.iter_together(names, points, chunk_size, source)
 
 
 def json_head(command, model, n_points):
@@ -152,13 +152,6 @@ def summarise(console, model, command, names, columns, stats, n_points, seconds)
                                  len(names) > 1)
         offset += width
     print_summary(console, model, label, columns, stats, n_points, seconds, groups)
-
-
-def side_by_side(results):
-    """Several chunk results as one block of rows, each result's columns in turn."""
-    import numpy as np
-
-    return np.concatenate([part.reshape(len(part), -1) for part in results.values()], axis=1)
 
 
 def summary_groups(model, quantity, label, offset, width, named=False):

@@ -161,7 +161,7 @@ class Streamed(Run):
         """What comes before the output is opened (confint: the fit)."""
 
     def chunks(self, client):
-        """(start, rows) chunk by chunk, in order."""
+        """(start, chunk) chunk by chunk, in order (a chunk as ``jaccli.io.parts`` says)."""
         raise NotImplementedError
 
     def companions(self, writer):
@@ -219,26 +219,25 @@ def overflows_counted():
 
 
 def write_chunks(chunks, writer, progress, stats=None):
-    """Write each (start, result) of ``chunks`` in order, then commit (abort on any
-    error), advancing ``progress``; returns how many results are NaN or infinite."""
-    import numpy as np
-
+    """Write each (start, chunk) of ``chunks`` (``jaccli.io.parts``) in order, then
+    commit (abort on any error), advancing ``progress``; returns how many results
+    are NaN or infinite."""
+    from jaccli.io.parts import joined, non_finite, row_count
     from jaccli.io.writers import written_whole
 
     following = hasattr(chunks, "follow")  # a cluster's chunks report the cluster's progress
     if following:
         chunks.follow(progress.advance)
-    non_finite = 0
+    count = 0
     try:
         with written_whole(writer):
-            for start, result in chunks:
-                rows = result.reshape(len(result), -1)
-                writer.write(start, rows)
+            for start, chunk in chunks:
+                writer.write(start, chunk)
                 if stats is not None:
-                    stats.update(rows)
-                non_finite += rows.size - int(np.count_nonzero(np.isfinite(rows)))
+                    stats.update(joined(chunk))
+                count += non_finite(chunk)
                 if not following:
-                    progress.advance(start + len(rows))
+                    progress.advance(start + row_count(chunk))
     finally:
         progress.close()
-    return non_finite
+    return count

@@ -103,7 +103,7 @@ class JsonRowsWriter(TextStream):
 
     @writing_to
     def write(self, start, rows):
-        rows = self.pending.add(np.asarray(rows).reshape(len(rows), -1))
+        rows = self.pending.add(rows)
         if rows is not None:
             self._emit(rows)
 

@@ -145,16 +145,24 @@ class NpyRows:
 
     def __getitem__(self, rows):
         start, stop = row_range(self, rows)
-        count = max(stop - start, 0)
-        data = os.pread(self._fd, count * self._row_bytes, self._offset + start * self._row_bytes)
-        if len(data) != count * self._row_bytes:
-            raise JaccliError(f"{self.source}: the file is shorter than its header says")
-        block = np.frombuffer(data, dtype=self.dtype).reshape(count, self._width)
+        block = self._read(start, max(stop - start, 0))
         return block if self.columns is None else block[:, self.columns]
 
+    def _read(self, start, count):
+        """``count`` rows from ``start``, every column, read straight into a new array
+        (a read returns at most ~2 GB: as many reads as it takes)."""
+        block = np.empty((count, self._width), dtype=self.dtype)
+        flat, done = block.reshape(-1).view(np.uint8), 0
+        while done < len(flat):
+            read = os.preadv(self._fd, [flat[done:]], self._offset + start * self._row_bytes + done)
+            if not read:
+                raise JaccliError(f"{self.source}: the file is shorter than its header says")
+            done += read
+        return block
+
     def __array__(self, dtype=None, copy=None):
-        whole = self[0:len(self)]
-        return whole if dtype is None else whole.astype(dtype)
+        whole = self[0:len(self)]  # a new array: no second copy for the dtype it has
+        return whole if dtype is None else whole.astype(dtype, copy=False)
 
     def __del__(self):
         try:

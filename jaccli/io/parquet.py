@@ -118,7 +118,7 @@ class ParquetWriter:
 
     @writing_to
     def write(self, start, rows):
-        rows = self.pending.add(np.asarray(rows))
+        rows = self.pending.add(rows)
         if rows is not None:
             self._write_group(rows)
 

@@ -16,6 +16,8 @@ import numpy as np
 
 from jaccli.errors import JaccliError, param
 from jaccli.io import registry
+from jaccli.io.npz_archive import array_entry, npy_header, write_npz
+from jaccli.io.parts import by_name, joined
 from jaccli.limits import folder_as_written
 
 # Temporary outputs neither committed nor aborted yet. A Ctrl-C can land
@@ -310,9 +312,11 @@ class Pending:
     def __init__(self, cells=1 << 16):
         self.cells, self.blocks, self.count = cells, [], 0
 
-    def add(self, rows):
-        """The gathered rows once there are enough of them, else None."""
-        self.blocks.append(np.array(rows))  # a copy: the caller may reuse its buffer
+    def add(self, block):
+        """The gathered rows once there are enough of them, else None; ``block``: a
+        chunk (``parts``), its parts joined side by side."""
+        rows = joined(block, copy=True)  # a copy: the caller may reuse its buffer
+        self.blocks.append(rows)
         self.count += rows.size
         return self.drain() if self.count >= self.cells else None
 
@@ -379,7 +383,7 @@ class TableWriter(TextStream):
 
     @writing_to
     def write(self, start, rows):
-        rows = self.pending.add(np.asarray(rows))
+        rows = self.pending.add(rows)
         if rows is not None:
             self.handle.write(format_rows(rows, self.delimiter))
 
@@ -407,10 +411,7 @@ class NpyWriter:
         self.written = 0
         try:
             self.handle = open(self.atomic.temp_path, "wb")
-            header = {"descr": np.lib.format.dtype_to_descr(self.dtype),
-                      "fortran_order": False, "shape": self.shape}
-            np.lib.format.write_array_header_2_0(self.handle, header) if _needs_v2(header) \
-                else np.lib.format.write_array_header_1_0(self.handle, header)
+            self.handle.write(npy_header(self.shape, self.dtype))
         except BaseException:
             self.abort()
             raise
@@ -434,50 +435,56 @@ class NpyWriter:
         self.atomic.abort(getattr(self, "handle", None))
 
 
-def _needs_v2(header):
-    """NPY version 1.0 headers hold at most 65535 bytes (a very long shape needs 2.0)."""
-    return len(repr(header)) > 65000
-
-
 class NpzWriter:
     """NPZ is a zip archive: the results are gathered in memory, then saved.
 
-    ``parts`` is [(name, shape)] of the arrays whose rows lie side by side in
-    each block written (several with ``--with``), each saved under its name.
+    ``parts`` is [(name, shape)] of the arrays a chunk holds (several with
+    ``--with``: by name, or side by side in a block of rows), each saved under
+    its name. Each chunk's rows are kept as they come (a copy only when they
+    are not one C-ordered array of the output's type, e.g. cut from a block)
+    and written one after another by ``commit``: no array of the whole result
+    is filled, nor copied on its way to the file (``npz_archive``).
     """
 
     @writing_to
     def __init__(self, path, parts, dtype, extras):
         self.target = path
         self.atomic = AtomicFile(path)
-        self.arrays = {name: np.empty(shape, dtype=dtype) for name, shape in parts}
+        self.shapes, self.dtype = {name: tuple(shape) for name, shape in parts}, np.dtype(dtype)
+        self.chunks = {name: {} for name in self.shapes}  # {name: {start: rows}}
         self.extras = extras
 
     def write(self, start, block):
-        parts = [(name, array.shape) for name, array in self.arrays.items()]
-        for name, rows in split_parts(block, parts).items():
-            self.arrays[name][start:start + len(rows)] = rows
+        for name, rows in by_name(block, list(self.shapes.items())).items():
+            rows = np.ascontiguousarray(rows, dtype=self.dtype)
+            self.chunks[name][start] = rows.reshape((len(rows),) + self.shapes[name][1:])
+
+    def _rows(self, name, n_rows):
+        """The chunks of ``name`` in row order; they must cover its rows exactly."""
+        chunks, done = [], 0
+        for start, rows in sorted(self.chunks[name].items(), key=lambda item: item[0]):
+            if start != done:
+                break
+            chunks.append(rows)
+            done += len(rows)
+        if done != n_rows:
+            raise ValueError(f"NPZ output incomplete: {name} has rows 0-{done} of {n_rows} in order")
+        return chunks
 
     @writing_to
     def commit(self):
         extras = self.extras() if callable(self.extras) else self.extras
-        with open(self.atomic.temp_path, "wb") as handle:
-            np.savez(handle, **self.arrays, **extras)
+        entries = {name: (npy_header(shape, self.dtype), self._rows(name, shape[0]))
+                   for name, shape in self.shapes.items()}
+        entries.update((name, array_entry(array)) for name, array in extras.items())
+        # Chunks of tens of kB each: a 1 MiB buffer writes them in 1 MiB system calls
+        # (W6's 80 MB archive: 53 -> 41 ms; whole arrays go past the buffer as before).
+        with open(self.atomic.temp_path, "wb", buffering=1 << 20) as handle:
+            write_npz(handle, entries)
         self.atomic.commit()
 
     def abort(self):
         self.atomic.abort()
-
-
-def split_parts(block, parts):
-    """{name: rows in the part's shape} from a block of rows holding ``parts`` side by side."""
-    block = np.asarray(block).reshape(len(block), -1)
-    split, offset = {}, 0
-    for name, shape in parts:
-        width = int(np.prod(shape[1:], dtype=int))
-        split[name] = block[:, offset:offset + width].reshape((len(block),) + tuple(shape[1:]))
-        offset += width
-    return split
 
 
 def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None,
@@ -488,10 +495,10 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
     function returning it, called only when the NPZ is written.
     ``attributes`` (Zarr only): the store's attributes (the input and output names).
     ``head`` (JSON only): the document's fields before its ``rows``.
-    ``parts``: [(name, shape)] of several results written side by side in each
-    block (``--with``); by default the one result (name, shape). A table (CSV,
-    TSV, JSON, Parquet) has their columns one after another; NPZ and Zarr hold
-    each by name; NPY holds one array and refuses several.
+    ``parts``: [(name, shape)] of several results written in each chunk
+    (``--with``; a chunk as ``jaccli.io.parts`` says); by default the one result
+    (name, shape). A table (CSV, TSV, JSON, Parquet) has their columns one after
+    another; NPZ and Zarr hold each by name; NPY holds one array and refuses several.
     """
     parts = parts or [(name, shape)]
     if len(parts) > 1:  # for the room check: every number written
@@ -522,11 +529,7 @@ def open_writer(path, fmt, name, shape, dtype, columns, extras=None, stdout=None
     if fmt == "zarr":
         from jaccli.io.zarr_store import ZarrWriter
 
-        writer = ZarrWriter(path, dict(parts), dtype, attributes)
-        if len(parts) > 1:  # it takes {name: rows}: the block's columns, split
-            write = writer.write
-            writer.write = lambda start, block: write(start, split_parts(block, parts))
-        return writer
+        return ZarrWriter(path, dict(parts), dtype, attributes)
     raise JaccliError(f"unknown output format '{fmt}' ({registry.join_words(registry.names())})")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from jaccli.errors import JaccliError
 from jaccli.numeric import dtype_problem
 from jaccli.io import registry
+from jaccli.io.parts import by_name
 from jaccli.io.writers import track_unfinished
 
 SUFFIX = registry.points_format("zarr").suffixes[0]
@@ -214,8 +215,9 @@ def output_chunk_rows(shape, dtype):
 class ZarrWriter:
     """A Zarr store of one array per quantity, written in row order.
 
-    ``arrays``: {name: shape}. ``write(start, block)`` takes one quantity's
-    rows (any shape with that many rows) or a dict {name: rows}. Rows are
+    ``arrays``: {name: shape}. ``write(start, block)`` takes a chunk as
+    ``jaccli.io.parts`` says: {name: rows}, or rows holding the arrays' columns
+    side by side (one quantity's rows in any shape). Rows are
     buffered up to a whole output chunk, so every chunk is written once.
     """
 
@@ -250,8 +252,8 @@ class ZarrWriter:
             raise
 
     def write(self, start, block):
-        blocks = block if isinstance(block, dict) else {next(iter(self.arrays)): block}
-        for name, rows in blocks.items():
+        shapes = [(name, array.shape) for name, array in self.arrays.items()]
+        for name, rows in by_name(block, shapes).items():
             self._append(name, start, rows)
 
     def _append(self, name, start, rows):

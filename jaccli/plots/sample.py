@@ -13,6 +13,8 @@ import threading
 
 import numpy as np
 
+from jaccli.io.parts import joined
+
 #: Rows kept for a figure at most, and the bytes they may take.
 SAMPLE_ROWS = 20_000
 SAMPLE_BYTES = 64 << 20
@@ -136,7 +138,7 @@ class RunSample:
         return TappedPoints(points, self.x)
 
     def write(self, start, rows):
-        rows = np.asarray(rows).reshape(len(rows), -1)[:, self.columns]
+        rows = joined(rows)[:, self.columns]
         sums = np.abs(rows.astype(np.float64)).sum(axis=0)
         self.abs_sum = sums if self.abs_sum is None else self.abs_sum + sums
         self.count += len(rows)
