@@ -133,3 +133,39 @@ def test_npy_points_are_read_into_new_arrays(tmp_path):
         handle.truncate(os.path.getsize(tmp_path / "p.npy") - 8)
     with pytest.raises(JaccliError, match="shorter than its header says"):
         rows[0:4]
+
+
+# NpzWriter and ZarrWriter keep each chunk's arrays until they write (``jaccli.io.parts``):
+# that holds only while a chunk's results are new arrays, never a worker's buffer that
+# the next chunk overwrites. Every quantity, alone and together, on one workspace.
+CHUNK_QUANTITIES = [("value",), ("jacobian",), ("hessdiag",), ("laplacian",), ("hessian",),
+                    ("param_jacobian",), ("value", "jacobian"), ("value", "jacobian", "hessian"),
+                    ("jacobian", "hessdiag", "laplacian"), ("value", "param_jacobian")]
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+@pytest.mark.parametrize("names", CHUNK_QUANTITIES, ids=",".join)
+def test_a_chunks_results_survive_the_next_chunk(tmp_path, names, outputs):
+    import jaccli
+    from jaccli.engine.sweeps import Workspace
+
+    rng = np.random.default_rng(outputs)
+    dims = [2, 5, 4, outputs]
+    tensors = {}
+    for index, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        tensors[f"W{index}"], tensors[f"b{index}"] = rng.normal(size=(a, b)), rng.normal(size=b)
+    spec = (f"{{inputs: 2, outputs: {outputs}, layers: [{{units: 5, activation: tanh}}, "
+            f"{{units: 4, activation: softmax}}, {{units: {outputs}, activation: linear}}]}}")
+    np.savez(tmp_path / "m.npz", jaccli_spec=np.array(spec), **tensors)
+    model = jaccli.load(str(tmp_path / "m.npz"))
+    work = Workspace()
+    first = model.compute_chunk_together(list(names), rng.normal(size=(7, 2)), work)
+    kept = {name: result.copy() for name, result in first.items()}
+    model.compute_chunk_together(list(names), rng.normal(size=(7, 2)), work)
+    if len(names) == 1:  # the single-quantity path (model.iter_chunks)
+        alone = model.compute_chunk(names[0], rng.normal(size=(7, 2)), work=work)
+        saved = alone.copy()
+        model.compute_chunk(names[0], rng.normal(size=(7, 2)), work=work)
+        assert np.array_equal(alone, saved)
+    for name in names:
+        assert np.array_equal(first[name], kept[name]), name
