@@ -173,6 +173,26 @@ def test_an_error_in_a_worker_reaches_the_caller():
     assert 30 in seen
 
 
+def test_the_lowest_failing_chunk_is_raised_and_the_workers_stop():
+    import threading
+    import time
+
+    from jaccli.engine.chunks import run_chunks
+
+    seen, lock = [], threading.Lock()
+
+    def work(start, stop, state):
+        with lock:
+            seen.append(start)
+        time.sleep(0.001)
+        if start in (30, 50):
+            raise ValueError(f"bad chunk {start}")
+
+    with pytest.raises(ValueError, match="bad chunk 30"):
+        run_chunks(work, 10_000, 10, threads=2)
+    assert len(seen) < 100  # stopped after their current chunk, not all 1,000 run
+
+
 def test_default_chunk_size_is_bounded(model_and_points):
     model, _ = model_and_points
     from jaccli.model import MAX_CHUNK, MIN_CHUNK
