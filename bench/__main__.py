@@ -21,6 +21,8 @@ from .csv_bench import bench_csv, print_csv_rows
 from .floor import describe_machine, machine_threads, products_only
 from .plot_bench import PLOT_POINTS, bench_plot
 from .plot_bench import describe as describe_plot_row
+from .quiet import CpuWatch
+from .quiet import describe as describe_quiet
 from .rounds import describe_rounds, describe_simd, simd_report
 from .scale import SCALE, bench_scale_out
 from .scale import describe as describe_scale_row
@@ -387,22 +389,6 @@ def machine():
             "openblas_l2_size": os.environ.get("OPENBLAS_L2_SIZE")}
 
 
-#: A 1-minute load average per core above this, before or after the run, means other
-#: work shared the cores: the ratios are then indicative only.
-QUIET_LOAD_PER_CORE = 0.25
-
-
-def describe_quiet(info):
-    """Whether the machine was quiet before and after the run (1-minute load per core)."""
-    cores = info["cores"] or 1
-    before = info["load_average"][0]
-    after = info.get("load_average_after", info["load_average"])[0]
-    quiet = max(before, after) / cores <= QUIET_LOAD_PER_CORE
-    verdict = "quiet" if quiet else "NOT quiet: other work shared the cores, take the ratios as indicative"
-    return (f"machine {verdict} (1-minute load {before:.2f} before, {after:.2f} after, "
-            f"{cores} cores)")
-
-
 def print_table(rows, cli, rate, info):
     head = ["workload", "jaccli", "f32", "JAX best", "torch.func", "NumPy FD", "limit",
             "jaccli/JAX", "jaccli/limit"]
@@ -424,7 +410,7 @@ def print_table(rows, cli, rate, info):
           f"{rate / 1e9:.1f} GFLOP/s; best of {REPEATS} after a warm-up"
           + (f"; times and ratios: medians of {rounds} interleaved rounds" if rounds else ""))
     print(describe_simd(info["simd"]))
-    print(describe_quiet(info))
+    print(describe_quiet(info.get("other_work"), info["load_average"][0], info["cores"] or 1))
     if info.get("threads"):
         print(describe_machine(info["threads"]))
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
@@ -483,6 +469,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
     started = time.perf_counter()
+    watch = CpuWatch()
     info = machine()
     rate = gemm_rate()
     info["threads"] = machine_threads()
@@ -508,6 +495,7 @@ def main(argv=None):
             plot = bench_plot(directory, args.plot_points, run_timed, peak_command, command)
     info["seconds"] = time.perf_counter() - started
     info["load_average_after"] = os.getloadavg()
+    info["other_work"] = watch.report(info["cores"] or 1)
     if rows or cli:
         print_table(rows, cli, rate, info)
     print_csv_rows(csv_rows)
