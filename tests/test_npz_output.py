@@ -118,11 +118,16 @@ def test_a_chunks_parts_joined_and_named():
     assert non_finite(np.array([[np.nan, 0.0, -np.inf]])) == 2
 
 
-def test_npy_points_are_read_into_new_arrays(tmp_path):
+@pytest.mark.parametrize("preadv", [True, False], ids=["preadv", "pread"])
+def test_npy_points_are_read_into_new_arrays(tmp_path, monkeypatch, preadv):
     """The points of an NPY file, read a slice at a time and whole (an NPZ output's x),
-    whatever their dtype; a file cut short after it was opened is one clear error."""
+    whatever their dtype, with os.preadv or (where a system lacks it) os.pread; a file
+    cut short after it was opened is one clear error."""
     from jaccli.errors import JaccliError
     from jaccli.io.npy_points import NpyRows
+
+    if not preadv:
+        monkeypatch.delattr(os, "preadv", raising=False)
 
     for array in (np.random.default_rng(2).normal(size=(50, 3)), np.arange(8.0, dtype=">f8").reshape(4, 2)):
         np.save(tmp_path / "p.npy", array)

@@ -110,6 +110,16 @@ def _load(file, source, mmap_mode=None):
         raise JaccliError(f"{source}: not a readable NPY file ({exc})") from None
 
 
+def _read_into(fd, view, offset):
+    """Bytes read from ``offset`` into ``view``: ``os.preadv`` where the platform has it
+    (no copy), else ``os.pread`` and a copy (it is missing on some systems)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    data = os.pread(fd, len(view), offset)
+    view[:len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return len(data)
+
+
 class NpyRows:
     """The rows of a 2-D C-order NPY file, read a slice at a time with pread.
 
@@ -154,7 +164,7 @@ class NpyRows:
         block = np.empty((count, self._width), dtype=self.dtype)
         flat, done = block.reshape(-1).view(np.uint8), 0
         while done < len(flat):
-            read = os.preadv(self._fd, [flat[done:]], self._offset + start * self._row_bytes + done)
+            read = _read_into(self._fd, flat[done:], self._offset + start * self._row_bytes + done)
             if not read:
                 raise JaccliError(f"{self.source}: the file is shorter than its header says")
             done += read
