@@ -14,11 +14,6 @@ import numpy as np
 from jaccli.engine.network import first_tangents, per_point, scaled_inputs
 
 
-def _propagate(tangents, kernel):
-    """(N, n, d_in) @ (d_in, d_out) as one matrix product."""
-    return tangents @ kernel
-
-
 def taylor_hessdiag(net, x):
     """d2y_k/dx_j2 (N, m, n) by Taylor-mode forward propagation.
 
@@ -26,6 +21,22 @@ def taylor_hessdiag(net, x):
         S_z = S_{a, previous} W,   S_a = s''(z) T_z^2 + s'(z) S_z.
     The full Hessian is never built: the cost is about 2 n forward passes.
     """
+    second = _second_derivatives(net, x, summed=False)  # (N, n, m)
+    return np.ascontiguousarray((second * net.out_scale).transpose(0, 2, 1))
+
+
+def taylor_laplacian(net, x):
+    """sum_j d2y_k/dx_j2 (N, m): the forward Laplacian.
+
+    Like ``taylor_hessdiag`` but the second-order term is summed over the inputs
+    at every layer, so it carries (N, 1, d) instead of (N, n, d).
+    """
+    return _second_derivatives(net, x, summed=True)[:, 0, :] * net.out_scale
+
+
+def _second_derivatives(net, x, summed):
+    """S_a of the last layer (N, n, m), or its sum over the inputs (N, 1, m) when
+    ``summed``: the sum is taken at every layer, since S_z = S_a W is linear."""
     a = scaled_inputs(net, x)
     for index, layer in enumerate(net.layers):
         z = layer.pre_activation(a)
@@ -34,31 +45,11 @@ def taylor_hessdiag(net, x):
             tz = per_point(first_tangents(net), len(x))
             sz = None  # the first layer is linear in x: no curvature yet
         else:
-            tz, sz = _propagate(ta, layer.kernel), _propagate(sa, layer.kernel)
+            tz, sz = ta @ layer.kernel, sa @ layer.kernel
         ta = layer.activation.jvp(a, s1, tz)
         sa = layer.activation.second(a, s1, s2, tz, ta)
+        if summed:
+            sa = sa.sum(axis=1, keepdims=True)
         if sz is not None:
             sa += layer.activation.jvp(a, s1, sz)
-    return np.ascontiguousarray((sa * net.out_scale).transpose(0, 2, 1))
-
-
-def taylor_laplacian(net, x):
-    """sum_j d2y_k/dx_j2 (N, m): the forward Laplacian.
-
-    Like ``hessdiag`` but the second-order term is summed over the inputs at
-    every layer, so it carries (N, d) instead of (N, n, d).
-    """
-    a = scaled_inputs(net, x)
-    for index, layer in enumerate(net.layers):
-        z = layer.pre_activation(a)
-        a, s1, s2 = layer.derivatives(z)
-        if index == 0:
-            tz = per_point(first_tangents(net), len(x))
-            lz = None
-        else:
-            tz, lz = _propagate(ta, layer.kernel), la @ layer.kernel
-        ta = layer.activation.jvp(a, s1, tz)
-        la = layer.activation.second(a, s1, s2, tz, ta).sum(axis=1)
-        if lz is not None:
-            la += layer.activation.jvp(a, s1, lz[:, None, :])[:, 0, :]
-    return la * net.out_scale
+    return sa
